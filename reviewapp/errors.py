@@ -1,0 +1,45 @@
+"""Errors raised by services; faces (views, API, commands) turn them into messages or status codes."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class FieldError(TypedDict):
+    index: int | None
+    field: str
+    message: str
+
+
+class ServiceError(Exception):
+    """A request the service refuses, with a message fit to show the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationFailed(ServiceError):
+    """Input does not fit; ``errors`` says what is wrong and where. Nothing was written."""
+
+    def __init__(self, errors: list[FieldError], message: str = "The input is not valid.") -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class Conflict(ServiceError):
+    """The request clashes with the current state (HTTP 409)."""
+
+    code = "conflict"
+
+
+class LeaseLost(Conflict):
+    code = "lease_lost"
+
+
+class AlreadySubmitted(Conflict):
+    code = "already_submitted"
+
+
+class ItemRemoved(Conflict):
+    code = "item_removed"

@@ -1,0 +1,53 @@
+"""Who may do what: capabilities per project role, and token scopes.
+
+A user acts on a project only as a member; the role decides the capabilities. An API token
+narrows that further: it needs the matching scope and, when pinned, the right project.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from reviewapp.models import Role
+
+
+class Capability(StrEnum):
+    VIEW = "view"  # see the project, its items and its progress
+    REVIEW = "review"  # take items from the queue and submit reviews
+    INGEST = "ingest"  # add or update items
+    EXPORT = "export"  # read every review of the project
+    CURATE = "curate"  # adjudicate, manage gold items and datasets
+    EVALUATE = "evaluate"  # run evaluation suites
+    PROMOTE = "promote"  # request and approve model promotions
+    MANAGE = "manage"  # change the project, its questions and its members
+
+
+ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    Role.REVIEWER: frozenset({Capability.VIEW, Capability.REVIEW}),
+    Role.CURATOR: frozenset(
+        {Capability.VIEW, Capability.REVIEW, Capability.CURATE, Capability.EXPORT, Capability.INGEST}
+    ),
+    Role.ENGINEER: frozenset(
+        {
+            Capability.VIEW,
+            Capability.REVIEW,
+            Capability.INGEST,
+            Capability.EXPORT,
+            Capability.EVALUATE,
+            Capability.PROMOTE,
+        }
+    ),
+    Role.ADMIN: frozenset(Capability),
+}
+
+# Which token scope a capability needs when the caller is an API token.
+SCOPE_FOR_CAPABILITY: dict[Capability, str] = {
+    Capability.VIEW: "",  # any scope may read the project itself
+    Capability.REVIEW: "review",
+    Capability.INGEST: "ingest",
+    Capability.EXPORT: "export",
+}
+
+
+def role_allows(role: str | None, capability: Capability) -> bool:
+    return role is not None and capability in ROLE_CAPABILITIES.get(role, frozenset())

@@ -1,0 +1,138 @@
+"""Validation of review answers against a project's questions (its label schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.models import Item, Question
+
+Kind = Question.Kind
+TEXT_MAX = 20_000
+TRUE_WORDS = {"yes", "y", "pass", "true", "1", "thumbs_up"}
+FALSE_WORDS = {"no", "n", "fail", "false", "0", "thumbs_down"}
+
+
+def _err(field: str, message: str) -> FieldError:
+    return {"index": None, "field": field, "message": message}
+
+
+def _int_in_range(value: Any, lo: int, hi: int) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and lo <= value <= hi:
+        return value
+    return None
+
+
+def _clean_one(question: Question, value: Any, item: Item, field: str, errors: list[FieldError]) -> Any:
+    kind = question.kind
+    opts = question.options or {}
+    if kind == Kind.PASS_FAIL:
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        errors.append(_err(field, "Answer pass (true) or fail (false)."))
+    elif kind == Kind.RATING:
+        lo, hi = int(opts.get("min", 1)), int(opts.get("max", 5))
+        rating = _int_in_range(value, lo, hi)
+        if rating is None:
+            errors.append(_err(field, f"Give a whole number from {lo} to {hi}."))
+        return rating
+    elif kind == Kind.CHOICE:
+        choices = list(opts.get("choices", []))
+        if value in choices:
+            return value
+        errors.append(_err(field, f"Pick one of: {', '.join(map(str, choices))}."))
+    elif kind == Kind.MULTI_CHOICE:
+        choices = list(opts.get("choices", []))
+        values = value if isinstance(value, list) else [value]
+        bad = [v for v in values if v not in choices]
+        if bad:
+            errors.append(_err(field, f"Not an option: {', '.join(map(str, bad))}. Options: {', '.join(choices)}."))
+            return None
+        # Keep the schema's order and drop repeats, so equal answers compare equal.
+        return [c for c in choices if c in values]
+    elif kind in (Kind.TEXT, Kind.EXPECTED_RESPONSE):
+        if not isinstance(value, str):
+            errors.append(_err(field, "Give text."))
+            return None
+        if len(value) > TEXT_MAX:
+            errors.append(_err(field, f"At most {TEXT_MAX} characters."))
+        return value.strip()
+    elif kind == Kind.EXPECTED_FACTS:
+        if isinstance(value, str):
+            value = value.splitlines()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            errors.append(_err(field, "Give a list of facts (one text per fact)."))
+            return None
+        return [v.strip() for v in value if v.strip()]
+    elif kind == Kind.CONTEXT_RELEVANCE:
+        lo, hi = int(opts.get("min", 0)), int(opts.get("max", 2))
+        n_chunks = len(item.retrieved_context or [])
+        if not isinstance(value, list) or len(value) != n_chunks:
+            errors.append(_err(field, f"Give one rating per retrieved chunk ({n_chunks})."))
+            return None
+        cleaned: list[int | None] = []
+        for i, v in enumerate(value):
+            if v is None or v == "":
+                cleaned.append(None)
+                continue
+            rating = _int_in_range(v, lo, hi)
+            if rating is None:
+                errors.append(_err(f"{field}[{i}]", f"Give a whole number from {lo} to {hi}."))
+            cleaned.append(rating)
+        return cleaned
+    return None
+
+
+def _is_empty(question: Question, value: Any) -> bool:
+    if value is None or value == "" or value == []:
+        return True
+    if question.kind == Question.Kind.CONTEXT_RELEVANCE and isinstance(value, list):
+        return any(v is None for v in value)
+    return False
+
+
+def answers_validate(*, questions: list[Question], item: Item, answers: Any) -> dict[str, Any]:
+    """Return the cleaned answers, or raise ValidationFailed naming each bad field."""
+    if not isinstance(answers, dict):
+        raise ValidationFailed([_err("answers", "Give the answers as an object keyed by question.")])
+    errors: list[FieldError] = []
+    known = {q.key for q in questions}
+    for key in answers:
+        if key not in known:
+            errors.append(_err(f"answers.{key}", "No such question in this project."))
+    cleaned: dict[str, Any] = {}
+    for question in questions:
+        field = f"answers.{question.key}"
+        raw = answers.get(question.key)
+        if raw is None or raw == "" or raw == []:
+            if question.required and question.kind != Question.Kind.CONTEXT_RELEVANCE:
+                errors.append(_err(field, "This question is required."))
+            elif question.required and (item.retrieved_context or []):
+                errors.append(_err(field, "Rate every retrieved chunk."))
+            continue
+        value = _clean_one(question, raw, item, field, errors)
+        if value is None:
+            continue
+        if question.required and _is_empty(question, value):
+            message = (
+                "Rate every retrieved chunk."
+                if question.kind == Kind.CONTEXT_RELEVANCE
+                else ("This question is required.")
+            )
+            errors.append(_err(field, message))
+            continue
+        cleaned[question.key] = value
+    if errors:
+        raise ValidationFailed(errors, "Some answers are missing or not valid.")
+    return cleaned

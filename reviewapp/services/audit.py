@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from typing import Any
+
+from reviewapp.models import AuditEvent, Project
+
+
+def audit_record(
+    *,
+    actor: Any,
+    action: str,
+    target: Any,
+    project: Project | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the audit log. Call inside the transaction that made the change."""
+    return AuditEvent.objects.create(
+        project=project,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        action=action,
+        target_type=type(target).__name__.lower(),
+        target_id=str(target.pk),
+        data=data or {},
+    )

@@ -1,0 +1,220 @@
+"""Ingest of RAG outputs: validate every row first, then upsert the whole batch in one transaction.
+
+Rows are checked with msgspec (an order of magnitude faster than DRF serializers on 10,000-row
+batches) and every problem is reported as ``{"index", "field", "message"}``. A batch with any
+bad row writes nothing. Re-sending a row with the same ``external_id`` updates it in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import msgspec
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.models import Assignment, Item, Project
+from reviewapp.services.audit import audit_record
+
+ShortText = Annotated[str, msgspec.Meta(max_length=200)]
+Version = Annotated[str, msgspec.Meta(max_length=100)]
+MAX_TEXT = 1_000_000  # 1 MB of text per field is far above any real answer
+
+
+class ContextChunk(msgspec.Struct):
+    content: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+    doc_uri: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class ChatMessage(msgspec.Struct):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+
+
+class ChatRequest(msgspec.Struct):
+    messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1)]
+
+
+class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    request: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT)] | ChatRequest
+    response: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] = ""
+    retrieved_context: list[ContextChunk] = []
+    external_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    request_id: ShortText | None = None  # Agent Evaluation's name for the row id
+    model_name: ShortText = ""
+    model_version: Version = ""
+    trace_id: ShortText = ""
+    source: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    metadata: dict[str, Any] = {}
+    priority: int = 0
+
+
+ITEM_FIELDS = [
+    "request",
+    "response",
+    "retrieved_context",
+    "model_name",
+    "model_version",
+    "trace_id",
+    "source",
+    "metadata",
+    "priority",
+]
+_AT = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$", re.S)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    created: int
+    updated: int
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated
+
+
+def _field_error(index: int, exc: msgspec.ValidationError) -> FieldError:
+    text = str(exc)
+    match = _AT.match(text)
+    message, path = (match["message"], match["path"].lstrip(".")) if match else (text, "")
+    unknown = re.match(r"Object contains unknown field `(?P<name>[^`]+)`", message)
+    if unknown:
+        path = f"{path}.{unknown['name']}".lstrip(".")
+        message = "Unknown field."
+    return {"index": index, "field": path, "message": message}
+
+
+def external_id_for(row: ItemIn) -> str:
+    """The row's id: ``external_id``, else ``request_id``, else ``trace_id``, else a content hash.
+
+    A content hash keeps re-sending the same output idempotent even when the client has no id.
+    """
+    if row.external_id:
+        return row.external_id
+    if row.request_id:
+        return row.request_id
+    if row.trace_id:
+        return row.trace_id
+    digest = hashlib.sha256(msgspec.json.encode([row.request, row.response, row.model_version])).hexdigest()
+    return f"sha256:{digest[:40]}"
+
+
+def items_validate(rows: Iterable[Any]) -> tuple[list[ItemIn], list[FieldError]]:
+    """Check every row; returns the parsed rows and the list of errors (empty when all fit)."""
+    parsed: list[ItemIn] = []
+    errors: list[FieldError] = []
+    first_seen: dict[str, int] = {}
+    for index, raw in enumerate(rows):
+        if not isinstance(raw, dict):
+            errors.append({"index": index, "field": "", "message": "Each item must be a JSON object."})
+            continue
+        try:
+            row = msgspec.convert(raw, ItemIn)
+        except msgspec.ValidationError as exc:
+            errors.append(_field_error(index, exc))
+            continue
+        if isinstance(row.request, ChatRequest) and not any(m.role == "user" for m in row.request.messages):
+            errors.append(
+                {
+                    "index": index,
+                    "field": "request.messages",
+                    "message": "A chat request needs at least one user message.",
+                }
+            )
+            continue
+        ext_id = external_id_for(row)
+        if ext_id in first_seen:
+            errors.append(
+                {
+                    "index": index,
+                    "field": "external_id",
+                    "message": f"Duplicate of row {first_seen[ext_id]} in the same batch.",
+                }
+            )
+            continue
+        first_seen[ext_id] = index
+        parsed.append(row)
+    return parsed, errors
+
+
+def _item_values(row: ItemIn) -> dict[str, Any]:
+    request = row.request if isinstance(row.request, str) else msgspec.to_builtins(row.request)
+    return {
+        "request": request,
+        "response": row.response,
+        "retrieved_context": [{"doc_uri": c.doc_uri, "content": c.content} for c in row.retrieved_context],
+        "model_name": row.model_name,
+        "model_version": row.model_version,
+        "trace_id": row.trace_id,
+        "source": row.source,
+        "metadata": row.metadata,
+        "priority": row.priority,
+    }
+
+
+def items_ingest(*, project: Project, rows: list[Any], actor: Any = None, source: str = "api") -> IngestResult:
+    """Validate and upsert a batch of items; all or nothing. Raises ValidationFailed."""
+    if len(rows) > settings.INGEST_MAX_ITEMS:
+        raise ValidationFailed(
+            [{"index": None, "field": "", "message": f"At most {settings.INGEST_MAX_ITEMS} items per request."}],
+            f"Too many items ({len(rows)}); send at most {settings.INGEST_MAX_ITEMS} per request.",
+        )
+    if not rows:
+        raise ValidationFailed([{"index": None, "field": "", "message": "No items given."}], "No items given.")
+    parsed, errors = items_validate(rows)
+    if errors:
+        raise ValidationFailed(errors, f"{len(errors)} of {len(rows)} items are not valid; nothing was written.")
+    by_id = {external_id_for(row): row for row in parsed}
+    now = timezone.now()
+    with transaction.atomic():
+        existing = set(
+            Item.objects.filter(project=project, external_id__in=list(by_id)).values_list("external_id", flat=True)
+        )
+        objs = [
+            Item(project=project, external_id=ext_id, created_at=now, updated_at=now, **_item_values(row))
+            for ext_id, row in by_id.items()
+        ]
+        Item.objects.bulk_create(
+            objs,
+            batch_size=1000,
+            update_conflicts=True,
+            unique_fields=["project", "external_id"],
+            update_fields=[*ITEM_FIELDS, "updated_at"],
+        )
+        new_items = [obj for obj in objs if obj.external_id not in existing]
+        if any(obj.pk is None for obj in new_items):  # a backend without RETURNING on upsert
+            ids = dict(
+                Item.objects.filter(project=project, external_id__in=[o.external_id for o in new_items]).values_list(
+                    "external_id", "id"
+                )
+            )
+            for obj in new_items:
+                obj.pk = ids[obj.external_id]
+        slots_create(project=project, items=new_items)
+        result = IngestResult(created=len(new_items), updated=len(objs) - len(new_items))
+        audit_record(
+            actor=actor,
+            action="items.ingest",
+            target=project,
+            project=project,
+            data={"created": result.created, "updated": result.updated, "source": source},
+        )
+    return result
+
+
+def slots_create(*, project: Project, items: list[Item]) -> None:
+    """Give each new item ``reviews_per_item`` empty review slots."""
+    Assignment.objects.bulk_create(
+        [
+            Assignment(project=project, item_id=item.pk, slot=slot)
+            for item in items
+            for slot in range(project.reviews_per_item)
+        ],
+        batch_size=2000,
+    )

@@ -1,0 +1,124 @@
+"""The review queue: lease a free slot, keep it alive, give it back.
+
+Each item has ``reviews_per_item`` slots (Assignment rows). Leasing locks one free slot row
+with ``SELECT ... FOR UPDATE SKIP LOCKED`` and writes the lease onto that same row; if another
+transaction leased it in the meantime, PostgreSQL re-checks the row's new values and skips it,
+so two reviewers never hold one slot. On SQLite, writes are serialised by the database lock.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost
+from reviewapp.models import Assignment, Project, Skip
+from reviewapp.selectors import open_slots_for_user
+from reviewapp.services.audit import audit_record
+
+
+def _lease_until(project: Project) -> Any:
+    return timezone.now() + timedelta(seconds=project.lease_seconds)
+
+
+def queue_next(*, project: Project, user: Any) -> Assignment | None:
+    """The reviewer's current lease, or a newly leased free slot; None when nothing is left.
+
+    A reviewer who already holds an unsubmitted slot gets it back (renewed), so a reload or a
+    second tab never loses work or takes a second item.
+    """
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _queue_next_once(project=project, user=user)
+        except IntegrityError:
+            # The same reviewer raced themselves onto one item from two tabs; try again.
+            continue
+    return None
+
+
+def _queue_next_once(*, project: Project, user: Any) -> Assignment | None:
+    held = (
+        Assignment.objects.select_for_update()
+        .filter(project=project, reviewer=user, submitted_at__isnull=True)
+        .order_by("id")
+        .first()
+    )
+    if held is not None:
+        held.expires_at = _lease_until(project)
+        held.save(update_fields=["expires_at"])
+        return held
+    candidates = open_slots_for_user(project=project, user=user).order_by("id")
+    if connection.features.has_select_for_update_skip_locked:
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+    slot = candidates.first()
+    if slot is None:
+        return None
+    now = timezone.now()
+    slot.reviewer = user
+    slot.leased_at = now
+    slot.expires_at = _lease_until(project)
+    slot.save(update_fields=["reviewer", "leased_at", "expires_at"])
+    return slot
+
+
+def assignment_renew(*, assignment: Assignment, user: Any) -> Assignment:
+    """Extend the lease while the reviewer works; LeaseLost if someone else has the slot now."""
+    with transaction.atomic():
+        current = _lock_own(assignment=assignment, user=user)
+        current.expires_at = _lease_until(current.project)
+        current.save(update_fields=["expires_at"])
+    return current
+
+
+def assignment_skip(*, assignment: Assignment, user: Any, reason: str = "") -> None:
+    """Give the slot back and do not offer this item to the reviewer again."""
+    with transaction.atomic():
+        current = _lock_own(assignment=assignment, user=user)
+        Skip.objects.get_or_create(
+            project=current.project, item_id=current.item_id, reviewer=user, defaults={"reason": reason[:500]}
+        )
+        _release(current)
+        audit_record(
+            actor=user, action="item.skip", target=current.item, project=current.project, data={"reason": reason[:500]}
+        )
+
+
+def assignment_release(*, assignment: Assignment, user: Any) -> None:
+    """Give the slot back without skipping (the reviewer may get the item again later)."""
+    with transaction.atomic():
+        _release(_lock_own(assignment=assignment, user=user))
+
+
+def _release(slot: Assignment) -> None:
+    slot.reviewer = None
+    slot.leased_at = None
+    slot.expires_at = None
+    slot.save(update_fields=["reviewer", "leased_at", "expires_at"])
+
+
+def _lock_own(*, assignment: Assignment, user: Any) -> Assignment:
+    current = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("project", "item")
+        .filter(pk=assignment.pk)
+        .first()
+    )
+    if current is None:
+        raise ItemRemoved("This item was removed from the project; take the next one.")
+    if current.reviewer_id != user.pk:
+        raise LeaseLost("Your lease on this item expired and another reviewer has it now.")
+    if current.submitted_at is not None:
+        raise AlreadySubmitted("You already submitted this item; edit it from My reviews.")
+    return current
+
+
+def leases_reclaim_expired(*, project: Project | None = None) -> int:
+    """Free expired, unsubmitted leases (the sweeper). Returns how many were freed."""
+    qs = Assignment.objects.filter(submitted_at__isnull=True, expires_at__lt=timezone.now())
+    if project is not None:
+        qs = qs.filter(project=project)
+    return qs.update(reviewer=None, leased_at=None, expires_at=None)

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost
+from reviewapp.models import Assignment, Item, Review, ReviewRevision
+from reviewapp.selectors import questions_for_project
+from reviewapp.services.answers import answers_validate
+from reviewapp.services.audit import audit_record
+
+MAX_TIME_ON_TASK_MS = 24 * 3600 * 1000
+
+
+def review_submit(
+    *,
+    assignment_id: int,
+    user: Any,
+    answers: Any,
+    comment: str = "",
+    time_on_task_ms: int | None = None,
+) -> Review:
+    """Fill the reviewer's leased slot with a review.
+
+    An expired lease that nobody else has taken is still honoured (the reviewer's work is not
+    thrown away); a slot someone else now holds raises LeaseLost.
+    """
+    with transaction.atomic():
+        slot = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("project", "item")
+            .filter(pk=assignment_id)
+            .first()
+        )
+        if slot is None:
+            raise ItemRemoved("This item was removed from the project; your answers were not saved.")
+        if slot.reviewer_id != user.pk:
+            raise LeaseLost("Your lease on this item expired and another reviewer has it now.")
+        if slot.submitted_at is not None:
+            raise AlreadySubmitted("You already submitted this item; edit it from My reviews.")
+        project = slot.project
+        cleaned = answers_validate(questions=questions_for_project(project=project), item=slot.item, answers=answers)
+        now = timezone.now()
+        review = Review.objects.create(
+            project=project,
+            item=slot.item,
+            assignment=slot,
+            reviewer=user,
+            answers=cleaned,
+            comment=(comment or "").strip(),
+            time_on_task_ms=_clamp_time(time_on_task_ms),
+            schema_version=project.schema_version,
+            submitted_at=now,
+            updated_at=now,
+        )
+        slot.submitted_at = now
+        slot.save(update_fields=["submitted_at"])
+        Item.objects.filter(pk=slot.item_id).update(review_count=F("review_count") + 1)
+        audit_record(actor=user, action="review.submit", target=review, project=project, data={"item": slot.item_id})
+    return review
+
+
+def review_edit(*, review: Review, user: Any, answers: Any, comment: str | None = None) -> Review:
+    """Change a submitted review; the previous answers go to its history."""
+    with transaction.atomic():
+        current = Review.objects.select_for_update(of=("self",)).select_related("project", "item").get(pk=review.pk)
+        cleaned = answers_validate(
+            questions=questions_for_project(project=current.project), item=current.item, answers=answers
+        )
+        new_comment = current.comment if comment is None else comment.strip()
+        if cleaned == current.answers and new_comment == current.comment:
+            return current
+        now = timezone.now()
+        ReviewRevision.objects.create(
+            review=current, answers=current.answers, comment=current.comment, edited_by=user, replaced_at=now
+        )
+        current.answers = cleaned
+        current.comment = new_comment
+        current.updated_at = now
+        current.save(update_fields=["answers", "comment", "updated_at"])
+        audit_record(actor=user, action="review.edit", target=current, project=current.project)
+    return current
+
+
+def _clamp_time(value: int | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return max(0, min(int(value), MAX_TIME_ON_TASK_MS))
+    except (TypeError, ValueError):
+        return None

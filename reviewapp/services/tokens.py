@@ -1,0 +1,92 @@
+"""API tokens: shown once, stored as SHA-256, scoped, revocable.
+
+Format: ``rd_<prefix>_<secret>``. The prefix finds the row; the secret's hash must match.
+The secret carries 256 bits of randomness, so a fast hash is enough (no password stretching).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from reviewapp.errors import ValidationFailed
+from reviewapp.models import ApiToken, Membership, Project
+from reviewapp.services.audit import audit_record
+
+SCOPES = [choice.value for choice in ApiToken.Scope]
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_token_create(
+    *, user: Any, name: str, scopes: list[str], project: Project | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token; returns the row and the plaintext token, which is never stored."""
+    errors = []
+    name = (name or "").strip()
+    if not name:
+        errors.append({"index": None, "field": "name", "message": "Give the token a name."})
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        errors.append({"index": None, "field": "scopes", "message": f"Unknown scope(s): {', '.join(unknown)}."})
+    if not scopes:
+        errors.append({"index": None, "field": "scopes", "message": f"Pick at least one of: {', '.join(SCOPES)}."})
+    if (
+        project is not None
+        and not user.is_superuser
+        and not Membership.objects.filter(project=project, user=user).exists()
+    ):
+        errors.append({"index": None, "field": "project", "message": "You are not a member of that project."})
+    if errors:
+        raise ValidationFailed(errors, "The token could not be created.")
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        name=name[:100],
+        prefix=prefix,
+        secret_hash=_hash(secret),
+        scopes=sorted(set(scopes)),
+        project=project,
+    )
+    audit_record(
+        actor=user,
+        action="token.create",
+        target=token,
+        project=project,
+        data={"scopes": token.scopes, "name": token.name},
+    )
+    return token, f"rd_{prefix}_{secret}"
+
+
+def api_token_revoke(*, token: ApiToken, user: Any) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(actor=user, action="token.revoke", target=token, project=token.project)
+
+
+def api_token_authenticate(*, raw: str) -> ApiToken | None:
+    """The active token matching ``raw``, or None. Records when it was last used."""
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or parts[0] != "rd":
+        return None
+    _, prefix, secret = parts
+    token = ApiToken.objects.select_related("user").filter(prefix=prefix, revoked_at__isnull=True).first()
+    if token is None or not hmac.compare_digest(token.secret_hash, _hash(secret)):
+        return None
+    if not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token

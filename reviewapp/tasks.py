@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="reviewapp.leases_reclaim", ignore_result=True, soft_time_limit=60, time_limit=90)
+def leases_reclaim() -> None:
+    from reviewapp.services.queue import leases_reclaim_expired
+
+    leases_reclaim_expired()

@@ -1,0 +1,73 @@
+"""Run the test suite against the best services this machine has.
+
+PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 are used when they answer; otherwise the
+suite runs on SQLite and the tests that need a service are skipped, each with its reason. On CI
+(``CI=true``) every service is required and a skipped service test fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://reviewdesk@127.0.0.1:5432/reviewdesk")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def postgres_ok(url: str) -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgres://", "postgresql://"), connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return None
+    except Exception as exc:
+        return (
+            f"PostgreSQL unreachable at {url}: {str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__}"
+        )
+
+
+def redis_ok(url: str) -> str | None:
+    host_port = url.split("//", 1)[1].split("/", 1)[0]
+    host, _, port = host_port.partition(":")
+    try:
+        with socket.create_connection((host, int(port or 6379)), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            if not sock.recv(16).startswith(b"+PONG"):
+                return f"Redis at {url} did not answer PING"
+        return None
+    except OSError as exc:
+        return f"Redis unreachable at {url}: {exc}"
+
+
+def main() -> int:
+    env = os.environ
+    env.setdefault("REVIEWDESK_TESTING", "true")
+    env.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
+    env.setdefault("REVIEWDESK_VAR_DIR", os.path.abspath("var/test"))
+    if "DATABASE_URL" not in env:
+        why = postgres_ok(PG_URL)
+        if why is None:
+            env["DATABASE_URL"] = PG_URL
+        else:
+            env["REVIEWDESK_SKIP_POSTGRES"] = why
+            env["DATABASE_URL"] = f"sqlite:///{env['REVIEWDESK_VAR_DIR']}/test.sqlite3"
+    if "REVIEWDESK_TEST_REDIS_URL" not in env:
+        why = redis_ok(REDIS_URL)
+        if why is None:
+            env["REVIEWDESK_TEST_REDIS_URL"] = REDIS_URL
+        else:
+            env["REVIEWDESK_SKIP_REDIS"] = why
+    if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
+        env["REVIEWDESK_SKIP_BROWSER"] = "Chromium not found at /usr/bin/chromium (apt-get install -y chromium)"
+    for key in ("REVIEWDESK_SKIP_POSTGRES", "REVIEWDESK_SKIP_REDIS", "REVIEWDESK_SKIP_BROWSER"):
+        if key in env:
+            print(f"note: {env[key]}", flush=True)
+    print(f"database: {env['DATABASE_URL']}", flush=True)
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

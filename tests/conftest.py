@@ -1,0 +1,109 @@
+"""Shared fixtures: personas, a demo-shaped project, and service gating.
+
+Tests marked ``postgres``, ``redis`` or ``browser`` need a real service. When one is missing
+(a laptop), they are skipped with the reason and listed at the end; on CI (``CI=true``) a
+skipped service test fails the run, so CI always exercises the real parts.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVICE_MARKERS = {
+    "postgres": "REVIEWDESK_SKIP_POSTGRES",
+    "redis": "REVIEWDESK_SKIP_REDIS",
+    "browser": "REVIEWDESK_SKIP_BROWSER",
+}
+_service_skips: list[str] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql" and not os.environ.get("REVIEWDESK_SKIP_POSTGRES"):
+        os.environ["REVIEWDESK_SKIP_POSTGRES"] = f"the test database is {connection.vendor}, not PostgreSQL"
+    for item in items:
+        for marker, env_key in SERVICE_MARKERS.items():
+            reason = os.environ.get(env_key)
+            if reason and item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=f"[{marker}] {reason}"))
+                _service_skips.append(f"{item.nodeid}: {reason}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    if _service_skips:
+        terminalreporter.section("service-backed tests skipped")
+        for line in _service_skips:
+            terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _service_skips and os.environ.get("CI", "").lower() == "true":
+        print(f"\nCI requires every service; {len(_service_skips)} service-backed tests were skipped.")
+        session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
+
+
+# --- personas --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def project(db):  # type: ignore[no-untyped-def]
+    from tests.factories import ProjectFactory, standard_questions
+
+    project = ProjectFactory(slug="support", name="Support assistant")
+    standard_questions(project)
+    return project
+
+
+@pytest.fixture
+def reviewer(project):  # type: ignore[no-untyped-def]
+    from tests.factories import member
+
+    return member(project, "reviewer", username="rita")
+
+
+@pytest.fixture
+def reviewer2(project):  # type: ignore[no-untyped-def]
+    from tests.factories import member
+
+    return member(project, "reviewer", username="rob")
+
+
+@pytest.fixture
+def curator(project):  # type: ignore[no-untyped-def]
+    from tests.factories import member
+
+    return member(project, "curator", username="cora")
+
+
+@pytest.fixture
+def engineer(project):  # type: ignore[no-untyped-def]
+    from tests.factories import member
+
+    return member(project, "engineer", username="eddie")
+
+
+@pytest.fixture
+def outsider(db):  # type: ignore[no-untyped-def]
+    from tests.factories import UserFactory
+
+    return UserFactory(username="otto")

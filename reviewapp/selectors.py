@@ -196,3 +196,21 @@ def item_has_reviews(*, item: Item) -> bool:
 
 def api_token_list_for_user(*, user: AnyUser) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user).select_related("project").order_by("-created_at")
+
+
+def project_get_by_slug(*, slug: str) -> Project | None:
+    """Unchecked lookup for operators' management commands; everything user-facing uses project_get_for_user."""
+    return Project.objects.filter(slug=slug).first()
+
+
+def api_token_get_by_prefix(*, prefix: str) -> ApiToken | None:
+    """Unchecked lookup for operators' management commands (the prefix is the public part of a token)."""
+    return ApiToken.objects.select_related("user", "project").filter(prefix=prefix).first()
+
+
+def api_token_get_for_user(*, user: AnyUser, pk: int) -> ApiToken:
+    """One of the user's own API tokens; anybody else's is a 404 (their existence is not revealed)."""
+    token = ApiToken.objects.select_related("project").filter(pk=pk, user_id=getattr(user, "pk", None)).first()
+    if token is None:
+        raise Http404("No such API token.")
+    return token

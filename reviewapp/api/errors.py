@@ -1,12 +1,36 @@
+"""One error shape for the whole API.
+
+- 400: ``{"detail": "...", "errors": [{"index", "field", "message"}, ...]}``, from a service's
+  ValidationFailed or from an input serializer, so clients handle one format.
+- 409: ``{"detail": "...", "code": "lease_lost" | "already_submitted" | "item_removed" | "conflict"}``.
+- Everything else keeps DRF's ``{"detail": "..."}``.
+"""
+
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from reviewapp.errors import Conflict, ServiceError, ValidationFailed
+from reviewapp.errors import Conflict, FieldError, ServiceError, ValidationFailed
+
+
+def flatten_errors(detail: Any, field: str = "") -> list[FieldError]:
+    """DRF's nested ``{"field": ["message"]}`` as a flat list of field errors with dotted paths."""
+    if isinstance(detail, dict):
+        errors: list[FieldError] = []
+        for key, value in detail.items():
+            name = "" if key == "non_field_errors" else str(key)
+            path = f"{field}[{name}]" if name.isdigit() else ".".join(p for p in (field, name) if p)
+            errors.extend(flatten_errors(value, path))
+        return errors
+    if isinstance(detail, list):
+        if all(not isinstance(d, dict | list) for d in detail):
+            return [{"index": None, "field": field, "message": str(d)} for d in detail]
+        return [e for i, d in enumerate(detail) for e in flatten_errors(d, f"{field}[{i}]")]
+    return [{"index": None, "field": field, "message": str(detail)}]
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -17,4 +41,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"detail": exc.message, "code": exc.code}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ServiceError):
         return Response({"detail": exc.message}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, exceptions.ValidationError):
+        return Response(
+            {"detail": "The input is not valid.", "errors": flatten_errors(exc.detail)},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     return drf_exception_handler(exc, context)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -105,12 +105,19 @@ def external_id_for(row: ItemIn) -> str:
     return f"sha256:{digest[:40]}"
 
 
-def items_validate(rows: Iterable[Any]) -> tuple[list[ItemIn], list[FieldError]]:
-    """Check every row; returns the parsed rows and the list of errors (empty when all fit)."""
+def items_validate(
+    rows: Iterable[Any], *, positions: Sequence[int] | None = None
+) -> tuple[list[ItemIn], list[FieldError]]:
+    """Check every row; returns the parsed rows and the list of errors (empty when all fit).
+
+    Each row has at most one error. ``positions`` gives each row's number in its source (a line
+    of an NDJSON body or a file) for the errors to name; by default it is the row's list index.
+    """
     parsed: list[ItemIn] = []
     errors: list[FieldError] = []
     first_seen: dict[str, int] = {}
-    for index, raw in enumerate(rows):
+    for i, raw in enumerate(rows):
+        index = positions[i] if positions is not None else i
         if not isinstance(raw, dict):
             errors.append({"index": index, "field": "", "message": "Each item must be a JSON object."})
             continue
@@ -158,8 +165,18 @@ def _item_values(row: ItemIn) -> dict[str, Any]:
     }
 
 
-def items_ingest(*, project: Project, rows: list[Any], actor: Any = None, source: str = "api") -> IngestResult:
-    """Validate and upsert a batch of items; all or nothing. Raises ValidationFailed."""
+def items_ingest(
+    *,
+    project: Project,
+    rows: list[Any],
+    actor: Any = None,
+    source: str = "api",
+    positions: Sequence[int] | None = None,
+) -> IngestResult:
+    """Validate and upsert a batch of items; all or nothing. Raises ValidationFailed.
+
+    ``positions`` numbers the rows in errors (see ``items_validate``).
+    """
     if len(rows) > settings.INGEST_MAX_ITEMS:
         raise ValidationFailed(
             [{"index": None, "field": "", "message": f"At most {settings.INGEST_MAX_ITEMS} items per request."}],
@@ -167,7 +184,7 @@ def items_ingest(*, project: Project, rows: list[Any], actor: Any = None, source
         )
     if not rows:
         raise ValidationFailed([{"index": None, "field": "", "message": "No items given."}], "No items given.")
-    parsed, errors = items_validate(rows)
+    parsed, errors = items_validate(rows, positions=positions)
     if errors:
         raise ValidationFailed(errors, f"{len(errors)} of {len(rows)} items are not valid; nothing was written.")
     by_id = {external_id_for(row): row for row in parsed}

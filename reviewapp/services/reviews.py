@@ -7,7 +7,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost
-from reviewapp.models import Assignment, Item, Review, ReviewRevision
+from reviewapp.models import Assignment, Item, Project, Review, ReviewRevision
 from reviewapp.selectors import questions_for_project
 from reviewapp.services.answers import answers_validate
 from reviewapp.services.audit import audit_record
@@ -22,19 +22,19 @@ def review_submit(
     answers: Any,
     comment: str = "",
     time_on_task_ms: int | None = None,
+    project: Project | None = None,
 ) -> Review:
     """Fill the reviewer's leased slot with a review.
 
     An expired lease that nobody else has taken is still honoured (the reviewer's work is not
-    thrown away); a slot someone else now holds raises LeaseLost.
+    thrown away); a slot someone else now holds raises LeaseLost. With ``project``, a slot of
+    another project counts as missing, so access checked on one project never reaches another.
     """
     with transaction.atomic():
-        slot = (
-            Assignment.objects.select_for_update(of=("self",))
-            .select_related("project", "item")
-            .filter(pk=assignment_id)
-            .first()
-        )
+        slots = Assignment.objects.select_for_update(of=("self",)).select_related("project", "item")
+        if project is not None:
+            slots = slots.filter(project=project)
+        slot = slots.filter(pk=assignment_id).first()
         if slot is None:
             raise ItemRemoved("This item was removed from the project; your answers were not saved.")
         if slot.reviewer_id != user.pk:

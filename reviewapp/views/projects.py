@@ -1,0 +1,17 @@
+"""My projects: the user's projects with review progress."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from reviewapp.selectors import project_list_for_user
+from reviewapp.views.http import AuthedHtmxRequest
+
+
+@login_required
+@require_GET
+def project_list(request: AuthedHtmxRequest) -> HttpResponse:
+    return render(request, "reviewapp/project_list.html", {"rows": project_list_for_user(user=request.user)})

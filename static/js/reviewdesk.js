@@ -1,0 +1,203 @@
+/* Reviewdesk: keyboard-first review forms. htmx does the requests; this file only adds keys,
+   the highlighted ("active") question, time on task, and error toasts. */
+(() => {
+  "use strict";
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+  const TEXT_INPUTS = new Set(["text", "search", "email", "url", "password", "number", "tel", "date", "time"]);
+  const form = () => $("[data-review-form]");
+  let active = null;
+
+  function isTyping(el) {
+    if (!el || !el.tagName) return false;
+    return el.isContentEditable || el.tagName === "TEXTAREA" || el.tagName === "SELECT" ||
+      (el.tagName === "INPUT" && TEXT_INPUTS.has(el.type));
+  }
+
+  // Keyboard stops in answer order; a context-relevance question stands for its per-chunk controls.
+  function stops(f) {
+    const out = [];
+    for (const q of $$(".questions > fieldset", f)) {
+      if (q.dataset.stopGroup === "rel") out.push(...$$("[data-rel]", f));
+      else if (q.hasAttribute("data-stop")) out.push(q);
+    }
+    return out;
+  }
+
+  function activate(stop, focus = true) {
+    if (!stop) return;
+    for (const el of $$(".is-active")) el.classList.remove("is-active");
+    stop.classList.add("is-active");
+    if (stop.hasAttribute("data-rel")) {
+      stop.closest(".chunk").classList.add("is-active");
+      $('[data-stop-group="rel"]')?.classList.add("is-active");
+    }
+    active = stop;
+    if (focus && !stop.contains(document.activeElement)) stop.focus({ preventScroll: true });
+    stop.scrollIntoView({ block: "nearest" });
+  }
+
+  function move(delta) {
+    const list = stops(form());
+    if (!list.length) return;
+    const i = list.indexOf(active);
+    activate(list[i < 0 ? 0 : Math.max(0, Math.min(list.length - 1, i + delta))]);
+  }
+
+  // Pick the option bound to `key` in `stop`; true when the question is answered (advance).
+  function choose(stop, key) {
+    const input = $$("input[data-key]", stop).find((el) => el.dataset.key === key);
+    if (!input) return false;
+    input.checked = input.type === "checkbox" ? !input.checked : true;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    return input.type === "radio";
+  }
+
+  function markAnswered(f) {
+    const relRequired = !!$('[data-stop-group="rel"][data-required]', f);
+    let ready = true;
+    for (const s of stops(f)) {
+      const done = $$("input", s).some((i) => i.checked) || $$("textarea", s).some((t) => t.value.trim());
+      s.classList.toggle("answered", done);
+      if (!done && (s.hasAttribute("data-required") || (relRequired && s.hasAttribute("data-rel")))) ready = false;
+    }
+    $("[data-submit]", f)?.classList.toggle("ready", ready);
+  }
+
+  function edit(textarea) {
+    if (!textarea) return;
+    activate(textarea.closest("[data-stop]"), false);
+    textarea.focus();
+    textarea.setSelectionRange(textarea.value.length, textarea.value.length);
+  }
+
+  function openDialog(id) {
+    const d = document.getElementById(id);
+    if (d && !d.open) d.showModal();
+  }
+
+  function toast(text) {
+    const t = $("#toast");
+    if (!t) return;
+    t.textContent = text;
+    t.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { t.hidden = true; }, 8000);
+  }
+
+  // Time on task: visible time only, kept across re-renders of the same item (validation errors).
+  let timer = { id: null, ms: 0, since: null };
+  const now = () => performance.now();
+  function startTimer(f) {
+    const id = f ? f.dataset.assignment : null;
+    if (id !== timer.id) timer = { id, ms: 0, since: document.hidden ? null : now() };
+  }
+  const elapsed = () => Math.round(timer.ms + (timer.since === null ? 0 : now() - timer.since));
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden && timer.since !== null) {
+      timer.ms += now() - timer.since;
+      timer.since = null;
+    } else if (!document.hidden && timer.since === null) timer.since = now();
+  });
+  // Capture phase: runs before htmx reads the form's values.
+  document.addEventListener("submit", (e) => {
+    const input = e.target.querySelector && e.target.querySelector("[data-time-on-task]");
+    if (input) input.value = String(elapsed());
+  }, true);
+
+  function init() {
+    const f = form();
+    const fresh = !f || f.dataset.assignment !== timer.id;
+    startTimer(f);
+    active = null;
+    if (!f) return;
+    markAnswered(f);
+    const list = stops(f);
+    const relError = !!$('[data-stop-group="rel"].has-error', f);
+    const firstError = list.find((s) => s.hasAttribute("data-rel")
+      ? !!s.querySelector(".err") || (relError && !s.classList.contains("answered"))
+      : s.matches(".has-error"));
+    if (fresh && !firstError) window.scrollTo({ top: 0 });
+    activate(firstError || list[0]);
+  }
+
+  document.addEventListener("keydown", (e) => {
+    if (e.defaultPrevented || e.isComposing || $("dialog[open]")) return;
+    const t = e.target;
+    const f = form();
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      if (f && (f.contains(t) || !isTyping(t))) {
+        e.preventDefault();
+        f.requestSubmit($("[data-submit]", f));
+      }
+      return;
+    }
+    if (isTyping(t)) {
+      if (e.key === "Escape") {
+        e.preventDefault();
+        t.blur();
+        const s = t.closest("[data-stop]");
+        if (s) activate(s);
+      }
+      return;
+    }
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    let handled = true;
+    if (e.key === "?") openDialog("shortcuts-dialog");
+    else if (e.key === "g") openDialog("guidelines-dialog");
+    else if (!f) handled = false;
+    else if (e.key === "j" || e.key === "ArrowDown") move(1);
+    else if (e.key === "k" || e.key === "ArrowUp") move(-1);
+    else if (/^[0-9]$/.test(e.key)) {
+      if (active && choose(active, e.key)) move(1);
+    } else if (e.key === "y" || e.key === "n") {
+      const target = active && active.dataset.kind === "pass_fail" ? active : $('[data-kind="pass_fail"]', f);
+      if (target && choose(target, e.key) && target === active) move(1);
+    } else if (e.key === "e") edit($("[data-expected]", f));
+    else if (e.key === "c") edit($("[data-comment]", f));
+    else if (e.key === "i") edit(active && $("textarea", active));
+    else if (e.key === "o") {
+      const d = active && active.closest(".chunk")?.querySelector("details");
+      if (d) d.open = !d.open;
+    } else if (e.key === "s") $("[data-skip]", f)?.click();
+    else if (e.key === "Enter") {
+      if (t.closest && t.closest("button, a, summary, select")) handled = false;
+      else f.requestSubmit($("[data-submit]", f));
+    } else handled = false;
+    if (handled) e.preventDefault();
+  });
+
+  document.addEventListener("focusin", (e) => {
+    const s = e.target.closest && e.target.closest("[data-stop]");
+    if (s && s !== active && form()?.contains(s)) activate(s, false);
+  });
+  for (const type of ["change", "input"]) {
+    document.addEventListener(type, (e) => {
+      const f = form();
+      if (f && f.contains(e.target)) markAnswered(f);
+    });
+  }
+  document.addEventListener("click", (e) => {
+    const opener = e.target.closest && e.target.closest("[data-open]");
+    if (opener) openDialog(opener.dataset.open);
+    const copier = e.target.closest && e.target.closest("[data-copy]");
+    if (copier) {
+      const input = document.getElementById(copier.dataset.copy);
+      input.select();
+      navigator.clipboard?.writeText(input.value).then(() => { copier.textContent = "Copied"; }, () => {});
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", (e) => {
+    if (e.target.querySelector && (e.target.matches("[data-review-panel], .review") || e.target.querySelector("[data-review-form]"))) init();
+  });
+  document.addEventListener("htmx:responseError", (e) => {
+    const status = e.detail.xhr.status;
+    toast(status === 403
+      ? "The server refused this request (403). Your session may have expired: reload the page and try again."
+      : `Something went wrong (HTTP ${status}). Your answers are still here; try again.`);
+  });
+  document.addEventListener("htmx:sendError", () => toast("Cannot reach the server. Check your connection and try again."));
+
+  init();
+})();

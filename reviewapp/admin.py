@@ -2,7 +2,21 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from reviewapp.models import ApiToken, AuditEvent, Item, Membership, Project, Question, Review
+from reviewapp.models import (
+    Adjudication,
+    ApiToken,
+    AuditEvent,
+    CuratedLabel,
+    Flag,
+    GoldAnswer,
+    Item,
+    Membership,
+    Project,
+    Question,
+    Review,
+    ReviewerGroup,
+    SchemaVersion,
+)
 
 
 class QuestionInline(admin.TabularInline):
@@ -43,6 +57,29 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "secret_hash"]
 
 
+@admin.register(ReviewerGroup)
+class ReviewerGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "created_at"]
+    list_filter = ["project"]
+    filter_horizontal = ["members"]
+
+
+@admin.register(Flag)
+class FlagAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "kind", "item", "created_by", "project"]
+    list_filter = ["project", "kind"]
+    raw_id_fields = ["item"]
+
+
+@admin.register(GoldAnswer)
+class GoldAnswerAdmin(admin.ModelAdmin):
+    """Change gold answers through the API or services (they are validated and audited there)."""
+
+    list_display = ["item", "project", "created_by", "updated_at"]
+    list_filter = ["project"]
+    readonly_fields = ["project", "item", "answers", "note", "created_by"]
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "actor", "action", "target_type", "target_id", "project"]
@@ -53,3 +90,35 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Written only by services (curation, question changes), so the admin shows them and no more."""
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(CuratedLabel)
+class CuratedLabelAdmin(ReadOnlyAdmin):
+    list_display = ["item", "method", "decided_by", "schema_version", "reviews_changed_at", "updated_at"]
+    list_filter = ["project", "method"]
+    raw_id_fields = ["item"]
+
+
+@admin.register(Adjudication)
+class AdjudicationAdmin(ReadOnlyAdmin):
+    list_display = ["item", "status", "reason", "opened_at", "decided_at"]
+    list_filter = ["project", "status", "reason"]
+
+
+@admin.register(SchemaVersion)
+class SchemaVersionAdmin(ReadOnlyAdmin):
+    list_display = ["project", "version", "created_at", "updated_at"]
+    list_filter = ["project"]

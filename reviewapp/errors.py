@@ -43,3 +43,21 @@ class AlreadySubmitted(Conflict):
 
 class ItemRemoved(Conflict):
     code = "item_removed"
+
+
+class ReviewReturned(Conflict):
+    """A curator sent the review back for re-review; it is kept as history and no longer editable."""
+
+    code = "review_returned"
+
+
+class AlreadyDecided(Conflict):
+    """A curator decided the item after the deciding page was loaded."""
+
+    code = "already_decided"
+
+
+class ReviewsChanged(Conflict):
+    """The reviews behind an adjudication changed after the deciding page was loaded."""
+
+    code = "reviews_changed"

@@ -9,13 +9,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
 from django.http import QueryDict
+from django.utils import timezone
 
 from reviewapp.errors import FieldError
 from reviewapp.models import ApiToken, Item, Question
+from reviewapp.models.projects import QueueMode
+from reviewapp.services.assignments import ItemFilter
 
 Kind = Question.Kind
 RADIO_KINDS = {Kind.PASS_FAIL, Kind.RATING, Kind.CHOICE}
@@ -231,6 +235,104 @@ def _int_or_none(value: str | None) -> int | None:
         return int(float(value)) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+class BulkAssignForm(forms.Form):
+    """The curators' "assign by filter" form; ``item_filter()`` gives the service's ItemFilter."""
+
+    ACTIONS = [
+        ("assign", "Assign to the reviewers and/or group below"),
+        ("unassign", "Unassign (anyone may take them in a shared pool)"),
+        ("priority", "Only set the priority"),
+    ]
+    ids = forms.CharField(required=False, label="Item ids", help_text="Separated by commas or spaces.")
+    model_version = forms.CharField(required=False, max_length=100)
+    source = forms.CharField(required=False, max_length=100)
+    metadata = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="key=value, one per line; all must match."
+    )
+    created_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    created_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Inclusive.")
+    action = forms.ChoiceField(choices=ACTIONS, initial="assign", widget=forms.RadioSelect)
+    reviewers = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+    group = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    priority = forms.IntegerField(required=False, help_text="Higher is reviewed first; leave empty to keep it.")
+
+    def __init__(
+        self,
+        *args: Any,
+        reviewers: Iterable[str] = (),
+        groups: Iterable[tuple[int, str]] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reviewers"].choices = [(name, name) for name in reviewers]
+        self.fields["group"].choices = [("", "No group"), *groups]
+
+    @property
+    def filter_fields(self) -> list[forms.BoundField]:
+        """The one-line fields, laid out in a grid by the template."""
+        return [self[name] for name in ("ids", "model_version", "source", "created_from", "created_to", "priority")]
+
+    def clean_ids(self) -> tuple[int, ...] | None:
+        raw = self.cleaned_data["ids"].replace(",", " ").split()
+        if not raw:
+            return None
+        if not all(part.isdigit() for part in raw):
+            raise forms.ValidationError("Give whole numbers separated by commas or spaces.")
+        return tuple(int(part) for part in raw)
+
+    def clean_metadata(self) -> dict[str, str]:
+        pairs: dict[str, str] = {}
+        for line in self.cleaned_data["metadata"].splitlines():
+            if not line.strip():
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                raise forms.ValidationError(f"Not key=value: {line.strip()!r}.")
+            pairs[key.strip()] = value.strip()
+        return pairs
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        action = data.get("action")
+        if action == "assign" and not data.get("reviewers") and data.get("group") is None:
+            self.add_error("reviewers", "Pick reviewers or a group to assign to.")
+        if action == "priority" and data.get("priority") is None:
+            self.add_error("priority", "Give the priority to set.")
+        return data
+
+    def item_filter(self) -> ItemFilter:
+        data = self.cleaned_data
+
+        def start_of(day: date | None) -> datetime | None:
+            return timezone.make_aware(datetime.combine(day, time.min)) if day else None
+
+        return ItemFilter(
+            ids=data["ids"],
+            model_version=data["model_version"] or None,
+            source=data["source"] or None,
+            metadata=data["metadata"],
+            created_from=start_of(data["created_from"]),
+            created_to=start_of(data["created_to"] + timedelta(days=1)) if data["created_to"] else None,
+        )
+
+
+class QueueSettingsForm(forms.Form):
+    queue_mode = forms.ChoiceField(choices=QueueMode.choices, widget=forms.RadioSelect)
+    gold_rate = forms.FloatField(min_value=0.0, max_value=1.0, help_text="0 to 1, e.g. 0.05 for one lease in 20.")
+    lease_seconds = forms.IntegerField(
+        min_value=30, max_value=24 * 3600, help_text="How long a reviewer holds an item, in seconds."
+    )
+
+
+class ReviewerGroupForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    members = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args: Any, reviewers: Iterable[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["members"].choices = [(name, name) for name in reviewers]
 
 
 class ApiTokenForm(forms.Form):

@@ -46,6 +46,8 @@ SCOPE_FOR_CAPABILITY: dict[Capability, str] = {
     Capability.REVIEW: "review",
     Capability.INGEST: "ingest",
     Capability.EXPORT: "export",
+    Capability.CURATE: "curate",
+    Capability.EVALUATE: "evaluate",
 }
 
 

@@ -7,6 +7,7 @@ Embedded defaults (SQLite, a file-system Celery broker, a SQLite MLflow store, a
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -196,6 +197,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "kind"; name each enum after its model instead of a hash.
+    "ENUM_NAME_OVERRIDES": {
+        "QuestionKindEnum": "reviewapp.models.projects.Question.Kind",
+        "FlagKindEnum": "reviewapp.models.flags.Flag.Kind",
+        "RunStatusEnum": "evaluations.models.runs.Run.Status",
+    },
 }
 # The largest ingest body we accept (10,000 items of a few KB each).
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 200 * 1024 * 1024, minimum=1024)
@@ -227,11 +234,51 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Where tasks go when nothing routes them; tests point workers and producers at a private queue.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE") or "celery"
 
 # --- MLflow ---------------------------------------------------------------------------------
 MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{VAR_DIR / 'mlflow.db'}"
 MLFLOW_ARTIFACT_ROOT = os.environ.get("MLFLOW_ARTIFACT_ROOT") or str(VAR_DIR / "mlartifacts")
 DELTA_ROOT = os.environ.get("DELTA_ROOT") or str(VAR_DIR / "delta")
+
+# The MLflow UI, for links from a run page (e.g. http://mlflow:5000); blank when there is none (SQLite store).
+MLFLOW_UI_URL = (os.environ.get("MLFLOW_UI_URL") or "").rstrip("/")
+MLFLOW_EXPERIMENT_PREFIX = os.environ.get("MLFLOW_EXPERIMENT_PREFIX") or "reviewdesk"
+# MLflow's client retries a dead server for ~4 minutes by default; a worker should give up fast and
+# leave the retry to the beat task (evaluations.runs_mlflow_log_pending).
+MLFLOW_HTTP_REQUEST_MAX_RETRIES = envint("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 2)
+MLFLOW_HTTP_REQUEST_TIMEOUT = envint("MLFLOW_HTTP_REQUEST_TIMEOUT", 10, minimum=1)
+
+# --- Evaluations: model endpoints and LLM judges -------------------------------------------
+# Model endpoints the deployment manages as code: a JSON list of objects with name, kind
+# (databricks_serving | openai_compatible | mlflow_model), url, endpoint_name, model,
+# credential_env (the NAME of the variable holding the key), rate_limit_rpm, timeout_seconds,
+# max_retries, max_concurrency, enabled. They win over admin-made endpoints of the same name;
+# see evaluations/endpoints.py and docs/scorers.md.
+_endpoints_raw = os.environ.get("REVIEWDESK_ENDPOINTS", "").strip()
+try:
+    EVALUATION_ENDPOINTS: list[dict[str, object]] = json.loads(_endpoints_raw) if _endpoints_raw else []
+except ValueError as exc:
+    raise ImproperlyConfigured(f"REVIEWDESK_ENDPOINTS is not valid JSON: {exc}") from None
+if not isinstance(EVALUATION_ENDPOINTS, list) or not all(isinstance(e, dict) for e in EVALUATION_ENDPOINTS):
+    raise ImproperlyConfigured("REVIEWDESK_ENDPOINTS must be a JSON list of objects")
+# The endpoint LLM judges call when a suite does not name one.
+EVALUATION_JUDGE_ENDPOINT = os.environ.get("REVIEWDESK_JUDGE_ENDPOINT", "").strip()
+
+# --- Evaluations ----------------------------------------------------------------------------
+# Custom scorers: modules with @scorer functions (evaluations/scorers/registry.py), comma-separated.
+EVALUATION_SCORER_MODULES = envlist("REVIEWDESK_SCORER_MODULES", [])
+EVALUATION_CHUNK_SIZE = envint("EVALUATION_CHUNK_SIZE", 100, minimum=1)
+# A worker renews its chunk's lease while it works; the sweeper re-queues a chunk whose lease ran out.
+EVALUATION_CHUNK_LEASE_SECONDS = envint("EVALUATION_CHUNK_LEASE_SECONDS", 120, minimum=2)
+EVALUATION_CHUNK_MAX_ATTEMPTS = envint("EVALUATION_CHUNK_MAX_ATTEMPTS", 5, minimum=1)
+# A chunk still pending this long after it was enqueued is enqueued again (a lost message).
+EVALUATION_PENDING_REQUEUE_SECONDS = envint("EVALUATION_PENDING_REQUEUE_SECONDS", 600, minimum=5)
+# Default share of errored rows above which a run fails (a suite version may set its own).
+EVALUATION_MAX_ERROR_RATE = envint("EVALUATION_MAX_ERROR_RATE_PERCENT", 20, minimum=0) / 100
+# Concurrent calls of LLM-judge scorers within one chunk (code scorers run inline).
+EVALUATION_JUDGE_CONCURRENCY = envint("EVALUATION_JUDGE_CONCURRENCY", 16, minimum=1)
 
 # --- Review queue ---------------------------------------------------------------------------
 REVIEW_LEASE_SECONDS = envint("REVIEW_LEASE_SECONDS", 600, minimum=30)

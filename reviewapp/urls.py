@@ -16,5 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("reviewapp.api.urls")),
+    path("api/v1/", include("evaluations.api_urls")),
+    path("evaluations/", include("evaluations.urls")),
     path("", include("reviewapp.views.urls")),
 ]

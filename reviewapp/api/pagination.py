@@ -19,8 +19,10 @@ class IdCursorPagination(CursorPagination):
 
 
 def paginated_response(
-    *, queryset: QuerySet[Any], serializer_class: type[Any], request: Request, view: APIView
+    *, queryset: QuerySet[Any], serializer_class: type[Any], request: Request, view: APIView, ordering: str = "id"
 ) -> Response:
+    """One cursor page; ``ordering="-id"`` pages newest first (logs, flags)."""
     paginator = IdCursorPagination()
+    paginator.ordering = ordering
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)

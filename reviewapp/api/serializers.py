@@ -64,6 +64,9 @@ class ReviewSerializer(serializers.Serializer):
     schema_version = serializers.IntegerField(help_text="The version of the question set this review answered.")
     submitted_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    returned_at = serializers.DateTimeField(
+        allow_null=True, help_text="Set when a curator sent it back for re-review: kept as history, no longer counts."
+    )
 
 
 class RevisionSerializer(serializers.Serializer):
@@ -101,4 +104,6 @@ class ValidationErrorSerializer(serializers.Serializer):
 
 class ConflictSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    code = serializers.ChoiceField(choices=["lease_lost", "already_submitted", "item_removed", "conflict"])
+    code = serializers.ChoiceField(
+        choices=["lease_lost", "already_submitted", "item_removed", "review_returned", "conflict"]
+    )

@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
+from reviewapp.api.assignments import (
+    GroupDetailApi,
+    ItemSendBackApi,
+    ProjectAssignmentsApi,
+    ProjectGroupsApi,
+    QueueSettingsApi,
+)
+from reviewapp.api.audit import AuditListApi
+from reviewapp.api.curation import AdjudicationApi, AdjudicationListApi, CuratedLabelListApi, SchemaVersionListApi
+from reviewapp.api.flags import ProjectFlagsApi
+from reviewapp.api.gold import GoldAccuracyApi, GoldDetailApi, ProjectGoldApi
 from reviewapp.api.items import ProjectItemsApi
+from reviewapp.api.pairwise import (
+    PairwiseNextApi,
+    PairwisePreferenceSubmitApi,
+    PairwiseResultsApi,
+    PairwiseTasksCreateApi,
+)
 from reviewapp.api.projects import ProjectDetailApi, ProjectListApi
 from reviewapp.api.queue import AssignmentRenewApi, AssignmentSkipApi, QueueNextApi
 from reviewapp.api.reviews import ProjectReviewsApi, ReviewApi
@@ -16,6 +33,28 @@ urlpatterns: list[URLPattern] = [
     path("projects/<slug:slug>/items/", ProjectItemsApi.as_view(), name="api-items"),
     path("projects/<slug:slug>/queue/next/", QueueNextApi.as_view(), name="api-queue-next"),
     path("projects/<slug:slug>/reviews/", ProjectReviewsApi.as_view(), name="api-reviews"),
+    path("projects/<slug:slug>/assignments/", ProjectAssignmentsApi.as_view(), name="api-assignments"),
+    path("projects/<slug:slug>/groups/", ProjectGroupsApi.as_view(), name="api-groups"),
+    path("projects/<slug:slug>/groups/<int:pk>/", GroupDetailApi.as_view(), name="api-group"),
+    path("projects/<slug:slug>/queue-settings/", QueueSettingsApi.as_view(), name="api-queue-settings"),
+    path("projects/<slug:slug>/items/<int:pk>/send-back/", ItemSendBackApi.as_view(), name="api-item-send-back"),
+    path("projects/<slug:slug>/flags/", ProjectFlagsApi.as_view(), name="api-flags"),
+    path("projects/<slug:slug>/gold/", ProjectGoldApi.as_view(), name="api-gold"),
+    path("projects/<slug:slug>/gold/accuracy/", GoldAccuracyApi.as_view(), name="api-gold-accuracy"),
+    path("projects/<slug:slug>/gold/<int:item_id>/", GoldDetailApi.as_view(), name="api-gold-detail"),
+    path("projects/<slug:slug>/audit/", AuditListApi.as_view(), name="api-audit"),
+    path("projects/<slug:slug>/adjudications/", AdjudicationListApi.as_view(), name="api-adjudications"),
+    path("projects/<slug:slug>/adjudications/<int:item_id>/", AdjudicationApi.as_view(), name="api-adjudication"),
+    path("projects/<slug:slug>/curated-labels/", CuratedLabelListApi.as_view(), name="api-curated-labels"),
+    path("projects/<slug:slug>/schema-versions/", SchemaVersionListApi.as_view(), name="api-schema-versions"),
+    path("projects/<slug:slug>/pairwise/tasks/", PairwiseTasksCreateApi.as_view(), name="api-pairwise-tasks"),
+    path("projects/<slug:slug>/pairwise/next/", PairwiseNextApi.as_view(), name="api-pairwise-next"),
+    path(
+        "projects/<slug:slug>/pairwise/preferences/",
+        PairwisePreferenceSubmitApi.as_view(),
+        name="api-pairwise-preferences",
+    ),
+    path("projects/<slug:slug>/pairwise/results/", PairwiseResultsApi.as_view(), name="api-pairwise-results"),
     path("assignments/<int:pk>/renew/", AssignmentRenewApi.as_view(), name="api-assignment-renew"),
     path("assignments/<int:pk>/skip/", AssignmentSkipApi.as_view(), name="api-assignment-skip"),
     path("reviews/<int:pk>/", ReviewApi.as_view(), name="api-review"),

@@ -51,6 +51,7 @@ QUESTIONS: list[dict[str, Any]] = [
         "title": "Notes",
         "kind": "text",
         "required": False,
+        "consensus_rule": "skip",  # free notes never block a curated label
         "instructions": "Anything the next reviewer or the engineers should know.",
     },
     {

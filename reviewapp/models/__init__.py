@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 from reviewapp.models.audit import AuditEvent
+from reviewapp.models.curation import Adjudication, CuratedLabel, CuratedLabelRevision, SchemaVersion
+from reviewapp.models.flags import Flag
+from reviewapp.models.gold import GoldAnswer
+from reviewapp.models.groups import ReviewerGroup
 from reviewapp.models.items import Item
+from reviewapp.models.pairwise import PairwiseSkip, PairwiseSlot, PairwiseTask, Preference
 from reviewapp.models.projects import Membership, Project, Question, Role
 from reviewapp.models.reviews import Assignment, Review, ReviewRevision, Skip
 from reviewapp.models.tokens import ApiToken
 
 __all__ = [
+    "Adjudication",
     "ApiToken",
     "Assignment",
     "AuditEvent",
+    "CuratedLabel",
+    "CuratedLabelRevision",
+    "Flag",
+    "GoldAnswer",
     "Item",
     "Membership",
+    "PairwiseSkip",
+    "PairwiseSlot",
+    "PairwiseTask",
+    "Preference",
     "Project",
     "Question",
     "Review",
     "ReviewRevision",
+    "ReviewerGroup",
     "Role",
+    "SchemaVersion",
     "Skip",
 ]

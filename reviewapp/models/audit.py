@@ -19,6 +19,11 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # The curators' audit page and API: a project's events, newest first, maybe of one action.
+            models.Index(fields=["project", "-id"], name="audit_project_recent"),
+            models.Index(fields=["project", "action", "-id"], name="audit_project_action_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_type}:{self.target_id}"

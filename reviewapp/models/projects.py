@@ -1,8 +1,14 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+
+class QueueMode(models.TextChoices):
+    SHARED = "shared", "Shared pool"
+    ASSIGNED = "assigned", "Assigned items only"
 
 
 class Project(models.Model):
@@ -20,6 +26,17 @@ class Project(models.Model):
     )
     # Bumped whenever the question set changes after reviews exist; reviews keep the one they answered.
     schema_version = models.PositiveIntegerField(default=1)
+    queue_mode = models.CharField(
+        max_length=16,
+        choices=QueueMode.choices,
+        default=QueueMode.SHARED,
+        help_text="Shared: anyone may take unassigned items. Assigned: reviewers get only items assigned to them.",
+    )
+    gold_rate = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of leases that are gold items (0 to 1), mixed in unannounced.",
+    )
     mlflow_registered_model = models.CharField(max_length=300, blank=True)
     serving_endpoint = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -51,6 +68,23 @@ class Membership(models.Model):
         return f"{self.user} is {self.role} on {self.project}"
 
 
+# Which consensus rules fit each kind of question (see services.consensus); the first is the default.
+# Plain strings, because Question's Meta builds a check constraint from it.
+CONSENSUS_RULE_ORDER: dict[str, tuple[str, ...]] = {
+    "pass_fail": ("majority", "unanimous"),
+    "choice": ("majority", "unanimous"),
+    "multi_choice": ("majority", "unanimous"),
+    "rating": ("median", "unanimous"),
+    "context_relevance": ("median", "unanimous"),
+    "expected_facts": ("union", "intersection", "unanimous"),
+    # Free text has no automatic consensus: a curator decides unless every reviewer wrote the same.
+    "text": ("unanimous", "skip"),
+    "expected_response": ("unanimous",),
+}
+CONSENSUS_RULES: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in CONSENSUS_RULE_ORDER.items()}
+CONSENSUS_DEFAULTS: dict[str, str] = {k: v[0] for k, v in CONSENSUS_RULE_ORDER.items()}
+
+
 class Question(models.Model):
     """One question of a project's label schema (MLflow: a label schema)."""
 
@@ -68,6 +102,16 @@ class Question(models.Model):
         FEEDBACK = "feedback", "Feedback (judges the output)"
         EXPECTATION = "expectation", "Expectation (ground truth)"
 
+    class ConsensusRule(models.TextChoices):
+        """How the reviews of an item combine into its curated label (see services.consensus)."""
+
+        MAJORITY = "majority", "Majority vote (per option for multiple choice); ties go to adjudication"
+        MEDIAN = "median", "Median; adjudication when the spread exceeds max_spread"
+        UNION = "union", "Every fact any reviewer gave"
+        INTERSECTION = "intersection", "Only the facts every reviewer gave"
+        UNANIMOUS = "unanimous", "Only when every reviewer gives the same answer"
+        SKIP = "skip", "Not combined (left out of the curated label)"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="questions")
     key = models.SlugField(max_length=64)
     title = models.CharField(max_length=200)
@@ -79,10 +123,41 @@ class Question(models.Model):
     # rating / context_relevance: {"min": 1, "max": 5, "min_label": "...", "max_label": "..."}
     # choice / multi_choice: {"choices": ["a", "b"]}
     options = models.JSONField(default=dict, blank=True)
+    # Blank means the kind's default (CONSENSUS_DEFAULTS), so rows from before this field need no backfill.
+    consensus_rule = models.CharField(max_length=16, choices=ConsensusRule.choices, blank=True, default="")
+    max_spread = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MaxValueValidator(10)],
+        help_text="rating / context_relevance: reviewers disagree when highest minus lowest exceeds this.",
+    )
 
     class Meta:
         ordering = ["order", "id"]
-        constraints = [models.UniqueConstraint(fields=["project", "key"], name="question_key_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="question_key_unique"),
+            models.CheckConstraint(
+                condition=models.Q(consensus_rule="")
+                | models.Q(
+                    *[
+                        models.Q(kind=kind, consensus_rule__in=sorted(rules))
+                        for kind, rules in sorted(CONSENSUS_RULES.items())
+                    ],
+                    _connector=models.Q.OR,
+                ),
+                name="question_consensus_rule_fits_kind",
+            ),
+            models.CheckConstraint(condition=models.Q(max_spread__lte=10), name="question_max_spread_range"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.project.slug}:{self.key}"
+
+    @property
+    def effective_consensus_rule(self) -> str:
+        return self.consensus_rule or CONSENSUS_DEFAULTS.get(self.kind, "unanimous")
+
+    def clean(self) -> None:
+        allowed = CONSENSUS_RULES.get(self.kind)
+        if self.consensus_rule and allowed is not None and self.consensus_rule not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise ValidationError({"consensus_rule": f"A {self.kind} question combines by one of: {names}."})

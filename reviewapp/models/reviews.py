@@ -6,6 +6,10 @@ from django.db import models
 from reviewapp.models.items import Item
 from reviewapp.models.projects import Project
 
+# Slot numbers from here up are extra slots outside an item's N (one per reviewer who meets a gold
+# item in the gold mix); numbers below are the N review slots. reviews_per_item is at most 20.
+EXTRA_SLOT_BASE = 10_000
+
 
 class Assignment(models.Model):
     """One review slot of an item (an item has ``reviews_per_item`` of them).
@@ -25,6 +29,30 @@ class Assignment(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     # Set once the slot is filled; a filled slot is never leased again.
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # Who may lease the slot (services/assignments.py). Neither set: anyone, in a shared-pool
+    # project; nobody, in an assigned-mode project, until a curator assigns it.
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # covered by the partial index below
+    )
+    assigned_group = models.ForeignKey(
+        "reviewapp.ReviewerGroup",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="slots",
+        db_index=False,  # covered by the partial index below
+    )
+    # Item.priority, copied here so queue_next is one ordered index scan (no join to items).
+    # db_default: ingest creates slots with raw SQL.
+    priority = models.IntegerField(default=0, db_default=0)
+    # An extra slot of a gold item (slot >= EXTRA_SLOT_BASE): outside the item's N, never in the
+    # ordinary pool, handed out by the gold mix (services/gold.py).
+    is_gold = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["id"]
@@ -38,16 +66,43 @@ class Assignment(models.Model):
             ),
         ]
         indexes = [
+            # queue_next (selectors.queue_sources_for_user): ORDER BY priority DESC, id over the open
+            # slots assigned to nobody, to one reviewer, or to one group; one ordered index scan each.
             models.Index(
-                fields=["project", "id"],
-                condition=models.Q(submitted_at__isnull=True),
-                name="assignment_open_slots",
+                fields=["project", "-priority", "id"],
+                condition=models.Q(
+                    submitted_at__isnull=True, is_gold=False, assigned_to__isnull=True, assigned_group__isnull=True
+                ),
+                name="assignment_open_unassigned",
+            ),
+            models.Index(
+                fields=["assigned_to", "-priority", "id"],
+                condition=models.Q(submitted_at__isnull=True, assigned_to__isnull=False),
+                name="assignment_open_assigned_to",
+            ),
+            models.Index(
+                fields=["assigned_group", "-priority", "id"],
+                condition=models.Q(submitted_at__isnull=True, assigned_group__isnull=False),
+                name="assignment_open_group",
             ),
             models.Index(fields=["reviewer", "project"], name="assignment_reviewer"),
+            # queue_next's first question, "does this reviewer hold a lease already?": a tiny index
+            # (one row per reviewer at work). Without it PostgreSQL walked the primary key (33 ms
+            # at 100,000 items) looking for the reviewer's row in id order.
+            models.Index(
+                fields=["reviewer", "id"],
+                condition=models.Q(submitted_at__isnull=True, reviewer__isnull=False),
+                name="assignment_held",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"item {self.item_id} slot {self.slot}"
+
+    @property
+    def counts_toward_n(self) -> bool:
+        """One of the item's ``reviews_per_item`` slots (not an extra per-reviewer gold slot)."""
+        return self.slot < EXTRA_SLOT_BASE
 
 
 class Skip(models.Model):
@@ -79,6 +134,13 @@ class Review(models.Model):
     schema_version = models.PositiveIntegerField(default=1)
     submitted_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # Sent back for re-review by a curator (services/assignments.py: item_send_back). A returned
+    # review is kept for history but no longer counts: its slot was reopened for another reviewer.
+    returned_at = models.DateTimeField(null=True, blank=True)
+    returned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    return_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-submitted_at", "-id"]
@@ -86,6 +148,12 @@ class Review(models.Model):
         indexes = [
             models.Index(fields=["project", "id"], name="review_project_id"),
             models.Index(fields=["reviewer", "-submitted_at"], name="review_reviewer_recent"),
+            # queue_next keeps a returned review's author away from its item: a small partial index.
+            models.Index(
+                fields=["reviewer", "project"],
+                condition=models.Q(returned_at__isnull=False),
+                name="review_returned",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,6 +13,8 @@ class ApiToken(models.Model):
         INGEST = "ingest", "Ingest items"
         REVIEW = "review", "Review items"
         EXPORT = "export", "Export reviews and datasets"
+        CURATE = "curate", "Curate: assign, gold items, send back, flags, audit log"
+        EVALUATE = "evaluate", "Evaluate: suites, runs, comparisons"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Assignment, Item, Project
+from reviewapp.services.assignments import slots_priority_sync
 from reviewapp.services.audit import audit_record
 
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
@@ -195,6 +196,10 @@ def items_ingest(
         else:
             created_ids, updated = _upsert_generic(project=project, by_id=by_id)
             slots_create(project=project, item_ids=created_ids)
+        if updated or any(row.priority for row in parsed):
+            # Open slots carry their item's priority (queue_next orders by it without a join).
+            batch = Item.objects.filter(project=project, external_id__in=list(by_id)).values_list("id", flat=True)
+            slots_priority_sync(project=project, item_ids=batch)
         result = IngestResult(created=len(created_ids), updated=updated)
         audit_record(
             actor=actor,

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Count, Max
 
 from reviewapp.errors import FieldError, ValidationFailed
-from reviewapp.models import Assignment, Item, Membership, Project, Question, Review, Role
+from reviewapp.models import Assignment, Item, Membership, Project, Question, Review, Role, SchemaVersion
+from reviewapp.models.reviews import EXTRA_SLOT_BASE
 from reviewapp.services.audit import audit_record
+from reviewapp.services.consensus import question_snapshot
 
 Kind = Question.Kind
 
@@ -59,20 +63,147 @@ def project_create(*, name: str, slug: str, actor: Any = None, **fields: Any) ->
 
 
 def question_create(*, project: Project, key: str, title: str, kind: str, actor: Any = None, **fields: Any) -> Question:
+    """Add a question; once the current schema version has reviews, this starts a new version."""
     options = question_options_validate(kind=kind, options=fields.pop("options", {}))
     with transaction.atomic():
+        locked = _schema_lock(project)
         order = fields.pop("order", None)
         if order is None:
             order = (Question.objects.filter(project=project).aggregate(m=Max("order"))["m"] or 0) + 1
-        question = Question(project=project, key=key, title=title, kind=kind, options=options, order=order, **fields)
-        question.full_clean()
+        question = Question(project=locked, key=key, title=title, kind=kind, options=options, order=order, **fields)
+        _full_clean(question)
         question.save()
-        if Review.objects.filter(project=project).exists():
-            # Old reviews keep the schema version they answered.
-            Project.objects.filter(pk=project.pk).update(schema_version=project.schema_version + 1)
-            project.schema_version += 1
-        audit_record(actor=actor, action="question.create", target=question, project=project)
+        _schema_changed(project=project, locked=locked, actor=actor, answers_change=True)
+        audit_record(
+            actor=actor,
+            action="question.create",
+            target=question,
+            project=locked,
+            data={"key": key, "schema_version": locked.schema_version},
+        )
     return question
+
+
+# Changing one of these changes what a review answers: once the current schema version has reviews,
+# the change starts a new version (old reviews keep theirs). Order and the consensus rule only change
+# presentation and how answers combine, so they edit the current version in place.
+ANSWER_FIELDS = ("title", "instructions", "kind", "assessment_type", "required", "options")
+EDITABLE_FIELDS = (*ANSWER_FIELDS, "order", "consensus_rule", "max_spread")
+
+
+def question_update(*, question: Question, actor: Any = None, **fields: Any) -> Question:
+    """Change a question's fields (not its key: answers are stored under it; add a new question instead)."""
+    errors: list[FieldError] = [
+        {
+            "index": None,
+            "field": name,
+            "message": "The key names the stored answers; add a new question instead."
+            if name == "key"
+            else "No such question field.",
+        }
+        for name in fields
+        if name not in EDITABLE_FIELDS
+    ]
+    if errors:
+        raise ValidationFailed(errors, "The question cannot be changed like that.")
+    with transaction.atomic():
+        locked = _schema_lock(question.project)
+        current = Question.objects.select_for_update().get(pk=question.pk)
+        kind = fields.get("kind", current.kind)
+        if "kind" in fields or "options" in fields:
+            fields["options"] = question_options_validate(kind=kind, options=fields.get("options", current.options))
+        if "kind" in fields and "consensus_rule" not in fields and current.consensus_rule:
+            fields["consensus_rule"] = ""  # the old kind's rule may not fit: back to the new kind's default
+        changed = {
+            name: (getattr(current, name), value) for name, value in fields.items() if getattr(current, name) != value
+        }
+        if not changed:
+            return current
+        for name, (_old, value) in changed.items():
+            setattr(current, name, value)
+        _full_clean(current)
+        current.save(update_fields=list(changed))
+        _schema_changed(
+            project=question.project, locked=locked, actor=actor, answers_change=bool(set(changed) & set(ANSWER_FIELDS))
+        )
+        audit_record(
+            actor=actor,
+            action="question.update",
+            target=current,
+            project=locked,
+            data={
+                "key": current.key,
+                "changed": {name: {"from": old, "to": new} for name, (old, new) in changed.items()},
+                "schema_version": locked.schema_version,
+            },
+        )
+    return current
+
+
+def question_delete(*, question: Question, actor: Any = None) -> int:
+    """Remove a question; reviews keep their answers to it, under the version they answered.
+
+    Returns the project's schema version afterwards.
+    """
+    with transaction.atomic():
+        locked = _schema_lock(question.project)
+        key, pk = question.key, question.pk
+        deleted, _ = Question.objects.filter(pk=pk, project=locked).delete()
+        if not deleted:
+            raise ValidationFailed([{"index": None, "field": "key", "message": "No such question."}])
+        _schema_changed(project=question.project, locked=locked, actor=actor, answers_change=True)
+        audit_record(
+            actor=actor,
+            action="question.delete",
+            target=locked,
+            project=locked,
+            data={"key": key, "question": pk, "schema_version": locked.schema_version},
+        )
+    return locked.schema_version
+
+
+def _full_clean(question: Question) -> None:
+    try:
+        question.full_clean()
+    except DjangoValidationError as exc:
+        errors: list[FieldError] = [
+            {"index": None, "field": "" if name == NON_FIELD_ERRORS else name, "message": message}
+            for name, messages in exc.message_dict.items()
+            for message in messages
+        ]
+        raise ValidationFailed(errors, "The question is not valid.") from None
+
+
+def _schema_lock(project: Project) -> Project:
+    """Lock the project row, and snapshot its current version before its questions change.
+
+    Projects from before versions were recorded get their snapshot here, so the questions their
+    reviews answered are kept when the first change starts a new version.
+    """
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    if not SchemaVersion.objects.filter(project=locked, version=locked.schema_version).exists():
+        _schema_snapshot(locked)
+    return locked
+
+
+def _schema_changed(*, project: Project, locked: Project, actor: Any, answers_change: bool) -> None:
+    """After a question change: start a new version if the current one has reviews, then snapshot."""
+    if answers_change and Review.objects.filter(project=locked, schema_version=locked.schema_version).exists():
+        old = locked.schema_version
+        locked.schema_version = old + 1
+        locked.save(update_fields=["schema_version"])
+        audit_record(
+            actor=actor, action="schema.version", target=locked, project=locked, data={"from": old, "to": old + 1}
+        )
+    _schema_snapshot(locked)
+    project.schema_version = locked.schema_version  # the caller's object follows
+
+
+def _schema_snapshot(project: Project) -> None:
+    questions = [question_snapshot(q) for q in Question.objects.filter(project=project).order_by("order", "id")]
+    SchemaVersion.objects.update_or_create(
+        project=project, version=project.schema_version, defaults={"questions": questions}
+    )
 
 
 def membership_set(*, project: Project, user: Any, role: str, actor: Any = None) -> Membership:
@@ -100,22 +231,27 @@ def project_set_reviews_per_item(*, project: Project, reviews_per_item: int, act
         project.reviews_per_item = reviews_per_item
         project.save(update_fields=["reviews_per_item"])
         if reviews_per_item > old:
+            # Count and add review slots only: extra gold slots are outside N (services/gold.py).
             counts = dict(
-                Assignment.objects.filter(project=project)
+                Assignment.objects.filter(project=project, slot__lt=EXTRA_SLOT_BASE)
                 .values("item_id")
                 .annotate(n=Count("id"))
                 .values_list("item_id", "n")
             )
             new_slots = [
-                Assignment(project=project, item_id=item_id, slot=slot)
-                for item_id in Item.objects.filter(project=project).values_list("id", flat=True)
+                Assignment(project=project, item_id=item_id, slot=slot, priority=priority)
+                for item_id, priority in Item.objects.filter(project=project).values_list("id", "priority")
                 for slot in range(counts.get(item_id, 0), reviews_per_item)
             ]
             Assignment.objects.bulk_create(new_slots, batch_size=2000)
         elif reviews_per_item < old:
             # Only free, unleased slots go; filled and held ones stay.
             Assignment.objects.filter(
-                project=project, slot__gte=reviews_per_item, submitted_at__isnull=True, reviewer__isnull=True
+                project=project,
+                slot__gte=reviews_per_item,
+                slot__lt=EXTRA_SLOT_BASE,
+                submitted_at__isnull=True,
+                reviewer__isnull=True,
             ).delete()
         audit_record(
             actor=actor,

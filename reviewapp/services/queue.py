@@ -8,6 +8,7 @@ so two reviewers never hold one slot. On SQLite, writes are serialised by the da
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -16,31 +17,37 @@ from django.utils import timezone
 
 from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost
 from reviewapp.models import Assignment, Project, Skip
-from reviewapp.selectors import open_slots_for_user
+from reviewapp.selectors import queue_sources_for_user
 from reviewapp.services.audit import audit_record
+from reviewapp.services.gold import gold_slot_lease
+
+_dice = random.SystemRandom()  # which lease is a gold item must not be predictable
 
 
 def _lease_until(project: Project) -> Any:
     return timezone.now() + timedelta(seconds=project.lease_seconds)
 
 
-def queue_next(*, project: Project, user: Any) -> Assignment | None:
+def queue_next(*, project: Project, user: Any, rng: random.Random | None = None) -> Assignment | None:
     """The reviewer's current lease, or a newly leased free slot; None when nothing is left.
 
     A reviewer who already holds an unsubmitted slot gets it back (renewed), so a reload or a
-    second tab never loses work or takes a second item.
+    second tab never loses work or takes a second item. A new lease is the first slot open to
+    the reviewer in priority order (``selectors.queue_sources_for_user``: queue mode, assignment,
+    items they never saw), or, at the project's gold rate, a gold item (``services.gold``).
+    ``rng`` is for tests: the gold die.
     """
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                return _queue_next_once(project=project, user=user)
+                return _queue_next_once(project=project, user=user, rng=rng or _dice)
         except IntegrityError:
             # The same reviewer raced themselves onto one item from two tabs; try again.
             continue
     return None
 
 
-def _queue_next_once(*, project: Project, user: Any) -> Assignment | None:
+def _queue_next_once(*, project: Project, user: Any, rng: random.Random) -> Assignment | None:
     held = (
         Assignment.objects.select_for_update()
         .filter(project=project, reviewer=user, submitted_at__isnull=True)
@@ -51,12 +58,20 @@ def _queue_next_once(*, project: Project, user: Any) -> Assignment | None:
         held.expires_at = _lease_until(project)
         held.save(update_fields=["expires_at"])
         return held
-    candidates = open_slots_for_user(project=project, user=user).order_by("id")
-    if connection.features.has_select_for_update_skip_locked:
-        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-    slot = candidates.first()
+    slot = None
+    for source in queue_sources_for_user(project=project, user=user):
+        if connection.features.has_select_for_update_skip_locked:
+            source = source.select_for_update(skip_locked=True, of=("self",))
+        first = source.first()
+        # The best first row wins; the others' row locks end with this short transaction.
+        if first is not None and (slot is None or (-first.priority, first.pk) < (-slot.priority, slot.pk)):
+            slot = first
     if slot is None:
-        return None
+        return None  # gold is mixed into real work, never served on its own (services/gold.py)
+    if project.gold_rate > 0 and rng.random() < project.gold_rate:
+        gold = gold_slot_lease(project=project, user=user, expires_at=_lease_until(project))
+        if gold is not None:
+            return gold  # the ordinary slot's row lock ends with this transaction, untouched
     now = timezone.now()
     slot.reviewer = user
     slot.leased_at = now
@@ -75,12 +90,20 @@ def assignment_renew(*, assignment: Assignment, user: Any) -> Assignment:
 
 
 def assignment_skip(*, assignment: Assignment, user: Any, reason: str = "") -> None:
-    """Give the slot back and do not offer this item to the reviewer again."""
+    """Give the slot back and do not offer this item to the reviewer again.
+
+    A slot assigned to this reviewer personally becomes unassigned (a group assignment stays), so
+    curators see it as needing someone else instead of it waiting for a reviewer who declined it.
+    """
+    reason = (reason or "").strip()
     with transaction.atomic():
         current = _lock_own(assignment=assignment, user=user)
         Skip.objects.get_or_create(
             project=current.project, item_id=current.item_id, reviewer=user, defaults={"reason": reason[:500]}
         )
+        if current.assigned_to_id == user.pk:
+            current.assigned_to = None
+            current.save(update_fields=["assigned_to"])
         _release(current)
         audit_record(
             actor=user, action="item.skip", target=current.item, project=current.project, data={"reason": reason[:500]}

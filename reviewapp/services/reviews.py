@@ -6,11 +6,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost
+from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost, ReviewReturned
 from reviewapp.models import Assignment, Item, Project, Review, ReviewRevision
 from reviewapp.selectors import questions_for_project
 from reviewapp.services.answers import answers_validate
 from reviewapp.services.audit import audit_record
+from reviewapp.services.curation import curation_item_update
 
 MAX_TIME_ON_TASK_MS = 24 * 3600 * 1000
 
@@ -58,8 +59,12 @@ def review_submit(
         )
         slot.submitted_at = now
         slot.save(update_fields=["submitted_at"])
-        Item.objects.filter(pk=slot.item_id).update(review_count=F("review_count") + 1)
+        # An extra gold slot is outside the item's N (services/gold.py): it adds 0, but the UPDATE
+        # still runs so every submit locks the item row here, before anything else reads the item.
+        added = 1 if slot.counts_toward_n else 0
+        Item.objects.filter(pk=slot.item_id).update(review_count=F("review_count") + added)
         audit_record(actor=user, action="review.submit", target=review, project=project, data={"item": slot.item_id})
+        curation_item_update(item=slot.item)
     return review
 
 
@@ -67,6 +72,8 @@ def review_edit(*, review: Review, user: Any, answers: Any, comment: str | None 
     """Change a submitted review; the previous answers go to its history."""
     with transaction.atomic():
         current = Review.objects.select_for_update(of=("self",)).select_related("project", "item").get(pk=review.pk)
+        if current.returned_at is not None:
+            raise ReviewReturned("A curator sent this review back for re-review; it can no longer be edited.")
         cleaned = answers_validate(
             questions=questions_for_project(project=current.project), item=current.item, answers=answers
         )
@@ -77,11 +84,19 @@ def review_edit(*, review: Review, user: Any, answers: Any, comment: str | None 
         ReviewRevision.objects.create(
             review=current, answers=current.answers, comment=current.comment, edited_by=user, replaced_at=now
         )
+        changed_fields = ["answers", "comment", "updated_at"]
+        data = {}
+        if cleaned != current.answers and current.schema_version != current.project.schema_version:
+            # New answers were checked against today's questions, so they answer today's version.
+            data["schema_version"] = {"from": current.schema_version, "to": current.project.schema_version}
+            current.schema_version = current.project.schema_version
+            changed_fields.append("schema_version")
         current.answers = cleaned
         current.comment = new_comment
         current.updated_at = now
-        current.save(update_fields=["answers", "comment", "updated_at"])
-        audit_record(actor=user, action="review.edit", target=current, project=current.project)
+        current.save(update_fields=changed_fields)
+        audit_record(actor=user, action="review.edit", target=current, project=current.project, data=data)
+        curation_item_update(item=current.item)
     return current
 
 

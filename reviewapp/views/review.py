@@ -22,9 +22,16 @@ from django_htmx.http import HttpResponseStopPolling
 
 from reviewapp.errors import AlreadySubmitted, Conflict, ItemRemoved, LeaseLost, ValidationFailed
 from reviewapp.forms import ReviewAnswersForm
-from reviewapp.models import Assignment, Project
+from reviewapp.models import Assignment, Flag, Project
 from reviewapp.permissions import Capability
-from reviewapp.selectors import assignment_get_for_user, project_get_for_user, questions_for_project, queue_progress
+from reviewapp.selectors import (
+    assignment_get_for_user,
+    flaggable_item_get_for_user,
+    project_get_for_user,
+    questions_for_project,
+    queue_progress,
+)
+from reviewapp.services.flags import flag_create
 from reviewapp.services.queue import assignment_renew, assignment_skip, queue_next
 from reviewapp.services.reviews import review_submit
 from reviewapp.views.http import AuthedHtmxRequest, Notice, partial
@@ -86,6 +93,7 @@ def _render_panel(
         "progress": queue_progress(project=project, user=request.user),
         "notice": notice,
         "heartbeat_seconds": _heartbeat_seconds(project),
+        "flag_kinds": Flag.Kind.choices,
     }
     return render(request, partial(TEMPLATE, request, "review-panel"), context, status=status)
 
@@ -167,6 +175,32 @@ def review_renew_view(request: AuthedHtmxRequest, slug: str, assignment_id: int)
         html = render_to_string(f"{TEMPLATE}#lease-lost", {"text": text, "project": project}, request=request)
         return HttpResponseStopPolling(html)
     return HttpResponse(status=204)
+
+
+@login_required
+@require_POST
+def review_flag_view(request: AuthedHtmxRequest, slug: str, assignment_id: int) -> HttpResponse:
+    """Flag the item of the reviewer's lease. Answers typed so far stay on the page: htmx swaps only
+    the flag status line; without JavaScript the page reloads on the same lease."""
+    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW)
+    assignment = _own_assignment(request, project, assignment_id)
+    if assignment is None:
+        raise Http404("This item was removed from the project.")
+    item = flaggable_item_get_for_user(user=request.user, project=project, pk=assignment.item_id)
+    try:
+        flag, _ = flag_create(
+            item=item, user=request.user, kind=request.POST.get("kind", ""), note=request.POST.get("note", "")
+        )
+    except ValidationFailed as exc:
+        text = " ".join(e["message"] for e in exc.errors) or exc.message
+        notice, status = Notice("error", f"Not flagged: {text}"), 422
+    else:
+        notice = Notice("success", f"Flagged “{flag.get_kind_display()}” for curators. Carry on with the review.")
+        status = 201
+    if not request.htmx:
+        messages.add_message(request, messages.SUCCESS if status == 201 else messages.ERROR, notice.text)
+        return redirect("review-page", slug=project.slug)
+    return render(request, f"{TEMPLATE}#flag-result", {"notice": notice}, status=status)
 
 
 def _short(text: str, limit: int = 60) -> str:

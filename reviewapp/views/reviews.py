@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from reviewapp.errors import ValidationFailed
+from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.forms import ReviewAnswersForm
 from reviewapp.permissions import Capability
 from reviewapp.selectors import (
@@ -50,6 +50,8 @@ def review_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
         except ValidationFailed as exc:
             form.add_errors(exc.errors)
             notice, status = Notice("error", exc.message), 422
+        except Conflict as exc:  # sent back for re-review meanwhile: say so, keep what was typed
+            notice, status = Notice("warning", f"{exc.message} Your changes were not saved."), 409
         else:
             if not request.htmx:
                 messages.success(request, "Your changes were saved.")

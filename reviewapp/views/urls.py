@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from django.views.generic import RedirectView
 
-from reviewapp.views import projects, review, reviews, tokens
+from reviewapp.views import adjudication, assignments, audit, pairwise, projects, review, reviews, tokens
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
@@ -13,6 +13,19 @@ urlpatterns = [
     path("projects/<slug:slug>/review/<int:assignment_id>/submit/", review.review_submit_view, name="review-submit"),
     path("projects/<slug:slug>/review/<int:assignment_id>/skip/", review.review_skip_view, name="review-skip"),
     path("projects/<slug:slug>/review/<int:assignment_id>/renew/", review.review_renew_view, name="review-renew"),
+    path("projects/<slug:slug>/review/<int:assignment_id>/flag/", review.review_flag_view, name="review-flag"),
+    path("projects/<slug:slug>/assignments/", assignments.assignments_page, name="assignments-page"),
+    path("projects/<slug:slug>/assignments/assign/", assignments.assignments_assign, name="assignments-assign"),
+    path("projects/<slug:slug>/assignments/settings/", assignments.assignments_settings, name="assignments-settings"),
+    path("projects/<slug:slug>/groups/", assignments.groups_create, name="groups-create"),
+    path("projects/<slug:slug>/audit/", audit.audit_page, name="audit-page"),
+    path("projects/<slug:slug>/pairwise/", pairwise.pairwise_page, name="pairwise-page"),
+    path("projects/<slug:slug>/pairwise/results/", pairwise.pairwise_results_view, name="pairwise-results"),
+    path("projects/<slug:slug>/pairwise/<int:slot_id>/submit/", pairwise.pairwise_submit_view, name="pairwise-submit"),
+    path("projects/<slug:slug>/pairwise/<int:slot_id>/skip/", pairwise.pairwise_skip_view, name="pairwise-skip"),
+    path("projects/<slug:slug>/pairwise/<int:slot_id>/renew/", pairwise.pairwise_renew_view, name="pairwise-renew"),
+    path("projects/<slug:slug>/adjudicate/", adjudication.adjudication_queue, name="adjudication-queue"),
+    path("projects/<slug:slug>/adjudicate/<int:item_id>/", adjudication.adjudication_item, name="adjudication-item"),
     path("reviews/", reviews.review_list, name="review-list"),
     path("reviews/<int:pk>/", reviews.review_detail, name="review-detail"),
     path("settings/", RedirectView.as_view(pattern_name="token-list"), name="settings"),

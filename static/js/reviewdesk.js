@@ -160,6 +160,7 @@
       const d = active && active.closest(".chunk")?.querySelector("details");
       if (d) d.open = !d.open;
     } else if (e.key === "s") $("[data-skip]", f)?.click();
+    else if (e.key === "f" && $("[data-flag]", f)) openDialog("flag-dialog");
     else if (e.key === "Enter") {
       if (t.closest && t.closest("button, a, summary, select")) handled = false;
       else f.requestSubmit($("[data-submit]", f));
@@ -179,7 +180,18 @@
   }
   document.addEventListener("click", (e) => {
     const opener = e.target.closest && e.target.closest("[data-open]");
-    if (opener) openDialog(opener.dataset.open);
+    if (opener) {
+      e.preventDefault(); // the Skip button also submits without JavaScript; with it, it opens the dialog
+      openDialog(opener.dataset.open);
+    }
+    // Adjudication: copy one reviewer's text answer into the decision.
+    const filler = e.target.closest && e.target.closest("[data-fill]");
+    const fillTarget = filler && document.getElementById(filler.dataset.fill);
+    if (fillTarget) {
+      fillTarget.value = filler.dataset.value || "";
+      fillTarget.dispatchEvent(new Event("input", { bubbles: true }));
+      edit(fillTarget);
+    }
     const copier = e.target.closest && e.target.closest("[data-copy]");
     if (copier) {
       const input = document.getElementById(copier.dataset.copy);
@@ -190,6 +202,11 @@
 
   document.addEventListener("htmx:afterSettle", (e) => {
     if (e.target.querySelector && (e.target.matches("[data-review-panel], .review") || e.target.querySelector("[data-review-form]"))) init();
+  });
+  // A dialog whose form did its job (e.g. the flag dialog) closes; the answers behind it stay as typed.
+  document.addEventListener("htmx:afterRequest", (e) => {
+    const d = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("dialog[data-close-on-success]");
+    if (d && e.detail.successful && d.open) d.close();
   });
   document.addEventListener("htmx:responseError", (e) => {
     const status = e.detail.xhr.status;

@@ -1,0 +1,193 @@
+"""Runs: one evaluation of a suite version over a dataset, split into chunks that workers claim.
+
+A run is a row first, then tasks (ARCHITECTURE.md): ``run_start`` snapshots the item ids into
+RunChunk rows and enqueues one task per chunk. A task claims its chunk with a conditional UPDATE
+and a lease (``lease_expires_at``, renewed while it works), writes only the RunResult rows that
+are missing — (run, item, scorer) is unique, so a redelivered task never double-counts — and the
+last chunk to finish closes the run. A sweeper re-queues chunks whose lease expired (a killed
+worker). The UI and the API read progress from these rows.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from evaluations.models.suites import SuiteVersion
+from reviewapp.models import Item, Project
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="evaluation_runs")
+    suite_version = models.ForeignKey(SuiteVersion, on_delete=models.PROTECT, related_name="runs")
+    # The dataset filter as validated (services.datasets); the item ids themselves are on the chunks.
+    dataset = models.JSONField(default=dict, blank=True)
+    # {"kind": "stored"} | {"kind": "mlflow_model", "model_uri": ...} | {"kind": "endpoint", "endpoint": ...}
+    target = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    items_total = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)  # chunks done or failed
+    rows_done = models.PositiveIntegerField(default=0)  # items whose chunk finished
+    rows_errored = models.PositiveIntegerField(default=0)  # of those, items with at least one errored result
+    max_error_rate = models.FloatField(default=0.2)
+    error = models.TextField(blank=True, help_text="Why the run failed.")
+    # Per scorer name, at finish: n, n_scored, n_errors, n_judged, n_passed, mean, pass_rate, error_rate.
+    metrics = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # MLflow: logged once the run finished; retried by a beat task until it succeeds.
+    mlflow_run_id = models.CharField(max_length=64, blank=True)
+    mlflow_experiment_id = models.CharField(max_length=64, blank=True)
+    mlflow_logged = models.BooleanField(default=False)
+    mlflow_error = models.TextField(blank=True)
+    mlflow_attempts = models.PositiveIntegerField(default=0)
+    mlflow_claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["project", "-id"], name="eval_run_project_recent"),
+            models.Index(fields=["status"], condition=models.Q(mlflow_logged=False), name="eval_run_mlflow_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return round(100 * min(self.rows_done, self.items_total) / self.items_total) if self.items_total else 0
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.rows_errored / self.rows_done if self.rows_done else None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        from django.utils import timezone
+
+        end = self.finished_at or timezone.now()
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    @property
+    def items_per_second(self) -> float | None:
+        seconds = self.duration_seconds
+        return self.rows_done / seconds if seconds else None
+
+    @property
+    def target_label(self) -> str:
+        kind = self.target.get("kind", "stored")
+        if kind == "mlflow_model":
+            return str(self.target.get("model_uri", ""))
+        if kind == "endpoint":
+            return f"endpoint {self.target.get('endpoint', '')}"
+        return "stored responses"
+
+
+class RunChunk(models.Model):
+    """A slice of a run's items, claimed by one task at a time under a lease."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    TERMINAL = (Status.DONE, Status.FAILED, Status.CANCELLED)
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    item_ids = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Who holds the claim: a random token per claim, so a worker whose lease expired and was
+    # re-claimed cannot renew or close someone else's claim.
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_errored = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="run_chunk_unique")]
+        indexes = [
+            # The sweeper: unfinished chunks, by lease.
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                condition=models.Q(status__in=["pending", "running"]),
+                name="run_chunk_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of run {self.run_id} ({self.status})"
+
+
+class RunRow(models.Model):
+    """A response generated for an item by the run's target (targets other than stored responses)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="rows")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    response = models.TextField(blank=True)
+    retrieved_context = models.JSONField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "item"]
+        constraints = [models.UniqueConstraint(fields=["run", "item"], name="run_row_unique")]
+
+    def __str__(self) -> str:
+        return f"row of item {self.item_id} in run {self.run_id}"
+
+
+class RunResult(models.Model):
+    """One scorer's verdict on one item in one run (MLflow feedback shape)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="results")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    scorer = models.CharField(max_length=100)  # the suite entry's name
+    value = models.JSONField(null=True, blank=True)
+    # ``value`` as a number (bools as 0/1) when it is one, so means are a database aggregate.
+    number = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    source_type = models.CharField(max_length=16, default="CODE")
+
+    class Meta:
+        ordering = ["run", "item", "scorer"]
+        constraints = [
+            # What makes a redelivered or re-claimed chunk harmless: a verdict is written once.
+            models.UniqueConstraint(fields=["run", "item", "scorer"], name="run_result_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scorer} on item {self.item_id} in run {self.run_id}"

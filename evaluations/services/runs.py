@@ -1,0 +1,327 @@
+"""Running a suite: start (a row, chunks, one task per chunk), execute a chunk, sweep, cancel.
+
+The life of a run (see models/runs.py):
+
+1. ``run_start`` validates the dataset and target, snapshots the matching item ids into chunks and
+   enqueues ``evaluations.run_chunk`` for each once the transaction commits.
+2. ``run_chunk_execute`` (services.chunks) claims its chunk with a conditional UPDATE (``pending``, or ``running`` with
+   an expired lease) and a fresh claim token; it then scores only the (item, scorer) pairs that have
+   no RunResult yet, writes them with ON CONFLICT DO NOTHING, renews its lease as it goes and stops
+   when it lost the claim or the run stopped. Closing the chunk and, when it is the last one, the
+   run happens in one transaction under a lock on the run row, so exactly one chunk closes a run.
+3. ``runs_sweep`` (beat) puts chunks whose lease expired back to ``pending`` and enqueues them again
+   (a worker was killed), re-enqueues chunks pending for too long (a lost message), fails chunks
+   that used up their attempts, and closes runs whose chunks are all finished.
+4. A closed run fails when more than ``max_error_rate`` of its rows errored (checked early, after
+   EARLY_FAIL_MIN_ROWS rows, so a dead judge endpoint does not burn through 10,000 calls), and
+   is then logged to MLflow (services.tracking).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from evaluations.models import Run, RunChunk, RunResult, SuiteVersion
+from evaluations.selectors import run_metrics_compute
+from evaluations.services.datasets import dataset_items, dataset_validate
+from reviewapp.errors import Conflict, FieldError, ValidationFailed
+from reviewapp.models import Item, Project
+from reviewapp.services.audit import audit_record
+
+logger = logging.getLogger(__name__)
+
+EARLY_FAIL_MIN_ROWS = 100  # a run may fail on its error rate once this many rows are done
+TEXT_MAX = 4000  # rationale / error characters kept per result
+TARGET_KINDS = ("stored", "mlflow_model", "endpoint")
+Status = Run.Status
+ChunkStatus = RunChunk.Status
+
+
+def _err(field: str, message: str) -> FieldError:
+    return {"index": None, "field": field, "message": message}
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+
+def targets_module() -> ModuleType | None:
+    """``evaluations.targets`` (response generation), when this deployment has it."""
+    try:
+        from evaluations import targets
+    except ModuleNotFoundError as exc:
+        if exc.name == "evaluations.targets":
+            return None
+        raise
+    return targets
+
+
+def target_validate(*, target: Any) -> dict[str, Any]:
+    """``{"kind": "stored"}`` (score the items' own responses) or a generation target, checked."""
+    if target in (None, "", "stored"):
+        return {"kind": "stored"}
+    if not isinstance(target, dict):
+        raise ValidationFailed(
+            [
+                _err(
+                    "target",
+                    'Give {"kind": "stored"}, {"kind": "mlflow_model", "model_uri": ...} '
+                    'or {"kind": "endpoint", "endpoint": ...}.',
+                )
+            ]
+        )
+    kind = target.get("kind")
+    if kind == "stored":
+        extra = [k for k in target if k != "kind"]
+        if extra:
+            raise ValidationFailed(
+                [_err(f"target.{k}", "A stored-responses target takes no other field.") for k in extra]
+            )
+        return {"kind": "stored"}
+    if kind not in TARGET_KINDS:
+        raise ValidationFailed([_err("target.kind", f"Use one of: {', '.join(TARGET_KINDS)}.")])
+    targets = targets_module()
+    if targets is None:
+        raise ValidationFailed([_err("target.kind", f"Generating responses ({kind}) is not available here.")])
+    return dict(targets.target_validate(target))
+
+
+# --- start and cancel --------------------------------------------------------------------------
+
+
+def run_start(
+    *,
+    project: Project,
+    suite_version: SuiteVersion,
+    actor: Any,
+    dataset: Any = None,
+    target: Any = None,
+) -> Run:
+    """Create the run and its chunks; each chunk's task is enqueued once this commits."""
+    errors: list[FieldError] = []
+    if suite_version.suite.project_id != project.pk:
+        raise ValidationFailed([_err("suite_version", "This suite version belongs to another project.")])
+    clean_dataset: dict[str, Any] = {}
+    clean_target: dict[str, Any] = {}
+    try:
+        clean_dataset = dataset_validate(dataset=dataset)
+    except ValidationFailed as exc:
+        errors.extend(exc.errors)
+    try:
+        clean_target = target_validate(target=target)
+    except ValidationFailed as exc:
+        errors.extend(exc.errors)
+    if errors:
+        raise ValidationFailed(errors, "The run cannot start.")
+    ids = list(dataset_items(project=project, dataset=clean_dataset).values_list("id", flat=True))
+    if not ids:
+        raise ValidationFailed(
+            [_err("dataset", "No item of this project matches the dataset.")], "The run cannot start."
+        )
+    config = suite_version.config or {}
+    size = int(config.get("chunk_size") or settings.EVALUATION_CHUNK_SIZE)
+    max_error_rate = config.get("max_error_rate")
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.create(
+            project=project,
+            suite_version=suite_version,
+            dataset=clean_dataset,
+            target=clean_target,
+            items_total=len(ids),
+            chunks_total=math.ceil(len(ids) / size),
+            max_error_rate=settings.EVALUATION_MAX_ERROR_RATE if max_error_rate is None else float(max_error_rate),
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        chunks = RunChunk.objects.bulk_create(
+            [
+                RunChunk(run=run, index=n, item_ids=ids[start : start + size], enqueued_at=now)
+                for n, start in enumerate(range(0, len(ids), size))
+            ]
+        )
+        audit_record(
+            actor=actor,
+            action="evaluation.run_start",
+            target=run,
+            project=project,
+            data={
+                "suite_version": suite_version.pk,
+                "dataset": clean_dataset,
+                "target": clean_target,
+                "items": len(ids),
+            },
+        )
+        _enqueue([c.pk for c in chunks])
+    return run
+
+
+def _enqueue(chunk_ids: Iterable[int]) -> None:
+    """One task per chunk, sent once the current transaction commits (at once outside of one)."""
+    from evaluations.tasks import run_chunk as run_chunk_task  # tasks are a face; imported late
+
+    for chunk_id in chunk_ids:
+        run_chunk_task.delay_on_commit(chunk_id)
+
+
+def run_cancel(*, run: Run, actor: Any) -> Run:
+    """Stop a queued or running run: pending chunks are dropped, running ones stop at their next step."""
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        if locked.status not in Run.ACTIVE:
+            raise Conflict(f"This run already {locked.get_status_display().lower()}; only queued or running runs stop.")
+        now = timezone.now()
+        RunChunk.objects.filter(run=locked, status=ChunkStatus.PENDING).update(
+            status=ChunkStatus.CANCELLED, finished_at=now
+        )
+        locked.status = Status.CANCELLED
+        locked.finished_at = now
+        locked.error = f"Cancelled by {getattr(actor, 'username', None) or 'an operator'}."
+        locked.metrics = run_metrics_compute(run=locked)
+        locked.save(update_fields=["status", "finished_at", "error", "metrics"])
+        audit_record(actor=actor, action="evaluation.run_cancel", target=locked, project=locked.project, data={})
+    return locked
+
+
+# --- closing chunks and runs -------------------------------------------------------------------
+
+
+def chunk_close(chunk_id: int, expect: Q, status: str, error: str = "") -> bool:
+    """Mark the chunk finished if it still matches ``expect``, count its rows, maybe close the run."""
+    run_id = RunChunk.objects.filter(pk=chunk_id).values_list("run_id", flat=True).first()
+    if run_id is None:
+        return False
+    with transaction.atomic():
+        # The run row lock serialises chunk closes, so exactly one of them sees "no chunk left".
+        run = Run.objects.select_for_update().get(pk=run_id)
+        chunk = RunChunk.objects.filter(expect, pk=chunk_id).first()
+        if chunk is None:
+            return False
+        ids = list(chunk.item_ids)
+        rows_done = Item.objects.filter(pk__in=ids).count()
+        if status == ChunkStatus.FAILED:
+            rows_errored = rows_done
+        else:
+            rows_errored = (
+                RunResult.objects.filter(run_id=run_id, item_id__in=ids)
+                .exclude(error="")
+                .values("item_id")
+                .distinct()
+                .count()
+            )
+        chunk.status = status
+        chunk.finished_at = timezone.now()
+        chunk.rows_done, chunk.rows_errored = rows_done, rows_errored
+        chunk.error = error
+        chunk.claim_token = ""
+        chunk.save(update_fields=["status", "finished_at", "rows_done", "rows_errored", "error", "claim_token"])
+        if run.status in Run.ACTIVE:
+            run.chunks_done += 1
+            run.rows_done += rows_done
+            run.rows_errored += rows_errored
+            run.save(update_fields=["chunks_done", "rows_done", "rows_errored"])
+            _run_maybe_finish(run)
+    return True
+
+
+def _run_maybe_finish(run: Run) -> None:
+    """Close ``run`` (locked by the caller) when its chunks are done or its error rate is too high."""
+    if run.status not in Run.ACTIVE:
+        return
+    open_chunks = RunChunk.objects.filter(run=run).exclude(status__in=RunChunk.TERMINAL).exists()
+    rate = run.error_rate
+    too_many = rate is not None and rate > run.max_error_rate
+    if too_many and (not open_chunks or run.rows_done >= EARLY_FAIL_MIN_ROWS):
+        _run_close(run, Status.FAILED, _error_rate_reason(run))
+    elif not open_chunks:
+        _run_close(run, Status.SUCCEEDED, "")
+
+
+def _error_rate_reason(run: Run) -> str:
+    rate = run.error_rate or 0.0
+    reason = (
+        f"{run.rows_errored} of {run.rows_done} rows errored ({rate:.0%}), more than this suite's limit "
+        f"of {run.max_error_rate:.0%}."
+    )
+    top = (
+        RunResult.objects.filter(run=run)
+        .exclude(error="")
+        .values("scorer", "error")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .first()
+    )
+    if top:
+        reason += f" Most common: {top['scorer']}: “{top['error'][:300]}” ({top['n']} rows)."
+    failed = RunChunk.objects.filter(run=run, status=ChunkStatus.FAILED).exclude(error="").first()
+    if failed:
+        reason += f" Chunk {failed.index} failed: {failed.error[:300]}"
+    return reason
+
+
+def _run_close(run: Run, status: str, error: str) -> None:
+    now = timezone.now()
+    run.status = status
+    run.error = error
+    run.finished_at = now
+    run.metrics = run_metrics_compute(run=run)
+    run.save(update_fields=["status", "error", "finished_at", "metrics"])
+    RunChunk.objects.filter(run=run, status=ChunkStatus.PENDING).update(status=ChunkStatus.CANCELLED, finished_at=now)
+    from evaluations.tasks import run_mlflow_log as run_mlflow_log_task  # tasks are a face; imported late
+
+    run_mlflow_log_task.delay_on_commit(run.pk)
+
+
+# --- the sweeper -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    requeued: int  # chunks enqueued again (lease expired, or the message seems lost)
+    failed: int  # chunks that used up their attempts
+    closed: int  # runs closed because all their chunks had finished
+
+
+def runs_sweep(*, now: datetime | None = None) -> SweepResult:
+    """Re-queue chunks of active runs whose worker died or whose message was lost (beat, every 30 s)."""
+    now = now or timezone.now()
+    max_attempts = settings.EVALUATION_CHUNK_MAX_ATTEMPTS
+    requeued, failed, closed = [], 0, 0
+    active = Q(run__status__in=Run.ACTIVE)
+    expired = RunChunk.objects.filter(active, status=ChunkStatus.RUNNING, lease_expires_at__lt=now)
+    for pk, attempts in expired.values_list("pk", "attempts"):
+        still_expired = Q(status=ChunkStatus.RUNNING, lease_expires_at__lt=now)
+        if attempts >= max_attempts:
+            reason = f"Gave up after {attempts} attempts (the worker stopped renewing its lease each time)."
+            failed += chunk_close(pk, still_expired, ChunkStatus.FAILED, reason)
+        elif RunChunk.objects.filter(still_expired, pk=pk).update(
+            status=ChunkStatus.PENDING, claim_token="", lease_expires_at=None, enqueued_at=now
+        ):
+            requeued.append(pk)
+    stale = now - timedelta(seconds=settings.EVALUATION_PENDING_REQUEUE_SECONDS)
+    lost = RunChunk.objects.filter(active, status=ChunkStatus.PENDING, enqueued_at__lt=stale)
+    for pk, attempts in lost.values_list("pk", "attempts"):
+        still_stale = Q(status=ChunkStatus.PENDING, enqueued_at__lt=stale)
+        if attempts >= max_attempts:
+            failed += chunk_close(pk, still_stale, ChunkStatus.FAILED, f"Gave up after {attempts} attempts.")
+        elif RunChunk.objects.filter(still_stale, pk=pk).update(enqueued_at=now):
+            requeued.append(pk)
+    _enqueue(requeued)
+    finished = Run.objects.filter(status__in=Run.ACTIVE).exclude(
+        chunks__status__in=[ChunkStatus.PENDING, ChunkStatus.RUNNING]
+    )
+    for run_id in finished.values_list("pk", flat=True):
+        with transaction.atomic():
+            run = Run.objects.select_for_update().get(pk=run_id)
+            _run_maybe_finish(run)
+            closed += run.status not in Run.ACTIVE
+    return SweepResult(requeued=len(requeued), failed=failed, closed=closed)

@@ -1,0 +1,188 @@
+"""Generation targets: where a run's responses come from before they are scored.
+
+``target`` is one of
+
+- ``{"kind": "stored"}``: the responses already stored on the items (no generation);
+- ``{"kind": "mlflow_model", "model_uri": "models:/<name>/<version>"}``: a registered MLflow model
+  loaded in the worker (once per process) and asked for each row's request;
+- ``{"kind": "endpoint", "endpoint": "<name>"}``: a chat endpoint of the registry (Databricks
+  serving or OpenAI-compatible), or an ``mlflow_model`` endpoint, which is the same as the
+  model target.
+
+Contract for the run executor: :func:`responses_generate` returns one :class:`GeneratedResponse`
+per row, in order. A row that fails (the model raised on it, the endpoint timed out or answered
+garbage after its retries) gets ``error`` and an empty response; one bad row never raises. Only
+a target that cannot work at all raises: ``PermanentPipelineError`` (the model version does not
+exist or cannot be loaded, the endpoint was removed or disabled) or ``TransientPipelineError``
+(the registry is unreachable; retry the chunk later).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from evaluations.models.endpoints import MODEL_URI_RE
+from evaluations.scorers.registry import ScoreInput
+from reviewapp.errors import FieldError, ValidationFailed
+
+if TYPE_CHECKING:
+    from pipelines.llm_client import EndpointConfig
+
+TARGET_KINDS = ("stored", "mlflow_model", "endpoint")
+GENERATION_MAX_TOKENS = 1024
+
+
+@dataclass
+class GeneratedResponse:
+    response: str
+    retrieved_context: list[dict[str, Any]] | None
+    latency_ms: float | None
+    error: str = ""
+
+
+def target_validate(target: dict[str, Any]) -> dict[str, Any]:
+    """The target in canonical form, or ValidationFailed naming the bad field (``target.model_uri``, ...)."""
+    errors: list[FieldError] = []
+
+    def bad(field: str, message: str) -> None:
+        errors.append({"index": None, "field": f"target.{field}" if field else "target", "message": message})
+
+    if not isinstance(target, dict):
+        bad("", 'Must be an object such as {"kind": "stored"}.')
+        raise ValidationFailed(errors)
+    kind = target.get("kind")
+    allowed = {"stored": {"kind"}, "mlflow_model": {"kind", "model_uri"}, "endpoint": {"kind", "endpoint"}}
+    if kind not in allowed:
+        bad("kind", f"Must be one of {', '.join(TARGET_KINDS)}.")
+        raise ValidationFailed(errors)
+    for key in sorted(set(target) - allowed[kind]):
+        bad(key, f"Unknown field for a {kind} target.")
+    if kind == "mlflow_model":
+        uri = target.get("model_uri")
+        if not isinstance(uri, str) or not MODEL_URI_RE.match(uri.strip()):
+            bad(
+                "model_uri",
+                "Must be a registered model version, models:/<name>/<version> (a run pins the version; "
+                "resolve an alias such as @champion to its version first).",
+            )
+    elif kind == "endpoint":
+        name = target.get("endpoint")
+        if not isinstance(name, str) or not name.strip():
+            bad("endpoint", "Name an endpoint from the endpoint registry.")
+        else:
+            from evaluations.endpoints import EndpointNotFound, endpoint_get
+
+            try:
+                endpoint_get(name=name.strip())
+            except EndpointNotFound as exc:
+                bad("endpoint", exc.message)
+    if errors:
+        raise ValidationFailed(errors)
+    if kind == "mlflow_model":
+        return {"kind": kind, "model_uri": target["model_uri"].strip()}
+    if kind == "endpoint":
+        return {"kind": kind, "endpoint": target["endpoint"].strip()}
+    return {"kind": "stored"}
+
+
+def responses_generate(*, target: dict[str, Any], rows: list[ScoreInput]) -> list[GeneratedResponse]:
+    """One response per row from the target (see the module docstring for the error contract)."""
+    from evaluations.endpoints import endpoint_get
+    from pipelines.errors import PermanentPipelineError
+
+    try:
+        # Checked again at execution: the endpoint may have been disabled since the run started.
+        target = target_validate(target)
+    except ValidationFailed as exc:
+        reasons = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
+        raise PermanentPipelineError(f"the run's target cannot be used: {reasons}", system="targets") from None
+    if not rows:
+        return []
+    if target["kind"] == "stored":
+        return [_stored(row) for row in rows]
+    if target["kind"] == "mlflow_model":
+        return _from_model(target["model_uri"], rows)
+    endpoint = endpoint_get(name=target["endpoint"])
+    if endpoint.kind == "mlflow_model":
+        return _from_model(endpoint.model, rows)
+    return _from_chat(endpoint, rows)
+
+
+def _stored(row: ScoreInput) -> GeneratedResponse:
+    latency = row.metadata.get("latency_ms")
+    return GeneratedResponse(
+        response=row.response,
+        retrieved_context=list(row.retrieved_context),
+        latency_ms=float(latency) if isinstance(latency, int | float) else None,
+    )
+
+
+def _from_model(model_uri: str, rows: list[ScoreInput]) -> list[GeneratedResponse]:
+    from pipelines import mlflow_registry
+    from pipelines.errors import PermanentPipelineError
+
+    # Load up front: a model that cannot load fails the whole target (raises), not row by row.
+    mlflow_registry.pyfunc_model_load(model_uri)
+    out = []
+    for row in rows:  # one row per predict: honest per-row latency, and one bad row cannot sink the others
+        started = time.perf_counter()
+        try:
+            [prediction] = mlflow_registry.pyfunc_predict(model_uri=model_uri, inputs=[{"request": row.request}])
+        except PermanentPipelineError as exc:
+            out.append(GeneratedResponse("", None, None, error=exc.message))
+            continue
+        latency_ms = (time.perf_counter() - started) * 1000
+        out.append(_from_prediction(prediction, latency_ms, model_uri))
+    return out
+
+
+def _from_prediction(prediction: Any, latency_ms: float, model_uri: str) -> GeneratedResponse:
+    """Read a model's output: a string, ``{"response", "retrieved_context"}``, or a chat completion."""
+    if isinstance(prediction, str):
+        return GeneratedResponse(prediction, None, latency_ms)
+    if isinstance(prediction, dict):
+        context = prediction.get("retrieved_context")
+        if context is not None and not (isinstance(context, list) and all(isinstance(c, dict) for c in context)):
+            context = None
+        response = prediction.get("response")
+        if response is None:
+            choices = prediction.get("choices")
+            if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+                response = (choices[0].get("message") or {}).get("content")
+        if isinstance(response, str):
+            return GeneratedResponse(response, context, latency_ms)
+    return GeneratedResponse(
+        "", None, latency_ms, error=f"{model_uri} returned an output without a response: {str(prediction)[:200]!r}"
+    )
+
+
+def _messages(row: ScoreInput) -> list[dict[str, str]]:
+    if isinstance(row.request, dict):
+        messages = [
+            {"role": str(m.get("role", "user")), "content": str(m.get("content", ""))}
+            for m in row.request.get("messages") or []
+            if isinstance(m, dict)
+        ]
+        if messages:
+            return messages
+    return [{"role": "user", "content": row.request_text}]
+
+
+def _from_chat(endpoint: EndpointConfig, rows: list[ScoreInput]) -> list[GeneratedResponse]:
+    from pipelines.errors import PipelineError
+    from pipelines.llm_client import chat_complete
+
+    def generate(row: ScoreInput) -> GeneratedResponse:
+        try:
+            reply = chat_complete(endpoint, _messages(row), temperature=0.0, max_tokens=GENERATION_MAX_TOKENS)
+        except PipelineError as exc:
+            return GeneratedResponse("", None, None, error=exc.message)
+        return GeneratedResponse(reply.content, None, reply.latency_ms)
+
+    if len(rows) == 1:
+        return [generate(rows[0])]
+    with ThreadPoolExecutor(max_workers=min(endpoint.max_concurrency, len(rows))) as pool:
+        return list(pool.map(generate, rows))

@@ -1,0 +1,434 @@
+"""Curation: a consensus label when an item's reviews agree, the adjudication queue when they do not,
+and curators' decisions.
+
+Which reviews count: an item is ready once ``reviews_per_item`` of its submitted reviews answered the
+same schema version (the newest such version wins). Reviews of different versions are never
+combined; an item whose N reviews span versions goes to a curator ("mixed_versions").
+
+Locking: every write to an item's CuratedLabel or Adjudication first locks the Item row (FOR NO KEY
+UPDATE, see ``_lock``), so two reviews finishing an item at once, or a decision racing a review
+edit, are serialised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from reviewapp.errors import AlreadyDecided, FieldError, ItemRemoved, ReviewsChanged, ValidationFailed
+from reviewapp.models import Adjudication, CuratedLabel, CuratedLabelRevision, Item, Project, Question, Review
+from reviewapp.selectors import consensus_questions_for_version, questions_for_project
+from reviewapp.services.answers import answers_validate
+from reviewapp.services.audit import audit_record
+from reviewapp.services.consensus import Consensus, consensus_compute, reviews_basis
+
+Kind = Question.Kind
+Method = CuratedLabel.Method
+FACTS_MAX = 200
+
+
+def curation_item_update(*, item: Item) -> CuratedLabel | Adjudication | None:
+    """Bring the item's curated label and adjudication in line with its reviews.
+
+    Called by review_submit and review_edit inside their transaction. Consensus labels follow the
+    reviews (written, updated or withdrawn); an adjudicated label is never overwritten, but when its
+    reviews change it is flagged and goes back to the curators' queue.
+    """
+    with transaction.atomic():
+        locked = _lock(item)
+        if locked is None:
+            return None
+        project = locked.project
+        label = _related(locked, "curated_label")
+        adjudication = _related(locked, "adjudication")
+        n = project.reviews_per_item
+        if locked.review_count < n and label is None and adjudication is None:
+            return None  # the common case while an item collects its reviews: one query
+        reviews = _reviews(locked)
+        basis, version = reviews_basis(reviews, reviews_per_item=n)
+        now = timezone.now()
+        consensus = _consensus(project, locked, basis, version) if basis and version is not None else None
+        if label is not None and label.method == Method.ADJUDICATED:
+            if _fingerprint(basis or reviews) != label.agreement.get("basis"):
+                _reopen_decided(label, adjudication, locked, consensus, version, now)
+            return label
+        if not basis:
+            # Fewer than N reviews again (one was withdrawn): nothing to combine or decide.
+            _withdraw(label, reason="not_enough_reviews")
+            if adjudication is not None:
+                _close(adjudication, reason="not_enough_reviews")
+            return None
+        if consensus is None:
+            _withdraw(label, reason="mixed_versions")
+            return _open(adjudication, locked, Adjudication.Reason.MIXED_VERSIONS, [], None, now)
+        if consensus.agreed:
+            label = _write_consensus(label, locked, basis, version or 1, consensus, now)
+            if adjudication is not None:
+                _close(adjudication, reason="consensus")
+            return label
+        _withdraw(label, reason="disagreement")
+        return _open(adjudication, locked, Adjudication.Reason.DISAGREEMENT, consensus.disagreements, version, now)
+
+
+def adjudication_decide(
+    *,
+    item: Item,
+    user: Any,
+    expected_version: int,
+    answers: Any,
+    expected_response: str | None = None,
+    expected_facts: Any = None,
+    rationale: str = "",
+) -> CuratedLabel:
+    """A curator's final label for an item in the adjudication queue.
+
+    ``expected_version`` is the Adjudication.version the curator's page showed: if the item was
+    decided or its reviews changed since, nothing is written and AlreadyDecided / ReviewsChanged
+    (HTTP 409) say so. The answers are checked against the current questions (ValidationFailed).
+    ``expected_response`` / ``expected_facts`` set the label's expectations; when the schema has
+    questions of those kinds they also become those questions' answers.
+    """
+    with transaction.atomic():
+        locked = _lock(item)
+        if locked is None:
+            raise ItemRemoved("This item was removed from the project; nothing was saved.")
+        project = locked.project
+        adjudication = _related(locked, "adjudication")
+        label = _related(locked, "curated_label")
+        if adjudication is None:
+            raise ReviewsChanged("This item no longer needs a decision: its reviews changed and now agree.")
+        if adjudication.version != expected_version:
+            raise _stale(adjudication, label, user)
+        questions = questions_for_project(project=project)
+        merged, loose, errors = _merge_expectations(questions, answers, expected_response, expected_facts)
+        try:
+            cleaned = answers_validate(questions=questions, item=locked, answers=merged)
+        except ValidationFailed as exc:
+            raise ValidationFailed([*errors, *exc.errors], exc.message) from None
+        if errors:
+            raise ValidationFailed(errors, "Some answers are missing or not valid.")
+        response_text, facts = _expectations(questions, cleaned, loose)
+        reviews = _reviews(locked)
+        basis, version = reviews_basis(reviews, reviews_per_item=project.reviews_per_item)
+        basis = basis or reviews
+        consensus = _consensus(project, locked, basis, version) if version is not None else None
+        now = timezone.now()
+        previous = None if label is None else {"method": label.method, "answers": label.answers}
+        fields = {
+            "answers": cleaned,
+            "expected_response": response_text,
+            "expected_facts": facts,
+            "method": Method.ADJUDICATED,
+            "decided_by": user,
+            "rationale": (rationale or "").strip(),
+            "agreement": _agreement(basis, version, consensus),
+            "schema_version": project.schema_version,
+            "reviews_changed_at": None,
+        }
+        label = _save_label(label, locked, basis, fields, now, replaced_by=user)
+        adjudication.status = Adjudication.Status.DECIDED
+        adjudication.decided_at = now
+        adjudication.updated_at = now
+        adjudication.version += 1
+        adjudication.save(update_fields=["status", "decided_at", "updated_at", "version"])
+        audit_record(
+            actor=user,
+            action="adjudication.decide",
+            target=label,
+            project=project,
+            data={
+                "item": locked.pk,
+                "answers": cleaned,
+                "reviews": [r.pk for r in basis],
+                "disagreements": adjudication.disagreeing_keys,
+                "previous": previous,
+            },
+        )
+    return label
+
+
+def curation_project_recompute(*, project: Project) -> int:
+    """Re-run curation for every item with reviews (after reviews_per_item or consensus rules change).
+
+    Returns how many items were looked at. One transaction per item, so it can run on a live project.
+    """
+    ids = list(Review.objects.filter(project=project).values_list("item_id", flat=True).distinct().order_by())
+    for item_id in ids:
+        curation_item_update(item=Item(pk=item_id))
+    return len(ids)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _lock(item: Item) -> Item | None:
+    """Lock the item row against other curation writers.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: inserting a review or slot of the item takes FOR KEY SHARE on
+    it, and review_submit's review_count UPDATE holds FOR NO KEY UPDATE; FOR UPDATE would conflict
+    with the former, so two reviews finishing one item at once could deadlock.
+    """
+    return (
+        Item.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("project", "curated_label__decided_by", "adjudication")
+        .filter(pk=item.pk)
+        .first()
+    )
+
+
+def _related(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name)
+    except Exception:  # RelatedObjectDoesNotExist: the reverse one-to-one has no row
+        return None
+
+
+def _reviews(item: Item) -> list[Review]:
+    # A review sent back for re-review no longer counts (services.assignments.item_send_back).
+    current = Review.objects.filter(item=item, returned_at__isnull=True)
+    return list(current.select_related("reviewer").order_by("submitted_at", "id"))
+
+
+def _consensus(project: Project, item: Item, basis: Sequence[Review], version: int | None) -> Consensus:
+    return consensus_compute(
+        questions=consensus_questions_for_version(project=project, version=version or project.schema_version),
+        answer_sets=[r.answers for r in basis],
+        n_chunks=len(item.retrieved_context or []),
+    )
+
+
+def _fingerprint(reviews: Sequence[Review]) -> str:
+    """Changes when a review is added, removed or answers differently (not for comment-only edits)."""
+    rows = sorted([r.pk, r.schema_version, r.answers] for r in reviews)
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _agreement(basis: Sequence[Review], version: int | None, consensus: Consensus | None) -> dict[str, Any]:
+    return {
+        "schema_version": version,
+        "basis": _fingerprint(basis),
+        "reviews": [
+            {"id": r.pk, "reviewer": r.reviewer.get_username(), "schema_version": r.schema_version} for r in basis
+        ],
+        "agreed": consensus.agreed if consensus is not None else False,
+        "questions": {o.key: o.as_dict() for o in consensus.outcomes} if consensus is not None else {},
+    }
+
+
+def _first_key(questions: Sequence[Any], kind: str) -> str | None:
+    for q in questions:
+        if (q["kind"] if isinstance(q, dict) else q.kind) == kind:
+            return str(q["key"] if isinstance(q, dict) else q.key)
+    return None
+
+
+def _write_consensus(
+    label: CuratedLabel | None,
+    item: Item,
+    basis: Sequence[Review],
+    version: int,
+    consensus: Consensus,
+    now: Any,
+) -> CuratedLabel:
+    questions = [{"key": o.key, "kind": o.kind} for o in consensus.outcomes]
+    answers = consensus.answers
+    response_key = _first_key(questions, Kind.EXPECTED_RESPONSE)
+    facts_key = _first_key(questions, Kind.EXPECTED_FACTS)
+    fields = {
+        "answers": answers,
+        "expected_response": str(answers.get(response_key, "")) if response_key else "",
+        "expected_facts": list(answers.get(facts_key, [])) if facts_key else [],
+        "method": Method.CONSENSUS,
+        "decided_by": None,
+        "rationale": "",
+        "agreement": _agreement(basis, version, consensus),
+        "schema_version": version,
+        "reviews_changed_at": None,
+    }
+    if label is not None and all(getattr(label, k) == v for k, v in fields.items() if k != "agreement"):
+        if label.agreement.get("basis") == fields["agreement"]["basis"]:
+            return label
+    created = label is None
+    label = _save_label(label, item, basis, fields, now, replaced_by=None)
+    audit_record(
+        actor=None,
+        action="curation.consensus" if created else "curation.consensus_update",
+        target=label,
+        project=item.project,
+        data={"item": item.pk, "answers": answers, "reviews": [r.pk for r in basis]},
+    )
+    return label
+
+
+def _save_label(
+    label: CuratedLabel | None,
+    item: Item,
+    basis: Sequence[Review],
+    fields: dict[str, Any],
+    now: Any,
+    *,
+    replaced_by: Any,
+) -> CuratedLabel:
+    """Create the label, or keep its current state in the history and update it."""
+    if label is None:
+        label = CuratedLabel.objects.create(project=item.project, item=item, created_at=now, updated_at=now, **fields)
+    else:
+        CuratedLabelRevision.objects.create(
+            label=label,
+            answers=label.answers,
+            expected_response=label.expected_response,
+            expected_facts=label.expected_facts,
+            method=label.method,
+            decided_by=label.decided_by,
+            rationale=label.rationale,
+            review_ids=list(label.reviews.values_list("id", flat=True)),
+            schema_version=label.schema_version,
+            replaced_by=replaced_by,
+            replaced_at=now,
+        )
+        for name, value in fields.items():
+            setattr(label, name, value)
+        label.version += 1
+        label.updated_at = now
+        label.save(update_fields=[*fields, "version", "updated_at"])
+    label.reviews.set(basis)
+    return label
+
+
+def _withdraw(label: CuratedLabel | None, *, reason: str) -> None:
+    """Delete a consensus label its reviews no longer support (the audit log keeps what it said)."""
+    if label is None or label.method != Method.CONSENSUS:
+        return
+    audit_record(
+        actor=None,
+        action="curation.consensus_withdraw",
+        target=label.item,
+        project=label.project,
+        data={"reason": reason, "answers": label.answers, "reviews": list(label.reviews.values_list("id", flat=True))},
+    )
+    label.delete()
+
+
+def _open(
+    adjudication: Adjudication | None,
+    item: Item,
+    reason: str,
+    disagreements: list[dict[str, str]],
+    version: int | None,
+    now: Any,
+) -> Adjudication:
+    if adjudication is None:
+        adjudication = Adjudication.objects.create(
+            project=item.project,
+            item=item,
+            reason=reason,
+            disagreements=disagreements,
+            schema_version=version,
+            opened_at=now,
+            updated_at=now,
+        )
+        audit_record(
+            actor=None,
+            action="adjudication.open",
+            target=adjudication,
+            project=item.project,
+            data={"item": item.pk, "reason": reason, "disagreements": disagreements},
+        )
+        return adjudication
+    # The reviews changed (that is why we are here): a curator's open page is now stale.
+    adjudication.status = Adjudication.Status.OPEN
+    adjudication.reason = reason
+    adjudication.disagreements = disagreements
+    adjudication.schema_version = version
+    adjudication.version += 1
+    adjudication.updated_at = now
+    adjudication.save(update_fields=["status", "reason", "disagreements", "schema_version", "version", "updated_at"])
+    return adjudication
+
+
+def _close(adjudication: Adjudication, *, reason: str) -> None:
+    """An undecided item that no longer needs a curator (its reviews now agree, or are too few)."""
+    audit_record(
+        actor=None,
+        action="adjudication.close",
+        target=adjudication,
+        project=adjudication.project,
+        data={"item": adjudication.item_id, "reason": reason},
+    )
+    adjudication.delete()
+
+
+def _reopen_decided(
+    label: CuratedLabel,
+    adjudication: Adjudication | None,
+    item: Item,
+    consensus: Consensus | None,
+    version: int | None,
+    now: Any,
+) -> None:
+    """The reviews behind a curator's decision changed: keep the decision, flag it, queue it again."""
+    if label.reviews_changed_at is None:
+        label.reviews_changed_at = now
+        label.save(update_fields=["reviews_changed_at"])
+    disagreements = consensus.disagreements if consensus is not None else []
+    adjudication = _open(adjudication, item, Adjudication.Reason.REVIEWS_CHANGED, disagreements, version, now)
+    audit_record(
+        actor=None,
+        action="adjudication.reopen",
+        target=adjudication,
+        project=item.project,
+        data={"item": item.pk, "label": label.pk, "disagreements": disagreements},
+    )
+
+
+def _stale(adjudication: Adjudication, label: CuratedLabel | None, user: Any) -> AlreadyDecided | ReviewsChanged:
+    if adjudication.status == Adjudication.Status.DECIDED and label is not None and label.decided_by is not None:
+        who = "You" if label.decided_by.pk == user.pk else label.decided_by.get_username()
+        when = timezone.localtime(label.updated_at).strftime("%H:%M")
+        return AlreadyDecided(f"{who} already decided this item at {when}, after you loaded it; reload to see it.")
+    return ReviewsChanged("The reviews of this item changed after you loaded it; reload to see them.")
+
+
+def _merge_expectations(
+    questions: Sequence[Question], answers: Any, expected_response: str | None, expected_facts: Any
+) -> tuple[Any, dict[str, Any], list[FieldError]]:
+    """The answers with the expectations written into their questions; the expectations that have no
+    question of their kind; and the errors of those two loose fields."""
+    errors: list[FieldError] = []
+    loose: dict[str, Any] = {}
+    merged = dict(answers) if isinstance(answers, dict) else answers
+    response_key = _first_key(questions, Kind.EXPECTED_RESPONSE)
+    facts_key = _first_key(questions, Kind.EXPECTED_FACTS)
+    if expected_response is not None:
+        if not isinstance(expected_response, str):
+            errors.append({"index": None, "field": "expected_response", "message": "Give text."})
+        elif response_key and isinstance(merged, dict):
+            merged[response_key] = expected_response
+        else:
+            loose["expected_response"] = expected_response.strip()
+    if expected_facts is not None:
+        facts = expected_facts.splitlines() if isinstance(expected_facts, str) else expected_facts
+        if not isinstance(facts, list) or not all(isinstance(f, str) for f in facts):
+            errors.append({"index": None, "field": "expected_facts", "message": "Give a list of facts (texts)."})
+        elif len(facts) > FACTS_MAX:
+            errors.append({"index": None, "field": "expected_facts", "message": f"At most {FACTS_MAX} facts."})
+        elif facts_key and isinstance(merged, dict):
+            merged[facts_key] = facts
+        else:
+            loose["expected_facts"] = [f.strip() for f in facts if f.strip()]
+    return merged, loose, errors
+
+
+def _expectations(
+    questions: Sequence[Question], cleaned: dict[str, Any], loose: dict[str, Any]
+) -> tuple[str, list[str]]:
+    response_key = _first_key(questions, Kind.EXPECTED_RESPONSE)
+    facts_key = _first_key(questions, Kind.EXPECTED_FACTS)
+    response = cleaned.get(response_key, "") if response_key else loose.get("expected_response", "")
+    facts = cleaned.get(facts_key, []) if facts_key else loose.get("expected_facts", [])
+    return str(response or ""), list(facts or [])

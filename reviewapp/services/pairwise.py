@@ -1,0 +1,373 @@
+"""Pairwise mode: two model versions' answers to one request, judged side by side, blind.
+
+- ``pairwise_tasks_create`` pairs the items of two model versions that answer the same request.
+  It is idempotent: an item already paired for these two versions is not paired again, and the
+  database refuses a second task for the same two items whichever is called A.
+- ``pairwise_next`` leases a pair slot exactly like ``queue_next`` leases a review slot (the lease
+  lives on the slot row, locked with ``SELECT ... FOR UPDATE SKIP LOCKED``). The left/right order
+  is drawn at random when the slot is leased and stored on it, with a fresh lease token.
+- ``pairwise_submit`` records a Preference from the sides stored on the lease, never from what a
+  client says it showed: the client names the side (a = left, b = right) and the lease token, and
+  the server works out which item and which model version won.
+Results (win rates with Wilson intervals) are in ``reviewapp.services.pairwise_results``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from reviewapp.errors import AlreadySubmitted, FieldError, ItemRemoved, LeaseLost, ValidationFailed
+from reviewapp.models import Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference, Project
+from reviewapp.selectors import pairwise_open_slots_for_user
+from reviewapp.services.audit import audit_record
+
+MAX_PREFERENCES_PER_TASK = 20
+MAX_REASON = 2000
+MAX_TIME_ON_TASK_MS = 24 * 3600 * 1000
+
+
+# --- pairing -----------------------------------------------------------------------------------
+
+
+def _squash(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def request_key(request: Any) -> str:
+    """A digest under which two requests are equal when they ask the same thing.
+
+    Text is compared with its whitespace normalised (runs collapsed, ends trimmed). A chat request
+    compares its whole message list, role by role, each content normalised the same way; a chat
+    that is one user turn equals that text asked on its own.
+    """
+    if isinstance(request, dict):
+        messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+        turns = [[str(m.get("role", "")), _squash(m.get("content", ""))] for m in messages]
+        canonical: list[Any] = ["text", turns[0][1]] if len(turns) == 1 and turns[0][0] == "user" else ["chat", turns]
+    else:
+        canonical = ["text", _squash(request)]
+    return hashlib.sha256(json.dumps(canonical, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PairingResult:
+    created: int  # new tasks
+    existing: int  # tasks these two versions already had
+    unmatched_a: int  # items of version A with no partner of version B (not yet paired)
+    unmatched_b: int
+
+
+def _pairing_errors(*, version_a: str, version_b: str, preferences_per_task: int) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for field, value in (("version_a", version_a), ("version_b", version_b)):
+        if not value.strip():
+            errors.append({"index": None, "field": field, "message": "Name a model version."})
+        elif len(value) > 100:
+            errors.append({"index": None, "field": field, "message": "At most 100 characters."})
+    if version_a.strip() and version_a == version_b:
+        errors.append({"index": None, "field": "version_b", "message": "Pick a version other than version_a."})
+    if not 1 <= preferences_per_task <= MAX_PREFERENCES_PER_TASK:
+        errors.append(
+            {
+                "index": None,
+                "field": "preferences_per_task",
+                "message": f"Between 1 and {MAX_PREFERENCES_PER_TASK}.",
+            }
+        )
+    return errors
+
+
+def pairwise_tasks_create(
+    *,
+    project: Project,
+    version_a: str,
+    version_b: str,
+    actor: Any = None,
+    preferences_per_task: int = 1,
+    source: str = "",
+    model_name: str = "",
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> PairingResult:
+    """Pair every item of ``version_a`` with an item of ``version_b`` that answers the same request.
+
+    The filters (``source``, ``model_name``, a creation-time range) narrow the items considered.
+    When a request has several items of one version, they are paired in id order and the extras
+    stay unmatched. Each new task gets ``preferences_per_task`` slots. Running it again creates
+    only the pairs that are new (items ingested since), never a duplicate.
+    """
+    version_a, version_b = version_a.strip(), version_b.strip()
+    errors = _pairing_errors(version_a=version_a, version_b=version_b, preferences_per_task=preferences_per_task)
+    if errors:
+        raise ValidationFailed(errors)
+    items = Item.objects.filter(project=project, model_version__in=[version_a, version_b])
+    if source:
+        items = items.filter(source=source)
+    if model_name:
+        items = items.filter(model_name=model_name)
+    if created_after is not None:
+        items = items.filter(created_at__gte=created_after)
+    if created_before is not None:
+        items = items.filter(created_at__lt=created_before)
+    with transaction.atomic():
+        # One pairing at a time per project, so two concurrent runs cannot pair one item twice.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        existing = list(
+            PairwiseTask.objects.filter(project=project)
+            .filter(Q(version_a=version_a, version_b=version_b) | Q(version_a=version_b, version_b=version_a))
+            .values_list("item_a_id", "item_b_id")
+        )
+        paired = {pk for pair in existing for pk in pair}
+        pools: dict[str, dict[str, list[int]]] = {version_a: defaultdict(list), version_b: defaultdict(list)}
+        for pk, version, request in (
+            items.order_by("id").values_list("id", "model_version", "request").iterator(chunk_size=2000)
+        ):
+            if pk not in paired:
+                pools[version][request_key(request)].append(pk)
+        pairs: list[tuple[int, int]] = []
+        unmatched_a = unmatched_b = 0
+        for key in pools[version_a].keys() | pools[version_b].keys():
+            a_ids, b_ids = pools[version_a].get(key, []), pools[version_b].get(key, [])
+            n = min(len(a_ids), len(b_ids))
+            pairs.extend(zip(a_ids[:n], b_ids[:n], strict=True))
+            unmatched_a += len(a_ids) - n
+            unmatched_b += len(b_ids) - n
+        pairs.sort()  # the queue hands out pairs in creation order: keep it the order of the items
+        tasks = PairwiseTask.objects.bulk_create(
+            [
+                PairwiseTask(
+                    project=project,
+                    item_a_id=a,
+                    item_b_id=b,
+                    version_a=version_a,
+                    version_b=version_b,
+                    preferences_per_task=preferences_per_task,
+                    created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                )
+                for a, b in pairs
+            ],
+            batch_size=1000,
+        )
+        PairwiseSlot.objects.bulk_create(
+            [PairwiseSlot(project=project, task=task, slot=n) for task in tasks for n in range(preferences_per_task)],
+            batch_size=2000,
+        )
+        result = PairingResult(
+            created=len(tasks), existing=len(existing), unmatched_a=unmatched_a, unmatched_b=unmatched_b
+        )
+        if tasks:
+            audit_record(
+                actor=actor,
+                action="pairwise.tasks_create",
+                target=project,
+                project=project,
+                data={
+                    "version_a": version_a,
+                    "version_b": version_b,
+                    "preferences_per_task": preferences_per_task,
+                    "created": result.created,
+                    "first_task": tasks[0].pk,
+                    "last_task": tasks[-1].pk,
+                },
+            )
+    return result
+
+
+# --- leasing -----------------------------------------------------------------------------------
+
+
+def _lease_until(project: Project) -> datetime:
+    return timezone.now() + timedelta(seconds=project.lease_seconds)
+
+
+def _with_items(qs: Any) -> Any:
+    return qs.select_related("project", "task__item_a", "task__item_b")
+
+
+def pairwise_next(*, project: Project, user: Any) -> PairwiseSlot | None:
+    """The reviewer's current pair (renewed, same sides), or a newly leased one; None when none is left."""
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _pairwise_next_once(project=project, user=user)
+        except IntegrityError:
+            # The same reviewer raced themselves onto one pair from two tabs; try again.
+            continue
+    return None
+
+
+def _pairwise_next_once(*, project: Project, user: Any) -> PairwiseSlot | None:
+    held = (
+        _with_items(PairwiseSlot.objects.select_for_update(of=("self",)))
+        .filter(project=project, reviewer=user, submitted_at__isnull=True)
+        .order_by("id")
+        .first()
+    )
+    if held is not None:
+        held.expires_at = _lease_until(project)
+        held.save(update_fields=["expires_at"])
+        return held
+    candidates = _with_items(pairwise_open_slots_for_user(project=project, user=user)).order_by("id")
+    if connection.features.has_select_for_update_skip_locked:
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+    slot = candidates.first()
+    if slot is None:
+        return None
+    task = slot.task
+    slot.reviewer = user
+    slot.leased_at = timezone.now()
+    slot.expires_at = _lease_until(project)
+    # Drawn per lease, not per task, so no version sits on one side for everybody.
+    slot.left_item_id = task.item_a_id if secrets.randbelow(2) == 0 else task.item_b_id
+    slot.lease_token = secrets.token_urlsafe(16)
+    slot.save(update_fields=["reviewer", "leased_at", "expires_at", "left_item", "lease_token"])
+    return slot
+
+
+def pairwise_slot_sides(slot: PairwiseSlot) -> tuple[Item, Item]:
+    """The (left, right) items of a leased slot, as stored at lease time."""
+    task = slot.task
+    if slot.left_item_id == task.item_b_id:
+        return task.item_b, task.item_a
+    return task.item_a, task.item_b
+
+
+def _lock_own(*, slot: PairwiseSlot, user: Any, project: Project | None = None) -> PairwiseSlot:
+    slots = _with_items(PairwiseSlot.objects.select_for_update(of=("self",)))
+    if project is not None:
+        slots = slots.filter(project=project)
+    current = slots.filter(pk=slot.pk).first()
+    if current is None:
+        raise ItemRemoved("This pair was removed from the project; take the next one.")
+    if current.reviewer_id != user.pk:
+        raise LeaseLost("Your lease on this pair expired and another reviewer has it now.")
+    if current.submitted_at is not None:
+        raise AlreadySubmitted("You already judged this pair.")
+    return current
+
+
+def pairwise_renew(*, slot: PairwiseSlot, user: Any) -> PairwiseSlot:
+    """Extend the lease while the reviewer works; LeaseLost once someone else has the slot."""
+    with transaction.atomic():
+        current = _lock_own(slot=slot, user=user)
+        current.expires_at = _lease_until(current.project)
+        current.save(update_fields=["expires_at"])
+    return current
+
+
+def pairwise_skip(*, slot: PairwiseSlot, user: Any, reason: str = "") -> None:
+    """Give the pair back and do not offer it to this reviewer again."""
+    reason = (reason or "").strip()[:500]
+    with transaction.atomic():
+        current = _lock_own(slot=slot, user=user)
+        PairwiseSkip.objects.get_or_create(
+            project=current.project, task_id=current.task_id, reviewer=user, defaults={"reason": reason}
+        )
+        current.reviewer = None
+        current.leased_at = None
+        current.expires_at = None
+        current.left_item = None
+        current.lease_token = ""
+        current.save(update_fields=["reviewer", "leased_at", "expires_at", "left_item", "lease_token"])
+        audit_record(
+            actor=user, action="pairwise.skip", target=current.task, project=current.project, data={"reason": reason}
+        )
+
+
+# --- judging -----------------------------------------------------------------------------------
+
+
+def _clamp_time(value: int | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return max(0, min(int(value), MAX_TIME_ON_TASK_MS))
+    except (TypeError, ValueError):
+        return None
+
+
+def pairwise_submit(
+    *,
+    slot_id: int,
+    user: Any,
+    lease_token: str,
+    choice: str,
+    reason: str = "",
+    time_on_task_ms: int | None = None,
+    project: Project | None = None,
+) -> Preference:
+    """Record the reviewer's judgement of their leased pair.
+
+    ``choice`` is by side as shown: ``a`` (left better), ``b`` (right better), ``tie`` or
+    ``both_bad``. The winner is worked out from the sides stored on the lease. ``lease_token``
+    must be the current lease's, else LeaseLost: the sides may have been drawn again since the
+    page was shown. With ``project``, a slot of another project counts as missing.
+    """
+    with transaction.atomic():
+        current = _lock_own(slot=PairwiseSlot(pk=slot_id), user=user, project=project)
+        if not lease_token or not secrets.compare_digest(current.lease_token, lease_token):
+            raise LeaseLost("This page showed the pair under an earlier lease, perhaps with other sides.")
+        errors: list[FieldError] = []
+        if choice not in Preference.Choice.values:
+            errors.append({"index": None, "field": "choice", "message": "Pick A, B, tie or both bad."})
+        reason = (reason or "").strip()
+        if len(reason) > MAX_REASON:
+            errors.append({"index": None, "field": "reason", "message": f"At most {MAX_REASON} characters."})
+        if errors:
+            raise ValidationFailed(errors)
+        task = current.task
+        if Preference.objects.filter(task=task, reviewer=user).exists():
+            raise AlreadySubmitted("You already judged this pair.")
+        left, right = pairwise_slot_sides(current)
+        winner, loser = {"a": (left, right), "b": (right, left)}.get(choice, (None, None))
+        outcome = Preference.Outcome.WIN if winner is not None else Preference.Outcome(choice)
+        now = timezone.now()
+        preference = Preference.objects.create(
+            project=current.project,
+            task=task,
+            slot=current,
+            reviewer=user,
+            left_item=left,
+            right_item=right,
+            left_model_version=left.model_version,
+            right_model_version=right.model_version,
+            choice=choice,
+            outcome=outcome,
+            winner_item=winner,
+            winner_model_version=winner.model_version if winner is not None else "",
+            loser_model_version=loser.model_version if loser is not None else "",
+            reason=reason,
+            time_on_task_ms=_clamp_time(time_on_task_ms),
+            submitted_at=now,
+        )
+        current.submitted_at = now
+        current.save(update_fields=["submitted_at"])
+        # The UPDATE locks the task row, so two reviewers filling its last slots count in turn.
+        PairwiseTask.objects.filter(pk=task.pk).update(preference_count=F("preference_count") + 1)
+        PairwiseTask.objects.filter(pk=task.pk, preference_count__gte=F("preferences_per_task")).update(
+            status=PairwiseTask.Status.DONE
+        )
+        audit_record(
+            actor=user,
+            action="pairwise.submit",
+            target=preference,
+            project=current.project,
+            data={
+                "task": task.pk,
+                "choice": choice,
+                "left_item": left.pk,
+                "right_item": right.pk,
+                "winner_item": winner.pk if winner is not None else None,
+            },
+        )
+    return preference

@@ -1,0 +1,272 @@
+"""Runs on real Celery workers over Redis, against the test database, logging to a local MLflow store.
+
+Each test starts ``celery -A reviewapp worker`` subprocesses that consume a private queue; this
+process sends to the same queue (``CELERY_TASK_DEFAULT_QUEUE``), so ``run_start`` enqueues exactly
+as in production (``delay_on_commit``). Workers get a short chunk lease and broker visibility
+timeout, so a killed worker's chunk comes back within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db.models import Count
+
+from evaluations.models import Run, RunChunk, RunResult
+from evaluations.services.runs import run_start
+from evaluations.services.suites import suite_create
+from evaluations.tasks import runs_mlflow_log_pending as runs_mlflow_log_pending_task
+from evaluations.tasks import runs_sweep as runs_sweep_task
+from reviewapp.celery import app
+from tests.evaluations.conftest import ingest, rag_row
+from tests.reviewapp.test_tasks import _database_url, _wait_for
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+LEASE_SECONDS = 4
+
+
+class Worker:
+    """A ``celery worker -P solo`` subprocess with the given environment."""
+
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        self.name = name
+        self.process = subprocess.Popen(
+            [
+                str(settings.BASE_DIR / ".venv/bin/celery"),
+                "-A",
+                "reviewapp",
+                "worker",
+                "-P",
+                "solo",
+                "-l",
+                "INFO",
+                "-Q",
+                env["CELERY_TASK_DEFAULT_QUEUE"],
+                "-n",
+                f"{name}@%h",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def succeeded(self, task: str) -> int:
+        return sum(1 for line in self.lines if task in line and "succeeded" in line)
+
+    def ready(self) -> bool:
+        return _wait_for(lambda: "ready." in self.log, timeout=90)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+class Cluster:
+    """Workers on a private Redis queue, and this process's Celery producer pointed at it."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.broker_url = os.environ["REVIEWDESK_TEST_REDIS_URL"]
+        self.queue = f"reviewdesk-eval-{uuid.uuid4().hex[:8]}"
+        self.mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        self.artifacts = str(tmp_path / "mlartifacts")
+        self.workers: list[Worker] = []
+        self._saved: dict[str, Any] = {}
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CELERY_BROKER_URL": self.broker_url,
+            "CELERY_TASK_DEFAULT_QUEUE": self.queue,
+            "CELERY_VISIBILITY_TIMEOUT": "10",
+            "DATABASE_URL": _database_url(),
+            "MLFLOW_TRACKING_URI": self.mlflow_uri,
+            "MLFLOW_ARTIFACT_ROOT": self.artifacts,
+            "EVALUATION_CHUNK_LEASE_SECONDS": str(LEASE_SECONDS),
+            "REVIEWDESK_SCORER_MODULES": "tests.evaluations.scorers_for_tests",
+            **overrides,
+        }
+
+    def start_worker(self, name: str, **env: str) -> Worker:
+        worker = Worker(f"{name}-{self.queue}", self.env(**env))
+        self.workers.append(worker)
+        assert worker.ready(), worker.log
+        return worker
+
+    def point_producer(self) -> None:
+        """Send this process's tasks to Redis and the private queue (Celery caches both)."""
+        conf = app.conf
+        self._saved = {k: conf[k] for k in ("broker_url", "broker_transport_options", "task_default_queue")}
+        conf.update(
+            broker_url=self.broker_url,
+            broker_transport_options={"visibility_timeout": 10},
+            task_default_queue=self.queue,
+        )
+        self._reset_producer()
+
+    def restore_producer(self) -> None:
+        if self._saved:
+            app.conf.update(**self._saved)
+            self._reset_producer()
+
+    @staticmethod
+    def _reset_producer() -> None:
+        for cached in ("queues", "default_queue", "router"):
+            app.amqp.__dict__.pop(cached, None)
+        app.amqp._rtable = None
+        app.amqp._producer_pool = None
+        app._pool = None
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()  # always, or a worker would outlive the test database
+        self.restore_producer()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    started = Cluster(tmp_path)
+    started.point_producer()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def suite_version(project: Any, scorers: list[Any], **config: Any) -> Any:
+    return suite_create(project=project, name="Workers", scorers=scorers, config=config, actor=None).versions.get()
+
+
+def wait_finished(run: Run, timeout: float, workers: list[Worker], sweep: bool = False) -> Run:
+    def finished() -> bool:
+        if sweep:
+            runs_sweep_task.delay()  # what beat does every 30 s, here every poll
+        run.refresh_from_db()
+        return run.is_finished
+
+    assert _wait_for(finished, timeout=timeout, interval=1.0), "\n".join(w.log[-3000:] for w in workers)
+    return run
+
+
+def no_duplicates(run: Run) -> bool:
+    return (
+        not RunResult.objects.filter(run=run).values("item", "scorer").annotate(n=Count("id")).filter(n__gt=1).exists()
+    )
+
+
+def test_two_workers_run_a_suite_end_to_end_and_log_it_to_mlflow(project, cluster: Cluster) -> None:
+    from mlflow import MlflowClient
+
+    first, second = cluster.start_worker("w1"), cluster.start_worker("w2")
+    ingest(project, [rag_row(n, metadata={"sleep": 0.05, "latency_ms": 100}) for n in range(40)])
+    version = suite_version(project, ["test_slow", "pii", "lexical_groundedness", "latency"], chunk_size=5)
+    run = run_start(project=project, suite_version=version, actor=None)  # enqueued once this commits
+
+    run = wait_finished(run, 120, [first, second])
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert (run.rows_done, run.rows_errored, run.chunks_done) == (40, 0, 8)
+    assert RunResult.objects.filter(run=run).count() == 40 * 4 and no_duplicates(run)
+    # the chunks really ran in parallel, on both workers
+    assert first.succeeded("evaluations.run_chunk") >= 1 and second.succeeded("evaluations.run_chunk") >= 1
+    assert first.succeeded("evaluations.run_chunk") + second.succeeded("evaluations.run_chunk") == 8
+
+    # the closing chunk enqueued the MLflow logging, which a worker did
+    assert _wait_for(lambda: Run.objects.get(pk=run.pk).mlflow_logged, timeout=90), (
+        first.log[-3000:] + second.log[-3000:]
+    )
+    run.refresh_from_db()
+    logged = MlflowClient(tracking_uri=cluster.mlflow_uri).get_run(run.mlflow_run_id)
+    assert logged.data.metrics["latency/mean"] == 100.0 and logged.data.metrics["pii/pass_rate"] == 1.0
+    assert logged.data.params["suite"] == "Workers"
+    table_path = MlflowClient(tracking_uri=cluster.mlflow_uri).download_artifacts(
+        run.mlflow_run_id, "eval_results.json", str(Path(cluster.artifacts).parent)
+    )
+    assert len(json.loads(Path(table_path).read_text())["data"]) == 40
+
+
+def test_a_worker_killed_mid_run_its_chunk_is_finished_by_another_after_the_sweeper(project, cluster: Cluster) -> None:
+    doomed = cluster.start_worker("doomed")
+    # 6 items of 0.5 s per chunk: a worker writes what it has every third of its 4 s lease
+    ingest(project, [rag_row(n, metadata={"sleep": 0.5}) for n in range(18)])
+    version = suite_version(project, ["test_slow", "pii"], chunk_size=6)
+    run = run_start(project=project, suite_version=version, actor=None)
+    held: list[RunChunk] = []
+
+    def mid_chunk() -> bool:  # the doomed worker holds a chunk and has written part of it
+        for chunk in RunChunk.objects.filter(run=run, status="running"):
+            if 0 < RunResult.objects.filter(run=run, item_id__in=chunk.item_ids).count() < 12:
+                held.append(chunk)
+                return True
+        return False
+
+    assert _wait_for(mid_chunk, timeout=90, interval=0.05), doomed.log
+    doomed.kill()
+    killed = held[0]
+    partial = RunResult.objects.filter(run=run, item_id__in=killed.item_ids).count()
+    assert 0 < partial < 12  # it died with the chunk half done
+
+    rescuer = cluster.start_worker("rescuer")
+    run = wait_finished(run, 150, [doomed, rescuer], sweep=True)
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert (run.rows_done, run.rows_errored, run.chunks_done) == (18, 0, 3)
+    assert RunResult.objects.filter(run=run).count() == 18 * 2 and no_duplicates(run)
+    killed.refresh_from_db()
+    assert killed.status == "done" and killed.attempts == 2  # claimed by the doomed worker, then the rescuer
+    assert "evaluations.runs_sweep" in rescuer.log
+
+
+def test_mlflow_down_the_run_completes_and_logging_succeeds_once_mlflow_is_back(project, cluster: Cluster) -> None:
+    offline = cluster.start_worker("offline", MLFLOW_TRACKING_URI="http://127.0.0.1:1")
+    ingest(project, [rag_row(n) for n in range(6)])
+    suite_version(project, ["pii", "latency"])
+    out = StringIO()
+    # the CLI starts the run on the workers and follows it with a progress bar until it ends
+    call_command("run_suite", "Workers", "--project", "support", "--wait", "--timeout", "90", stdout=out)
+    run = Run.objects.get()
+    assert run.status == Run.Status.SUCCEEDED and f"Run {run.pk} succeeded" in out.getvalue()
+    assert _wait_for(lambda: "127.0.0.1:1" in Run.objects.get(pk=run.pk).mlflow_error, timeout=60), offline.log[-3000:]
+    assert not Run.objects.get(pk=run.pk).mlflow_logged
+    offline.stop()
+
+    online = cluster.start_worker("online")  # MLflow is reachable again
+    runs_mlflow_log_pending_task.delay()  # the beat task
+    assert _wait_for(lambda: Run.objects.get(pk=run.pk).mlflow_logged, timeout=90), online.log[-3000:]
+    run.refresh_from_db()
+    assert run.mlflow_error == "" and run.mlflow_run_id

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ["ingest_rest", "queue_latency", "queue_team", "review_page", "eval_suite", "eval_judges"]
+BENCHMARKS = ["ingest_rest", "queue_latency", "queue_team", "review_page", "eval_suite", "eval_judges", "dashboard"]
 
 
 def main() -> int:

@@ -25,6 +25,7 @@ from reviewapp.api.pairwise import (
 from reviewapp.api.projects import ProjectDetailApi, ProjectListApi
 from reviewapp.api.queue import AssignmentRenewApi, AssignmentSkipApi, QueueNextApi
 from reviewapp.api.reviews import ProjectReviewsApi, ReviewApi
+from reviewapp.api.stats import ProjectStatsApi
 from reviewapp.api.tokens import TokenRevokeApi, TokensApi
 
 urlpatterns: list[URLPattern] = [
@@ -43,6 +44,7 @@ urlpatterns: list[URLPattern] = [
     path("projects/<slug:slug>/gold/accuracy/", GoldAccuracyApi.as_view(), name="api-gold-accuracy"),
     path("projects/<slug:slug>/gold/<int:item_id>/", GoldDetailApi.as_view(), name="api-gold-detail"),
     path("projects/<slug:slug>/audit/", AuditListApi.as_view(), name="api-audit"),
+    path("projects/<slug:slug>/stats/", ProjectStatsApi.as_view(), name="api-stats"),
     path("projects/<slug:slug>/adjudications/", AdjudicationListApi.as_view(), name="api-adjudications"),
     path("projects/<slug:slug>/adjudications/<int:item_id>/", AdjudicationApi.as_view(), name="api-adjudication"),
     path("projects/<slug:slug>/curated-labels/", CuratedLabelListApi.as_view(), name="api-curated-labels"),

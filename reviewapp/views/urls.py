@@ -5,7 +5,17 @@ from __future__ import annotations
 from django.urls import path
 from django.views.generic import RedirectView
 
-from reviewapp.views import adjudication, assignments, audit, pairwise, projects, review, reviews, tokens
+from reviewapp.views import (
+    adjudication,
+    assignments,
+    audit,
+    dashboard,
+    pairwise,
+    projects,
+    review,
+    reviews,
+    tokens,
+)
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
@@ -19,6 +29,8 @@ urlpatterns = [
     path("projects/<slug:slug>/assignments/settings/", assignments.assignments_settings, name="assignments-settings"),
     path("projects/<slug:slug>/groups/", assignments.groups_create, name="groups-create"),
     path("projects/<slug:slug>/audit/", audit.audit_page, name="audit-page"),
+    path("projects/<slug:slug>/dashboard/", dashboard.project_dashboard, name="project-dashboard"),
+    path("projects/<slug:slug>/reviewers/", dashboard.reviewer_dashboard, name="reviewer-dashboard"),
     path("projects/<slug:slug>/pairwise/", pairwise.pairwise_page, name="pairwise-page"),
     path("projects/<slug:slug>/pairwise/results/", pairwise.pairwise_results_view, name="pairwise-results"),
     path("projects/<slug:slug>/pairwise/<int:slot_id>/submit/", pairwise.pairwise_submit_view, name="pairwise-submit"),

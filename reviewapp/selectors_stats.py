@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import statistics
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -136,7 +137,7 @@ def project_progress(*, project: Project) -> Progress:
     with connection.cursor() as cursor:
         sql, params = per_item.query.sql_with_params()
         cursor.execute(
-            f"SELECT COUNT(*), COUNT(*) FILTER (WHERE s.n >= %s) FROM ({sql}) AS s",  # noqa: S608 - Django-built SQL
+            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN s.n >= %s THEN 1 ELSE 0 END), 0) FROM ({sql}) AS s",  # noqa: S608
             [project.reviews_per_item, *params],
         )
         reviewed, complete = cursor.fetchone()
@@ -275,23 +276,34 @@ def disagreement_hot_spots(*, project: Project) -> HotSpots:
     """Which questions and model versions send most items to adjudication (two grouped queries)."""
     adjudication = Adjudication._meta.db_table
     item = Item._meta.db_table
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                SELECT d.value ->> 'key' AS key, COUNT(*)
+                FROM {adjudication} a
+                CROSS JOIN LATERAL jsonb_array_elements(
+                    CASE WHEN jsonb_typeof(a.disagreements) = 'array' THEN a.disagreements ELSE '[]'::jsonb END
+                ) AS d(value)
+                WHERE a.project_id = %s AND jsonb_typeof(d.value) = 'object'
+                GROUP BY 1
+                """,  # noqa: S608 - table names come from the models, values are parameters
+                [project.pk],
+            )
+            question_counts = cursor.fetchall()
+    else:
+        # The embedded (SQLite) database has no JSON set functions; adjudications are few there.
+        counter: dict[str, int] = defaultdict(int)
+        for disagreements in Adjudication.objects.filter(project=project).values_list("disagreements", flat=True):
+            for entry in disagreements if isinstance(disagreements, list) else []:
+                if isinstance(entry, dict):
+                    counter[str(entry.get("key") or "")] += 1
+        question_counts = list(counter.items())
+    by_question = sorted(((k or "", n) for k, n in question_counts), key=lambda r: (-r[1], r[0]))
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT d.value ->> 'key' AS key, COUNT(*)
-            FROM {adjudication} a
-            CROSS JOIN LATERAL jsonb_array_elements(
-                CASE WHEN jsonb_typeof(a.disagreements) = 'array' THEN a.disagreements ELSE '[]'::jsonb END
-            ) AS d(value)
-            WHERE a.project_id = %s AND jsonb_typeof(d.value) = 'object'
-            GROUP BY 1
-            """,  # noqa: S608 - table names come from the models, values are parameters
-            [project.pk],
-        )
-        by_question = sorted(((k or "", n) for k, n in cursor.fetchall()), key=lambda r: (-r[1], r[0]))
-        cursor.execute(
-            f"""
-            SELECT i.model_version, COUNT(*), COUNT(*) FILTER (WHERE a.status = 'open')
+            SELECT i.model_version, COUNT(*), COALESCE(SUM(CASE WHEN a.status = 'open' THEN 1 ELSE 0 END), 0)
             FROM {adjudication} a JOIN {item} i ON i.id = a.item_id
             WHERE a.project_id = %s
             GROUP BY 1
@@ -348,11 +360,37 @@ def _stats_fingerprint(*, project: Project) -> str:
           (SELECT md5(string_agg(CONCAT_WS('/', id, key, kind, options::text, title), ',' ORDER BY id))
              FROM {question} WHERE project_id = %(p)s)
     """.format(**tables)  # noqa: S608 - table names come from the models
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {"p": project.pk})
-        row = cursor.fetchone()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {"p": project.pk})
+            row = cursor.fetchone()
+    else:
+        row = _stats_fingerprint_portable(project=project)
     raw = "|".join(str(v) for v in row) + f"|{project.reviews_per_item}|{timezone.localdate().isoformat()}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _stats_fingerprint_portable(*, project: Project) -> tuple[object, ...]:
+    """The same inputs as the PostgreSQL query, in two portable queries (the embedded SQLite database)."""
+    review, adjudication, label = (m._meta.db_table for m in (Review, Adjudication, CuratedLabel))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT (SELECT COUNT(*) FROM {review} WHERE project_id = %(p)s),
+                   (SELECT MAX(updated_at) FROM {review} WHERE project_id = %(p)s),
+                   (SELECT COUNT(returned_at) FROM {review} WHERE project_id = %(p)s),
+                   (SELECT MAX(returned_at) FROM {review} WHERE project_id = %(p)s),
+                   (SELECT MAX(id) FROM {review} WHERE project_id = %(p)s),
+                   (SELECT COUNT(*) FROM {adjudication} WHERE project_id = %(p)s),
+                   (SELECT MAX(updated_at) FROM {adjudication} WHERE project_id = %(p)s),
+                   (SELECT COUNT(*) FROM {label} WHERE project_id = %(p)s),
+                   (SELECT MAX(updated_at) FROM {label} WHERE project_id = %(p)s)
+            """,  # noqa: S608 - table names come from the models
+            {"p": project.pk},
+        )
+        row = cursor.fetchone()
+    questions = Question.objects.filter(project=project).order_by("id")
+    return (*row, repr(list(questions.values_list("id", "key", "kind", "options", "title"))))
 
 
 def project_stats_cached(*, project: Project, full: bool = True) -> ProjectStats:
@@ -379,6 +417,8 @@ def _consensus_counts(*, project: Project, keys: list[str]) -> dict[int, tuple[i
     """Per reviewer: (answers compared with the curated label, of which equal), in one query."""
     if not keys:
         return {}
+    if connection.vendor != "postgresql":
+        return _consensus_counts_portable(project=project, keys=keys)
     review = Review._meta.db_table
     label = CuratedLabel._meta.db_table
     with connection.cursor() as cursor:
@@ -398,15 +438,47 @@ def _consensus_counts(*, project: Project, keys: list[str]) -> dict[int, tuple[i
         return {reviewer_id: (compared, agreed) for reviewer_id, compared, agreed in cursor.fetchall()}
 
 
+def _consensus_counts_portable(*, project: Project, keys: list[str]) -> dict[int, tuple[int, int]]:
+    """``_consensus_counts`` computed in Python (the embedded SQLite database has no unnest)."""
+    labels = dict(CuratedLabel.objects.filter(project=project).values_list("item_id", "answers"))
+    counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    rows = _current_reviews(project).filter(item_id__in=list(labels)).values_list("reviewer_id", "item_id", "answers")
+    for reviewer_id, item_id, answers in rows:
+        label = labels[item_id] or {}
+        for key in keys:
+            mine, final = (answers or {}).get(key), label.get(key)
+            if mine is None or final is None:
+                continue
+            counts[reviewer_id][0] += 1
+            counts[reviewer_id][1] += int(mine == final)
+    return {reviewer_id: (c[0], c[1]) for reviewer_id, c in counts.items()}
+
+
+def _medians_portable(*, project: Project) -> dict[int, float | None]:
+    times: dict[int, list[int]] = defaultdict(list)
+    for reviewer_id, ms in _current_reviews(project).values_list("reviewer_id", "time_on_task_ms"):
+        if ms is not None:
+            times[reviewer_id].append(ms)
+    return {reviewer_id: float(statistics.median(values)) for reviewer_id, values in times.items()}
+
+
 def reviewer_stats(*, project: Project) -> list[ReviewerStats]:
     """Per reviewer: reviews, median time per item, gold accuracy and agreement with the curated label."""
-    rows = (
-        _current_reviews(project)
-        .values("reviewer_id", "reviewer__username")
-        .annotate(n=Count("id"), median=Median("time_on_task_ms"))
-        .values_list("reviewer_id", "reviewer__username", "n", "median")
-        .order_by()
-    )
+    per_reviewer = _current_reviews(project).values("reviewer_id", "reviewer__username")
+    if connection.vendor == "postgresql":
+        rows = list(
+            per_reviewer.annotate(n=Count("id"), median=Median("time_on_task_ms"))
+            .values_list("reviewer_id", "reviewer__username", "n", "median")
+            .order_by()
+        )
+    else:  # no PERCENTILE_CONT in the embedded SQLite database
+        medians = _medians_portable(project=project)
+        rows = [
+            (reviewer_id, username, n, medians.get(reviewer_id))
+            for reviewer_id, username, n in per_reviewer.annotate(n=Count("id"))
+            .values_list("reviewer_id", "reviewer__username", "n")
+            .order_by()
+        ]
     gold = {g.reviewer_id: g for g in gold_accuracy_for_reviewers(project=project)}
     keys = [q.key for q in questions_for_project(project=project) if q.kind in STAT_KINDS]
     consensus = _consensus_counts(project=project, keys=keys)

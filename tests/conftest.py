@@ -107,3 +107,13 @@ def outsider(db):  # type: ignore[no-untyped-def]
     from tests.factories import UserFactory
 
     return UserFactory(username="otto")
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():  # type: ignore[no-untyped-def]
+    """Each test starts with an empty cache (SQLite reuses primary keys, so cached keys would leak)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -270,3 +270,19 @@ def test_stale_figures_are_served_within_the_window(data, curator, reviewer2) ->
     i3 = Item.objects.get(project=data, external_id="ext-3")
     _review(i3, reviewer2, {"correct": True, "helpfulness": 4}, days_ago=0, ms=500)
     assert project_stats_cached(project=data).progress.complete == 3  # within 30 s: not recomputed
+
+
+def test_portable_paths_give_the_same_figures(data) -> None:  # type: ignore[no-untyped-def]
+    # The demo runs on SQLite, CI on PostgreSQL: the SQLite fallbacks must agree with the SQL paths.
+    from reviewapp import selectors_stats as stats
+
+    keys = [q.key for q in stats.questions_for_project(project=data) if q.kind in stats.STAT_KINDS]
+    assert stats._consensus_counts_portable(project=data, keys=keys) == stats._consensus_counts(project=data, keys=keys)
+    assert stats._consensus_counts_portable(project=data, keys=keys)  # there is something to compare
+    medians = stats._medians_portable(project=data)
+    assert {r.reviewer_id: r.median_time_ms for r in stats.reviewer_stats(project=data)} == {
+        reviewer_id: pytest.approx(m) for reviewer_id, m in medians.items()
+    }
+    before = stats._stats_fingerprint_portable(project=data)
+    Review.objects.filter(project=data).update(updated_at=timezone.now())
+    assert stats._stats_fingerprint_portable(project=data) != before

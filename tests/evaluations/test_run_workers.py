@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from io import StringIO
@@ -20,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 from django.db.models import Count
 
@@ -31,72 +27,10 @@ from evaluations.tasks import runs_mlflow_log_pending as runs_mlflow_log_pending
 from evaluations.tasks import runs_sweep as runs_sweep_task
 from reviewapp.celery import app
 from tests.evaluations.conftest import ingest, rag_row
-from tests.reviewapp.test_tasks import _database_url, _wait_for
+from tests.workers import CeleryWorker, database_url, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 LEASE_SECONDS = 4
-
-
-class Worker:
-    """A ``celery worker -P solo`` subprocess with the given environment."""
-
-    def __init__(self, name: str, env: dict[str, str]) -> None:
-        self.name = name
-        self.process = subprocess.Popen(
-            [
-                str(settings.BASE_DIR / ".venv/bin/celery"),
-                "-A",
-                "reviewapp",
-                "worker",
-                "-P",
-                "solo",
-                "-l",
-                "INFO",
-                "-Q",
-                env["CELERY_TASK_DEFAULT_QUEUE"],
-                "-n",
-                f"{name}@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
-            ],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def succeeded(self, task: str) -> int:
-        return sum(1 for line in self.lines if task in line and "succeeded" in line)
-
-    def ready(self) -> bool:
-        return _wait_for(lambda: "ready." in self.log, timeout=90)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 class Cluster:
@@ -107,7 +41,7 @@ class Cluster:
         self.queue = f"reviewdesk-eval-{uuid.uuid4().hex[:8]}"
         self.mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
         self.artifacts = str(tmp_path / "mlartifacts")
-        self.workers: list[Worker] = []
+        self.workers: list[CeleryWorker] = []
         self._saved: dict[str, Any] = {}
 
     def env(self, **overrides: str) -> dict[str, str]:
@@ -116,7 +50,7 @@ class Cluster:
             "CELERY_BROKER_URL": self.broker_url,
             "CELERY_TASK_DEFAULT_QUEUE": self.queue,
             "CELERY_VISIBILITY_TIMEOUT": "10",
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
             "MLFLOW_ARTIFACT_ROOT": self.artifacts,
             "EVALUATION_CHUNK_LEASE_SECONDS": str(LEASE_SECONDS),
@@ -124,8 +58,8 @@ class Cluster:
             **overrides,
         }
 
-    def start_worker(self, name: str, **env: str) -> Worker:
-        worker = Worker(f"{name}-{self.queue}", self.env(**env))
+    def start_worker(self, name: str, **env: str) -> CeleryWorker:
+        worker = CeleryWorker(f"{name}-{self.queue}", queue=self.queue, env=self.env(**env))
         self.workers.append(worker)
         assert worker.ready(), worker.log
         return worker
@@ -174,14 +108,14 @@ def suite_version(project: Any, scorers: list[Any], **config: Any) -> Any:
     return suite_create(project=project, name="Workers", scorers=scorers, config=config, actor=None).versions.get()
 
 
-def wait_finished(run: Run, timeout: float, workers: list[Worker], sweep: bool = False) -> Run:
+def wait_finished(run: Run, timeout: float, workers: list[CeleryWorker], sweep: bool = False) -> Run:
     def finished() -> bool:
         if sweep:
             runs_sweep_task.delay()  # what beat does every 30 s, here every poll
         run.refresh_from_db()
         return run.is_finished
 
-    assert _wait_for(finished, timeout=timeout, interval=1.0), "\n".join(w.log[-3000:] for w in workers)
+    assert wait_for(finished, timeout=timeout, interval=1.0), "\n".join(w.log[-3000:] for w in workers)
     return run
 
 
@@ -208,7 +142,7 @@ def test_two_workers_run_a_suite_end_to_end_and_log_it_to_mlflow(project, cluste
     assert first.succeeded("evaluations.run_chunk") + second.succeeded("evaluations.run_chunk") == 8
 
     # the closing chunk enqueued the MLflow logging, which a worker did
-    assert _wait_for(lambda: Run.objects.get(pk=run.pk).mlflow_logged, timeout=90), (
+    assert wait_for(lambda: Run.objects.get(pk=run.pk).mlflow_logged, timeout=90), (
         first.log[-3000:] + second.log[-3000:]
     )
     run.refresh_from_db()
@@ -236,7 +170,7 @@ def test_a_worker_killed_mid_run_its_chunk_is_finished_by_another_after_the_swee
                 return True
         return False
 
-    assert _wait_for(mid_chunk, timeout=90, interval=0.05), doomed.log
+    assert wait_for(mid_chunk, timeout=90, interval=0.05), doomed.log
     doomed.kill()
     killed = held[0]
     partial = RunResult.objects.filter(run=run, item_id__in=killed.item_ids).count()
@@ -261,12 +195,12 @@ def test_mlflow_down_the_run_completes_and_logging_succeeds_once_mlflow_is_back(
     call_command("run_suite", "Workers", "--project", "support", "--wait", "--timeout", "90", stdout=out)
     run = Run.objects.get()
     assert run.status == Run.Status.SUCCEEDED and f"Run {run.pk} succeeded" in out.getvalue()
-    assert _wait_for(lambda: "127.0.0.1:1" in Run.objects.get(pk=run.pk).mlflow_error, timeout=60), offline.log[-3000:]
+    assert wait_for(lambda: "127.0.0.1:1" in Run.objects.get(pk=run.pk).mlflow_error, timeout=60), offline.log[-3000:]
     assert not Run.objects.get(pk=run.pk).mlflow_logged
     offline.stop()
 
     online = cluster.start_worker("online")  # MLflow is reachable again
     runs_mlflow_log_pending_task.delay()  # the beat task
-    assert _wait_for(lambda: Run.objects.get(pk=run.pk).mlflow_logged, timeout=90), online.log[-3000:]
+    assert wait_for(lambda: Run.objects.get(pk=run.pk).mlflow_logged, timeout=90), online.log[-3000:]
     run.refresh_from_db()
     assert run.mlflow_error == "" and run.mlflow_run_id

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -54,8 +54,17 @@ def project_get_for_user(
     Non-members get 404 (they must not learn the project exists); members without the
     capability get 403.
     """
-    project = Project.objects.filter(slug=slug).first()
-    role = role_for(user=user, project=project) if project is not None else None
+    if not user.is_authenticated:
+        raise Http404("No such project.")
+    # One round trip for the project and the caller's role: this runs on every request.
+    projects = Project.objects.filter(slug=slug)
+    if not getattr(user, "is_superuser", False):
+        member_role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+        projects = projects.annotate(member_role=Subquery(member_role))
+    project = projects.first()
+    role = None
+    if project is not None:
+        role = Role.ADMIN if getattr(user, "is_superuser", False) else project.member_role  # type: ignore[attr-defined]
     if project is None or role is None:
         raise Http404("No such project.")
     check_token(token=token, project=project, capability=capability)
@@ -475,13 +484,18 @@ def schema_questions_for_version(*, project: Project, version: int) -> list[dict
     return [question_snapshot(q) for q in questions_for_project(project=project)]
 
 
-def consensus_questions_for_version(*, project: Project, version: int) -> list[dict[str, Any]]:
+def consensus_questions_for_version(
+    *, project: Project, version: int, questions: list[Question] | None = None
+) -> list[dict[str, Any]]:
     """The questions of ``version``, combined by today's rules.
 
     What was asked comes from the version's snapshot; how answers combine (rule, max_spread) is
     project policy, so a question that still exists with the same kind uses its current rule.
+    ``questions``: today's questions when the caller already has them (saves a query).
     """
-    current = {q.key: q for q in questions_for_project(project=project)}
+    if questions is None:
+        questions = questions_for_project(project=project)
+    current = {q.key: q for q in questions}
     out = []
     for q in schema_questions_for_version(project=project, version=version):
         now = current.get(q["key"])

@@ -32,14 +32,16 @@ Method = CuratedLabel.Method
 FACTS_MAX = 200
 
 
-def curation_item_update(*, item: Item) -> CuratedLabel | Adjudication | None:
+def curation_item_update(*, item: Item, questions: list[Question] | None = None) -> CuratedLabel | Adjudication | None:
     """Bring the item's curated label and adjudication in line with its reviews.
 
     Called by review_submit and review_edit inside their transaction. Consensus labels follow the
     reviews (written, updated or withdrawn); an adjudicated label is never overwritten, but when its
-    reviews change it is flagged and goes back to the curators' queue.
+    reviews change it is flagged and goes back to the curators' queue. ``questions``: the project's
+    current questions when the caller has just read them.
     """
-    with transaction.atomic():
+    # No savepoint: callers run this inside their own transaction, and any error here aborts it anyway.
+    with transaction.atomic(savepoint=False):
         locked = _lock(item)
         if locked is None:
             return None
@@ -52,7 +54,7 @@ def curation_item_update(*, item: Item) -> CuratedLabel | Adjudication | None:
         reviews = _reviews(locked)
         basis, version = reviews_basis(reviews, reviews_per_item=n)
         now = timezone.now()
-        consensus = _consensus(project, locked, basis, version) if basis and version is not None else None
+        consensus = _consensus(project, locked, basis, version, questions) if basis and version is not None else None
         if label is not None and label.method == Method.ADJUDICATED:
             if _fingerprint(basis or reviews) != label.agreement.get("basis"):
                 _reopen_decided(label, adjudication, locked, consensus, version, now)
@@ -194,9 +196,13 @@ def _reviews(item: Item) -> list[Review]:
     return list(current.select_related("reviewer").order_by("submitted_at", "id"))
 
 
-def _consensus(project: Project, item: Item, basis: Sequence[Review], version: int | None) -> Consensus:
+def _consensus(
+    project: Project, item: Item, basis: Sequence[Review], version: int | None, questions: list[Question] | None = None
+) -> Consensus:
     return consensus_compute(
-        questions=consensus_questions_for_version(project=project, version=version or project.schema_version),
+        questions=consensus_questions_for_version(
+            project=project, version=version or project.schema_version, questions=questions
+        ),
         answer_sets=[r.answers for r in basis],
         n_chunks=len(item.retrieved_context or []),
     )
@@ -296,7 +302,9 @@ def _save_label(
         label.version += 1
         label.updated_at = now
         label.save(update_fields=[*fields, "version", "updated_at"])
-    label.reviews.set(basis)
+        label.reviews.set(basis)
+        return label
+    label.reviews.add(*basis)  # a new label: a plain insert, no read of existing links
     return label
 
 

@@ -49,7 +49,8 @@ def queue_next(*, project: Project, user: Any, rng: random.Random | None = None)
 
 def _queue_next_once(*, project: Project, user: Any, rng: random.Random) -> Assignment | None:
     held = (
-        Assignment.objects.select_for_update()
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("item")
         .filter(project=project, reviewer=user, submitted_at__isnull=True)
         .order_by("id")
         .first()
@@ -62,7 +63,7 @@ def _queue_next_once(*, project: Project, user: Any, rng: random.Random) -> Assi
     for source in queue_sources_for_user(project=project, user=user):
         if connection.features.has_select_for_update_skip_locked:
             source = source.select_for_update(skip_locked=True, of=("self",))
-        first = source.first()
+        first = source.select_related("item").first()  # the caller shows the item: no second query
         # The best first row wins; the others' row locks end with this short transaction.
         if first is not None and (slot is None or (-first.priority, first.pk) < (-slot.priority, slot.pk)):
             slot = first

@@ -43,7 +43,8 @@ def review_submit(
         if slot.submitted_at is not None:
             raise AlreadySubmitted("You already submitted this item; edit it from My reviews.")
         project = slot.project
-        cleaned = answers_validate(questions=questions_for_project(project=project), item=slot.item, answers=answers)
+        questions = questions_for_project(project=project)
+        cleaned = answers_validate(questions=questions, item=slot.item, answers=answers)
         now = timezone.now()
         review = Review.objects.create(
             project=project,
@@ -64,7 +65,7 @@ def review_submit(
         added = 1 if slot.counts_toward_n else 0
         Item.objects.filter(pk=slot.item_id).update(review_count=F("review_count") + added)
         audit_record(actor=user, action="review.submit", target=review, project=project, data={"item": slot.item_id})
-        curation_item_update(item=slot.item)
+        curation_item_update(item=slot.item, questions=questions)
     return review
 
 

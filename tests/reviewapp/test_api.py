@@ -327,7 +327,7 @@ def test_item_list_filters(project, reviewer):
 def test_item_list_query_count_is_constant(project, engineer, django_assert_num_queries, count):
     make_items(project, count)
     client = session(engineer)
-    with django_assert_num_queries(5):  # session, user, project, role, one page
+    with django_assert_num_queries(4):  # session, user, project with the caller's role, one page
         response = client.get(ITEMS)
     assert len(response.json()["results"]) == count
 
@@ -541,7 +541,7 @@ def test_review_export_query_count_is_constant(project, curator, django_assert_n
     for n in range(count):
         review_via_service(project, member(project, "reviewer", username=f"r{n}"))
     client = session(curator)
-    with django_assert_num_queries(5):  # session, user, project, role, one page with reviewer+item+project
+    with django_assert_num_queries(4):  # session, user, project with role, one page with reviewer+item+project
         response = client.get(REVIEWS)
     assert len(response.json()["results"]) == count
 

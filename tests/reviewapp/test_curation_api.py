@@ -215,8 +215,8 @@ def test_curated_labels_list_query_count_is_constant(
         submit(disputed, reviewer, {"correct": True, "helpfulness": 3})
         submit(disputed, reviewer2, {"correct": True, "helpfulness": 3})
     client = session(engineer)
-    # session, user, project, membership, labels with items and deciders, their reviews
-    with django_assert_num_queries(6):
+    # session, user, project with membership role, labels with items and deciders, their reviews
+    with django_assert_num_queries(5):
         response = client.get(LABELS)
     assert len(response.json()["results"]) == 5
 
@@ -251,7 +251,7 @@ def test_the_queue_query_count_is_constant(disputed, curator, reviewer, reviewer
             submit(disputed, user, {"correct": correct, "helpfulness": 3})
     assert Adjudication.objects.count() == 5
     client = session(curator)
-    # session, user, project, membership, the page of adjudications with their items
-    with django_assert_num_queries(5):
+    # session, user, project with membership role, the page of adjudications with their items
+    with django_assert_num_queries(4):
         response = client.get(QUEUE)
     assert len(response.json()["results"]) == 5

@@ -216,5 +216,5 @@ def test_the_audit_page_runs_a_fixed_number_of_queries(project, items, reviewer,
     client = login(curator)
     url = reverse("audit-page", args=[project.slug])
     client.get(url)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         client.get(url)

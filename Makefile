@@ -23,6 +23,7 @@ demo: install
 	DEBUG=true $(PY) manage.py migrate --noinput
 	DEBUG=true $(PY) manage.py load_demo
 	DEBUG=true $(PY) manage.py log_demo_models
+	DEBUG=true $(PY) manage.py load_demo_pipelines
 	DEBUG=true $(PY) scripts/demo.py
 
 test: install

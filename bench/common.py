@@ -36,6 +36,8 @@ def bench_env() -> dict[str, str]:
         REVIEWDESK_VAR_DIR=str(ROOT / "var" / "bench"),
         PYTHONPATH=str(ROOT),
         LOG_LEVEL="WARNING",
+        # One cache for the bench process and every gunicorn worker, as in production.
+        CACHE_URL=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/12"),
     )
     return env
 

@@ -112,6 +112,13 @@ def main() -> None:
     agreement_units(project=project, questions=questions_for_project(project=project))
     read_ms = (time.perf_counter() - t0) * 1000
 
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from reviewapp.models import Review
+    from reviewapp.selectors_stats import projects_stats_refresh
+
+    cache.clear()
     path = f"/projects/{project.slug}/dashboard/"
     with server() as (port, _pid):
         client = Client(port, cookie=login(port, f"{PREFIX}-curator"))
@@ -124,7 +131,16 @@ def main() -> None:
             (cold if i < WARMUP else samples).append(elapsed)
             if status != 200:
                 raise RuntimeError(f"dashboard answered {status}")
-    from reviewapp.models import Review
+        # A review changes, the worker's beat task refreshes the figures, then a curator opens the page.
+        Review.objects.filter(pk=Review.objects.filter(project=project).order_by("-id").values("pk")[:1]).update(
+            updated_at=timezone.now()
+        )
+        t0 = time.perf_counter()
+        refreshed = projects_stats_refresh()
+        refresh_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        client.request("GET", path)
+        after_refresh_ms = (time.perf_counter() - t0) * 1000
 
     after = Review.objects.filter(project=project, returned_at__isnull=True).count()
     agreement = agreement_timing(100_000)
@@ -134,7 +150,12 @@ def main() -> None:
         ("project", f"{n_items:,} items", f"{n_reviews:,} reviews by {REVIEWERS} reviewers"),
         ("seeding (bulk_create, once)", f"{seed_s:.1f} s", f"{after:,} current reviews after the run"),
         ("dashboard server time p50/p95 (warm)", f"{p['p50']:.0f}/{p['p95']:.0f} ms", "target <= 150 ms"),
-        ("dashboard first request (cold cache)", f"{cold[0]:.0f} ms", "figures computed"),
+        ("dashboard first request (cold cache)", f"{cold[0]:.0f} ms", "figures computed: no worker ran yet"),
+        (
+            "dashboard after a change + background refresh",
+            f"{after_refresh_ms:.0f} ms",
+            f"target <= 150 ms; the worker's refresh took {refresh_s:.2f} s ({refreshed} project(s))",
+        ),
         ("project_stats uncached, in process p50", f"{ip['p50']:.0f} ms", ""),
         ("agreement read (item, reviewer, answers->key)", f"{read_ms:.0f} ms", ""),
         ("agreement 100,000 reviews nominal", f"{agreement['nominal']:.2f} s", "target <= 2 s"),

@@ -7,7 +7,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ["ingest_rest", "queue_latency", "queue_team", "review_page", "eval_suite", "eval_judges", "dashboard"]
+BENCHMARKS = [
+    "ingest_rest",
+    "queue_latency",
+    "queue_team",
+    "review_page",
+    "eval_suite",
+    "eval_judges",
+    "dashboard",
+    "export",
+    "delta_push",
+    "promotion",
+]
 
 
 def main() -> int:

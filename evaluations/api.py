@@ -40,6 +40,7 @@ from evaluations.services.alignment import alignment_compute, disagreements_list
 from evaluations.services.compare import runs_compare
 from evaluations.services.runs import run_cancel, run_start
 from evaluations.services.suites import suite_create, suite_version_create
+from pipelines.selectors.assessments import dataset_version_for_run
 from reviewapp.api.base import BaseApi
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
@@ -106,6 +107,10 @@ class RunSerializer(serializers.Serializer):
     suite_name = serializers.CharField(source="suite_version.suite.name")
     suite_version = serializers.IntegerField(source="suite_version.number")
     dataset = serializers.DictField()
+    dataset_version = serializers.SerializerMethodField(
+        help_text='The curated dataset version the run is over: {"id", "dataset_id", "name", "number", '
+        '"content_hash", "row_count", "label"}; null for a run over a filter.'
+    )
     target = serializers.DictField()
     status = serializers.ChoiceField(choices=Run.Status.choices)
     error = serializers.CharField()
@@ -117,6 +122,12 @@ class RunSerializer(serializers.Serializer):
     duration_seconds = serializers.FloatField(allow_null=True)
     items_per_second = serializers.FloatField(allow_null=True)
     mlflow = MlflowSerializer(source="*")
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_dataset_version(self, run: Run) -> dict[str, Any] | None:
+        if not run.dataset_version:
+            return None
+        return {**run.dataset_version, "label": run.dataset_version_label}
 
 
 class MetricSerializer(serializers.Serializer):
@@ -326,7 +337,15 @@ class RunStartApi(BaseApi):
             required=False,
             default=None,
             help_text='Filters over the items, all optional: {"model_version": "2", "source": "...", '
-            '"metadata": {"channel": "chat"}, "ids": [...], "curated_only": true, "limit": 500}.',
+            '"metadata": {"channel": "chat"}, "ids": [...], "curated_only": true, "limit": 500}. '
+            "With dataset_version, they narrow the version's items.",
+        )
+        dataset_version = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="A curated dataset version of the project (its id): the run is over its items in row "
+            "order, scored against the expectations and human answers the version snapshotted.",
         )
         target = serializers.JSONField(
             required=False,
@@ -352,8 +371,16 @@ class RunStartApi(BaseApi):
         )
         suite = suite_get_for_user(user=request.user, pk=data["suite"], slug=project.slug, token=request.auth)
         version = suite_version_get(suite=suite, number=data["version"])
+        snapshot = None
+        if data["dataset_version"] is not None:
+            snapshot = dataset_version_for_run(project=project, pk=data["dataset_version"])
         run = run_start(
-            project=project, suite_version=version, dataset=data["dataset"], target=data["target"], actor=request.user
+            project=project,
+            suite_version=version,
+            dataset=data["dataset"],
+            dataset_version=snapshot,
+            target=data["target"],
+            actor=request.user,
         )
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 

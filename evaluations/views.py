@@ -39,6 +39,7 @@ from evaluations.services.alignment import alignment_compute, disagreements_send
 from evaluations.services.compare import runs_compare
 from evaluations.services.runs import run_cancel, run_start
 from evaluations.services.suites import suite_create, suite_version_create
+from pipelines.selectors.assessments import dataset_version_for_run, dataset_version_list_for_runs
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import Item, Project, Question
 from reviewapp.permissions import Capability
@@ -155,7 +156,11 @@ def _start_context(project: Project, suites: list[Suite]) -> dict[str, Any]:
         .values_list("model_version", flat=True)
         .distinct()
     )
-    return {"start_versions": list(versions), "model_versions": [v for v in model_versions if v]}
+    return {
+        "start_versions": list(versions),
+        "model_versions": [v for v in model_versions if v],
+        "dataset_versions": list(dataset_version_list_for_runs(project=project)),
+    }
 
 
 def _pass_fail_questions(project: Project) -> list[Question]:
@@ -276,10 +281,13 @@ def run_start_view(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
         version = SuiteVersion.objects.select_related("suite").filter(pk=version_id, suite__project=project).first()
         if version is None:
             raise ValidationFailed([{"index": None, "field": "suite_version", "message": "Pick a suite version."}])
+        picked = (request.POST.get("dataset_version") or "").strip()
+        snapshot = dataset_version_for_run(project=project, pk=picked) if picked else None
         run = run_start(
             project=project,
             suite_version=version,
             dataset=_dataset_from_post(request.POST),
+            dataset_version=snapshot,
             target=_target_from_post(request.POST),
             actor=request.user,
         )

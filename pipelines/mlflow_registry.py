@@ -196,3 +196,191 @@ def pyfunc_predict(*, model_uri: str, inputs: list[dict[str, Any]]) -> list[Any]
             f"{model_uri} returned {len(output)} outputs for {len(inputs)} inputs", system=SYSTEM
         )
     return output
+
+
+# --- Registry sync: versions, aliases and the pipeline behind each version (helper "evidence") ---
+# Used by pipelines.registry.registry_sync. The registry may differ from the tracking server:
+# settings.MLFLOW_REGISTRY_URI (blank = MLFLOW_TRACKING_URI), e.g. "databricks-uc" for Unity
+# Catalog models (three-level names). That path is only the MlflowClient's registry_uri; it is
+# not exercised by the test suite, which uses a local SQLite registry.
+
+PROMPT_TEMPLATE_KEY = "prompt_template"
+PROMPT_TEMPLATE_ARTIFACTS = ("prompt_template.txt", "prompt_template.md", "prompt.txt")
+PROMPT_TEMPLATE_MAX_BYTES = 200_000
+
+
+@dataclass(frozen=True)
+class RegistryVersion:
+    """One version as the registry describes it, with the aliases that point at it."""
+
+    name: str
+    version: str
+    run_id: str
+    source: str
+    status: str
+    description: str
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    created_at_ms: int | None
+
+
+@dataclass(frozen=True)
+class RunPipeline:
+    """The params of the run that logged a version, and its prompt template ("" when none was logged)."""
+
+    params: dict[str, str]
+    prompt_template: str
+    found: bool = True  # False: the run is gone (deleted, or in a workspace we cannot read)
+
+
+def registry_uri() -> str:
+    return str(getattr(settings, "MLFLOW_REGISTRY_URI", "") or settings.MLFLOW_TRACKING_URI)
+
+
+def _registry_client() -> MlflowClient:
+    import os
+
+    from mlflow import MlflowClient
+
+    # MLflow's HTTP client retries a dead server for minutes by default; the beat task retries later.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(settings.MLFLOW_HTTP_REQUEST_TIMEOUT))
+    # No process-wide set_*_uri here: the sync must not change where other code logs.
+    return MlflowClient(tracking_uri=tracking_uri(), registry_uri=registry_uri())
+
+
+def _call_any(what: str, fn: Callable[[], T]) -> T:
+    """Like :func:`_call`, but also maps HTTP and database errors of a remote or local store."""
+    try:
+        return _call(what, fn)
+    except (PermanentPipelineError, TransientPipelineError):
+        raise
+    except Exception as exc:
+        transient: tuple[type[BaseException], ...] = (OSError,)
+        try:
+            import requests
+            from sqlalchemy.exc import OperationalError
+
+            transient += (requests.RequestException, OperationalError)
+        except ImportError:  # pragma: no cover - both come with mlflow
+            pass
+        error_class = TransientPipelineError if isinstance(exc, transient) else PermanentPipelineError
+        raise error_class(f"{what}: {type(exc).__name__}: {str(exc)[:500]}", system=SYSTEM) from None
+
+
+def registered_model_versions(*, model_name: str) -> list[RegistryVersion]:
+    """Every version of ``model_name`` with its aliases, oldest first.
+
+    PermanentPipelineError when the registered model does not exist (so a typo in the project's
+    model name never marks every synced version deleted).
+    """
+    client = _registry_client()
+    quoted = model_name.replace("\\", "\\\\").replace("'", "\\'")
+
+    def read() -> list[RegistryVersion]:
+        model = client.get_registered_model(model_name)
+        by_version: dict[str, list[str]] = {}
+        raw_aliases = model.aliases or {}
+        pairs = raw_aliases.items() if isinstance(raw_aliases, dict) else ((a.alias, a.version) for a in raw_aliases)
+        for alias, version in pairs:
+            by_version.setdefault(str(version), []).append(str(alias))
+        out = []
+        for v in client.search_model_versions(f"name = '{quoted}'"):
+            out.append(
+                RegistryVersion(
+                    name=str(v.name),
+                    version=str(v.version),
+                    run_id=str(v.run_id or ""),
+                    source=str(v.source or ""),
+                    status=str(v.status or ""),
+                    description=str(v.description or ""),
+                    aliases=tuple(sorted(set(by_version.get(str(v.version), [])) | set(v.aliases or []))),
+                    tags={str(k): str(val) for k, val in (v.tags or {}).items()},
+                    created_at_ms=int(v.creation_timestamp) if v.creation_timestamp else None,
+                )
+            )
+        return sorted(out, key=lambda v: (len(v.version), v.version))
+
+    return _call_any(f"versions of {model_name!r}", read)
+
+
+def run_pipeline_read(*, run_id: str, version_tags: dict[str, str] | None = None) -> RunPipeline:
+    """The run's params and its prompt template.
+
+    The template is looked for, in order: a ``prompt_template`` param of the run, a
+    ``prompt_template`` tag of the version, then of the run, then a text artifact at the run's
+    root (``prompt_template.txt`` / ``.md`` / ``prompt.txt``). A run that no longer exists gives
+    empty params (``found=False``); a store that is down raises TransientPipelineError.
+    """
+    from mlflow.exceptions import MlflowException
+
+    tags = version_tags or {}
+    if not run_id:
+        return RunPipeline(params={}, prompt_template=tags.get(PROMPT_TEMPLATE_KEY, ""), found=False)
+    client = _registry_client()
+
+    def read() -> RunPipeline:
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "PERMISSION_DENIED"):
+                return RunPipeline(params={}, prompt_template=tags.get(PROMPT_TEMPLATE_KEY, ""), found=False)
+            raise
+        params = {str(k): str(v) for k, v in (run.data.params or {}).items()}
+        template = params.get(PROMPT_TEMPLATE_KEY) or tags.get(PROMPT_TEMPLATE_KEY) or ""
+        template = template or str((run.data.tags or {}).get(PROMPT_TEMPLATE_KEY, ""))
+        if not template:
+            names = {a.path for a in client.list_artifacts(run_id) if not a.is_dir}
+            for name in PROMPT_TEMPLATE_ARTIFACTS:
+                if name in names:
+                    import tempfile
+
+                    with tempfile.TemporaryDirectory(prefix="prompt-") as tmp:
+                        local = Path(client.download_artifacts(run_id, name, tmp))
+                        with local.open("rb") as fh:
+                            raw = fh.read(PROMPT_TEMPLATE_MAX_BYTES)
+                    template = raw.decode("utf-8", errors="replace")
+                    break
+        return RunPipeline(params=params, prompt_template=template)
+
+    return _call_any(f"run {run_id}", read)
+
+
+# --- Promotion: registry aliases (helper "promotion") ----------------------------------------------
+# The rollout's first step points the environment's alias (e.g. "champion") at the promoted version,
+# and a failed rollout or a rollback points it back. Same registry as the sync (MLFLOW_REGISTRY_URI).
+
+
+def registered_model_alias_get(*, model_name: str, alias: str) -> str | None:
+    """The version ``alias`` points at, or None when the alias (or the model) does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    client = _registry_client()
+
+    def get() -> str | None:
+        try:
+            return str(client.get_model_version_by_alias(model_name, alias).version)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise
+
+    return _call_any(f"alias {alias!r} of {model_name!r}", get)
+
+
+def registered_model_alias_set(*, model_name: str, alias: str, version: str) -> None:
+    client = _registry_client()
+    _call_any(
+        f"set alias {alias!r} of {model_name!r} to v{version}",
+        lambda: client.set_registered_model_alias(model_name, alias, str(version)),
+    )
+
+
+def registered_model_alias_delete(*, model_name: str, alias: str) -> None:
+    client = _registry_client()
+    if registered_model_alias_get(model_name=model_name, alias=alias) is None:
+        return
+    _call_any(
+        f"delete alias {alias!r} of {model_name!r}",
+        lambda: client.delete_registered_model_alias(model_name, alias),
+    )

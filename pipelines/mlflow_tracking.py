@@ -145,3 +145,240 @@ def evaluation_run_log(
         return LoggedRun(run_id=run_id, experiment_id=experiment_id)
     except Exception as exc:
         raise _translate(exc) from exc
+
+
+# --- assessments on traces and evaluation datasets (curated labels back to MLflow) -------------
+#
+# Used by pipelines.assessments. Assessments are read and written with an explicit tracking URI
+# (TracingClient), never through mlflow's global state; evaluation datasets have no such client
+# API in MLflow 3.17 (``EvaluationDataset.merge_records`` reads the global store), so
+# ``evaluation_dataset_merge`` sets the tracking URI of this process first — it is the one
+# configured for the deployment anyway.
+
+
+@dataclass(frozen=True)
+class TraceAssessment:
+    """An assessment of a trace, as plain data."""
+
+    assessment_id: str
+    kind: str  # "feedback" | "expectation"
+    name: str
+    value: Any
+    rationale: str
+    source_type: str
+    source_id: str
+    metadata: dict[str, str]
+    valid: bool
+    overrides: str
+
+
+@dataclass(frozen=True)
+class MlflowEvaluationDataset:
+    dataset_id: str
+    name: str
+    records: int
+    reused: bool  # found by its tag (an earlier attempt created it)
+
+
+def _tracing_client(tracking_uri: str, http_max_retries: int, http_timeout: int) -> Any:
+    _http_limits(http_max_retries, http_timeout)
+    from mlflow.tracing.client import TracingClient
+
+    return TracingClient(tracking_uri=tracking_uri)
+
+
+def _missing(exc: BaseException) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def trace_assessments_get(
+    *, tracking_uri: str, trace_id: str, http_max_retries: int = 2, http_timeout: int = 10
+) -> list[TraceAssessment] | None:
+    """The trace's assessments (valid and superseded), or None when MLflow has no such trace."""
+    try:
+        client = _tracing_client(tracking_uri, http_max_retries, http_timeout)
+        try:
+            info = client.get_trace_info(trace_id)
+        except Exception as exc:
+            if _missing(exc):
+                return None
+            raise
+        if info is None:
+            return None
+        out = []
+        for a in info.assessments or []:
+            is_feedback = getattr(a, "feedback", None) is not None
+            out.append(
+                TraceAssessment(
+                    assessment_id=str(a.assessment_id),
+                    kind="feedback" if is_feedback else "expectation",
+                    name=str(a.name),
+                    value=a.value,
+                    rationale=str(getattr(a, "rationale", None) or ""),
+                    source_type=str(a.source.source_type) if a.source else "",
+                    source_id=str(a.source.source_id) if a.source else "",
+                    metadata={str(k): str(v) for k, v in (a.metadata or {}).items()},
+                    valid=a.valid is not False,
+                    overrides=str(a.overrides or ""),
+                )
+            )
+        return out
+    except Exception as exc:
+        raise _translate(exc) from exc
+
+
+def _assessment(
+    *,
+    kind: str,
+    name: str,
+    value: Any,
+    source_id: str,
+    rationale: str | None,
+    metadata: dict[str, str],
+    overrides: str | None = None,
+) -> Any:
+    from mlflow.entities import AssessmentSource, AssessmentSourceType, Expectation, Feedback
+
+    source = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id=source_id or "reviewdesk")
+    if kind == "feedback":
+        return Feedback(
+            name=name, value=value, source=source, rationale=rationale or None, metadata=metadata, overrides=overrides
+        )
+    if kind == "expectation":
+        return Expectation(name=name, value=value, source=source, metadata=metadata)
+    raise PermanentPipelineError(f"Unknown assessment kind {kind!r}.", system=SYSTEM)
+
+
+def trace_assessment_log(
+    *,
+    tracking_uri: str,
+    trace_id: str,
+    kind: str,
+    name: str,
+    value: Any,
+    source_id: str,
+    rationale: str | None = None,
+    metadata: dict[str, str] | None = None,
+    overrides: str | None = None,
+    http_max_retries: int = 2,
+    http_timeout: int = 10,
+) -> str:
+    """Log a HUMAN feedback or expectation on the trace; its assessment id.
+
+    ``overrides`` (feedback only) names the assessment this one replaces, as
+    ``mlflow.override_feedback`` does: the old one stays, marked not valid.
+    """
+    try:
+        client = _tracing_client(tracking_uri, http_max_retries, http_timeout)
+        entity = _assessment(
+            kind=kind,
+            name=name,
+            value=value,
+            source_id=source_id,
+            rationale=rationale,
+            metadata=dict(metadata or {}),
+            overrides=overrides,
+        )
+        return str(client.log_assessment(trace_id, entity).assessment_id)
+    except Exception as exc:
+        raise _translate(exc) from exc
+
+
+def trace_expectation_update(
+    *,
+    tracking_uri: str,
+    trace_id: str,
+    assessment_id: str,
+    name: str,
+    value: Any,
+    source_id: str,
+    metadata: dict[str, str] | None = None,
+    http_max_retries: int = 2,
+    http_timeout: int = 10,
+) -> str:
+    """Change an expectation's value in place (expectations have no override chain)."""
+    try:
+        client = _tracing_client(tracking_uri, http_max_retries, http_timeout)
+        entity = _assessment(
+            kind="expectation",
+            name=name,
+            value=value,
+            source_id=source_id,
+            rationale=None,
+            metadata=dict(metadata or {}),
+        )
+        return str(client.update_assessment(trace_id, assessment_id, entity).assessment_id)
+    except Exception as exc:
+        raise _translate(exc) from exc
+
+
+def trace_assessment_delete(
+    *, tracking_uri: str, trace_id: str, assessment_id: str, http_max_retries: int = 2, http_timeout: int = 10
+) -> None:
+    try:
+        client = _tracing_client(tracking_uri, http_max_retries, http_timeout)
+        client.delete_assessment(trace_id, assessment_id)
+    except Exception as exc:
+        if _missing(exc):
+            return  # already gone: what we wanted
+        raise _translate(exc) from exc
+
+
+def evaluation_dataset_merge(
+    *,
+    tracking_uri: str,
+    name: str,
+    records: list[dict[str, Any]],
+    tags: dict[str, str],
+    key_tag: str,
+    dataset_id: str = "",
+    experiment_name: str | None = None,
+    artifact_root: str | None = None,
+    http_max_retries: int = 2,
+    http_timeout: int = 10,
+) -> MlflowEvaluationDataset:
+    """Create (or find) an MLflow evaluation dataset and upsert ``records`` into it.
+
+    Idempotent: the dataset is found by ``dataset_id`` when given, else by the tag ``key_tag`` (set
+    on creation, so an attempt that died after creating it is found again; a key without dots, as
+    MLflow's dataset search does not match dotted tag keys); ``merge_records`` upserts by ``inputs``,
+    so merging the same records again adds none. Needs a SQL-backed store.
+    """
+    _http_limits(http_max_retries, http_timeout)
+    try:
+        import mlflow
+        from mlflow import MlflowClient
+
+        mlflow.set_tracking_uri(tracking_uri)  # merge_records reads the global store (see above)
+        client = MlflowClient(tracking_uri=tracking_uri)
+        experiment_ids = None
+        if experiment_name:
+            experiment_ids = [
+                _experiment_id(client, experiment_name, tracking_uri=tracking_uri, artifact_root=artifact_root)
+            ]
+        dataset = None
+        reused = False
+        if dataset_id:
+            try:
+                dataset = client.get_dataset(dataset_id)
+                reused = True
+            except Exception as exc:
+                if not _missing(exc):
+                    raise
+        if dataset is None:
+            value = tags[key_tag].replace("'", "")
+            found = client.search_datasets(filter_string=f"tags.{key_tag} = '{value}'", max_results=5)
+            if len(found):
+                dataset, reused = found[0], True
+        if dataset is None:
+            dataset = client.create_dataset(name=name, experiment_id=experiment_ids, tags=tags)
+        if records:
+            dataset.merge_records(records)
+        count = len(dataset.to_df()) if records else 0
+        return MlflowEvaluationDataset(
+            dataset_id=str(dataset.dataset_id), name=str(dataset.name), records=count, reused=reused
+        )
+    except Exception as exc:
+        raise _translate(exc) from exc

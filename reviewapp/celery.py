@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
 
@@ -15,8 +16,32 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # Every minute: free leases that expired, so their slots go back to the queue.
     "reclaim-expired-leases": {"task": "reviewapp.leases_reclaim", "schedule": 60.0},
+    # Dashboard figures of projects that changed, computed here so pages never compute them cold.
+    "refresh-dashboard-figures": {"task": "reviewapp.stats_refresh", "schedule": float(settings.STATS_REFRESH_SECONDS)},
     # Every 30 s: re-queue evaluation chunks whose worker died (lease expired) or whose message was lost.
     "sweep-evaluation-runs": {"task": "evaluations.runs_sweep", "schedule": 30.0},
+    # Every minute: re-queue background exports whose worker died (lease expired).
+    "sweep-export-jobs": {"task": "pipelines.export_jobs_sweep", "schedule": 60.0},
     # Every 5 minutes: log finished evaluation runs that MLflow could not take yet (server down).
     "log-evaluation-runs-to-mlflow": {"task": "evaluations.runs_mlflow_log_pending", "schedule": 300.0},
+    # Every MODEL_REGISTRY_SYNC_SECONDS (default 5 minutes): copy registered model versions from the registry.
+    "sync-model-registry": {
+        "task": "pipelines.registry_sync_all",
+        "schedule": float(settings.MODEL_REGISTRY_SYNC_SECONDS),
+    },
+    # Every DELIVERY_PUSH_INTERVAL_SECONDS (default 5 minutes): push newly curated labels to every
+    # delivery target whose feed is on, one micro-batch per target.
+    "push-curated-feed": {
+        "task": "pipelines.feed_push_due",
+        "schedule": float(settings.DELIVERY_PUSH_INTERVAL_SECONDS),
+    },
+    # Every 30 s: re-queue pushes whose worker died (lease expired) or whose message was lost.
+    "sweep-pushes": {"task": "pipelines.pushes_sweep", "schedule": 30.0},
 }
+if settings.MLFLOW_ASSESSMENT_SYNC_SECONDS:
+    # Every MLFLOW_ASSESSMENT_SYNC_SECONDS (default 5 minutes): write curated labels changed since
+    # their last sync to their items' MLflow traces as assessments.
+    app.conf.beat_schedule["sync-assessments-to-mlflow"] = {
+        "task": "pipelines.assessments_sync",
+        "schedule": float(settings.MLFLOW_ASSESSMENT_SYNC_SECONDS),
+    }

@@ -48,6 +48,7 @@ SCOPE_FOR_CAPABILITY: dict[Capability, str] = {
     Capability.EXPORT: "export",
     Capability.CURATE: "curate",
     Capability.EVALUATE: "evaluate",
+    Capability.PROMOTE: "promote",
 }
 
 

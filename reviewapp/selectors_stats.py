@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Aggregate, Count, FloatField
@@ -332,9 +333,13 @@ def project_stats(*, project: Project, full: bool = True) -> ProjectStats:
     )
 
 
-STATS_CACHE_SECONDS = 300
-# Figures at most this old are served while the project changes (0: always current).
-STATS_MAX_STALE_SECONDS = 30.0
+STATS_CACHE_SECONDS = 3600
+
+
+def _max_stale_seconds() -> float:
+    """Figures at most this old are served while the project changes; the worker refreshes them
+    every STATS_REFRESH_SECONDS, so a page only computes them itself when no worker runs."""
+    return 2.0 * settings.STATS_REFRESH_SECONDS
 
 
 def _stats_fingerprint(*, project: Project) -> str:
@@ -393,24 +398,51 @@ def _stats_fingerprint_portable(*, project: Project) -> tuple[object, ...]:
     return (*row, repr(list(questions.values_list("id", "key", "kind", "options", "title"))))
 
 
+def _stats_key(project: Project, full: bool) -> str:
+    return f"reviewdesk:stats:{project.pk}:{int(full)}"
+
+
 def project_stats_cached(*, project: Project, full: bool = True) -> ProjectStats:
     """``project_stats``, recomputed when the project changes (see ``_stats_fingerprint``).
 
+    The worker keeps the figures of changed projects fresh (``projects_stats_refresh``, every
+    STATS_REFRESH_SECONDS), so a page normally costs the fingerprint query and a cache read.
     While reviews keep arriving the fingerprint changes on every request; figures up to
-    ``STATS_MAX_STALE_SECONDS`` old are then served rather than recomputed on every page view.
-    A warm page costs the fingerprint query; a cold one is ``project_stats``.
+    ``_max_stale_seconds()`` old are then served rather than recomputed on every page view.
+    The cache is shared by all processes, so the times in it are wall-clock times.
     """
-    key = f"reviewdesk:stats:{project.pk}:{int(full)}"
+    key = _stats_key(project, full)
     fingerprint = _stats_fingerprint(project=project)
     cached = cache.get(key)
-    now = time.monotonic()
+    now = time.time()
     if cached is not None:
         cached_fingerprint, computed_at, stats = cached
-        if cached_fingerprint == fingerprint or now - computed_at < STATS_MAX_STALE_SECONDS:
+        if cached_fingerprint == fingerprint or now - computed_at < _max_stale_seconds():
             return stats
     stats = project_stats(project=project, full=full)
     cache.set(key, (fingerprint, now, stats), STATS_CACHE_SECONDS)
     return stats
+
+
+def project_stats_refresh(*, project: Project) -> bool:
+    """Recompute the project's cached figures if the project changed since; True when it did."""
+    fingerprint = _stats_fingerprint(project=project)
+    refreshed = False
+    for full in (True, False):
+        key = _stats_key(project, full)
+        cached = cache.get(key)
+        if cached is None and not full:
+            continue  # the short form is computed only once a page asked for it
+        if cached is not None and cached[0] == fingerprint:
+            continue
+        cache.set(key, (fingerprint, time.time(), project_stats(project=project, full=full)), STATS_CACHE_SECONDS)
+        refreshed = True
+    return refreshed
+
+
+def projects_stats_refresh() -> int:
+    """Refresh the figures of every project that changed (the beat task); returns how many were recomputed."""
+    return sum(project_stats_refresh(project=project) for project in Project.objects.order_by("id"))
 
 
 def _consensus_counts(*, project: Project, keys: list[str]) -> dict[int, tuple[int, int]]:

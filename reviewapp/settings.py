@@ -158,6 +158,26 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Cache: shared by web and worker processes ---------------------------------------------
+# Dashboard figures are computed in the background (reviewapp.stats_refresh) and served from here,
+# so the cache must be one for all processes: Redis in production, a folder under var/ on a laptop.
+CACHE_URL = os.environ.get("CACHE_URL", "").strip()
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "rd"}
+    }
+elif TESTING and not CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": CACHE_URL.removeprefix("file://") or str(VAR_DIR / "cache"),
+        }
+    }
+# How often the worker refreshes the dashboard figures of projects that changed.
+STATS_REFRESH_SECONDS = envint("STATS_REFRESH_SECONDS", 30, minimum=5)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -202,6 +222,7 @@ SPECTACULAR_SETTINGS = {
         "QuestionKindEnum": "reviewapp.models.projects.Question.Kind",
         "FlagKindEnum": "reviewapp.models.flags.Flag.Kind",
         "RunStatusEnum": "evaluations.models.runs.Run.Status",
+        "DeliveryTargetKindEnum": "pipelines.models.pushes.TargetKind",
     },
 }
 # The largest ingest body we accept (10,000 items of a few KB each).
@@ -249,6 +270,66 @@ MLFLOW_EXPERIMENT_PREFIX = os.environ.get("MLFLOW_EXPERIMENT_PREFIX") or "review
 # leave the retry to the beat task (evaluations.runs_mlflow_log_pending).
 MLFLOW_HTTP_REQUEST_MAX_RETRIES = envint("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 2)
 MLFLOW_HTTP_REQUEST_TIMEOUT = envint("MLFLOW_HTTP_REQUEST_TIMEOUT", 10, minimum=1)
+# The model registry projects' versions are synced from (pipelines/registry.py); blank = the
+# tracking URI. "databricks-uc" reads Unity Catalog models (catalog.schema.model names).
+MLFLOW_REGISTRY_URI = (os.environ.get("MLFLOW_REGISTRY_URI") or "").strip()
+# Seconds between scheduled syncs of every project's registered model versions (beat).
+MODEL_REGISTRY_SYNC_SECONDS = envint("MODEL_REGISTRY_SYNC_SECONDS", 300, minimum=10)
+# Curated labels written back to their items' MLflow traces as assessments (pipelines/assessments.py):
+# seconds between scheduled syncs (beat; 0 = no schedule, on demand only), labels per sync, and how
+# many times a label version that failed (e.g. its trace is not in MLflow yet) is tried again.
+MLFLOW_ASSESSMENT_SYNC_SECONDS = envint("MLFLOW_ASSESSMENT_SYNC_SECONDS", 300)
+MLFLOW_ASSESSMENT_SYNC_BATCH = envint("MLFLOW_ASSESSMENT_SYNC_BATCH", 500, minimum=1)
+MLFLOW_ASSESSMENT_SYNC_MAX_ATTEMPTS = envint("MLFLOW_ASSESSMENT_SYNC_MAX_ATTEMPTS", 5, minimum=1)
+
+# --- Databricks workspace (Unity Catalog pushes, model serving); blank host = not configured ---
+# Read only from the environment; never stored in the database or shown on a page.
+DATABRICKS_HOST = (os.environ.get("DATABRICKS_HOST") or "").rstrip("/")
+DATABRICKS_TOKEN = envsecret("DATABRICKS_TOKEN") or ""
+DATABRICKS_CLIENT_ID = os.environ.get("DATABRICKS_CLIENT_ID") or ""
+DATABRICKS_CLIENT_SECRET = envsecret("DATABRICKS_CLIENT_SECRET") or ""
+# Every SDK call (with the SDK's own retries) ends within this many seconds.
+DATABRICKS_TIMEOUT_SECONDS = envint("DATABRICKS_TIMEOUT_SECONDS", 30, minimum=1)
+# Unity Catalog pushes: the SQL warehouse that runs COPY INTO / MERGE, and the Volume folder that
+# receives Parquet batches (https://docs.databricks.com/sql/language-manual/delta-copy-into.html).
+DATABRICKS_WAREHOUSE_ID = os.environ.get("DATABRICKS_WAREHOUSE_ID") or ""
+DATABRICKS_UC_VOLUME = (os.environ.get("DATABRICKS_UC_VOLUME") or "/Volumes/main/reviewdesk/landing").rstrip("/")
+
+# --- Delivery: pushes of curated rows to Delta / Unity Catalog (pipelines/pushes.py) ----------
+# Object-store credentials for s3:// abfss:// gs:// Delta URIs, as a JSON object of deltalake
+# storage options (https://delta-io.github.io/delta-rs/integrations/object-storage/s3/); never logged.
+_delta_options_raw = (envsecret("DELTA_STORAGE_OPTIONS") or "").strip()
+try:
+    DELTA_STORAGE_OPTIONS: dict[str, str] = json.loads(_delta_options_raw) if _delta_options_raw else {}
+except ValueError:
+    raise ImproperlyConfigured("DELTA_STORAGE_OPTIONS is not valid JSON") from None
+if not isinstance(DELTA_STORAGE_OPTIONS, dict) or not all(isinstance(v, str) for v in DELTA_STORAGE_OPTIONS.values()):
+    raise ImproperlyConfigured("DELTA_STORAGE_OPTIONS must be a JSON object of strings")
+# Seconds between continuous pushes of newly curated labels to targets with the feed on (beat).
+DELIVERY_PUSH_INTERVAL_SECONDS = envint("DELIVERY_PUSH_INTERVAL_SECONDS", 300, minimum=5)
+# At most this many curated labels per feed micro-batch.
+DELIVERY_BATCH_MAX_ROWS = envint("DELIVERY_BATCH_MAX_ROWS", 50000, minimum=1)
+# A push's lease; above the push task's time limit (570 s), so the sweeper never re-queues a live push.
+DELIVERY_PUSH_LEASE_SECONDS = envint("DELIVERY_PUSH_LEASE_SECONDS", 600, minimum=1)
+DELIVERY_PUSH_MAX_ATTEMPTS = envint("DELIVERY_PUSH_MAX_ATTEMPTS", 5, minimum=1)
+# Milliseconds to pause between record batches of 5,000 rows, to throttle I/O on a shared store
+# (0: none); tests use it to kill a worker in the middle of a push.
+DELIVERY_BATCH_PAUSE_MS = envint("DELIVERY_BATCH_PAUSE_MS", 0)
+
+# --- Promotion: rollouts, local serving, webhooks (pipelines/rollout.py, serving.py, webhooks.py) ---
+# A rollout worker renews its lease while it works; the sweeper re-queues a rollout whose lease ran out.
+ROLLOUT_LEASE_SECONDS = envint("ROLLOUT_LEASE_SECONDS", 60, minimum=2)
+# How often a rollout polls a serving endpoint while waiting for it to be ready.
+ROLLOUT_POLL_SECONDS = envint("ROLLOUT_POLL_MILLISECONDS", 1000, minimum=50) / 1000
+# Attempts of one rollout step on transient errors (5xx, timeouts) before the rollout fails.
+ROLLOUT_STEP_MAX_ATTEMPTS = envint("ROLLOUT_STEP_MAX_ATTEMPTS", 3, minimum=1)
+# Local serving (the default, no Databricks): `mlflow models serve` processes and a weighted proxy
+# per environment, tracked by state files in this directory; first port of the demo environments.
+LOCAL_SERVING_DIR = Path(os.environ.get("LOCAL_SERVING_DIR") or VAR_DIR / "serving").resolve()
+LOCAL_SERVING_BASE_PORT = envint("LOCAL_SERVING_BASE_PORT", 5100, minimum=1024)
+# Signed outgoing webhooks on promotion events: comma-separated URLs, and the HMAC-SHA256 secret.
+PROMOTION_WEBHOOK_URLS = envlist("PROMOTION_WEBHOOK_URL", [])
+PROMOTION_WEBHOOK_SECRET = envsecret("PROMOTION_WEBHOOK_SECRET") or ""
 
 # --- Evaluations: model endpoints and LLM judges -------------------------------------------
 # Model endpoints the deployment manages as code: a JSON list of objects with name, kind

@@ -8,3 +8,10 @@ def leases_reclaim() -> None:
     from reviewapp.services.queue import leases_reclaim_expired
 
     leases_reclaim_expired()
+
+
+@shared_task(name="reviewapp.stats_refresh", ignore_result=True, soft_time_limit=240, time_limit=270)
+def stats_refresh() -> None:
+    from reviewapp.selectors_stats import projects_stats_refresh
+
+    projects_stats_refresh()

@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("reviewapp.api.urls")),
     path("api/v1/", include("evaluations.api_urls")),
+    path("api/v1/", include("pipelines.api.urls")),
     path("evaluations/", include("evaluations.urls")),
     path("", include("reviewapp.views.urls")),
+    path("", include("pipelines.views.urls")),
 ]

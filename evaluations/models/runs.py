@@ -32,6 +32,10 @@ class Run(models.Model):
     suite_version = models.ForeignKey(SuiteVersion, on_delete=models.PROTECT, related_name="runs")
     # The dataset filter as validated (services.datasets); the item ids themselves are on the chunks.
     dataset = models.JSONField(default=dict, blank=True)
+    # When the run is over a curated dataset version: {"id", "dataset_id", "name", "number",
+    # "content_hash", "row_count"} (a plain snapshot, no foreign key: evaluations never imports
+    # pipelines). Its per-item expectations are on the chunks. Empty for a run over a filter.
+    dataset_version = models.JSONField(default=dict, blank=True)
     # {"kind": "stored"} | {"kind": "mlflow_model", "model_uri": ...} | {"kind": "endpoint", "endpoint": ...}
     target = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -97,6 +101,14 @@ class Run(models.Model):
         return self.rows_done / seconds if seconds else None
 
     @property
+    def dataset_version_label(self) -> str:
+        """``Support gold v2 (3f9a1c2e)``, or "" for a run over a filter."""
+        info = self.dataset_version or {}
+        if not info:
+            return ""
+        return f"{info.get('name', '?')} v{info.get('number', '?')} ({str(info.get('content_hash', ''))[:8]})"
+
+    @property
     def target_label(self) -> str:
         kind = self.target.get("kind", "stored")
         if kind == "mlflow_model":
@@ -121,6 +133,10 @@ class RunChunk(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
     item_ids = models.JSONField(default=list)
+    # Runs over a dataset version: per item id (as text), what the version snapshotted —
+    # {"expected_response", "expected_facts", "guidelines", "human"} — so scorers and alignment use
+    # the labels as they were, not today's. Empty for a run over a filter (live curated labels).
+    expectations = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     # Who holds the claim: a random token per claim, so a worker whose lease expired and was

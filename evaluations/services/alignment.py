@@ -30,7 +30,7 @@ from typing import Any
 
 from django.db import transaction
 
-from evaluations.models import Run, RunResult
+from evaluations.models import Run, RunChunk, RunResult
 from evaluations.scorers.registry import scorer_get
 from reviewapp.models import CuratedLabel, Flag, Item
 from reviewapp.selectors import wilson_interval
@@ -92,12 +92,24 @@ def _judge_names(run: Run) -> set[str]:
 
 
 def _human_answers(run: Run, keys: set[str]) -> dict[int, dict[str, bool]]:
-    """Curated pass/fail answers of the run's items, for the given question keys."""
-    items = RunResult.objects.filter(run=run).values("item_id")
+    """Curated pass/fail answers of the run's items, for the given question keys.
+
+    A run over a dataset version compares with the answers the version snapshotted (on its chunks).
+    """
+    pairs: Any
+    if run.dataset_version:
+        pairs = (
+            (int(item_id), (entry or {}).get("human"))
+            for expectations in RunChunk.objects.filter(run=run).values_list("expectations", flat=True)
+            for item_id, entry in (expectations or {}).items()
+        )
+    else:
+        items = RunResult.objects.filter(run=run).values("item_id")
+        pairs = CuratedLabel.objects.filter(project_id=run.project_id, item_id__in=items).values_list(
+            "item_id", "answers"
+        )
     answers: dict[int, dict[str, bool]] = {}
-    for item_id, given in CuratedLabel.objects.filter(project_id=run.project_id, item_id__in=items).values_list(
-        "item_id", "answers"
-    ):
+    for item_id, given in pairs:
         picked = {k: v for k, v in (given or {}).items() if k in keys and isinstance(v, bool)}
         if picked:
             answers[item_id] = picked

@@ -199,6 +199,8 @@ def _chunk_work(*, chunk: RunChunk, run: Run, claim: _Claim) -> bool:
     done = set(RunResult.objects.filter(run=run, item_id__in=ids).values_list("item_id", "scorer"))
     generates = run.target.get("kind", "stored") != "stored"
     rows = {r.item_id: r for r in RunRow.objects.filter(run=run, item_id__in=ids)} if generates else {}
+    # A run over a dataset version scores against what the version snapshotted, not today's labels.
+    snapshots: dict[str, dict[str, Any]] | None = dict(chunk.expectations or {}) if run.dataset_version else None
     executor = (
         ThreadPoolExecutor(max_workers=settings.EVALUATION_JUDGE_CONCURRENCY, thread_name_prefix="judge")
         if any(e.is_judge and e.batch is None for e in entries)
@@ -213,8 +215,8 @@ def _chunk_work(*, chunk: RunChunk, run: Run, claim: _Claim) -> bool:
             if generates:
                 missing = [item for item in todo if item.pk not in rows]
                 if missing:
-                    rows.update(_generate(run=run, items=missing))
-            inputs = [(item, _row_input(item, rows.get(item.pk))) for item in todo]
+                    rows.update(_generate(run=run, items=missing, snapshots=snapshots))
+            inputs = [(item, _row_input(item, rows.get(item.pk), snapshots)) for item in todo]
             if not _score(run=run, inputs=inputs, entries=entries, done=done, executor=executor, claim=claim):
                 return False
             if claim.due and not claim.renew():
@@ -225,26 +227,39 @@ def _chunk_work(*, chunk: RunChunk, run: Run, claim: _Claim) -> bool:
     return True
 
 
-def _row_input(item: Item, row: RunRow | None) -> ScoreInput | str:
+def _snapshot(item: Item, snapshots: dict[str, dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The item's entry of a dataset-version run's snapshot (``{}`` when the version had none)."""
+    if snapshots is None:
+        return None
+    return snapshots.get(str(item.pk)) or {}
+
+
+def _input(item: Item, snapshots: dict[str, dict[str, Any]] | None, **generated: Any) -> ScoreInput:
+    snapshot = _snapshot(item, snapshots)
+    label = None if snapshot is not None else _label(item)
+    return score_input_for_item(item, label=label, snapshot=snapshot, **generated)
+
+
+def _row_input(item: Item, row: RunRow | None, snapshots: dict[str, dict[str, Any]] | None = None) -> ScoreInput | str:
     """The scorer row, or the generation error that left the item without a response."""
     if row is None:
-        return score_input_for_item(item, label=_label(item))
+        return _input(item, snapshots)
     if row.error:
         return row.error
-    return score_input_for_item(
+    return _input(
         item,
-        label=_label(item),
+        snapshots,
         response=row.response,
         retrieved_context=row.retrieved_context,
         latency_ms=row.latency_ms,
     )
 
 
-def _generate(*, run: Run, items: list[Item]) -> dict[int, RunRow]:
+def _generate(*, run: Run, items: list[Item], snapshots: dict[str, dict[str, Any]] | None = None) -> dict[int, RunRow]:
     targets = targets_module()
     if targets is None:
         raise PermanentPipelineError("Response generation (evaluations.targets) is not installed.", system="targets")
-    requests = [score_input_for_item(item, label=_label(item)) for item in items]
+    requests = [_input(item, snapshots) for item in items]
     try:
         generated = list(targets.responses_generate(target=run.target, rows=requests))
         if len(generated) != len(items):

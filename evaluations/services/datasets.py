@@ -9,10 +9,17 @@ Expectations come from the item's curated label (``CuratedLabel.expected_respons
 ``expected_facts``) and, for items ingested with them, from ``metadata.expected_response`` /
 ``metadata.expected_facts``; the curated label wins. The label's answers go to ``ScoreInput.human``
 for retrieval scorers and judge-human alignment.
+
+A run can also be over a **curated dataset version** (pipelines' DatasetVersion). evaluations never
+imports pipelines, so a face resolves the version into a :class:`VersionSnapshot` — plain data: the
+version's identity, its item ids in row order and, per item, the expectations and human answers it
+snapshotted (:func:`version_expectations_validate` says the shape) — and hands it to ``run_start``.
+Scorers and alignment then use the snapshot, not the labels as they are today.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import QuerySet
@@ -83,6 +90,40 @@ def dataset_validate(*, dataset: Any) -> dict[str, Any]:
     return out
 
 
+VERSION_INFO_KEYS = ("id", "dataset_id", "name", "number", "content_hash", "row_count")
+EXPECTATION_KEYS = ("expected_response", "expected_facts", "guidelines", "human")
+
+
+@dataclass(frozen=True)
+class VersionSnapshot:
+    """A curated dataset version as a run needs it (built by the face from pipelines' selectors)."""
+
+    project_id: int
+    info: dict[str, Any]  # VERSION_INFO_KEYS: what the run records and its page shows
+    item_ids: list[int]  # in the version's row order
+    # item id -> {"expected_response": str | None, "expected_facts": [..] | None,
+    #             "guidelines": [..] | None, "human": {question key: final answer} | None}
+    expectations: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def version_expectations_validate(expectations: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The per-item snapshot with known keys and JSON-safe values, keyed by item id as text."""
+    out: dict[str, dict[str, Any]] = {}
+    for item_id, given in expectations.items():
+        given = given or {}
+        response = given.get("expected_response")
+        facts = given.get("expected_facts")
+        guidelines = given.get("guidelines")
+        human = given.get("human")
+        out[str(int(item_id))] = {
+            "expected_response": response if isinstance(response, str) and response else None,
+            "expected_facts": [str(f) for f in facts] if isinstance(facts, list) and facts else None,
+            "guidelines": [str(g) for g in guidelines] if isinstance(guidelines, list) and guidelines else None,
+            "human": dict(human) if isinstance(human, dict) and human else None,
+        }
+    return out
+
+
 def dataset_items(*, project: Project, dataset: dict[str, Any]) -> QuerySet[Item]:
     """The project's items in a validated dataset, oldest first."""
     item_filter = ItemFilter(
@@ -134,20 +175,33 @@ def score_input_for_item(
     response: str | None = None,
     retrieved_context: list[dict[str, Any]] | None = None,
     latency_ms: float | None = None,
+    snapshot: dict[str, Any] | None = None,
 ) -> ScoreInput:
-    """The scorer row of an item; ``response`` etc. replace the stored ones for a generated response."""
+    """The scorer row of an item; ``response`` etc. replace the stored ones for a generated response.
+
+    ``snapshot`` (runs over a dataset version: the item's entry of ``RunChunk.expectations``) takes
+    the place of the live curated label: its expectations and human answers are used, ``label`` is not.
+    """
     metadata = dict(item.metadata or {})
-    expected_response = label.expected_response if label is not None and label.expected_response else None
+    answers: dict[str, Any] | None
+    if snapshot is not None:
+        expected_response = snapshot.get("expected_response") or None
+        expected_facts = list(snapshot["expected_facts"]) if snapshot.get("expected_facts") else None
+        guidelines: Any = snapshot.get("guidelines") or metadata.get("guidelines")
+        answers = snapshot.get("human")
+    else:
+        expected_response = label.expected_response if label is not None and label.expected_response else None
+        expected_facts = list(label.expected_facts) if label is not None and label.expected_facts else None
+        guidelines = metadata.get("guidelines")
+        answers = (label.answers or {}) if label is not None else None
     if expected_response is None and isinstance(metadata.get("expected_response"), str):
         expected_response = metadata["expected_response"]
-    expected_facts = list(label.expected_facts) if label is not None and label.expected_facts else None
     if expected_facts is None and isinstance(metadata.get("expected_facts"), list):
         expected_facts = [str(f) for f in metadata["expected_facts"]]
-    guidelines = metadata.get("guidelines")
     human = None
-    if label is not None:
+    if answers is not None:
         # The per-chunk labels refer to the item's stored chunks, whatever a generated response retrieved.
-        human = {**(label.answers or {}), LABELED_CONTEXT_KEY: list(item.retrieved_context or [])}
+        human = {**answers, LABELED_CONTEXT_KEY: list(item.retrieved_context or [])}
     generated = response is not None
     if generated:
         metadata.pop("latency_ms", None)

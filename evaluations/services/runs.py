@@ -34,7 +34,13 @@ from django.utils import timezone
 
 from evaluations.models import Run, RunChunk, RunResult, SuiteVersion
 from evaluations.selectors import run_metrics_compute
-from evaluations.services.datasets import dataset_items, dataset_validate
+from evaluations.services.datasets import (
+    VERSION_INFO_KEYS,
+    VersionSnapshot,
+    dataset_items,
+    dataset_validate,
+    version_expectations_validate,
+)
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import Item, Project
 from reviewapp.services.audit import audit_record
@@ -106,11 +112,18 @@ def run_start(
     actor: Any,
     dataset: Any = None,
     target: Any = None,
+    dataset_version: VersionSnapshot | None = None,
 ) -> Run:
-    """Create the run and its chunks; each chunk's task is enqueued once this commits."""
+    """Create the run and its chunks; each chunk's task is enqueued once this commits.
+
+    With ``dataset_version`` the run is over that curated version's items, in its row order (a
+    ``dataset`` filter then narrows them), and scorers use the version's snapshotted expectations.
+    """
     errors: list[FieldError] = []
     if suite_version.suite.project_id != project.pk:
         raise ValidationFailed([_err("suite_version", "This suite version belongs to another project.")])
+    if dataset_version is not None and dataset_version.project_id != project.pk:
+        raise ValidationFailed([_err("dataset_version", "This dataset version belongs to another project.")])
     clean_dataset: dict[str, Any] = {}
     clean_target: dict[str, Any] = {}
     try:
@@ -123,11 +136,22 @@ def run_start(
         errors.extend(exc.errors)
     if errors:
         raise ValidationFailed(errors, "The run cannot start.")
-    ids = list(dataset_items(project=project, dataset=clean_dataset).values_list("id", flat=True))
+    expectations: dict[str, dict[str, Any]] = {}
+    version_info: dict[str, Any] = {}
+    if dataset_version is None:
+        ids = list(dataset_items(project=project, dataset=clean_dataset).values_list("id", flat=True))
+    else:
+        ids = _version_item_ids(project=project, snapshot=dataset_version, dataset=clean_dataset)
+        expectations = version_expectations_validate({i: dataset_version.expectations.get(i, {}) for i in ids})
+        version_info = {k: dataset_version.info.get(k) for k in VERSION_INFO_KEYS}
     if not ids:
-        raise ValidationFailed(
-            [_err("dataset", "No item of this project matches the dataset.")], "The run cannot start."
+        field = "dataset" if dataset_version is None or clean_dataset else "dataset_version"
+        message = (
+            "No item of this project matches the dataset."
+            if field == "dataset"
+            else "This dataset version has no row whose item still exists."
         )
+        raise ValidationFailed([_err(field, message)], "The run cannot start.")
     config = suite_version.config or {}
     size = int(config.get("chunk_size") or settings.EVALUATION_CHUNK_SIZE)
     max_error_rate = config.get("max_error_rate")
@@ -137,6 +161,7 @@ def run_start(
             project=project,
             suite_version=suite_version,
             dataset=clean_dataset,
+            dataset_version=version_info,
             target=clean_target,
             items_total=len(ids),
             chunks_total=math.ceil(len(ids) / size),
@@ -145,7 +170,15 @@ def run_start(
         )
         chunks = RunChunk.objects.bulk_create(
             [
-                RunChunk(run=run, index=n, item_ids=ids[start : start + size], enqueued_at=now)
+                RunChunk(
+                    run=run,
+                    index=n,
+                    item_ids=ids[start : start + size],
+                    expectations={str(i): expectations[str(i)] for i in ids[start : start + size]}
+                    if expectations
+                    else {},
+                    enqueued_at=now,
+                )
                 for n, start in enumerate(range(0, len(ids), size))
             ]
         )
@@ -157,12 +190,25 @@ def run_start(
             data={
                 "suite_version": suite_version.pk,
                 "dataset": clean_dataset,
+                "dataset_version": version_info or None,
                 "target": clean_target,
                 "items": len(ids),
             },
         )
         _enqueue([c.pk for c in chunks])
     return run
+
+
+def _version_item_ids(*, project: Project, snapshot: VersionSnapshot, dataset: dict[str, Any]) -> list[int]:
+    """The version's item ids in row order: those still in the project, narrowed by the filter if any."""
+    narrowing = {k: v for k, v in dataset.items() if k != "limit"}
+    kept = set(
+        dataset_items(project=project, dataset=narrowing).filter(pk__in=snapshot.item_ids).values_list("id", flat=True)
+    )
+    ids = [i for i in dict.fromkeys(snapshot.item_ids) if i in kept]
+    if dataset.get("limit"):
+        ids = ids[: dataset["limit"]]
+    return ids
 
 
 def _enqueue(chunk_ids: Iterable[int]) -> None:

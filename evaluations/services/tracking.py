@@ -115,6 +115,7 @@ def _params(run: Run) -> dict[str, Any]:
         "suite": version.suite.name,
         "suite_version": version.number,
         "dataset": json.dumps(run.dataset, sort_keys=True),
+        **({"dataset_version": run.dataset_version_label} if run.dataset_version else {}),
         "target": json.dumps(run.target, sort_keys=True),
         "target_kind": run.target.get("kind", "stored"),
         "model_version": _model_version(run) or "(all)",

@@ -23,6 +23,7 @@ from reviewapp.demo.project import (
     QUESTIONS,
     REVIEWS_PER_ITEM,
 )
+from reviewapp.demo.reviews import demo_reviews_seed
 from reviewapp.models import Item, Membership, Project
 from reviewapp.services.ingest import items_ingest
 from reviewapp.services.projects import membership_set, project_create, question_create
@@ -36,6 +37,7 @@ class DemoLoadResult:
     users_created: list[str] = field(default_factory=list)
     memberships_set: list[str] = field(default_factory=list)
     items_created: int = 0
+    reviews_created: int = 0
     # Users that existed before with another password: the printed login will not work for them.
     password_mismatch: list[str] = field(default_factory=list)
 
@@ -44,6 +46,7 @@ class DemoLoadResult:
         return bool(
             self.project_created
             or self.questions_created
+            or self.reviews_created
             or self.users_created
             or self.memberships_set
             or self.items_created
@@ -106,4 +109,5 @@ def demo_load() -> DemoLoadResult:
         missing = [row for row in rows if row["external_id"] not in present]
         if missing:
             result.items_created = items_ingest(project=project, rows=missing, source="demo").created
+        result.reviews_created = demo_reviews_seed(project=project)
     return result

@@ -15,6 +15,7 @@ class ApiToken(models.Model):
         EXPORT = "export", "Export reviews and datasets"
         CURATE = "curate", "Curate: assign, gold items, send back, flags, audit log"
         EVALUATE = "evaluate", "Evaluate: suites, runs, comparisons"
+        PROMOTE = "promote", "Promote: model versions, promotion requests, approvals, rollouts"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)

@@ -10,6 +10,19 @@ It serves what databricks-sdk 0.162.0 actually requests (checked in
 - ``GET /api/2.0/serving-endpoints`` and ``GET /api/2.0/serving-endpoints/{name}``;
 - ``POST /serving-endpoints/{name}/invocations`` (no ``/api/2.0`` prefix), the path of
   ``serving_endpoints.query``, for chat endpoints (``task = llm/v1/chat``).
+- serving-endpoint configuration for promotion rollouts: ``POST /api/2.0/serving-endpoints`` (create),
+  ``PUT /api/2.0/serving-endpoints/{name}/config`` (``update_config``: the body is checked against the
+  published shape, unknown keys are a 400), the state machine behind them (the new config is
+  ``pending_config`` with ``config_update = IN_PROGRESS`` for ``ready_after_polls`` GETs, then it
+  becomes ``config``: traffic moves only when the update completes, as on Databricks), model
+  endpoints answering ``dataframe_records`` with ``{"predictions": [...]}`` split by the routes, and
+  Unity Catalog model aliases (``/api/2.1/unity-catalog/models/{full_name}/aliases/{alias}``).
+  Faults: ``stick_next_updates`` (that many updates never complete; with ``update_fails_after``
+  seconds they end in UPDATE_FAILED and the old config keeps serving), ``fail_next(...)`` on any
+  path, ``invocations_fail`` / ``empty_predictions``. ``ready_after_seconds`` makes readiness take
+  time instead of GETs (benchmarks); ``update_seconds`` records how long each update took.
+- OAuth M2M for service principals (``add_service_principal``): the OIDC discovery document and the
+  client_credentials token endpoint; the tokens it issues are accepted as bearers.
 
 Every API route checks the bearer token and the body shape and answers errors in Databricks'
 shape (``{"error_code", "message"}``), so a wrong request fails the test instead of passing
@@ -24,11 +37,32 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tests.fakes.databricks_uc import UnityCatalogMixin
 from tests.fakes.http import FakeHttpServer, Reply, Request, route
 from tests.fakes.openai_chat import judge_answer
 
 FAKE_TOKEN = "dapi-fake-token"
 CHAT_ROLES = {"system", "user", "assistant"}
+# The published shapes of an endpoint config (EndpointCoreConfigInput / ServedEntityInput / Route).
+CONFIG_KEYS = {"served_entities", "served_models", "traffic_config", "auto_capture_config", "name"}
+ENTITY_KEYS = {
+    "burst_scaling_enabled",
+    "entity_name",
+    "entity_version",
+    "environment_vars",
+    "external_model",
+    "instance_profile_arn",
+    "max_provisioned_concurrency",
+    "max_provisioned_throughput",
+    "min_provisioned_concurrency",
+    "min_provisioned_throughput",
+    "name",
+    "provisioned_model_units",
+    "scale_to_zero_enabled",
+    "workload_size",
+    "workload_type",
+}
+ROUTE_KEYS = {"served_model_name", "served_entity_name", "traffic_percentage"}
 # The body keys ServingEndpointsAPI.query can send; anything else is a client bug.
 QUERY_KEYS = {
     "client_request_id",
@@ -49,7 +83,7 @@ QUERY_KEYS = {
 }
 
 
-class FakeDatabricks(FakeHttpServer):
+class FakeDatabricks(UnityCatalogMixin, FakeHttpServer):
     def __init__(self, *, token: str = FAKE_TOKEN, workspace_id: str = "1234567890123456") -> None:
         super().__init__()
         self.token = token
@@ -58,6 +92,9 @@ class FakeDatabricks(FakeHttpServer):
         self.no_markers: tuple[str, ...] = ("[[no]]",)
         self.answer: Callable[[list[dict[str, Any]]], str | Reply] | None = None
         self._ids = itertools.count(1)
+        self._uc_init()
+        self._serving_init()
+        self._oauth_init()
 
     # --- state helpers ---------------------------------------------------------------------
 
@@ -107,7 +144,8 @@ class FakeDatabricks(FakeHttpServer):
             return error(
                 404, "RESOURCE_DOES_NOT_EXIST", f"Endpoint with name '{request.params['name']}' does not exist."
             )
-        return Reply(200, endpoint)
+        self.advance(endpoint)
+        return Reply(200, {k: v for k, v in endpoint.items() if not k.startswith("_") and v is not None})
 
     @route("POST", r"/serving-endpoints/(?P<name>[^/]+)/invocations")
     def serving_endpoint_query(self, request: Request) -> Reply:
@@ -127,6 +165,8 @@ class FakeDatabricks(FakeHttpServer):
         unknown = set(body) - QUERY_KEYS
         if unknown:
             return error(400, "INVALID_PARAMETER_VALUE", f"Unknown fields: {', '.join(sorted(unknown))}")
+        if endpoint.get("task") != "llm/v1/chat":
+            return self.model_invocation(endpoint, body)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return error(400, "BAD_REQUEST", "A chat endpoint expects a non-empty 'messages' array.")
@@ -157,10 +197,330 @@ class FakeDatabricks(FakeHttpServer):
             headers={"served-model-name": model},
         )
 
+    # --- serving endpoint configuration (promotion rollouts) -------------------------------
+
+    def _serving_init(self) -> None:
+        self.ready_after_polls = 2  # GETs an update stays IN_PROGRESS before its config takes over
+        self.ready_after_seconds: float | None = None  # when set: seconds instead of GETs (benchmarks)
+        self.update_seconds: list[float] = []  # per completed update: PUT/POST -> the GET that saw it ready
+        self.stick_next_updates = 0  # this many next config updates never complete (see update_fails_after)
+        self.update_fails_after: float | None = None  # a stuck update then ends in UPDATE_FAILED
+        self.invocations_fail = False
+        self.empty_predictions = False
+        self.model_aliases: dict[tuple[str, str], int] = {}
+        self.config_history: dict[str, list[dict[str, Any]]] = {}  # every config that took over, in order
+        self._wrr: dict[str, list[int]] = {}
+
+    def add_model_endpoint(
+        self, name: str, *, entities: list[dict[str, Any]], routes: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        now = int(time.time() * 1000)
+        endpoint = {
+            "name": name,
+            "id": f"ep-{next(self._ids):08x}",
+            "creator": "someone@example.com",
+            "creation_timestamp": now,
+            "last_updated_timestamp": now,
+            "state": {"ready": "READY", "config_update": "NOT_UPDATING"},
+            "config": self._config_out(entities, routes, version=1),
+        }
+        self.serving_endpoints[name] = endpoint
+        self.config_history[name] = [endpoint["config"]]
+        return endpoint
+
+    def routes_of(self, name: str) -> dict[str, int]:
+        """The traffic split that serves now: {served entity name: percent}."""
+        config = self.serving_endpoints[name]["config"]
+        return {r["served_model_name"]: r["traffic_percentage"] for r in config["traffic_config"]["routes"]}
+
+    def _config_out(
+        self, entities: list[dict[str, Any]], routes: list[dict[str, Any]], *, version: int
+    ) -> dict[str, Any]:
+        served = [
+            {
+                **e,
+                "state": {"deployment": "DEPLOYMENT_READY", "deployment_state_message": ""},
+                "creator": "someone@example.com",
+                "creation_timestamp": int(time.time() * 1000),
+            }
+            for e in entities
+        ]
+        return {"served_entities": served, "traffic_config": {"routes": routes}, "config_version": version}
+
+    def advance(self, endpoint: dict[str, Any]) -> None:
+        """One GET's worth of progress on an update in progress."""
+        with self._lock:
+            if endpoint["state"]["config_update"] != "IN_PROGRESS":
+                return
+            if endpoint.get("_stuck"):
+                started = endpoint.get("_update_started", time.monotonic())
+                if self.update_fails_after is not None and time.monotonic() - started >= self.update_fails_after:
+                    endpoint.pop("pending_config", None)
+                    endpoint["state"]["config_update"] = "UPDATE_FAILED"
+                return
+            waited = time.monotonic() - endpoint.get("_update_started", time.monotonic())
+            if self.ready_after_seconds is not None:
+                if waited < self.ready_after_seconds:
+                    return
+            else:
+                endpoint["_polls_left"] = endpoint.get("_polls_left", 0) - 1
+                if endpoint["_polls_left"] > 0:
+                    return
+            self.update_seconds.append(waited)
+            pending = endpoint.pop("pending_config")
+            endpoint["config"] = self._config_out(
+                pending["served_entities"], pending["traffic_config"]["routes"], version=pending["config_version"]
+            )
+            endpoint["state"] = {"ready": "READY", "config_update": "NOT_UPDATING"}
+            endpoint["last_updated_timestamp"] = int(time.time() * 1000)
+            self.config_history.setdefault(endpoint["name"], []).append(endpoint["config"])
+            self._wrr.pop(endpoint["name"], None)
+
+    @staticmethod
+    def validate_config(body: Any) -> str | None:
+        """Why an endpoint config body is not what the API accepts, or None."""
+        if not isinstance(body, dict):
+            return "The request body is not a JSON object."
+        unknown = set(body) - CONFIG_KEYS
+        if unknown:
+            return f"Unknown fields: {', '.join(sorted(unknown))}"
+        entities = body.get("served_entities")
+        if not isinstance(entities, list) or not entities:
+            return "served_entities must be a non-empty array."
+        names = []
+        for entity in entities:
+            if not isinstance(entity, dict):
+                return "Each served entity must be an object."
+            unknown = set(entity) - ENTITY_KEYS
+            if unknown:
+                return f"Unknown served entity fields: {', '.join(sorted(unknown))}"
+            for key in ("entity_name", "entity_version", "name"):
+                if not isinstance(entity.get(key), str) or not entity[key]:
+                    return f"served_entities[].{key} is required and must be a string."
+            if entity.get("workload_size") not in (None, "Small", "Medium", "Large"):
+                return f"Invalid workload_size {entity.get('workload_size')!r}."
+            if "scale_to_zero_enabled" in entity and not isinstance(entity["scale_to_zero_enabled"], bool):
+                return "scale_to_zero_enabled must be a boolean."
+            names.append(entity["name"])
+        if len(set(names)) != len(names):
+            return "Served entity names must be unique."
+        traffic = body.get("traffic_config")
+        if traffic is not None:
+            if (
+                not isinstance(traffic, dict)
+                or set(traffic) - {"routes"}
+                or not isinstance(traffic.get("routes"), list)
+            ):
+                return 'traffic_config must be {"routes": [...]}.'
+            total = 0
+            for route in traffic["routes"]:
+                if not isinstance(route, dict) or set(route) - ROUTE_KEYS:
+                    return f"Invalid route {route!r}."
+                target = route.get("served_model_name") or route.get("served_entity_name")
+                if target not in names:
+                    return f"Route names {target!r}, which is not a served entity of this config."
+                pct = route.get("traffic_percentage")
+                if not isinstance(pct, int) or not 0 <= pct <= 100:
+                    return "traffic_percentage must be an integer between 0 and 100."
+                total += pct
+            if total != 100:
+                return f"Traffic percentages must sum to 100, not {total}."
+        return None
+
+    @route("POST", r"/api/2\.0/serving-endpoints")
+    def serving_endpoint_create(self, request: Request) -> Reply:
+        denied = self.check_auth(request)
+        if denied:
+            return denied
+        body = request.json if isinstance(request.json, dict) else {}
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            return error(400, "INVALID_PARAMETER_VALUE", "name is required.")
+        if name in self.serving_endpoints:
+            return error(409, "RESOURCE_ALREADY_EXISTS", f"Endpoint with name '{name}' already exists.")
+        problem = self.validate_config(body.get("config"))
+        if problem:
+            return error(400, "INVALID_PARAMETER_VALUE", problem)
+        config = body["config"]
+        routes = (config.get("traffic_config") or {}).get("routes") or [
+            {"served_model_name": config["served_entities"][0]["name"], "traffic_percentage": 100}
+        ]
+        endpoint = self.add_model_endpoint(name, entities=config["served_entities"], routes=routes)
+        endpoint["state"] = {"ready": "NOT_READY", "config_update": "IN_PROGRESS"}
+        endpoint["pending_config"] = {**endpoint.pop("config"), "config_version": 1}
+        endpoint["config"] = None
+        self.config_history[name] = []
+        endpoint["_polls_left"] = self.ready_after_polls
+        endpoint["_update_started"] = time.monotonic()
+        return Reply(200, {k: v for k, v in endpoint.items() if not k.startswith("_") and v is not None})
+
+    @route("PUT", r"/api/2\.0/serving-endpoints/(?P<name>[^/]+)/config")
+    def serving_endpoint_config_put(self, request: Request) -> Reply:
+        denied = self.check_auth(request)
+        if denied:
+            return denied
+        endpoint = self.serving_endpoints.get(request.params["name"])
+        if endpoint is None:
+            return error(
+                404, "RESOURCE_DOES_NOT_EXIST", f"Endpoint with name '{request.params['name']}' does not exist."
+            )
+        problem = self.validate_config(request.json)
+        if problem:
+            return error(400, "INVALID_PARAMETER_VALUE", problem)
+        with self._lock:
+            if endpoint["state"]["config_update"] == "IN_PROGRESS":
+                return error(
+                    409, "RESOURCE_CONFLICT", f"Endpoint '{endpoint['name']}' is currently being updated; retry later."
+                )
+            body = request.json
+            routes = (body.get("traffic_config") or {}).get("routes") or [
+                {"served_model_name": body["served_entities"][0]["name"], "traffic_percentage": 100}
+            ]
+            version = (endpoint["config"] or {}).get("config_version", 0) + 1
+            endpoint["pending_config"] = {
+                "served_entities": body["served_entities"],
+                "traffic_config": {"routes": routes},
+                "config_version": version,
+            }
+            endpoint["state"] = {"ready": endpoint["state"]["ready"], "config_update": "IN_PROGRESS"}
+            endpoint["_polls_left"] = self.ready_after_polls
+            endpoint["_update_started"] = time.monotonic()
+            endpoint["_stuck"] = self.stick_next_updates > 0
+            self.stick_next_updates = max(0, self.stick_next_updates - 1)
+            out = {k: v for k, v in endpoint.items() if not k.startswith("_")}
+        return Reply(200, out)
+
+    def model_invocation(self, endpoint: dict[str, Any], body: dict[str, Any]) -> Reply:
+        records = body.get("dataframe_records")
+        if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+            return error(
+                400, "BAD_REQUEST", "This model endpoint expects 'dataframe_records': a non-empty array of objects."
+            )
+        if self.invocations_fail:
+            return error(500, "INTERNAL_ERROR", "The model raised an exception.")
+        predictions = []
+        served = ""
+        for record in records:
+            served = self._pick(endpoint)
+            text = "" if self.empty_predictions else f"answer from {served} to {str(record.get('request'))[:60]}"
+            predictions.append({"response": text})
+        return Reply(200, {"predictions": predictions}, headers={"served-model-name": served})
+
+    def _pick(self, endpoint: dict[str, Any]) -> str:
+        routes = endpoint["config"]["traffic_config"]["routes"]
+        with self._lock:
+            current = self._wrr.setdefault(endpoint["name"], [0] * len(routes))
+            total = sum(r["traffic_percentage"] for r in routes)
+            best = 0
+            for i, r in enumerate(routes):
+                current[i] += r["traffic_percentage"]
+                if current[i] > current[best]:
+                    best = i
+            current[best] -= total
+            return str(routes[best]["served_model_name"])
+
+    @route("PUT", r"/api/2\.1/unity-catalog/models/(?P<full_name>[^/]+)/aliases/(?P<alias>[^/]+)")
+    def uc_alias_set(self, request: Request) -> Reply:
+        denied = self.check_auth(request)
+        if denied:
+            return denied
+        body = request.json if isinstance(request.json, dict) else {}
+        if set(body) - {"full_name", "alias", "version_num"} or not isinstance(body.get("version_num"), int):
+            return error(400, "INVALID_PARAMETER_VALUE", 'The body is {"version_num": <int>}.')
+        full_name, alias = request.params["full_name"], request.params["alias"]
+        self.model_aliases[(full_name, alias)] = body["version_num"]
+        catalog, schema, model = [*full_name.split("."), "", "", ""][:3]
+        return Reply(
+            200,
+            {
+                "alias_name": alias,
+                "version_num": body["version_num"],
+                "catalog_name": catalog,
+                "schema_name": schema,
+                "model_name": model,
+            },
+        )
+
+    @route("GET", r"/api/2\.1/unity-catalog/models/(?P<full_name>[^/]+)/aliases/(?P<alias>[^/]+)")
+    def uc_alias_get(self, request: Request) -> Reply:
+        denied = self.check_auth(request)
+        if denied:
+            return denied
+        key = (request.params["full_name"], request.params["alias"])
+        if key not in self.model_aliases:
+            return error(404, "RESOURCE_DOES_NOT_EXIST", f"Alias {key[1]} not found on model {key[0]}.")
+        return Reply(
+            200,
+            {
+                "model_name": key[0],
+                "version": self.model_aliases[key],
+                "aliases": [{"alias_name": key[1], "version_num": self.model_aliases[key]}],
+            },
+        )
+
+    @route("DELETE", r"/api/2\.1/unity-catalog/models/(?P<full_name>[^/]+)/aliases/(?P<alias>[^/]+)")
+    def uc_alias_delete(self, request: Request) -> Reply:
+        denied = self.check_auth(request)
+        if denied:
+            return denied
+        self.model_aliases.pop((request.params["full_name"], request.params["alias"]), None)
+        return Reply(200, {})
+
+    # --- OAuth M2M (service principals) -----------------------------------------------------
+    # What databricks-sdk 0.162.0 sends for auth_type="oauth-m2m": the OIDC discovery document at the
+    # host metadata's ``oidc_endpoint`` + ``/.well-known/oauth-authorization-server`` (while the Config
+    # is built), then ``POST`` to its ``token_endpoint``: a form body ``grant_type=client_credentials``,
+    # ``scope=all-apis``, the client id and secret in a Basic ``Authorization`` header (``use_header``).
+
+    def _oauth_init(self) -> None:
+        self.oauth_clients: dict[str, str] = {}  # client id -> secret of the service principals we know
+        self.issued_tokens: dict[str, str] = {}  # access token -> client id
+        self.oauth_token_ttl = 3600
+
+    def add_service_principal(self, client_id: str, secret: str) -> None:
+        self.oauth_clients[client_id] = secret
+
+    @route("GET", r"/oidc/\.well-known/oauth-authorization-server")
+    def oidc_discovery(self, request: Request) -> Reply:
+        return Reply(
+            200,
+            {
+                "issuer": f"{self.url}/oidc",
+                "authorization_endpoint": f"{self.url}/oidc/v1/authorize",
+                "token_endpoint": f"{self.url}/oidc/v1/token",
+                "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+                "scopes_supported": ["all-apis", "offline_access"],
+            },
+        )
+
+    @route("POST", r"/oidc/v1/token")
+    def oidc_token(self, request: Request) -> Reply:
+        import base64
+        from urllib.parse import parse_qs
+
+        form = {k: v[0] for k, v in parse_qs(request.raw.decode(errors="replace")).items()}
+        auth = request.headers.get("authorization", "")
+        client_id = secret = None
+        if auth.lower().startswith("basic "):
+            try:
+                client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+            except ValueError:
+                pass
+        if form.get("grant_type") != "client_credentials":
+            return Reply(400, {"error": "unsupported_grant_type", "error_description": "Only client_credentials."})
+        if client_id is None or self.oauth_clients.get(client_id) != secret:
+            return Reply(401, {"error": "invalid_client", "error_description": "Client authentication failed"})
+        if form.get("scope") != "all-apis":
+            return Reply(400, {"error": "invalid_scope", "error_description": f"Unknown scope {form.get('scope')!r}"})
+        token = f"dbx-oauth-{next(self._ids):06d}-{client_id}"
+        self.issued_tokens[token] = client_id
+        body = {"access_token": token, "token_type": "Bearer", "expires_in": self.oauth_token_ttl, "scope": "all-apis"}
+        return Reply(200, body)
+
     # --- checks ----------------------------------------------------------------------------
 
     def check_auth(self, request: Request) -> Reply | None:
-        if request.bearer != self.token:
+        if request.bearer != self.token and request.bearer not in self.issued_tokens:
             return error(401, "UNAUTHENTICATED", "Invalid access token.")
         workspace = request.headers.get("x-databricks-workspace-id")
         if workspace is not None and workspace != self.workspace_id:

@@ -243,9 +243,9 @@ def test_project_card_links_dashboard(data, reviewer) -> None:  # type: ignore[n
     assert f'href="/projects/{data.slug}/dashboard/" data-dashboard-link' in html
 
 
-def test_dashboard_figures_follow_new_reviews(data, curator, reviewer2, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_dashboard_figures_follow_new_reviews(data, curator, reviewer2, settings) -> None:  # type: ignore[no-untyped-def]
     """Without a staleness window, the cached figures change as soon as a review arrives."""
-    monkeypatch.setattr("reviewapp.selectors_stats.STATS_MAX_STALE_SECONDS", 0.0)
+    settings.STATS_REFRESH_SECONDS = 0
     client = session(curator)
     first = client.get(f"/projects/{data.slug}/dashboard/?format=csv&chart=progress").content.decode()
     assert "fully reviewed,3" in first.splitlines()
@@ -286,3 +286,18 @@ def test_portable_paths_give_the_same_figures(data) -> None:  # type: ignore[no-
     before = stats._stats_fingerprint_portable(project=data)
     Review.objects.filter(project=data).update(updated_at=timezone.now())
     assert stats._stats_fingerprint_portable(project=data) != before
+
+
+def test_the_background_refresh_recomputes_only_changed_projects(data, curator, reviewer2) -> None:  # type: ignore[no-untyped-def]
+    """The worker's refresh brings served figures up to date inside the staleness window, and
+    leaves unchanged projects alone."""
+    from reviewapp.selectors_stats import project_stats_cached, projects_stats_refresh
+
+    assert project_stats_cached(project=data).progress.complete == 3
+    assert projects_stats_refresh() == 0  # nothing changed since the page computed them
+    i3 = Item.objects.get(project=data, external_id="ext-3")
+    _review(i3, reviewer2, {"correct": True, "helpfulness": 4}, days_ago=0, ms=500)
+    assert project_stats_cached(project=data).progress.complete == 3  # stale, within the window
+    assert projects_stats_refresh() == 1
+    assert project_stats_cached(project=data).progress.complete == 4
+    assert projects_stats_refresh() == 0

@@ -150,7 +150,35 @@ def test_load_demo_creates_project_schema_items_and_users():
     for user in DEMO_USERS:
         assert authenticate(username=user.username, password=user.password) is not None, user.username
         assert re.search(rf"^\s+{user.username}\s+/ {user.password}\s+{user.role}", out, re.M), out
-    assert f"{2 * len(CASES)} items added" in out
+    assert f"{2 * len(CASES)} items and 48 reviews added" in out
+
+
+@pytest.mark.django_db
+def test_the_demo_comes_with_reviews_curated_labels_and_disagreements():
+    """12 cases of each version reviewed twice through the real services; the engineer disagrees on 3."""
+    from reviewapp.demo.reviews import DISAGREEING_CASES, REVIEWED_CASES
+    from reviewapp.models import Adjudication, CuratedLabel
+
+    load_demo()
+    project = Project.objects.get(slug=PROJECT_SLUG)
+    reviews = Review.objects.filter(project=project)
+    assert Counter(reviews.values_list("reviewer__username", flat=True)) == {
+        "curator": 2 * REVIEWED_CASES,
+        "engineer": 2 * REVIEWED_CASES,
+    }
+    assert Item.objects.filter(project=project, review_count=2).count() == 2 * REVIEWED_CASES
+    assert Adjudication.objects.filter(project=project, status="open").count() == DISAGREEING_CASES
+    labels = CuratedLabel.objects.filter(project=project)
+    assert labels.count() == 2 * REVIEWED_CASES - DISAGREEING_CASES
+    # Answers follow the demo author's labels: v1 of the first case is wrong, v2 right.
+    first = CASES[0]
+    v1 = labels.get(item__external_id=f"demo-{first.key}-v1")
+    assert v1.answers["correct"] is (first.intended_issue[0] == "none")
+    assert v1.expected_facts == list(first.expected_facts)
+    # The person trying the demo still has every other item to review.
+    reviewer = get_user_model().objects.get(username="reviewer")
+    slot = queue_next(project=project, user=reviewer)
+    assert slot is not None and slot.item.review_count == 0
 
 
 @pytest.mark.django_db
@@ -177,13 +205,15 @@ def test_load_demo_adds_back_only_what_is_missing_and_keeps_reviews():
     )
     Item.objects.filter(project=project, external_id="demo-slack-create-page-v2").delete()
     Membership.objects.filter(project=project, user__username="curator").delete()
+    reviews = Review.objects.filter(project=project).count()
 
     out = load_demo()
 
-    assert "1 memberships and 1 items added" in out
+    assert "1 memberships, 1 items and 0 reviews added" in out
     assert Item.objects.filter(project=project).count() == 2 * len(CASES)
     assert Membership.objects.get(project=project, user__username="curator").role == "curator"
-    assert Review.objects.filter(project=project).count() == 1
+    assert Review.objects.filter(project=project).count() == reviews
+    assert Review.objects.filter(project=project, reviewer=reviewer).count() == 1
 
 
 @pytest.mark.django_db

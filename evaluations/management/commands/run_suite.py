@@ -6,7 +6,9 @@ then the metrics are printed; the exit status is non-zero when the run failed or
 ``--inline`` executes the chunks in this process instead (no worker needed; handy on a laptop).
 
 Datasets: ``--dataset model_version=2,source=demo,metadata.channel=chat,curated_only=true,ids=1;2``
-(``--model-version 2`` is a shortcut). Targets: ``stored`` (default), ``models:/name/3`` or
+(``--model-version 2`` is a shortcut); ``--dataset-version ID`` runs over a curated dataset version
+(its items in row order, scored against the expectations it snapshotted; ``--dataset`` then narrows
+it). Targets: ``stored`` (default), ``models:/name/3`` or
 ``endpoint:NAME``.
 """
 
@@ -23,6 +25,7 @@ from evaluations.selectors import run_metrics, suite_version_get
 from evaluations.services.chunks import run_chunk_execute
 from evaluations.services.datasets import dataset_parse
 from evaluations.services.runs import run_start
+from pipelines.selectors.assessments import dataset_version_for_run
 from reviewapp.errors import ValidationFailed
 from reviewapp.selectors import project_get_by_slug
 
@@ -51,6 +54,9 @@ class Command(BaseCommand):
         parser.add_argument("--version", type=int, default=None, help="Suite version (default: the latest).")
         parser.add_argument("--dataset", default="", help="Filters: model_version=2,source=demo,metadata.k=v,...")
         parser.add_argument("--model-version", default=None, help="Shortcut for --dataset model_version=...")
+        parser.add_argument(
+            "--dataset-version", type=int, default=None, help="A curated dataset version's id: run over its rows."
+        )
         parser.add_argument("--target", default="stored", help="stored | models:/NAME/VERSION | endpoint:NAME")
         parser.add_argument("--wait", action="store_true", help="Follow the run with a progress bar until it ends.")
         parser.add_argument("--inline", action="store_true", help="Execute the chunks here instead of on workers.")
@@ -74,18 +80,24 @@ class Command(BaseCommand):
             dataset = dataset_parse(options["dataset"])
             if options["model_version"]:
                 dataset["model_version"] = options["model_version"]
+            snapshot = None
+            if options["dataset_version"] is not None:
+                snapshot = dataset_version_for_run(project=project, pk=options["dataset_version"])
             run = run_start(
                 project=project,
                 suite_version=version,
                 dataset=dataset,
+                dataset_version=snapshot,
                 target=target_parse(options["target"]),
                 actor=None,
             )
         except ValidationFailed as exc:
             details = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
             raise CommandError(f"{exc.message} {details}") from None
+        over = f" of dataset {run.dataset_version_label}" if run.dataset_version else ""
         self.stdout.write(
-            f"Run {run.pk}: {suite.name} v{version.number} over {run.items_total} items in {run.chunks_total} chunks."
+            f"Run {run.pk}: {suite.name} v{version.number} over {run.items_total} items{over} "
+            f"in {run.chunks_total} chunks."
         )
         if options["inline"]:
             for chunk_id in RunChunk.objects.filter(run=run).order_by("index").values_list("pk", flat=True):

@@ -40,7 +40,8 @@ class Command(BaseCommand):
                     f"Demo project '{project.name}' ({project.slug}): "
                     f"{'created' if result.project_created else 'completed'}; "
                     f"{len(result.questions_created)} questions, {len(result.users_created)} users, "
-                    f"{len(result.memberships_set)} memberships and {result.items_created} items added."
+                    f"{len(result.memberships_set)} memberships, {result.items_created} items and "
+                    f"{result.reviews_created} reviews added."
                 )
             )
         else:

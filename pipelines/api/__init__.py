@@ -1,0 +1,1 @@
+"""REST API v1 of pipelines: datasets, exports, deliveries, model versions, promotions."""

@@ -1,0 +1,81 @@
+"""The demo's lakehouse side: model versions, environments, gates, a dataset version and a Delta feed.
+
+Run after ``load_demo`` (project, items, reviews) and ``log_demo_models`` (the RAG chain as
+``support-assistant`` v1 and v2 in the local MLflow registry). Everything goes through the same
+services as the pages and the API, and running it again adds only what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reviewapp.demo.items import MODEL_NAME
+from reviewapp.demo.project import PROJECT_SLUG
+from reviewapp.models import Project
+
+DATASET_NAME = "Curated answers"
+# Evidence a version needs before it is promoted (the demo's v2 passes them, v1 does not).
+DEMO_GATES: tuple[dict[str, Any], ...] = (
+    {"kind": "min_reviews", "params": {"count": 10}},
+    {"kind": "min_pass_rate", "params": {"threshold": 0.5, "confidence": 0.95}},
+    {"kind": "not_worse_than_champion", "params": {"metric": "human_pass_rate", "margin": 0.05}},
+)
+
+
+@dataclass
+class DemoPipelinesResult:
+    project: Project
+    versions_synced: list[str] = field(default_factory=list)
+    environments: list[str] = field(default_factory=list)
+    gates_created: int = 0
+    dataset_version: int | None = None
+    dataset_version_created: bool = False
+    delivery_target: str = ""
+
+
+def demo_pipelines_load() -> DemoPipelinesResult:
+    from pipelines.datasets import dataset_create, dataset_version_create
+    from pipelines.gates import gate_create
+    from pipelines.models import Dataset, DatasetVersion, DeliveryTarget, PromotionGate, TargetKind
+    from pipelines.promotion import environments_ensure_default
+    from pipelines.pushes import delivery_target_create
+    from pipelines.registry import registry_sync
+
+    project = Project.objects.filter(slug=PROJECT_SLUG).first()
+    if project is None:
+        raise LookupError("The demo project does not exist yet: run `manage.py load_demo` first.")
+    result = DemoPipelinesResult(project=project)
+
+    if not project.mlflow_registered_model:
+        project.mlflow_registered_model = MODEL_NAME
+        project.save(update_fields=["mlflow_registered_model"])
+    synced = registry_sync(project=project)
+    result.versions_synced = synced.created + synced.updated + synced.unchanged
+
+    result.environments = [e.name for e in environments_ensure_default(project=project)]
+    if not PromotionGate.objects.filter(project=project).exists():
+        for gate in DEMO_GATES:
+            gate_create(project=project, kind=gate["kind"], params=gate["params"], actor=None)
+            result.gates_created += 1
+
+    dataset = Dataset.objects.filter(project=project, name=DATASET_NAME).first()
+    if dataset is None:
+        dataset = dataset_create(
+            project=project,
+            user=None,
+            name=DATASET_NAME,
+            description="Every curated label of the demo: the evaluation set and the fine-tuning source.",
+            filter={},
+        )
+    latest = DatasetVersion.objects.filter(dataset=dataset).order_by("-number").first()
+    if latest is None:
+        latest = dataset_version_create(dataset=dataset, user=None, note="Loaded with the demo.")
+        result.dataset_version_created = True
+    result.dataset_version = latest.number
+
+    target = DeliveryTarget.objects.filter(project=project, kind=TargetKind.DELTA).first()
+    if target is None:
+        target = delivery_target_create(project=project, kind=TargetKind.DELTA, feed_enabled=True, user=None)
+    result.delivery_target = target.target
+    return result

@@ -1,0 +1,34 @@
+"""pipelines' models: curated datasets and their versions, deliveries, model versions and promotions."""
+
+from pipelines.models.assessments import AssessmentSync, MlflowDatasetExport
+from pipelines.models.datasets import Dataset, DatasetRow, DatasetVersion
+from pipelines.models.exports import ExportJob
+from pipelines.models.promotion import (
+    Approval,
+    Environment,
+    ModelVersion,
+    PromotionGate,
+    PromotionRequest,
+    Rollout,
+    RolloutStep,
+)
+from pipelines.models.pushes import DeliveryTarget, Push, TargetKind
+
+__all__ = [
+    "Approval",
+    "AssessmentSync",
+    "Dataset",
+    "DatasetRow",
+    "DatasetVersion",
+    "DeliveryTarget",
+    "Environment",
+    "ExportJob",
+    "MlflowDatasetExport",
+    "ModelVersion",
+    "PromotionGate",
+    "PromotionRequest",
+    "Push",
+    "Rollout",
+    "RolloutStep",
+    "TargetKind",
+]

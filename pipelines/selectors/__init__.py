@@ -1,0 +1,1 @@
+"""Permission-checked getters and read queries of pipelines, one module per area."""

@@ -1,0 +1,1 @@
+"""Pages of pipelines: datasets, deliveries, model versions and promotions."""

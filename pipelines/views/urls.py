@@ -1,0 +1,7 @@
+"""Page routes of pipelines, mounted at the site root (each area keeps its own list)."""
+
+from __future__ import annotations
+
+from pipelines.views import datasets, model_versions, promotions, pushes
+
+urlpatterns = datasets.urlpatterns + pushes.urlpatterns + model_versions.urlpatterns + promotions.urlpatterns

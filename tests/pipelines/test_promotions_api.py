@@ -1,0 +1,195 @@
+"""The promotions REST API: access rules and refusals; then end to end on the local MLflow server with
+a real Celery worker: engineer A requests, engineer B approves, the worker rolls out, the endpoint
+answers on localhost, rollback."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.test import Client
+
+from pipelines.demo_models import demo_models_ensure
+from pipelines.models import Environment, PromotionRequest
+from pipelines.serving import local_serving_stop_all
+from reviewapp.services.tokens import api_token_create
+from tests.evaluations.conftest import ingest, rag_row
+from tests.pipelines.promotion_fixtures import databricks_environment, engineers, versions
+from tests.workers import wait_for
+
+
+def session(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def bearer(user: Any, *scopes: str) -> Client:
+    _, raw = api_token_create(user=user, name="ci", scopes=list(scopes), project=None)
+    return Client(headers={"authorization": f"Bearer {raw}"})
+
+
+@pytest.fixture
+def world(project):  # type: ignore[no-untyped-def]
+    erin, ezra, ada = engineers(project)
+    v1, _v2 = versions(project, 1, 2)
+    env = databricks_environment(project, current_version=v1)
+    return {"erin": erin, "ezra": ezra, "ada": ada, "env": env, "project": project}
+
+
+def request_payload(**over: Any) -> dict[str, Any]:
+    return {"project": "support", "model_version": "2", "environment": "production", "reason": "better", **over}
+
+
+@pytest.mark.django_db
+def test_request_approve_refusals_and_detail(world, reviewer, outsider) -> None:  # type: ignore[no-untyped-def]
+    a = bearer(world["erin"], "promote")
+    response = a.post("/api/v1/promotions/", request_payload(), content_type="application/json")
+    assert response.status_code == 201, response.json()
+    pk = response.json()["id"]
+    assert response.json()["gate_report"] == {"passed": True, "lines": []}
+
+    own = a.post(f"/api/v1/promotions/{pk}/approve/", {}, content_type="application/json")
+    assert own.status_code == 403 and "two-person rule" in own.json()["detail"]
+
+    b = session(world["ezra"])
+    b.post(f"/api/v1/promotions/{pk}/approve/", {"comment": "ok"}, content_type="application/json")
+    # approving again: the request is no longer pending
+    again = b.post(f"/api/v1/promotions/{pk}/approve/", {}, content_type="application/json")
+    assert again.status_code == 409 and "no longer be approved" in again.json()["detail"]
+
+    detail = b.get(f"/api/v1/promotions/{pk}/").json()
+    assert detail["status"] == "approved"
+    assert [x["user"] for x in detail["approvals"]] == ["ezra"]
+    assert [s["key"] for s in detail["rollouts"][0]["steps"]][:3] == ["alias", "traffic_10", "health_10"]
+    assert b.get("/api/v1/projects/support/promotions/").json()["results"][0]["id"] == pk
+
+    # a second request racing for the same environment is refused at approval (409)
+    versions(world["project"], 3)
+    c = a.post("/api/v1/promotions/", request_payload(model_version="3"), content_type="application/json")
+    refused = b.post(f"/api/v1/promotions/{c.json()['id']}/approve/", {}, content_type="application/json")
+    assert refused.status_code == 409 and "one rollout per endpoint" in refused.json()["detail"]
+
+    assert session(reviewer).get(f"/api/v1/promotions/{pk}/").status_code == 403
+    assert session(reviewer).get("/api/v1/projects/support/promotions/").status_code == 403
+    assert session(outsider).get(f"/api/v1/promotions/{pk}/").status_code == 404
+    assert bearer(world["ezra"], "evaluate").get(f"/api/v1/promotions/{pk}/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_bad_input_names_the_field(world) -> None:  # type: ignore[no-untyped-def]
+    a = session(world["erin"])
+    for payload, field in [
+        (request_payload(model_version="9"), "model_version"),
+        (request_payload(environment="moon"), "environment"),
+        (request_payload(reason=""), "reason"),
+    ]:
+        response = a.post("/api/v1/promotions/", payload, content_type="application/json")
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] == field
+    pk = a.post("/api/v1/promotions/", request_payload(), content_type="application/json").json()["id"]
+    response = session(world["ezra"]).post(
+        f"/api/v1/promotions/{pk}/reject/", {"reason": ""}, content_type="application/json"
+    )
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "reason"
+    # environments are managed by admins only
+    env = {"name": "qa", "local_port": 6100}
+    assert a.post("/api/v1/projects/support/environments/", env, content_type="application/json").status_code == 403
+    created = session(world["ada"]).post("/api/v1/projects/support/environments/", env, content_type="application/json")
+    assert created.status_code == 201 and created.json()["canary_stages"] == [10, 50, 100]
+
+
+# --- end to end: local MLflow model server, real worker ----------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_end_to_end_on_the_local_mlflow_server(project, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.evaluations.test_run_workers import Cluster
+
+    cluster = Cluster(tmp_path)
+    serving_dir = tmp_path / "serving"
+    settings.MLFLOW_TRACKING_URI = cluster.mlflow_uri
+    settings.MLFLOW_ARTIFACT_ROOT = cluster.artifacts
+    settings.LOCAL_SERVING_DIR = serving_dir
+    cluster.point_producer()
+    try:
+        demo_models_ensure(model_name="support-assistant")
+        erin, ezra, _ = engineers(project)
+        versions(project, 1, 2, name="support-assistant")
+        ingest(
+            project, [rag_row(1, request="How do I export my notes?"), rag_row(2, request="Does Lumen support SSO?")]
+        )
+        port = free_port()
+        Environment.objects.create(
+            project=project,
+            name="production",
+            alias="champion",
+            local_port=port,
+            canary_stages=[50, 100],
+            ready_timeout_seconds=90,
+            health_check_queries=2,
+        )
+        worker = cluster.start_worker("promo", LOCAL_SERVING_DIR=str(serving_dir), ROLLOUT_POLL_MILLISECONDS="200")
+        a, b = bearer(erin, "promote"), bearer(ezra, "promote")
+
+        def promote(version: str) -> dict[str, Any]:
+            created = a.post(
+                "/api/v1/promotions/", request_payload(model_version=version), content_type="application/json"
+            )
+            assert created.status_code == 201, created.json()
+            pk = created.json()["id"]
+            assert b.post(f"/api/v1/promotions/{pk}/approve/", {}, content_type="application/json").status_code == 200
+            return wait_status(b, pk, "live", worker)
+
+        first = promote("1")
+        assert first["rollouts"][0]["stages"] == [100]
+        second = promote("2")
+        steps = second["rollouts"][0]["steps"]
+        assert [s["key"] for s in steps] == ["alias", "traffic_50", "health_50", "traffic_100", "health_100", "finish"]
+        assert all(s["status"] == "done" for s in steps)
+        assert set(steps[2]["detail"]["served_by"]) == {"1", "2"}  # the 50% canary really split the requests
+
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            json={"dataframe_records": [{"request": "How do I turn on two-factor authentication?"}]},
+            timeout=30,
+        )
+        assert answer.status_code == 200 and answer.headers["X-Reviewdesk-Served-Version"] == "2"
+        assert answer.json()["predictions"][0]
+
+        assert b.post(f"/api/v1/promotions/{second['id']}/rollback/").status_code == 202
+        back = wait_status(b, second["id"], "rolled_back", worker)
+        assert back["rollouts"][-1]["kind"] == "rollback" and back["rollouts"][-1]["status"] == "succeeded"
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/invocations", json={"dataframe_records": [{"request": "hi"}]}, timeout=30
+        )
+        assert answer.headers["X-Reviewdesk-Served-Version"] == "1"
+        from pipelines import mlflow_registry
+
+        assert mlflow_registry.registered_model_alias_get(model_name="support-assistant", alias="champion") == "1"
+        assert PromotionRequest.objects.get(pk=first["id"]).status == "live"
+    finally:
+        cluster.stop()
+        local_serving_stop_all()
+
+
+def wait_status(client: Client, pk: int, status: str, worker: Any) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def done() -> bool:
+        seen.update(client.get(f"/api/v1/promotions/{pk}/").json())
+        return seen["status"] in (status, "failed")
+
+    assert wait_for(done, timeout=180, interval=0.5), worker.log[-3000:]
+    assert seen["status"] == status, (seen["rollouts"][-1], worker.log[-3000:])
+    return seen

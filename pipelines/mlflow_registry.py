@@ -201,8 +201,9 @@ def pyfunc_predict(*, model_uri: str, inputs: list[dict[str, Any]]) -> list[Any]
 # --- Registry sync: versions, aliases and the pipeline behind each version (helper "evidence") ---
 # Used by pipelines.registry.registry_sync. The registry may differ from the tracking server:
 # settings.MLFLOW_REGISTRY_URI (blank = MLFLOW_TRACKING_URI), e.g. "databricks-uc" for Unity
-# Catalog models (three-level names). That path is only the MlflowClient's registry_uri; it is
-# not exercised by the test suite, which uses a local SQLite registry.
+# Catalog models (three-level names) with MLFLOW_TRACKING_URI="databricks" for their runs; the
+# workspace and its credentials come from DATABRICKS_* settings (see _mlflow_environment).
+# Tested against a local SQLite registry and against tests/fakes/databricks_api.py (UC).
 
 PROMPT_TEMPLATE_KEY = "prompt_template"
 PROMPT_TEMPLATE_ARTIFACTS = ("prompt_template.txt", "prompt_template.md", "prompt.txt")
@@ -237,22 +238,96 @@ def registry_uri() -> str:
     return str(getattr(settings, "MLFLOW_REGISTRY_URI", "") or settings.MLFLOW_TRACKING_URI)
 
 
-def _registry_client() -> MlflowClient:
-    import os
+def _scheme(uri: str) -> str:
+    return uri.split(":", 1)[0].strip().lower()
 
+
+def registry_is_unity_catalog() -> bool:
+    """True when model versions live in Unity Catalog (``MLFLOW_REGISTRY_URI=databricks-uc``)."""
+    return _scheme(registry_uri()) == "databricks-uc"
+
+
+def _tracking_is_databricks() -> bool:
+    return _scheme(tracking_uri()) == "databricks"
+
+
+def _registry_client() -> MlflowClient:
     from mlflow import MlflowClient
 
-    # MLflow's HTTP client retries a dead server for minutes by default; the beat task retries later.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(settings.MLFLOW_HTTP_REQUEST_TIMEOUT))
     # No process-wide set_*_uri here: the sync must not change where other code logs.
     return MlflowClient(tracking_uri=tracking_uri(), registry_uri=registry_uri())
 
 
+# MLflow reads its HTTP limits and Databricks credentials only from environment variables: with
+# MLFLOW_ENABLE_DB_SDK (the default) databricks-sdk's Config() reads DATABRICKS_HOST/_TOKEN/_CLIENT_ID/
+# _CLIENT_SECRET, and the legacy path reads DATABRICKS_HOST/_TOKEN (mlflow/utils/databricks_utils.py:
+# get_databricks_host_creds, mlflow/utils/rest_utils.py: http_request). They are set from settings
+# for the duration of each call, under a lock, and the previous values put back afterwards: the
+# credentials never reach a log, the database or a child process started between calls.
+_env_lock = threading.RLock()
+
+
+def _mlflow_environment() -> dict[str, str | None]:
+    """The environment MLflow needs for one registry call (None: the variable must be unset)."""
+    env: dict[str, str | None] = {
+        # MLflow's HTTP client retries a dead server for minutes by default; the beat task retries later.
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES),
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.MLFLOW_HTTP_REQUEST_TIMEOUT),
+    }
+    if not (registry_is_unity_catalog() or _tracking_is_databricks()):
+        return env
+    host, token = settings.DATABRICKS_HOST, settings.DATABRICKS_TOKEN
+    client_id, client_secret = settings.DATABRICKS_CLIENT_ID, settings.DATABRICKS_CLIENT_SECRET
+    if not host or not (token or (client_id and client_secret)):
+        raise PermanentPipelineError(
+            f"the MLflow registry {registry_uri()!r} (tracking {tracking_uri()!r}) is on Databricks: "
+            "set DATABRICKS_HOST and DATABRICKS_TOKEN (or DATABRICKS_CLIENT_ID/SECRET)",
+            system=SYSTEM,
+        )
+    # Only these credentials: no profile or config file chosen elsewhere in the environment.
+    env.update(DATABRICKS_HOST=host, DATABRICKS_CONFIG_PROFILE=None, DATABRICKS_AUTH_TYPE=None)
+    if token:
+        # A PAT goes through MLflow's own requests path, which honours MLFLOW_HTTP_REQUEST_TIMEOUT
+        # per request (the SDK path would wait up to 60 s per request and probe the host each call).
+        env.update(DATABRICKS_TOKEN=token, DATABRICKS_CLIENT_ID=None, DATABRICKS_CLIENT_SECRET=None)
+        env["MLFLOW_ENABLE_DB_SDK"] = "false"
+    else:
+        # OAuth M2M needs databricks-sdk; bound its retries (500 s by default) by DATABRICKS_TIMEOUT_SECONDS.
+        env.update(
+            DATABRICKS_TOKEN=None,
+            DATABRICKS_CLIENT_ID=client_id,
+            DATABRICKS_CLIENT_SECRET=client_secret,
+            MLFLOW_ENABLE_DB_SDK="true",
+            MLFLOW_DATABRICKS_ENDPOINT_HTTP_RETRY_TIMEOUT=str(settings.DATABRICKS_TIMEOUT_SECONDS),
+        )
+    return env
+
+
+def _with_mlflow_environment(fn: Callable[[], T]) -> T:
+    import os
+
+    env = _mlflow_environment()
+    with _env_lock:
+        saved = {key: os.environ.get(key) for key in env}
+        try:
+            for key, value in env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            return fn()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
 def _call_any(what: str, fn: Callable[[], T]) -> T:
-    """Like :func:`_call`, but also maps HTTP and database errors of a remote or local store."""
+    """Like :func:`_call`, in MLflow's environment (above), and also maps HTTP and database errors of a store."""
     try:
-        return _call(what, fn)
+        return _call(what, lambda: _with_mlflow_environment(fn))
     except (PermanentPipelineError, TransientPipelineError):
         raise
     except Exception as exc:
@@ -277,6 +352,8 @@ def registered_model_versions(*, model_name: str) -> list[RegistryVersion]:
     client = _registry_client()
     quoted = model_name.replace("\\", "\\\\").replace("'", "\\'")
 
+    unity_catalog = registry_is_unity_catalog()
+
     def read() -> list[RegistryVersion]:
         model = client.get_registered_model(model_name)
         by_version: dict[str, list[str]] = {}
@@ -284,8 +361,19 @@ def registered_model_versions(*, model_name: str) -> list[RegistryVersion]:
         pairs = raw_aliases.items() if isinstance(raw_aliases, dict) else ((a.alias, a.version) for a in raw_aliases)
         for alias, version in pairs:
             by_version.setdefault(str(version), []).append(str(alias))
+        found: list[Any] = []
+        page_token = None
+        while True:  # a registry may answer in pages (Unity Catalog does)
+            page = client.search_model_versions(f"name = '{quoted}'", page_token=page_token)
+            found.extend(page)
+            page_token = page.token
+            if not page_token:
+                break
+        if unity_catalog:
+            # UC search results carry no tags or aliases (MLflow's ModelVersionSearch): read each version.
+            found = [client.get_model_version(model_name, str(v.version)) for v in found]
         out = []
-        for v in client.search_model_versions(f"name = '{quoted}'"):
+        for v in found:
             out.append(
                 RegistryVersion(
                     name=str(v.name),
@@ -309,7 +397,8 @@ def run_pipeline_read(*, run_id: str, version_tags: dict[str, str] | None = None
 
     The template is looked for, in order: a ``prompt_template`` param of the run, a
     ``prompt_template`` tag of the version, then of the run, then a text artifact at the run's
-    root (``prompt_template.txt`` / ``.md`` / ``prompt.txt``). A run that no longer exists gives
+    root (``prompt_template.txt`` / ``.md`` / ``prompt.txt``; not on a Databricks tracking server,
+    whose run artifacts need the workspace's artifact APIs). A run that no longer exists gives
     empty params (``found=False``); a store that is down raises TransientPipelineError.
     """
     from mlflow.exceptions import MlflowException
@@ -329,7 +418,7 @@ def run_pipeline_read(*, run_id: str, version_tags: dict[str, str] | None = None
         params = {str(k): str(v) for k, v in (run.data.params or {}).items()}
         template = params.get(PROMPT_TEMPLATE_KEY) or tags.get(PROMPT_TEMPLATE_KEY) or ""
         template = template or str((run.data.tags or {}).get(PROMPT_TEMPLATE_KEY, ""))
-        if not template:
+        if not template and not _tracking_is_databricks():
             names = {a.path for a in client.list_artifacts(run_id) if not a.is_dir}
             for name in PROMPT_TEMPLATE_ARTIFACTS:
                 if name in names:

@@ -76,6 +76,11 @@ def registry_sync(*, project: Project) -> SyncResult:
     try:
         if not name:
             raise PermanentPipelineError("This project names no registered model (Project.mlflow_registered_model).")
+        if mlflow_registry.registry_is_unity_catalog() and (len(name.split(".")) != 3 or not all(name.split("."))):
+            raise PermanentPipelineError(
+                f"The registry is Unity Catalog (MLFLOW_REGISTRY_URI=databricks-uc): {name!r} must be a "
+                "three-level name, catalog.schema.model."
+            )
         versions = mlflow_registry.registered_model_versions(model_name=name)
         pipelines = {
             v.version: mlflow_registry.run_pipeline_read(run_id=v.run_id, version_tags=v.tags) for v in versions

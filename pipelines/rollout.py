@@ -294,11 +294,21 @@ def _deadline(environment: Environment) -> float:
 # --- the steps -------------------------------------------------------------------------------------
 
 
-def _alias_get(environment: Environment, model_version: ModelVersion) -> str | None:
-    if (
+def _uc_alias_via_sdk(environment: Environment, model_version: ModelVersion) -> bool:
+    """Whether the alias is a Unity Catalog alias set with databricks-sdk rather than the MLflow client.
+
+    With ``MLFLOW_REGISTRY_URI=databricks-uc`` the MLflow client sets it, in the registry the sync reads;
+    otherwise a Databricks environment serving a three-level name sets the UC alias through the SDK.
+    """
+    return (
         environment.serving_kind == Environment.ServingKind.DATABRICKS
         and model_version.registered_model.count(".") == 2
-    ):
+        and not mlflow_registry.registry_is_unity_catalog()
+    )
+
+
+def _alias_get(environment: Environment, model_version: ModelVersion) -> str | None:
+    if _uc_alias_via_sdk(environment, model_version):
         return databricks.uc_model_alias_get(full_name=model_version.registered_model, alias=environment.alias)
     return mlflow_registry.registered_model_alias_get(
         model_name=model_version.registered_model, alias=environment.alias
@@ -310,10 +320,7 @@ def _alias_set(environment: Environment, model_version: ModelVersion) -> dict[st
     before = _alias_get(environment, model_version)
     if before == str(model_version.version):
         return {"alias": environment.alias, "version": before, "action": "already set"}
-    if (
-        environment.serving_kind == Environment.ServingKind.DATABRICKS
-        and model_version.registered_model.count(".") == 2
-    ):
+    if _uc_alias_via_sdk(environment, model_version):
         databricks.uc_model_alias_set(
             full_name=model_version.registered_model, alias=environment.alias, version=model_version.version
         )
@@ -322,15 +329,12 @@ def _alias_set(environment: Environment, model_version: ModelVersion) -> dict[st
         mlflow_registry.registered_model_alias_set(
             model_name=model_version.registered_model, alias=environment.alias, version=model_version.version
         )
-        where = "mlflow registry"
+        where = "unity catalog (mlflow)" if mlflow_registry.registry_is_unity_catalog() else "mlflow registry"
     return {"alias": environment.alias, "version": str(model_version.version), "before": before, "registry": where}
 
 
 def _alias_clear(environment: Environment, model_version: ModelVersion) -> None:
-    if (
-        environment.serving_kind == Environment.ServingKind.DATABRICKS
-        and model_version.registered_model.count(".") == 2
-    ):
+    if _uc_alias_via_sdk(environment, model_version):
         databricks.uc_model_alias_delete(full_name=model_version.registered_model, alias=environment.alias)
     else:
         mlflow_registry.registered_model_alias_delete(

@@ -23,6 +23,9 @@ It serves what databricks-sdk 0.162.0 actually requests (checked in
   time instead of GETs (benchmarks); ``update_seconds`` records how long each update took.
 - OAuth M2M for service principals (``add_service_principal``): the OIDC discovery document and the
   client_credentials token endpoint; the tokens it issues are accepted as bearers.
+- the MLflow Unity Catalog model registry and tracking runs that mlflow 3.17.2 reads with
+  ``registry_uri="databricks-uc"`` / ``tracking_uri="databricks"`` (``add_uc_model_version``; see its
+  section for the exact routes); its aliases are the same ``model_aliases`` as the SDK's.
 
 Every API route checks the bearer token and the body shape and answers errors in Databricks'
 shape (``{"error_code", "message"}``), so a wrong request fails the test instead of passing
@@ -95,6 +98,7 @@ class FakeDatabricks(UnityCatalogMixin, FakeHttpServer):
         self._uc_init()
         self._serving_init()
         self._oauth_init()
+        self._uc_registry_init()
 
     # --- state helpers ---------------------------------------------------------------------
 
@@ -465,6 +469,239 @@ class FakeDatabricks(UnityCatalogMixin, FakeHttpServer):
             return denied
         self.model_aliases.pop((request.params["full_name"], request.params["alias"]), None)
         return Reply(200, {})
+
+    # --- MLflow Unity Catalog model registry and tracking runs (helper "uc-registry") ----------
+    # What mlflow 3.17.2 sends with registry_uri="databricks-uc" (UcModelRegistryStore in
+    # mlflow/store/_unity_catalog/registry/rest_store.py; paths from the protos' rpc options) and
+    # with tracking_uri="databricks" (RestStore.get_run). GETs carry the request message as query
+    # parameters, other methods as a JSON body (mlflow/utils/rest_utils.py: call_endpoint):
+    #
+    # - GET    /api/2.0/mlflow/unity-catalog/registered-models/get     ?name     -> {"registered_model"}
+    # - GET    /api/2.0/mlflow/unity-catalog/model-versions/search     ?filter=name = '<full name>'
+    #          &max_results&page_token -> {"model_versions", "next_page_token"}; like UC, search
+    #          results carry neither tags nor aliases (MLflow's ModelVersionSearch drops them anyway)
+    # - GET    /api/2.0/mlflow/unity-catalog/model-versions/get        ?name&version -> {"model_version"}
+    # - GET    /api/2.0/mlflow/unity-catalog/registered-models/alias   ?name&alias   -> {"model_version"}
+    # - POST   /api/2.0/mlflow/unity-catalog/registered-models/alias   {"name", "alias", "version"} -> {}
+    # - DELETE /api/2.0/mlflow/unity-catalog/registered-models/alias   {"name", "alias"} -> {}
+    # - GET    /api/2.0/mlflow/runs/get ?run_id&run_uuid -> {"run": {"info", "data": {"params", "tags"}}}
+    #
+    # Aliases live in ``model_aliases``, the dict the SDK's /api/2.1/unity-catalog/models/.../aliases
+    # routes use, so an alias set either way is seen both ways, as on one workspace.
+
+    def _uc_registry_init(self) -> None:
+        self.uc_models: dict[str, dict[str, Any]] = {}  # full name -> {"created", "description", "versions"}
+        self.mlflow_runs: dict[str, dict[str, Any]] = {}  # run id -> {"experiment_id", "params", "tags", ...}
+        self.uc_search_page_size = 100  # the most versions one search page returns (then next_page_token)
+
+    def add_uc_model_version(
+        self,
+        full_name: str,
+        version: int | str,
+        *,
+        run_id: str | None = None,
+        aliases: tuple[str, ...] | list[str] = (),
+        tags: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        run_tags: dict[str, str] | None = None,
+        description: str = "",
+        status: str = "READY",
+        created_ms: int | None = None,
+    ) -> dict[str, Any]:
+        """Register version ``version`` of UC model ``full_name`` (created if new), logged by run ``run_id``
+        (created with ``params`` and ``run_tags`` unless it exists), with ``aliases`` pointing at it."""
+        now = created_ms or int(time.time() * 1000)
+        model = self.uc_models.setdefault(full_name, {"created": now, "description": "", "versions": {}})
+        run_id = run_id or f"{next(self._ids):032x}"
+        experiment_id = "4242424242424242"
+        if run_id not in self.mlflow_runs:
+            self.mlflow_runs[run_id] = {
+                "experiment_id": experiment_id,
+                "params": dict(params or {}),
+                "tags": dict(run_tags or {}),
+                "start_time": now - 60_000,
+                "end_time": now - 1_000,
+            }
+        entry = {
+            "name": full_name,
+            "version": str(version),
+            "creation_timestamp": now,
+            "last_updated_timestamp": now,
+            "user_id": "someone@example.com",
+            "description": description,
+            "source": f"dbfs:/databricks/mlflow-tracking/{experiment_id}/{run_id}/artifacts/model",
+            "run_id": run_id,
+            "run_experiment_id": experiment_id,
+            "status": status,
+            "storage_location": f"s3://uc-bucket/models/{full_name}/{version}",
+            "tags": dict(tags or {}),
+        }
+        model["versions"][str(version)] = entry
+        for alias in aliases:
+            self.model_aliases[(full_name, alias)] = int(version)
+        return entry
+
+    def uc_alias_of(self, full_name: str, alias: str) -> str | None:
+        version = self.model_aliases.get((full_name, alias))
+        return None if version is None else str(version)
+
+    def _uc_aliases(self, full_name: str, version: str | None = None) -> list[dict[str, str]]:
+        return [
+            {"alias": alias, "version": str(v)}
+            for (name, alias), v in sorted(self.model_aliases.items())
+            if name == full_name and (version is None or str(v) == version)
+        ]
+
+    def _uc_version_out(self, entry: dict[str, Any], *, full: bool) -> dict[str, Any]:
+        out = {k: v for k, v in entry.items() if k != "tags"}
+        if full:
+            out["tags"] = [{"key": k, "value": v} for k, v in entry["tags"].items()]
+            out["aliases"] = self._uc_aliases(entry["name"], entry["version"])
+        return out
+
+    @staticmethod
+    def _arg(request: Request, key: str) -> str | None:
+        """A request-message field: a query parameter of a GET, a JSON body field otherwise."""
+        if request.method == "GET":
+            values = request.query.get(key)
+            return values[0] if values else None
+        body = request.json if isinstance(request.json, dict) else {}
+        value = body.get(key)
+        return None if value is None else str(value)
+
+    def _uc_model(self, request: Request) -> tuple[str, dict[str, Any] | None, Reply | None]:
+        """The named registered model, or the error Databricks answers (bad auth, bad name, no such model)."""
+        denied = self.check_auth(request)
+        if denied:
+            return "", None, denied
+        name = self._arg(request, "name") or ""
+        if len(name.split(".")) != 3 or not all(name.split(".")):
+            problem = f"Invalid registered model name '{name}': expected <catalog>.<schema>.<model>."
+            return name, None, error(400, "INVALID_PARAMETER_VALUE", problem)
+        model = self.uc_models.get(name)
+        if model is None:
+            return name, None, error(404, "RESOURCE_DOES_NOT_EXIST", f"Registered model '{name}' does not exist.")
+        return name, model, None
+
+    @route("GET", r"/api/2\.0/mlflow/unity-catalog/registered-models/get")
+    def uc_registered_model_get(self, request: Request) -> Reply:
+        name, model, failed = self._uc_model(request)
+        if failed or model is None:
+            return failed or error(500, "INTERNAL_ERROR", "unreachable")
+        updated = max([model["created"], *(v["last_updated_timestamp"] for v in model["versions"].values())])
+        body = {
+            "name": name,
+            "creation_timestamp": model["created"],
+            "last_updated_timestamp": updated,
+            "user_id": "someone@example.com",
+            "description": model["description"],
+            "aliases": self._uc_aliases(name),
+        }
+        return Reply(200, {"registered_model": body})
+
+    @route("GET", r"/api/2\.0/mlflow/unity-catalog/model-versions/search")
+    def uc_model_versions_search(self, request: Request) -> Reply:
+        import base64
+        import re
+
+        denied = self.check_auth(request)
+        if denied:
+            return denied
+        match = re.fullmatch(r"\s*name\s*=\s*'((?:[^'\\]|\\.)*)'\s*", self._arg(request, "filter") or "")
+        if match is None:
+            return error(400, "INVALID_PARAMETER_VALUE", "Only the filter name = '<full name>' is supported.")
+        name = re.sub(r"\\(.)", r"\1", match.group(1))
+        try:
+            max_results = int(self._arg(request, "max_results") or 10000)
+            token = self._arg(request, "page_token")
+            offset = int(base64.b64decode(token).decode()) if token else 0
+        except ValueError:
+            return error(400, "INVALID_PARAMETER_VALUE", "Invalid max_results or page_token.")
+        if max_results < 1:
+            return error(400, "INVALID_PARAMETER_VALUE", "max_results must be positive.")
+        model = self.uc_models.get(name, {"versions": {}})
+        ordered = sorted(model["versions"].values(), key=lambda v: -int(v["version"]))  # newest first, as UC
+        size = min(max_results, self.uc_search_page_size)
+        page = ordered[offset : offset + size]
+        body: dict[str, Any] = {"model_versions": [self._uc_version_out(v, full=False) for v in page]}
+        if offset + size < len(ordered):
+            body["next_page_token"] = base64.b64encode(str(offset + size).encode()).decode()
+        return Reply(200, body)
+
+    @route("GET", r"/api/2\.0/mlflow/unity-catalog/model-versions/get")
+    def uc_model_version_get(self, request: Request) -> Reply:
+        name, model, failed = self._uc_model(request)
+        if failed or model is None:
+            return failed or error(500, "INTERNAL_ERROR", "unreachable")
+        version = self._arg(request, "version") or ""
+        entry = model["versions"].get(version)
+        if entry is None:
+            return error(404, "RESOURCE_DOES_NOT_EXIST", f"Model version {name}/{version} does not exist.")
+        return Reply(200, {"model_version": self._uc_version_out(entry, full=True)})
+
+    @route("GET", r"/api/2\.0/mlflow/unity-catalog/registered-models/alias")
+    def uc_model_version_by_alias(self, request: Request) -> Reply:
+        name, model, failed = self._uc_model(request)
+        if failed or model is None:
+            return failed or error(500, "INTERNAL_ERROR", "unreachable")
+        alias = self._arg(request, "alias") or ""
+        version = self.uc_alias_of(name, alias)
+        entry = model["versions"].get(version or "")
+        if entry is None:
+            return error(404, "RESOURCE_DOES_NOT_EXIST", f"Alias '{alias}' does not exist on model '{name}'.")
+        return Reply(200, {"model_version": self._uc_version_out(entry, full=True)})
+
+    @route("POST", r"/api/2\.0/mlflow/unity-catalog/registered-models/alias")
+    def uc_registered_model_alias_set(self, request: Request) -> Reply:
+        name, model, failed = self._uc_model(request)
+        if failed or model is None:
+            return failed or error(500, "INTERNAL_ERROR", "unreachable")
+        body = request.json if isinstance(request.json, dict) else {}
+        if set(body) - {"name", "alias", "version"} or not body.get("alias"):
+            return error(400, "INVALID_PARAMETER_VALUE", 'The body is {"name", "alias", "version"}.')
+        version = str(body.get("version") or "")
+        if version not in model["versions"]:
+            return error(404, "RESOURCE_DOES_NOT_EXIST", f"Model version {name}/{version} does not exist.")
+        self.model_aliases[(name, str(body["alias"]))] = int(version)
+        return Reply(200, {})
+
+    @route("DELETE", r"/api/2\.0/mlflow/unity-catalog/registered-models/alias")
+    def uc_registered_model_alias_delete(self, request: Request) -> Reply:
+        name, model, failed = self._uc_model(request)
+        if failed or model is None:
+            return failed or error(500, "INTERNAL_ERROR", "unreachable")
+        alias = self._arg(request, "alias") or ""
+        if (name, alias) not in self.model_aliases:
+            return error(404, "RESOURCE_DOES_NOT_EXIST", f"Alias '{alias}' does not exist on model '{name}'.")
+        del self.model_aliases[(name, alias)]
+        return Reply(200, {})
+
+    @route("GET", r"/api/2\.0/mlflow/runs/get")
+    def mlflow_run_get(self, request: Request) -> Reply:
+        denied = self.check_auth(request)
+        if denied:
+            return denied
+        run_id = self._arg(request, "run_id") or self._arg(request, "run_uuid") or ""
+        run = self.mlflow_runs.get(run_id)
+        if run is None:
+            return error(404, "RESOURCE_DOES_NOT_EXIST", f"Run '{run_id}' not found.")
+        info = {
+            "run_id": run_id,
+            "run_uuid": run_id,
+            "run_name": f"run-{run_id[:6]}",
+            "experiment_id": run["experiment_id"],
+            "user_id": "someone@example.com",
+            "status": "FINISHED",
+            "start_time": run["start_time"],
+            "end_time": run["end_time"],
+            "artifact_uri": f"dbfs:/databricks/mlflow-tracking/{run['experiment_id']}/{run_id}/artifacts",
+            "lifecycle_stage": "active",
+        }
+        data = {
+            "params": [{"key": k, "value": v} for k, v in run["params"].items()],
+            "tags": [{"key": k, "value": v} for k, v in run["tags"].items()],
+        }
+        return Reply(200, {"run": {"info": info, "data": data, "inputs": {}}})
 
     # --- OAuth M2M (service principals) -----------------------------------------------------
     # What databricks-sdk 0.162.0 sends for auth_type="oauth-m2m": the OIDC discovery document at the

@@ -5,8 +5,10 @@
 
 Each process's output is prefixed with its name. Ctrl-C (SIGINT) or SIGTERM stops all three: each
 gets SIGTERM (Celery's warm shutdown), then, after a timeout, SIGKILL for its whole process group,
-so no pool child or runserver thread outlives the demo. If one process dies on its own, the others
-are stopped and the script exits non-zero. Press Ctrl-C twice to kill at once.
+so no pool child or runserver thread outlives the demo. The local model servers of promoted
+versions (started by the worker, detached from it) are stopped too, and restarted on the next run.
+If one process dies on its own, the others are stopped and the script exits non-zero. Press Ctrl-C
+twice to kill at once.
 
 Embedded defaults: SQLite and the file-system Celery broker under ``var/`` (``REVIEWDESK_VAR_DIR``);
 ``DEBUG`` defaults to true here. ``PORT`` sets the port when ``--port`` is not given.
@@ -206,6 +208,18 @@ def stop_all(children: list[Child], force: threading.Event) -> None:
         child.pump.join(timeout=2)
 
 
+def local_serving(env: dict[str, str], *, stop: bool) -> None:
+    """Restart (or stop) the local model servers of promoted versions; they outlive the worker by design."""
+    argv = [sys.executable, "manage.py", "serve_local_models", *(["--stop"] if stop else [])]
+    try:
+        done = subprocess.run(argv, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=180)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        say("serve", f"could not {'stop' if stop else 'restart'} the local model servers: {exc}")
+        return
+    for line in (done.stdout + done.stderr).splitlines():
+        say("serve", line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Reviewdesk's web server, Celery worker and beat together.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000), help="default: $PORT or 8000")
@@ -242,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             children.append(Child(name, argv_, env))
         url = f"http://{args.host}:{args.port}"
         threading.Thread(target=announce_when_ready, args=(url, stop), daemon=True).start()
+        # Versions promoted in an earlier session answer again on their local endpoints.
+        threading.Thread(target=local_serving, args=(env,), kwargs={"stop": False}, daemon=True).start()
         while not stop.is_set():
             for child in children:
                 code = child.proc.poll()
@@ -254,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop.set()
         stop_all(children, force)
+        local_serving(env, stop=True)
     if exit_code == 0:
         say("demo", "stopped")
     return exit_code

@@ -8,7 +8,9 @@ from reviewapp.models.projects import Project
 class Item(models.Model):
     """One RAG output. Field names follow Databricks Agent Evaluation."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    # Indexed by (project, id) below, which also serves "this project's items in id order" (listings,
+    # cursors, latest items) without walking the whole table's primary key.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items", db_index=False)
     external_id = models.CharField(max_length=200)
     request = models.JSONField(help_text='Text, or a chat {"messages": [...]}.')
     response = models.TextField(blank=True, help_text="Markdown.")
@@ -27,7 +29,10 @@ class Item(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="item_external_id_unique")]
-        indexes = [models.Index(fields=["project", "model_version"], name="item_project_version")]
+        indexes = [
+            models.Index(fields=["project", "model_version"], name="item_project_version"),
+            models.Index(fields=["project", "id"], name="item_project_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.project_id}:{self.external_id}"

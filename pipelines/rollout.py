@@ -430,6 +430,7 @@ def _step_finish(run: _Run, step: RolloutStep) -> dict[str, Any]:
         rolled_back = rollout.kind == Rollout.Kind.ROLLBACK
         request.status = PromotionRequest.Status.ROLLED_BACK if rolled_back else PromotionRequest.Status.LIVE
         request.save(update_fields=["status", "updated_at"])
+        _live_request_follow(environment=environment, request=request, rollout=rollout)
         now = timezone.now()
         Rollout.objects.filter(pk=rollout.pk).update(
             status=RolloutStatus.SUCCEEDED, finished_at=now, lease_owner="", lease_expires_at=None, error=""
@@ -455,6 +456,21 @@ def _step_finish(run: _Run, step: RolloutStep) -> dict[str, Any]:
         keep = {rollout.to_version.uri} | ({rollout.from_version.uri} if rollout.from_version else set())
         serving.local_servers_prune(keep_uris=keep)
     return {"current_version": rollout.to_version.version, "previous_version": environment.previous_version_id}
+
+
+def _live_request_follow(*, environment: Environment, request: PromotionRequest, rollout: Rollout) -> None:
+    """Exactly one request per environment shows as live: the one whose version now serves.
+
+    A rollout replaces the request that was live before it; a rollback brings back the latest
+    replaced request of the version it returns to.
+    """
+    Status = PromotionRequest.Status
+    others = PromotionRequest.objects.filter(environment=environment).exclude(pk=request.pk)
+    others.filter(status=Status.LIVE).update(status=Status.REPLACED, updated_at=timezone.now())
+    if rollout.kind == Rollout.Kind.ROLLBACK:
+        previous = others.filter(status=Status.REPLACED, model_version=rollout.to_version).order_by("-id").first()
+        if previous is not None:
+            PromotionRequest.objects.filter(pk=previous.pk).update(status=Status.LIVE, updated_at=timezone.now())
 
 
 _STEPS = {"alias": _step_alias, "traffic": _step_traffic, "health": _step_health, "finish": _step_finish}

@@ -112,6 +112,7 @@ class PromotionRequest(models.Model):
         REJECTED = "rejected", "Rejected"
         ROLLING_OUT = "rolling_out", "Rolling out"
         LIVE = "live", "Live"
+        REPLACED = "replaced", "Replaced by a later promotion"
         FAILED = "failed", "Rollout failed"
         ROLLED_BACK = "rolled_back", "Rolled back"
         CANCELLED = "cancelled", "Cancelled"

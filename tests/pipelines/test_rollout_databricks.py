@@ -253,3 +253,29 @@ def test_a_first_deployment_creates_the_endpoint(world) -> None:  # type: ignore
         }
     ]
     assert fake.routes_of("support-stg") == {"support_assistant-2": 100}
+
+
+def test_one_request_per_environment_shows_as_live(world) -> None:  # type: ignore[no-untyped-def]
+    """A newer promotion replaces the live one; rolling it back brings the replaced one back."""
+    Status = PromotionRequest.Status
+    env, v1 = world["env"], world["v1"]
+    env.current_version = None
+    env.save(update_fields=["current_version"])
+    first = promotion_request(actor=world["erin"], model_version=v1, environment=env, reason="what runs today")
+    promotion_approve(actor=world["ezra"], request_id=first.pk)
+    assert rollout_advance(rollout_id=Rollout.objects.get(request=first).pk) == "succeeded"
+    first.refresh_from_db()
+    assert first.status == Status.LIVE
+
+    second = approve_v2(world)
+    assert rollout_advance(rollout_id=second.pk) == "succeeded"
+    first.refresh_from_db()
+    second.request.refresh_from_db()
+    assert (first.status, second.request.status) == (Status.REPLACED, Status.LIVE)
+
+    back = rollback_request(actor=world["ezra"], request_id=second.request_id)
+    assert rollout_advance(rollout_id=back.pk) == "succeeded"
+    first.refresh_from_db()
+    second.request.refresh_from_db()
+    assert (first.status, second.request.status) == (Status.LIVE, Status.ROLLED_BACK)
+    assert PromotionRequest.objects.filter(environment=env, status=Status.LIVE).count() == 1

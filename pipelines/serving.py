@@ -362,7 +362,17 @@ def local_proxy_ensure(*, port: int, deadline: float) -> dict[str, Any]:
     log = _dir("logs") / f"proxy-{port}.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-            [sys.executable, "-m", "pipelines.serving_proxy", "--port", str(port), "--routes", str(routes_path)],
+            [
+                sys.executable,
+                "-m",
+                "pipelines.serving_proxy",
+                "--host",
+                settings.LOCAL_SERVING_HOST,
+                "--port",
+                str(port),
+                "--routes",
+                str(routes_path),
+            ],
             cwd=str(settings.BASE_DIR),
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -305,10 +305,17 @@ except ValueError:
     raise ImproperlyConfigured("DELTA_STORAGE_OPTIONS is not valid JSON") from None
 if not isinstance(DELTA_STORAGE_OPTIONS, dict) or not all(isinstance(v, str) for v in DELTA_STORAGE_OPTIONS.values()):
     raise ImproperlyConfigured("DELTA_STORAGE_OPTIONS must be a JSON object of strings")
+# Each object-store request of a Delta push times out after this many seconds, and no retry starts
+# after it (deltalake `timeout` / `retry_timeout`; DELTA_STORAGE_OPTIONS may set them one by one).
+DELTA_STORAGE_TIMEOUT_SECONDS = envint("DELTA_STORAGE_TIMEOUT_SECONDS", 30, minimum=1)
 # Seconds between continuous pushes of newly curated labels to targets with the feed on (beat).
 DELIVERY_PUSH_INTERVAL_SECONDS = envint("DELIVERY_PUSH_INTERVAL_SECONDS", 300, minimum=5)
 # At most this many curated labels per feed micro-batch.
 DELIVERY_BATCH_MAX_ROWS = envint("DELIVERY_BATCH_MAX_ROWS", 50000, minimum=1)
+# Each feed batch also re-reads the labels curated this many seconds before its watermark, so a label
+# whose transaction committed late (stamped before the watermark moved past it) is still delivered;
+# unchanged rows are not rewritten. Longer than any curation transaction may take.
+DELIVERY_FEED_OVERLAP_SECONDS = envint("DELIVERY_FEED_OVERLAP_SECONDS", 600)
 # A push's lease; above the push task's time limit (570 s), so the sweeper never re-queues a live push.
 DELIVERY_PUSH_LEASE_SECONDS = envint("DELIVERY_PUSH_LEASE_SECONDS", 600, minimum=1)
 DELIVERY_PUSH_MAX_ATTEMPTS = envint("DELIVERY_PUSH_MAX_ATTEMPTS", 5, minimum=1)
@@ -327,6 +334,9 @@ ROLLOUT_STEP_MAX_ATTEMPTS = envint("ROLLOUT_STEP_MAX_ATTEMPTS", 3, minimum=1)
 # per environment, tracked by state files in this directory; first port of the demo environments.
 LOCAL_SERVING_DIR = Path(os.environ.get("LOCAL_SERVING_DIR") or VAR_DIR / "serving").resolve()
 LOCAL_SERVING_BASE_PORT = envint("LOCAL_SERVING_BASE_PORT", 5100, minimum=1024)
+# The interface the local endpoints (the environments' proxies) listen on; the model servers behind
+# them stay on loopback. 0.0.0.0 inside a container, so the endpoint can be published (docker compose).
+LOCAL_SERVING_HOST = os.environ.get("LOCAL_SERVING_HOST") or "127.0.0.1"
 # Signed outgoing webhooks on promotion events: comma-separated URLs, and the HMAC-SHA256 secret.
 PROMOTION_WEBHOOK_URLS = envlist("PROMOTION_WEBHOOK_URL", [])
 PROMOTION_WEBHOOK_SECRET = envsecret("PROMOTION_WEBHOOK_SECRET") or ""

@@ -13,12 +13,17 @@ Two halves:
   content is a no-op too. New columns (a new question) evolve the schema (``merge_schema``).
 
 Errors become :class:`TransientPipelineError` (a concurrent commit, an object store that did not
-answer) or :class:`PermanentPipelineError` (a path that cannot be created, a schema clash).
-Storage options (credentials) come from ``DELTA_STORAGE_OPTIONS`` and never appear in errors.
+answer) or :class:`PermanentPipelineError` (a path that cannot be created, a schema clash, wrong
+credentials, a missing bucket). Storage options (credentials) come from ``DELTA_STORAGE_OPTIONS`` and
+never appear in errors. Object-store requests carry timeouts and a bounded retry budget
+(``DELTA_STORAGE_TIMEOUT_SECONDS``), so a store that does not answer fails the push instead of
+hanging the worker. On S3, delta-rs 1.x commits with conditional puts (``If-None-Match: *``): two
+writers can never both create the same log entry, so no locking provider is needed.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -259,30 +264,90 @@ def table_uri_validate(uri: str) -> str | None:
 
 
 def _storage_options(uri: str) -> dict[str, str] | None:
+    """deltalake storage options for ``uri``: bounded timeouts and retries, then DELTA_STORAGE_OPTIONS.
+
+    Without them object_store waits 30 s per request and retries for up to 3 minutes, so a store that
+    does not answer would hold a worker for the whole task time limit. DELTA_STORAGE_OPTIONS may
+    override each of them.
+    """
     from django.conf import settings
 
-    return dict(settings.DELTA_STORAGE_OPTIONS) if is_object_store(uri) else None
+    if not is_object_store(uri):
+        return None
+    seconds = settings.DELTA_STORAGE_TIMEOUT_SECONDS
+    bounded = {
+        "timeout": f"{seconds}s",  # one request, from connecting to the end of the body
+        "connect_timeout": f"{min(seconds, 5)}s",
+        "max_retries": "3",
+        "retry_timeout": f"{seconds}s",  # no retry starts after this
+    }
+    return {**bounded, **settings.DELTA_STORAGE_OPTIONS}
+
+
+# Storage options whose values are not secret: kept in error messages (the endpoint helps to diagnose).
+PUBLIC_OPTIONS = {
+    "endpoint",
+    "endpoint_url",
+    "region",
+    "default_region",
+    "allow_http",
+    "allow_invalid_certificates",
+    "virtual_hosted_style_request",
+    "conditional_put",
+    "copy_if_not_exists",
+    "s3_allow_unsafe_rename",
+    "timeout",
+    "connect_timeout",
+    "max_retries",
+    "retry_timeout",
+    "storage_account_name",
+    "account_name",
+    "use_emulator",
+    "bucket",
+    "bucket_name",
+    "container_name",
+}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Object-store answers that retrying will not change: credentials, permissions, a missing bucket.
+# A status line ("403 Forbidden"), not any "403": ports and durations in the message contain digits.
+DENIED_STATUS = re.compile(r"\b40[13] [A-Z]")
+DENIED = ("Forbidden", "Unauthorized", "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "privileges")
+PERMANENT = ("PermissionDenied", "NotADirectory", "Permission denied", "NoSuchBucket", "ContainerNotFound")
+
+
+def _option_is_public(key: str) -> bool:
+    name = key.lower()
+    for prefix in ("aws_", "azure_", "google_", "gcs_"):
+        name = name.removeprefix(prefix)
+    return name in PUBLIC_OPTIONS
 
 
 def _scrub(message: str, options: dict[str, str] | None) -> str:
-    for value in (options or {}).values():
-        if value and len(value) >= 4:
-            message = message.replace(value, "***")
+    # Longest first, so a secret that contains another value is replaced whole.
+    secrets = sorted(
+        (v for k, v in (options or {}).items() if v and len(v) >= 4 and not _option_is_public(k)), key=len, reverse=True
+    )
+    for value in secrets:
+        message = message.replace(value, "***")
     return message
 
 
 def _error(what: str, exc: BaseException, options: dict[str, str] | None) -> Exception:
     from deltalake.exceptions import CommitFailedError, DeltaProtocolError, SchemaMismatchError, TableNotFoundError
 
-    message = _scrub(f"{what}: {type(exc).__name__}: {exc}", options).replace("\n", " ")[:1000]
+    text = _ANSI.sub("", str(exc))
+    detail = " ".join(text.split())  # delta-rs nests causes on indented lines
+    denied = DENIED_STATUS.search(text) is not None or any(word in text for word in DENIED)
+    if denied:
+        what += " (access denied: check the credentials in DELTA_STORAGE_OPTIONS)"
+    message = _scrub(f"{what}: {type(exc).__name__}: {detail}", options)[:1000]
     if isinstance(exc, CommitFailedError):
         return TransientPipelineError(message, system=SYSTEM)  # another writer committed first; retry
     if isinstance(exc, SchemaMismatchError | DeltaProtocolError | TableNotFoundError | ValueError | TypeError):
         return PermanentPipelineError(message, system=SYSTEM)
-    text = str(exc)
-    if any(word in text for word in ("PermissionDenied", "NotADirectory", "Permission denied", "Forbidden", "403")):
+    if denied or any(word in text for word in PERMANENT):
         return PermanentPipelineError(message, system=SYSTEM)
-    # I/O and object-store errors (timeouts, 5xx, a full disk) may pass.
+    # I/O and object-store errors (timeouts, refused connections, 5xx, a full disk) may pass.
     return TransientPipelineError(message, system=SYSTEM)
 
 

@@ -14,9 +14,14 @@ content hash, or a feed range of curated labels), so a retry, a redelivered mess
 "push now" of the same version has the same id.
 
 The continuous feed: ``feed_push_due`` (beat, every DELIVERY_PUSH_INTERVAL_SECONDS) creates, for each
-target with the feed on, one micro-batch of the curated labels changed since the target's watermark
-(``updated_at``, id) — at most DELIVERY_BATCH_MAX_ROWS, and never while an earlier one is unfinished,
-so ranges never overlap. The watermark moves when the batch succeeds.
+target with the feed on that has labels changed since its watermark (``updated_at``, id), one
+micro-batch: at most DELIVERY_BATCH_MAX_ROWS of those new labels, plus every label stamped in the
+DELIVERY_FEED_OVERLAP_SECONDS before the watermark, and never while an earlier batch is unfinished.
+The watermark moves when the batch succeeds. The overlap is there because ``updated_at`` is stamped
+before the transaction commits: a label committed after a batch moved the watermark past its stamp
+would otherwise be skipped for ever. Re-read rows whose content hash is unchanged are not rewritten
+(the MERGE's update predicate), so the overlap costs a read, not a write, and ``rows_written`` counts
+only rows inserted or changed.
 """
 
 from __future__ import annotations
@@ -184,29 +189,54 @@ def push_create(
     return push
 
 
-def _labels_after(target: DeliveryTarget) -> Any:
-    labels = CuratedLabel.objects.filter(project_id=target.project_id)
-    if target.watermark_at is not None:
-        labels = labels.filter(
-            Q(updated_at__gt=target.watermark_at) | Q(updated_at=target.watermark_at, id__gt=target.watermark_id)
-        )
+Mark = tuple[datetime, int]  # (updated_at, id) of a curated label: the feed's order
+
+
+def _labels_between(project_id: int, *, after: Mark | None, upto: Mark | None) -> Any:
+    """Curated labels of the project with (updated_at, id) in ``(after, upto]`` (None: unbounded)."""
+    labels = CuratedLabel.objects.filter(project_id=project_id)
+    if after is not None:
+        labels = labels.filter(Q(updated_at__gt=after[0]) | Q(updated_at=after[0], id__gt=after[1]))
+    if upto is not None:
+        labels = labels.filter(Q(updated_at__lt=upto[0]) | Q(updated_at=upto[0], id__lte=upto[1]))
     return labels
 
 
+def _watermark(target: DeliveryTarget) -> Mark | None:
+    return (target.watermark_at, target.watermark_id) if target.watermark_at is not None else None
+
+
 def feed_push_create(*, delivery_target: DeliveryTarget, user: Any = None, now: datetime | None = None) -> Push | None:
-    """Queue the next micro-batch of the target's feed, or None (nothing new, or one still unfinished)."""
+    """Queue the next micro-batch of the target's feed, or None (nothing new, or one still unfinished).
+
+    The batch covers ``(watermark_at - DELIVERY_FEED_OVERLAP_SECONDS, (to_at, to_id)]``, where
+    ``(to_at, to_id)`` is the last of at most DELIVERY_BATCH_MAX_ROWS settled labels after the
+    watermark. A batch is created only when such a label exists: labels in the overlap alone (a late
+    commit) go with the next batch that has something new.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         target = DeliveryTarget.objects.select_for_update().get(pk=delivery_target.pk)
         if Push.objects.filter(delivery_target=target, dataset_version__isnull=True, status__in=Push.ACTIVE).exists():
             return None
         settled = now - timedelta(seconds=FEED_SETTLE_SECONDS)
-        pending = _labels_after(target).filter(updated_at__lte=settled).order_by("updated_at", "id")
+        watermark = _watermark(target)
+        pending = (
+            _labels_between(target.project_id, after=watermark, upto=None)
+            .filter(updated_at__lte=settled)
+            .order_by("updated_at", "id")
+        )
         window = list(pending.values_list("updated_at", "id")[: settings.DELIVERY_BATCH_MAX_ROWS])
         if not window:
             return None
         to_at, to_id = window[-1]
-        from_at, from_id = target.watermark_at, target.watermark_id
+        # The range starts before the watermark (id 0: every label of that instant on), so it only
+        # depends on the watermark and a retried or re-created batch keeps its id.
+        from_at: datetime | None = None
+        from_id, overlap = 0, 0
+        if watermark is not None:
+            from_at = watermark[0] - timedelta(seconds=settings.DELIVERY_FEED_OVERLAP_SECONDS)
+            overlap = _labels_between(target.project_id, after=(from_at, from_id), upto=watermark).count()
         push = Push.objects.create(
             project_id=target.project_id,
             delivery_target=target,
@@ -225,7 +255,7 @@ def feed_push_create(*, delivery_target: DeliveryTarget, user: Any = None, now: 
             range_from_id=from_id,
             range_to_at=to_at,
             range_to_id=to_id,
-            rows_total=len(window),
+            rows_total=len(window) + overlap,  # the new labels and those re-read before the watermark
             created_by=user if _is_user(user) else None,
             enqueued_at=now,
         )
@@ -405,14 +435,8 @@ def _feed_rows(push: Push) -> Iterator[tuple[dict[str, Any], str]]:
     """
     from pipelines.datasets import canonical_row, question_order, row_hash
 
-    labels = CuratedLabel.objects.filter(project_id=push.project_id)
-    if push.range_from_at is not None:
-        labels = labels.filter(
-            Q(updated_at__gt=push.range_from_at) | Q(updated_at=push.range_from_at, id__gt=push.range_from_id)
-        )
-    labels = labels.filter(
-        Q(updated_at__lt=push.range_to_at) | Q(updated_at=push.range_to_at, id__lte=push.range_to_id)
-    )
+    after = (push.range_from_at, push.range_from_id) if push.range_from_at is not None else None
+    labels = _labels_between(push.project_id, after=after, upto=(push.range_to_at, push.range_to_id))
     labels = (
         labels.select_related("item", "decided_by")
         .prefetch_related(

@@ -108,7 +108,11 @@ class CuratedLabel(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["project", "id"], name="curated_label_project_id")]
+        indexes = [
+            models.Index(fields=["project", "id"], name="curated_label_project_id"),
+            # The delivery feed reads a project's labels in (updated_at, id) order from a watermark.
+            models.Index(fields=["project", "updated_at", "id"], name="curated_label_feed"),
+        ]
         constraints = [
             # Provenance: a consensus has no decider; a curator's decision always names one.
             models.CheckConstraint(

@@ -232,5 +232,11 @@ def test_object_store_credentials_never_appear_in_errors(settings) -> None:
     settings.DELTA_STORAGE_OPTIONS = {"AWS_SECRET_ACCESS_KEY": "s3cr3t-value", "AWS_REGION": "eu-west-1"}
     error = delta._error("open Delta table s3://b/t", OSError("denied for key s3cr3t-value"), {"k": "s3cr3t-value"})
     assert "s3cr3t-value" not in error.message and "***" in error.message
-    assert delta._storage_options("s3://bucket/t") == settings.DELTA_STORAGE_OPTIONS
+    options = delta._storage_options("s3://bucket/t")
+    assert options == {**options, **settings.DELTA_STORAGE_OPTIONS}  # the configured ones, plus bounded timeouts
+    assert (options["timeout"], options["retry_timeout"]) == ("30s", "30s")
+    error = delta._error("open s3://b/t", OSError("s3cr3t-value in eu-west-1"), options)
+    assert error.message == "open s3://b/t: OSError: *** in eu-west-1"  # the region is no secret
+    settings.DELTA_STORAGE_OPTIONS = {"timeout": "120s"}
+    assert delta._storage_options("s3://bucket/t")["timeout"] == "120s"  # DELTA_STORAGE_OPTIONS wins
     assert delta._storage_options("/var/delta/t") is None  # local folders get no credentials

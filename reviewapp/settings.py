@@ -295,7 +295,7 @@ DATABRICKS_TIMEOUT_SECONDS = envint("DATABRICKS_TIMEOUT_SECONDS", 30, minimum=1)
 DATABRICKS_WAREHOUSE_ID = os.environ.get("DATABRICKS_WAREHOUSE_ID") or ""
 DATABRICKS_UC_VOLUME = (os.environ.get("DATABRICKS_UC_VOLUME") or "/Volumes/main/reviewdesk/landing").rstrip("/")
 
-# --- Delivery: pushes of curated rows to Delta / Unity Catalog (pipelines/pushes.py) ----------
+# --- Delivery: pushes of curated rows to Delta / Unity Catalog (pipelines/pushes/) ------------
 # Object-store credentials for s3:// abfss:// gs:// Delta URIs, as a JSON object of deltalake
 # storage options (https://delta-io.github.io/delta-rs/integrations/object-storage/s3/); never logged.
 _delta_options_raw = (envsecret("DELTA_STORAGE_OPTIONS") or "").strip()
@@ -323,7 +323,7 @@ DELIVERY_PUSH_MAX_ATTEMPTS = envint("DELIVERY_PUSH_MAX_ATTEMPTS", 5, minimum=1)
 # (0: none); tests use it to kill a worker in the middle of a push.
 DELIVERY_BATCH_PAUSE_MS = envint("DELIVERY_BATCH_PAUSE_MS", 0)
 
-# --- Promotion: rollouts, local serving, webhooks (pipelines/rollout.py, serving.py, webhooks.py) ---
+# --- Promotion: rollouts, local serving, webhooks (pipelines/rollout/, serving/, webhooks.py) ---
 # A rollout worker renews its lease while it works; the sweeper re-queues a rollout whose lease ran out.
 ROLLOUT_LEASE_SECONDS = envint("ROLLOUT_LEASE_SECONDS", 60, minimum=2)
 # How often a rollout polls a serving endpoint while waiting for it to be ready.

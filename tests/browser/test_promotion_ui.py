@@ -17,7 +17,8 @@ from pipelines.demo_models import demo_models_ensure
 from pipelines.models import Environment, ModelVersion, PromotionRequest
 from pipelines.promotion import promotion_approve, promotion_request
 from pipelines.registry import registry_sync
-from pipelines.serving import _alive, _dir, _read_json, local_serving_stop_all
+from pipelines.serving import local_serving_stop_all
+from pipelines.serving.local import _alive, _dir, _read_json
 from tests.evaluations.conftest import ingest, rag_row
 from tests.factories import PASSWORD, member
 from tests.pipelines.promotion_fixtures import engineers

@@ -1,0 +1,287 @@
+"""Evaluating promotion gates: the checklist report for a model version in an environment."""
+
+# ruff: noqa: RUF001, RUF002 - text for people: en dashes and minus signs are intended
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.urls import reverse
+from django.utils import timezone
+
+from evaluations.selectors import run_metrics
+from pipelines import evidence as ev
+from pipelines.gates.params import _UNSET, HUMAN_PASS_RATE, Kind, _pct, gate_params_validate, gate_title
+from pipelines.models import Environment, ModelVersion, PromotionGate
+from reviewapp.errors import ValidationFailed
+from reviewapp.models import Project
+
+
+@dataclass
+class GateLine:
+    gate_id: int
+    kind: str
+    title: str  # e.g. "correctness mean >= 0.8 on suite 'Core' (latest run)"
+    passed: bool
+    figures: dict[str, Any] = field(default_factory=dict)  # the numbers behind the verdict
+    detail: str = ""  # one sentence: why it passed or failed
+    links: list[dict[str, str]] = field(default_factory=list)  # [{"label", "url"}] to the evidence
+
+
+@dataclass
+class GateReport:
+    passed: bool
+    lines: list[GateLine]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "lines": [asdict(line) for line in self.lines]}
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+class _Context:
+    """What several gates of one evaluation share, computed once."""
+
+    def __init__(self, model_version: ModelVersion, environment: Environment | None) -> None:
+        self.model_version = model_version
+        self.environment = environment
+        self._human: dict[str, ev.HumanEvidence] = {}
+        self._champion: Any = _UNSET
+
+    def human(self, version: ModelVersion) -> ev.HumanEvidence:
+        if version.version not in self._human:
+            self._human[version.version] = ev.human_evidence(project=version.project, model_version=version.version)
+        return self._human[version.version]
+
+    @property
+    def champion(self) -> ModelVersion | None:
+        if self._champion is _UNSET:
+            self._champion = ev.champion_for(project=self.model_version.project, environment=self.environment)
+        return self._champion
+
+
+def gates_for(*, project: Project, environment: Environment | None) -> list[PromotionGate]:
+    """The enabled gates that apply to ``environment`` (None: only the project-wide ones)."""
+    gates = PromotionGate.objects.filter(project=project, enabled=True)
+    if environment is None:
+        gates = gates.filter(environment__isnull=True)
+    else:
+        gates = gates.filter(environment__isnull=True) | gates.filter(environment=environment)
+    return list(gates.order_by("id"))
+
+
+def gates_evaluate(*, model_version: ModelVersion, environment: Environment | None) -> GateReport:
+    """Evaluate every enabled gate of the version's project that applies to ``environment``.
+
+    ``environment=None`` evaluates only the project-wide gates (a project without environments).
+    A project with no gates passes (an empty checklist).
+    """
+    ctx = _Context(model_version, environment)
+    lines = [
+        _gate_line(gate, model_version, environment, ctx)
+        for gate in gates_for(project=model_version.project, environment=environment)
+    ]
+    return GateReport(passed=all(line.passed for line in lines), lines=lines)
+
+
+def gates_evaluate_all(*, model_version: ModelVersion) -> list[tuple[Environment | None, GateReport]]:
+    """One report per environment of the project (or one project-wide report when it has none)."""
+    environments = list(Environment.objects.filter(project_id=model_version.project_id).order_by("name"))
+    if not environments:
+        return [(None, gates_evaluate(model_version=model_version, environment=None))]
+    return [(env, gates_evaluate(model_version=model_version, environment=env)) for env in environments]
+
+
+def _gate_line(
+    gate: PromotionGate, model_version: ModelVersion, environment: Environment | None, ctx: _Context | None = None
+) -> GateLine:
+    ctx = ctx or _Context(model_version, environment)
+    line = GateLine(gate_id=gate.pk, kind=gate.kind, title=gate_title(gate), passed=False)
+    try:
+        params = gate_params_validate(project=model_version.project, kind=gate.kind, params=gate.params)
+    except ValidationFailed as exc:
+        # A gate made invalid later (its suite deleted, a question removed) fails rather than passing silently.
+        line.detail = "This gate is no longer valid: " + "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
+        return line
+    if gate.kind == Kind.SUITE_METRIC:
+        _suite_metric(line, params, model_version)
+    elif gate.kind == Kind.MIN_REVIEWS:
+        _min_reviews(line, params, model_version, ctx)
+    elif gate.kind == Kind.MIN_PASS_RATE:
+        _min_pass_rate(line, params, model_version, ctx)
+    elif gate.kind == Kind.NOT_WORSE:
+        _not_worse(line, params, model_version, ctx)
+    return line
+
+
+def _run_link(run_id: int, label: str) -> dict[str, str]:
+    return {"label": label, "url": reverse("evaluations-run", args=[run_id])}
+
+
+def _dashboard_link(project: Project) -> dict[str, str]:
+    return {"label": "Review dashboard", "url": reverse("project-dashboard", args=[project.slug])}
+
+
+def _compare(value: float, op: str, threshold: float) -> bool:
+    return value >= threshold if op == ">=" else value <= threshold
+
+
+def _suite_metric(line: GateLine, p: dict[str, Any], version: ModelVersion) -> None:
+    run = ev.latest_suite_run(version=version, suite_id=p["suite_id"])
+    line.figures = {"threshold": p["threshold"], "op": p["op"], "statistic": p["statistic"], "metric": p["metric"]}
+    line.links = [{"label": "Suite", "url": reverse("evaluations-suite", args=[version.project.slug, p["suite_id"]])}]
+    if run is None:
+        line.detail = f"No succeeded run of this suite has evaluated version {version.version}."
+        return
+    line.links.insert(0, _run_link(run.pk, f"Run #{run.pk}"))
+    metrics = run_metrics(run=run).get(p["metric"], {})
+    value = metrics.get(p["statistic"])
+    n = metrics.get("n_judged" if p["statistic"] == "pass_rate" else "n_scored", 0)
+    finished = run.finished_at or run.created_at
+    age_days = (timezone.now() - finished) / dt.timedelta(days=1)
+    line.figures.update(
+        {"run_id": run.pk, "n": n, "value": value, "finished_at": finished.isoformat(), "age_days": round(age_days, 2)}
+    )
+    if value is None:
+        line.detail = f"Run #{run.pk} has no {p['statistic']} for {p['metric']}."
+        return
+    if p.get("max_age_days") and age_days > p["max_age_days"]:
+        line.detail = f"Run #{run.pk} is {age_days:.0f} days old; the gate wants one at most {p['max_age_days']} days."
+        return
+    line.passed = _compare(float(value), p["op"], float(p["threshold"]))
+    verdict = "meets" if line.passed else "misses"
+    line.detail = (
+        f"Run #{run.pk}: {p['metric']} {p['statistic']} = {value:.3f} (n={n}) {verdict} {p['op']} {p['threshold']}."
+    )
+
+
+def _min_reviews(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx: _Context) -> None:
+    human = ctx.human(version)
+    line.figures = {"n": human.reviews, "value": human.reviews, "threshold": p["count"], "items": human.items}
+    line.links = [_dashboard_link(version.project)]
+    line.passed = human.reviews >= p["count"]
+    line.detail = (
+        f"{human.reviews} current reviews of {human.items} items of version {version.version} (needs {p['count']})."
+    )
+
+
+def _pass_counts(human: ev.HumanEvidence, question: str) -> tuple[str, int, int]:
+    key = question or human.primary_question
+    rate = human.pass_rates.get(key)
+    return key, (rate.passes if rate else 0), (rate.n if rate else 0)
+
+
+def _min_pass_rate(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx: _Context) -> None:
+    key, passes, n = _pass_counts(ctx.human(version), p["question"])
+    ci = ev.wilson_interval(passes, n, confidence=p["confidence"])
+    line.figures = {
+        "question": key,
+        "n": n,
+        "passes": passes,
+        "value": passes / n if n else None,
+        "interval": list(ci) if ci else None,
+        "lower_bound": ci[0] if ci else None,
+        "threshold": p["threshold"],
+        "confidence": p["confidence"],
+        "test": "Wilson score interval",
+    }
+    line.links = [_dashboard_link(version.project)]
+    if ci is None:
+        line.detail = f"No review of version {version.version} answers “{key}” yet."
+        return
+    line.passed = ci[0] >= p["threshold"]
+    line.detail = (
+        f"{passes}/{n} passed ({passes / n:.1%}); the {_pct(p['confidence'])} Wilson interval is "
+        f"{ci[0]:.1%}–{ci[1]:.1%}, lower bound {'≥' if line.passed else '<'} {_pct(float(p['threshold']))}."
+    )
+
+
+def _not_worse(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx: _Context) -> None:
+    champion = ctx.champion
+    line.figures = {"margin": p["margin"], "confidence": p["confidence"], "metric": p["metric"]}
+    if champion is None:
+        line.passed = True
+        line.detail = "No champion yet: nothing to compare with."
+        return
+    line.figures["champion_version"] = champion.version
+    if champion.pk == version.pk:
+        line.passed = True
+        line.detail = f"Version {version.version} is the champion."
+        return
+    champion_link = {
+        "label": f"Champion v{champion.version}",
+        "url": reverse("model-version-detail", args=[version.project.slug, champion.version]),
+    }
+    if p["metric"] == HUMAN_PASS_RATE:
+        key, x1, n1 = _pass_counts(ctx.human(version), p.get("question", ""))
+        _, x2, n2 = _pass_counts(ctx.human(champion), key)
+        line.links = [_dashboard_link(version.project), champion_link]
+        test = "Newcombe hybrid score interval (method 10) for the difference of two proportions"
+        line.figures.update({"question": key, "n": n1, "champion_n": n2, "test": test})
+        line.figures.update({"value": x1 / n1 if n1 else None, "champion_value": x2 / n2 if n2 else None})
+        result = ev.newcombe_difference(x1, n1, x2, n2, confidence=p["confidence"])
+        missing = "this version" if not n1 else f"the champion (v{champion.version})"
+        what = "human pass rate"
+    else:
+        run = ev.latest_suite_run(version=version, suite_id=p["suite_id"])
+        champion_run = ev.latest_suite_run(version=champion, suite_id=p["suite_id"])
+        line.links = [champion_link]
+        if run:
+            line.links.insert(0, _run_link(run.pk, f"Run #{run.pk} (this version)"))
+        if champion_run:
+            line.links.append(_run_link(champion_run.pk, f"Run #{champion_run.pk} (champion)"))
+        if run and champion_run:
+            url = reverse("evaluations-compare") + f"?a={champion_run.pk}&b={run.pk}"
+            line.links.append({"label": "Compare runs", "url": url})
+        if run is None or champion_run is None:
+            who = "this version" if run is None else f"the champion (v{champion.version})"
+            line.detail = f"No succeeded run of the suite for {who}: cannot compare."
+            return
+        a = ev.run_scores(run=run, scorer=p["metric"], statistic=p["statistic"])
+        b = ev.run_scores(run=champion_run, scorer=p["metric"], statistic=p["statistic"])
+        line.figures.update(
+            {
+                "run_id": run.pk,
+                "champion_run_id": champion_run.pk,
+                "n": len(a),
+                "champion_n": len(b),
+                "value": sum(a) / len(a) if a else None,
+                "champion_value": sum(b) / len(b) if b else None,
+            }
+        )
+        if p["statistic"] == "pass_rate":
+            line.figures["test"] = "Newcombe hybrid score interval (method 10) for the difference of two proportions"
+            result = ev.newcombe_difference(int(sum(a)), len(a), int(sum(b)), len(b), confidence=p["confidence"])
+        else:
+            line.figures["test"] = "Normal interval with Welch's standard error for the difference of two means"
+            result = ev.welch_difference(a, b, confidence=p["confidence"])
+        missing = "this version" if len(a) < 2 else f"the champion (v{champion.version})"
+        what = f"{p['metric']} {p['statistic']}"
+    if result is None:
+        line.detail = f"Not enough data for {missing} to compare {what}."
+        return
+    diff, low, high = result
+    line.figures.update({"difference": diff, "interval": [low, high], "lower_bound": low, "threshold": -p["margin"]})
+    line.passed = low >= -p["margin"]
+    line.detail = (
+        f"{what}: this version − champion = {diff:+.3f}, {_pct(p['confidence'])} interval {low:+.3f} to {high:+.3f}; "
+        f"lower bound {'≥' if line.passed else '<'} −{p['margin']}."
+    )
+
+
+def figures_display(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    """A gate line's figures as (name, text) pairs for pages: numbers to 3 decimals, intervals as "a – b"."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, bool) or value is None:
+            return "–" if value is None else str(value).lower()
+        if isinstance(value, float):
+            return f"{value:.3f}"
+        if isinstance(value, list | tuple):
+            return " – ".join(text(v) for v in value)
+        return str(value)
+
+    return [(key.replace("_", " "), text(value)) for key, value in figures.items()]

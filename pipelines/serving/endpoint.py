@@ -1,0 +1,37 @@
+"""The backend-agnostic entry points: serve a split on an environment, query it, describe it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines import databricks
+from pipelines.errors import PermanentPipelineError
+from pipelines.models import Environment
+from pipelines.serving.databricks import _databricks_apply
+from pipelines.serving.local import _local_apply, local_query
+from pipelines.serving.split import SYSTEM, Heartbeat, Split
+
+
+def serving_apply(
+    *, environment: Environment, split: list[Split], deadline: float, heartbeat: Heartbeat
+) -> dict[str, Any]:
+    """Serve ``split`` on the environment and wait (until ``deadline``, a monotonic time) until it is ready."""
+    if environment.serving_kind == Environment.ServingKind.DATABRICKS:
+        return _databricks_apply(environment=environment, split=split, deadline=deadline, heartbeat=heartbeat)
+    return _local_apply(environment=environment, split=split, deadline=deadline, heartbeat=heartbeat)
+
+
+def serving_query(*, environment: Environment, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Send ``records`` to the environment's endpoint; one ``{"prediction", "served_by"}`` per record."""
+    if environment.serving_kind == Environment.ServingKind.DATABRICKS:
+        predictions = databricks.serving_endpoint_query_records(name=environment.serving_endpoint, records=records)
+        return [{"prediction": p, "served_by": ""} for p in predictions]
+    if not environment.local_port:
+        raise PermanentPipelineError(f"environment {environment.name!r} has no local port", system=SYSTEM)
+    return local_query(port=environment.local_port, records=records)
+
+
+def serving_describe(*, environment: Environment) -> str:
+    if environment.serving_kind == Environment.ServingKind.DATABRICKS:
+        return f"Databricks endpoint {environment.serving_endpoint}"
+    return f"local endpoint http://127.0.0.1:{environment.local_port}/invocations"

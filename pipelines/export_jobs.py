@@ -184,3 +184,28 @@ def export_jobs_sweep() -> int:
     for job_id in ids:
         export_job_run_task.delay(job_id)
     return len(ids)
+
+
+def export_jobs_expire(*, now: Any = None) -> int:
+    """Delete the files of exports finished more than EXPORT_RETENTION_HOURS ago; how many expired.
+
+    The job rows stay (who exported what, when), marked expired, so a download link says why it is
+    gone. Temporary ``.part`` files older than the retention (a claim that died) go too.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.EXPORT_RETENTION_HOURS)
+    expired = 0
+    for job in ExportJob.objects.filter(status=ExportJob.Status.DONE, finished_at__lt=cutoff).only("pk", "file_path"):
+        if job.file_path:
+            (Path(settings.VAR_DIR) / job.file_path).unlink(missing_ok=True)
+        expired += ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.DONE).update(
+            status=ExportJob.Status.EXPIRED, file_path=""
+        )
+    folder = exports_dir()
+    for part in folder.glob("*.part*"):
+        try:
+            if part.stat().st_mtime < cutoff.timestamp():
+                part.unlink(missing_ok=True)
+        except FileNotFoundError:
+            continue
+    return expired

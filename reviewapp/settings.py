@@ -282,6 +282,10 @@ MLFLOW_ASSESSMENT_SYNC_SECONDS = envint("MLFLOW_ASSESSMENT_SYNC_SECONDS", 300)
 MLFLOW_ASSESSMENT_SYNC_BATCH = envint("MLFLOW_ASSESSMENT_SYNC_BATCH", 500, minimum=1)
 MLFLOW_ASSESSMENT_SYNC_MAX_ATTEMPTS = envint("MLFLOW_ASSESSMENT_SYNC_MAX_ATTEMPTS", 5, minimum=1)
 
+# --- Background exports ----------------------------------------------------------------------
+# Files of finished background exports are deleted this many hours after they finished.
+EXPORT_RETENTION_HOURS = envint("EXPORT_RETENTION_HOURS", 72, minimum=1)
+
 # --- Databricks workspace (Unity Catalog pushes, model serving); blank host = not configured ---
 # Read only from the environment; never stored in the database or shown on a page.
 DATABRICKS_HOST = (os.environ.get("DATABRICKS_HOST") or "").rstrip("/")

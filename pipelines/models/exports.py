@@ -20,6 +20,7 @@ class ExportJob(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired (file deleted)"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
     # A dataset version; null for an export of the live curated labels (``filter``).
@@ -54,7 +55,7 @@ class ExportJob(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.EXPIRED)
 
     @property
     def percent(self) -> int:

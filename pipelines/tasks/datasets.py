@@ -20,6 +20,8 @@ def export_job_run(job_id: int) -> None:
 
 @shared_task(name="pipelines.export_jobs_sweep", ignore_result=True, soft_time_limit=60, time_limit=90)
 def export_jobs_sweep() -> None:
+    from pipelines.export_jobs import export_jobs_expire
     from pipelines.export_jobs import export_jobs_sweep as export_jobs_sweep_service
 
     export_jobs_sweep_service()
+    export_jobs_expire()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -110,11 +111,24 @@ class ExportJobDownloadApi(BaseApi):
         operation_id="export_jobs_download",
         tags=["datasets"],
         summary="Download a finished export's file",
-        responses={200: OpenApiResponse(OpenApiTypes.BINARY), 409: OpenApiResponse(description="Not finished yet.")},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.BINARY),
+            409: OpenApiResponse(description="Not finished yet."),
+            410: OpenApiResponse(description="The file expired (EXPORT_RETENTION_HOURS)."),
+        },
     )
     def get(self, request: Request, pk: int) -> Any:
         job = export_job_get_for_user(user=request.user, pk=pk, token=request.auth)
         path = export_job_file(job)
+        if job.status == ExportJob.Status.EXPIRED:
+            return Response(
+                {
+                    "detail": f"This export's file was deleted {settings.EXPORT_RETENTION_HOURS} hours after it "
+                    "finished; start a new export.",
+                    "code": "expired",
+                },
+                status=410,
+            )
         if path is None:
             return Response(
                 {"detail": f"The export is {job.get_status_display().lower()}, not ready.", "code": "not_ready"},

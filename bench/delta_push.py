@@ -109,7 +109,7 @@ def main() -> None:
         same_s, same = timed_push(v2)
         table = DeltaTable(first.target)  # type: ignore[attr-defined]
         print_table(
-            f"Delta push of {args.rows:,} curated rows (local folder, deltalake MERGE keyed by row_id)",
+            f"Delta push of {args.rows:,} curated rows (local folder, deltalake MERGE keyed by (row_id, dataset_id))",
             [
                 ("first push", f"{first_s:.2f} s", "target <= 10 s"),
                 ("  throughput", f"{args.rows / first_s:,.0f} rows/s", ""),

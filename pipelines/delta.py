@@ -11,6 +11,10 @@ Two halves:
   replayed batch finds ``transaction_version(batch_id)`` set and writes nothing (no commit, no
   files). Matched rows are only rewritten when their ``content_hash`` changed, so re-pushing equal
   content is a no-op too. New columns (a new question) evolve the schema (``merge_schema``).
+  Rows carry the dataset they came from (``dataset_id``; null for the feed) and the key is
+  ``(row_id, dataset_id)``, so datasets and the feed can share a table. A dataset version's batch
+  mirrors the version: in the same commit, rows of that dataset it no longer holds are deleted
+  (``when_not_matched_by_source_delete``); other datasets' rows and feed rows are never touched.
 
 Errors become :class:`TransientPipelineError` (a concurrent commit, an object store that did not
 answer) or :class:`PermanentPipelineError` (a path that cannot be created, a schema clash, wrong
@@ -56,7 +60,7 @@ FEEDBACK_TYPES: dict[str, pa.DataType] = {
 JSON = pa.string()
 
 BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
-    ("row_id", pa.string(), "Stable row key, one per item (MERGE key)."),
+    ("row_id", pa.string(), "Stable row key, one per item (MERGE key, with dataset_id)."),
     ("item_id", pa.int64(), "Reviewdesk item id."),
     ("external_id", pa.string(), "The item's id in the source system."),
     ("trace_id", pa.string(), "MLflow trace id of the original request, if any."),
@@ -82,6 +86,7 @@ PROVENANCE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("item_created_at", UTC_TS, "When the item was ingested."),
     ("curated_at", UTC_TS, "When the label was curated (last changed)."),
     ("content_hash", pa.string(), "sha256 of the canonical row; unchanged rows are not rewritten."),
+    ("dataset_id", pa.int64(), "Reviewdesk dataset the row belongs to (null: live feed); part of the key."),
     ("dataset_version", pa.int64(), "Dataset version number that last changed the row (null: live feed)."),
     ("batch_id", pa.string(), "Reviewdesk push batch that last changed the row."),
     ("pushed_at", UTC_TS, "When that batch was pushed."),
@@ -155,6 +160,7 @@ def flat_row(
     dataset_version: int | None,
     batch_id: str,
     pushed_at: datetime,
+    dataset_id: int | None = None,
 ) -> dict[str, Any]:
     """One canonical row as a dict of the flat layout's columns."""
     provenance = row.get("provenance") or {}
@@ -184,6 +190,7 @@ def flat_row(
         "item_created_at": _ts(row.get("item_created_at")),
         "curated_at": _ts(row.get("curated_at")),
         "content_hash": content_hash,
+        "dataset_id": dataset_id,
         "dataset_version": dataset_version,
         "batch_id": batch_id,
         "pushed_at": pushed_at,
@@ -371,12 +378,37 @@ class MergeResult:
     version: int | None  # the table version holding the batch (None: no table, nothing written)
     rows_inserted: int = 0
     rows_updated: int = 0
+    rows_deleted: int = 0  # rows of the dataset that its pushed version no longer holds
     skipped: bool = False  # the batch's transaction was already in the table: nothing written
     created: bool = False
 
     @property
     def rows_written(self) -> int:
         return self.rows_inserted + self.rows_updated
+
+
+# The MERGE's conditions, in SQL that both DataFusion (delta-rs) and Databricks accept (Unity Catalog
+# pushes send the same text). The key is (row_id, dataset_id): the same item can sit in several
+# datasets and in the feed of one table. Rows written before dataset_id existed read null; a
+# version push adopts those that came from a dataset version and tags them, otherwise each of them
+# would get a second, tagged copy.
+# Parenthesised: DataFusion's parser binds OR tighter than IS DISTINCT FROM.
+MERGE_CHANGED = "(t.content_hash IS DISTINCT FROM s.content_hash) OR (t.dataset_id IS DISTINCT FROM s.dataset_id)"
+
+
+def merge_on(*, dataset_id: int | None) -> str:
+    """The MERGE's ON condition for a batch of ``dataset_id`` (None: a feed batch)."""
+    if dataset_id is None:
+        return "t.row_id = s.row_id AND t.dataset_id IS NULL"
+    return (
+        "t.row_id = s.row_id AND (t.dataset_id = s.dataset_id "
+        "OR (t.dataset_id IS NULL AND t.dataset_version IS NOT NULL))"
+    )
+
+
+def mirror_delete(*, dataset_id: int) -> str:
+    """Target rows of the dataset that the pushed version no longer holds (WHEN NOT MATCHED BY SOURCE)."""
+    return f"t.dataset_id = {int(dataset_id)}"
 
 
 def delta_batch_version(*, uri: str, batch_id: str) -> int | None:
@@ -398,14 +430,18 @@ def _version_of_batch(table: Any, batch_id: str, options: dict[str, str] | None)
     return int(table.version())
 
 
-def delta_merge_batch(*, uri: str, batch_id: str, source: pa.RecordBatchReader) -> MergeResult:
-    """Upsert ``source`` into the table at ``uri`` keyed by ``row_id``, exactly once per ``batch_id``.
+def delta_merge_batch(
+    *, uri: str, batch_id: str, source: pa.RecordBatchReader, dataset_id: int | None = None
+) -> MergeResult:
+    """Upsert ``source`` into the table at ``uri`` keyed by ``(row_id, dataset_id)``, exactly once per ``batch_id``.
 
     1. No table yet: create it with the batch in one commit (``mode="error"``: if another writer
        created it meanwhile, fail transiently and the retry merges).
     2. ``transaction_version(batch_id)`` set: the batch is in the table already; write nothing.
-    3. MERGE, with the application transaction in the same atomic commit. A batch that changes no
-       row makes no commit (delta-rs skips empty commits).
+    3. A table from before ``dataset_id`` gets the column (one schema commit, once; old rows null).
+    4. MERGE, with the application transaction in the same atomic commit. A batch of a dataset
+       version (``dataset_id`` set) also deletes that dataset's rows the version no longer holds,
+       in the same commit. A batch that changes no row makes no commit (delta-rs skips empty commits).
     A process killed during a write leaves at most unreferenced data files (no commit), which the
     retry ignores and ``VACUUM`` removes.
     """
@@ -444,20 +480,23 @@ def delta_merge_batch(*, uri: str, batch_id: str, source: pa.RecordBatchReader) 
         return MergeResult(version=int(created.version()), rows_inserted=seen[0], created=True)
     if table.transaction_version(batch_id) is not None:
         return MergeResult(version=_version_of_batch(table, batch_id, options), skipped=True)
+    table = _ensure_dataset_column(table, uri=uri, options=options)
     try:
-        metrics = (
+        merger = (
             table.merge(
                 source,
-                predicate="t.row_id = s.row_id",
+                predicate=merge_on(dataset_id=dataset_id),
                 source_alias="s",
                 target_alias="t",
                 merge_schema=True,
                 commit_properties=commit,
             )
-            .when_matched_update_all(predicate="t.content_hash IS DISTINCT FROM s.content_hash")
+            .when_matched_update_all(predicate=MERGE_CHANGED)
             .when_not_matched_insert_all()
-            .execute()
         )
+        if dataset_id is not None:  # a feed batch never deletes: it is not a snapshot of anything
+            merger = merger.when_not_matched_by_source_delete(predicate=mirror_delete(dataset_id=dataset_id))
+        metrics = merger.execute()
     except Exception as exc:
         raise _error(f"merge into Delta table {uri}", exc, options) from None
     table = _open(uri, options)
@@ -465,7 +504,23 @@ def delta_merge_batch(*, uri: str, batch_id: str, source: pa.RecordBatchReader) 
         version=int(table.version()),
         rows_inserted=int(metrics.get("num_target_rows_inserted", 0)),
         rows_updated=int(metrics.get("num_target_rows_updated", 0)),
+        rows_deleted=int(metrics.get("num_target_rows_deleted", 0)),
     )
+
+
+def _ensure_dataset_column(table: Any, *, uri: str, options: dict[str, str] | None) -> Any:
+    """The table, with a ``dataset_id`` column: the MERGE's conditions name it, and ``merge_schema``
+    only adds source columns after they are resolved. Tables created before it existed get it here,
+    null in every old row."""
+    from deltalake import Field
+
+    if "dataset_id" in {field.name for field in table.schema().fields}:
+        return table
+    try:
+        table.alter.add_columns(Field("dataset_id", "long", nullable=True))
+    except Exception as exc:
+        raise _error(f"add column dataset_id to Delta table {uri}", exc, options) from None
+    return _open(uri, options)
 
 
 def delta_read(*, uri: str, version: int | None = None, columns: list[str] | None = None) -> pa.Table:

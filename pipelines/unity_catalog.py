@@ -4,14 +4,17 @@ One batch, in order (every step safe to repeat):
 
 1. check the configuration and the name (``uc_push_check``): before any request that writes;
 2. ``CREATE TABLE IF NOT EXISTS`` the curated table, with a table comment and column comments (first
-   push only, later a no-op), and a schemaless landing table ``<table>__landing``;
+   push only, later a no-op; a table from before ``dataset_id`` gets that column with ``ALTER TABLE``),
+   and a schemaless landing table ``<table>__landing``;
 3. upload the batch as Parquet to the Volume: ``<DATABRICKS_UC_VOLUME>/<catalog>.<schema>.<table>/<batch_id>.parquet``
    (the name holds the batch id, so a retry overwrites the same file);
 4. ``COPY INTO`` the landing table ``FILES = ('<batch_id>.parquet')``: COPY INTO skips files it already
    loaded, so a replay adds nothing;
 5. ``MERGE WITH SCHEMA EVOLUTION INTO`` the curated table from the landing rows of this batch, keyed
-   by ``row_id``, rewriting only rows whose ``content_hash`` changed: a replay changes nothing, and a
-   new question adds its column;
+   by ``(row_id, dataset_id)``, rewriting only rows whose ``content_hash`` changed: a replay changes
+   nothing, and a new question adds its column. A dataset version's batch also deletes, in the same
+   MERGE, the rows of that dataset the version no longer holds (``WHEN NOT MATCHED BY SOURCE AND
+   t.dataset_id = <id> THEN DELETE``); feed batches never delete;
 6. read back the table info (columns, comment, last commit version).
 
 Before step 2 it reads the warehouse and the table (``GET``): wrong credentials or an unknown
@@ -28,6 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipelines.delta import COLUMN_COMMENTS, MERGE_CHANGED, merge_on, mirror_delete
 from pipelines.errors import PermanentPipelineError
 
 SYSTEM = "unity_catalog"
@@ -119,22 +123,38 @@ def create_table_sql(*, full_name: str, schema: pa.Schema, comment: str, column_
     return f"CREATE TABLE IF NOT EXISTS {uc_quote(full_name)} (\n  {columns}\n) COMMENT {sql_string(comment)}"
 
 
-def merge_sql(*, full_name: str, landing: str, batch_id: str) -> str:
-    # Identifiers are validated and backtick-quoted, the batch id a validated literal: no injection.
-    return (
+def merge_sql(*, full_name: str, landing: str, batch_id: str, dataset_id: int | None = None) -> str:
+    """The batch's MERGE; a version's batch (``dataset_id``) also deletes its dataset's rows it no longer holds."""
+    # Identifiers are validated and backtick-quoted, the batch id a validated literal, the dataset id
+    # an int: no injection.
+    statement = (
         f"MERGE WITH SCHEMA EVOLUTION INTO {uc_quote(full_name)} t\n"  # noqa: S608
         f"USING (SELECT * FROM {uc_quote(landing)} WHERE batch_id = {sql_string(batch_id)} "
         "QUALIFY ROW_NUMBER() OVER (PARTITION BY row_id ORDER BY pushed_at DESC) = 1) s\n"
-        "ON t.row_id = s.row_id\n"
-        "WHEN MATCHED AND t.content_hash <> s.content_hash THEN UPDATE SET *\n"
+        f"ON {merge_on(dataset_id=dataset_id)}\n"
+        f"WHEN MATCHED AND ({MERGE_CHANGED}) THEN UPDATE SET *\n"
         "WHEN NOT MATCHED THEN INSERT *"
     )
+    if dataset_id is not None:
+        statement += f"\nWHEN NOT MATCHED BY SOURCE AND {mirror_delete(dataset_id=dataset_id)} THEN DELETE"
+    return statement
 
 
 def uc_push_batch(
-    *, full_name: str, batch_id: str, parquet: Path, comment: str, column_comments: dict[str, str]
+    *,
+    full_name: str,
+    batch_id: str,
+    parquet: Path,
+    comment: str,
+    column_comments: dict[str, str],
+    dataset_id: int | None = None,
 ) -> dict[str, Any]:
-    """Deliver one batch (steps in the module docstring); ``{"rows_written", "table_version", "table"}``."""
+    """Deliver one batch (steps in the module docstring).
+
+    Returns ``{"rows_written", "rows_deleted", "table_version", "table"}``.
+
+    ``dataset_id``: the batch is that dataset's version, and the table's rows of the dataset mirror it.
+    """
     import pyarrow.parquet as pq
     from django.conf import settings
 
@@ -162,6 +182,13 @@ def uc_push_batch(
             ),
             warehouse_id=warehouse,
         )
+    elif "dataset_id" not in {c.get("name") for c in existing.get("columns") or []}:
+        # A table from before the column: the MERGE's conditions name it (old rows read null).
+        sql_statement_run(
+            statement=f"ALTER TABLE {uc_quote(full_name)} ADD COLUMNS "
+            f"(`dataset_id` BIGINT COMMENT {sql_string(COLUMN_COMMENTS['dataset_id'])})",
+            warehouse_id=warehouse,
+        )
     sql_statement_run(
         statement=f"CREATE TABLE IF NOT EXISTS {uc_quote(landing)} COMMENT "
         + sql_string(f"Landing table of {catalog}.{schema_name}.{name}: raw Reviewdesk push batches (COPY INTO)."),
@@ -174,13 +201,15 @@ def uc_push_batch(
         warehouse_id=warehouse,
     )
     merged = sql_statement_run(
-        statement=merge_sql(full_name=full_name, landing=landing, batch_id=batch_id), warehouse_id=warehouse
+        statement=merge_sql(full_name=full_name, landing=landing, batch_id=batch_id, dataset_id=dataset_id),
+        warehouse_id=warehouse,
     )
     figures = dict(zip(merged["columns"], merged["rows"][0], strict=False)) if merged["rows"] else {}
     info = uc_table_get(full_name=f"{catalog}.{schema_name}.{name}") or {}
     version = (info.get("properties") or {}).get("delta.lastCommitVersion")
     return {
         "rows_written": int(figures.get("num_inserted_rows", 0)) + int(figures.get("num_updated_rows", 0)),
+        "rows_deleted": int(figures.get("num_deleted_rows", 0)),
         "table_version": int(version) if version is not None and str(version).isdigit() else None,
         "table": info,
     }

@@ -59,6 +59,9 @@ class PushSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Push.Status.choices)
     rows_total = serializers.IntegerField()
     rows_written = serializers.IntegerField(help_text="Rows inserted or updated by this push.")
+    rows_deleted = serializers.IntegerField(
+        help_text="Rows of the dataset that the pushed version no longer holds, deleted from the table (feed: 0)."
+    )
     skipped = serializers.BooleanField(help_text="The batch had already been delivered; nothing was written.")
     table_version = serializers.IntegerField(allow_null=True, help_text="Delta table version holding the batch.")
     duration_seconds = serializers.FloatField(allow_null=True)

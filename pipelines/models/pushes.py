@@ -74,6 +74,8 @@ class Push(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     rows_total = models.PositiveIntegerField(default=0)
     rows_written = models.PositiveIntegerField(default=0)  # inserted + updated by this push (0 on a replay)
+    # Rows of the dataset that the pushed version no longer holds, deleted in the same commit (0: feed, replay).
+    rows_deleted = models.PositiveIntegerField(default=0)
     skipped = models.BooleanField(default=False, help_text="The batch had already been applied; nothing written.")
     table_version = models.BigIntegerField(null=True, blank=True)  # the Delta version holding this batch
     error = models.TextField(blank=True)

@@ -7,7 +7,8 @@ holds at two levels:
 - our ledger: a push whose ``batch_id`` already succeeded on the same target writes nothing;
 - the destination: Delta keeps the batch id as an application transaction in the same atomic
   commit as the rows (``pipelines.delta``); Unity Catalog loads each batch file once (COPY INTO
-  skips loaded files) and MERGEs on ``row_id`` (a replay changes nothing).
+  skips loaded files) and MERGEs on ``(row_id, dataset_id)`` (a replay changes nothing). A dataset
+  version's batch also deletes that dataset's rows the version no longer holds, in the same MERGE.
 
 ``batch_id`` depends only on the target and what the batch covers (a dataset version and its
 content hash, or a feed range of curated labels), so a retry, a redelivered message or a second

@@ -40,6 +40,7 @@ class PushOutcome:
     rows_written: int
     table_version: int | None
     skipped: bool
+    rows_deleted: int = 0  # rows of the dataset its pushed version no longer holds (version pushes only)
 
 
 def _claim(push_id: int, token: str) -> bool:
@@ -93,6 +94,7 @@ def push_execute(*, push_id: int) -> None:
             started,
             rows_total=outcome.rows_total,
             rows_written=outcome.rows_written,
+            rows_deleted=outcome.rows_deleted,
             table_version=outcome.table_version,
             skipped=outcome.skipped,
             error="",
@@ -200,6 +202,7 @@ def _feed_rows(push: Push) -> Iterator[tuple[dict[str, Any], str]]:
 def _flat_rows(push: Push, kinds: dict[str, str], pushed_at: datetime) -> Iterator[dict[str, Any]]:
     types = {key: delta.FEEDBACK_TYPES.get(kind, delta.JSON) for key, kind in kinds.items()}
     version = push.dataset_version.number if push.dataset_version is not None else None
+    dataset_id = _dataset_id(push)
     for row, content_hash in _canonical_rows(push):
         yield delta.flat_row(
             row,
@@ -208,7 +211,13 @@ def _flat_rows(push: Push, kinds: dict[str, str], pushed_at: datetime) -> Iterat
             dataset_version=version,
             batch_id=push.batch_id,
             pushed_at=pushed_at,
+            dataset_id=dataset_id,
         )
+
+
+def _dataset_id(push: Push) -> int | None:
+    """The dataset a version push mirrors (None: a feed batch, which never deletes)."""
+    return push.dataset_version.dataset_id if push.dataset_version is not None else None
 
 
 def _push_delta(push: Push) -> PushOutcome:
@@ -221,9 +230,13 @@ def _push_delta(push: Push) -> PushOutcome:
         staged = Path(folder) / f"{push.batch_id}.parquet"
         rows = _stage(push, staged)
         source = delta.staged_reader(staged, on_batch=delta.throttle(settings.DELIVERY_BATCH_PAUSE_MS / 1000))
-        result = delta.delta_merge_batch(uri=uri, batch_id=push.batch_id, source=source)
+        result = delta.delta_merge_batch(uri=uri, batch_id=push.batch_id, source=source, dataset_id=_dataset_id(push))
     return PushOutcome(
-        rows_total=rows, rows_written=result.rows_written, table_version=result.version, skipped=result.skipped
+        rows_total=rows,
+        rows_written=result.rows_written,
+        rows_deleted=result.rows_deleted,
+        table_version=result.version,
+        skipped=result.skipped,
     )
 
 
@@ -245,6 +258,7 @@ def _push_unity_catalog(push: Push) -> PushOutcome:
         result = uc_push_batch(
             full_name=push.target,
             batch_id=push.batch_id,
+            dataset_id=_dataset_id(push),
             parquet=staged,
             comment=f"Curated human feedback of Reviewdesk project '{push.project.name}' ({push.project.slug}).",
             column_comments={
@@ -253,5 +267,9 @@ def _push_unity_catalog(push: Push) -> PushOutcome:
             },
         )
     return PushOutcome(
-        rows_total=rows, rows_written=result["rows_written"], table_version=result["table_version"], skipped=False
+        rows_total=rows,
+        rows_written=result["rows_written"],
+        rows_deleted=result["rows_deleted"],
+        table_version=result["table_version"],
+        skipped=False,
     )

@@ -11,10 +11,16 @@ created by ``_uc_init``. Faithful to the REST API as databricks-sdk 0.162.0 send
   "5s".."50s") and ``GET /api/2.0/sql/statements/{id}``. A small SQL subset really runs:
   ``CREATE TABLE IF NOT EXISTS <t> [(cols)] [COMMENT '...']``, ``COPY INTO <t> FROM '<dir>'
   FILEFORMAT = PARQUET [FILES = (...)] [COPY_OPTIONS (...)]`` (reads the Parquet files with pyarrow
-  and, like the real COPY INTO, skips files it already loaded), ``MERGE [WITH SCHEMA EVOLUTION]
-  INTO <t> t USING (SELECT * FROM <landing> WHERE batch_id = '<id>' ...) s ON t.row_id = s.row_id
-  ...`` (an upsert keyed by row_id that only rewrites rows whose content_hash changed) and
-  ``SELECT COUNT(*) FROM <t>``. Anything else FAILS with ``PARSE_SYNTAX_ERROR``.
+  and, like the real COPY INTO, skips files it already loaded), ``ALTER TABLE <t> ADD COLUMNS (cols)``,
+  ``MERGE [WITH SCHEMA EVOLUTION] INTO <t> t USING (SELECT * FROM <landing> WHERE batch_id = '<id>'
+  ...) s ON <cond> WHEN MATCHED AND <cond> THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT * [WHEN NOT
+  MATCHED BY SOURCE [AND <cond>] THEN DELETE]`` and ``SELECT COUNT(*) FROM <t>``. Conditions really
+  are evaluated, with SQL's three-valued logic (``=``, ``<>``, ``<=>``, ``IS [NOT] NULL``, ``IS [NOT]
+  DISTINCT FROM``, ``AND``, ``OR``, ``NOT``, parentheses, ``t.``/``s.`` columns, integer and string
+  literals); a column the table does not have is UNRESOLVED_COLUMN (the ON clause sees the target as
+  it was before schema evolution), and a NOT MATCHED BY SOURCE condition may name target columns only,
+  as on Databricks. A target row matched by two source rows fails the MERGE. Anything else FAILS with
+  ``PARSE_SYNTAX_ERROR``.
 - ``GET /api/2.0/sql/warehouses/{id}``: the warehouse (RUNNING), 404 for an unknown id.
 - ``GET /api/2.1/unity-catalog/tables/{full_name}``: a TableInfo with columns and comments.
 
@@ -68,11 +74,13 @@ MERGE = re.compile(
     r"\s*MERGE (?P<evolve>WITH SCHEMA EVOLUTION )?INTO " + NAME.format("target") + r"\s+(?:AS\s+)?t\s+"
     r"USING\s+\(\s*SELECT \* FROM " + NAME.format("source") + r"\s+WHERE\s+batch_id\s*=\s*'(?P<batch>[^']+)'"
     r"(?P<dedup>\s+QUALIFY\s+ROW_NUMBER\(\)\s+OVER\s*\(PARTITION BY row_id ORDER BY pushed_at DESC\)\s*=\s*1)?\s*\)"
-    r"\s+(?:AS\s+)?s\s+ON\s+t\.row_id\s*=\s*s\.row_id\s+"
-    r"WHEN MATCHED AND t\.content_hash\s*<>\s*s\.content_hash THEN UPDATE SET \*\s+"
-    r"WHEN NOT MATCHED THEN INSERT \*\s*;?\s*",
+    r"\s+(?:AS\s+)?s\s+ON\s+(?P<on>.+?)\s+"
+    r"WHEN MATCHED AND (?P<changed>.+?) THEN UPDATE SET \*\s+"
+    r"WHEN NOT MATCHED THEN INSERT \*"
+    r"(?:\s+WHEN NOT MATCHED BY SOURCE(?:\s+AND\s+(?P<by_source>.+?))?\s+THEN\s+(?P<by_source_action>.+?))?\s*;?\s*",
     FLAGS,
 )
+ALTER = re.compile(r"\s*ALTER TABLE " + NAME.format("name") + r"\s+ADD COLUMNS?\s*\((?P<cols>.*)\)\s*;?\s*", FLAGS)
 COUNT = re.compile(r"\s*SELECT COUNT\(\*\) FROM " + NAME.format("name") + r"\s*;?\s*", FLAGS)
 SQL_TYPES = {"STRING", "BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMP", "ARRAY<STRING>", "ARRAY<BIGINT>", "INT", "DATE"}
 TYPE_NAMES = {"BIGINT": "LONG", "INT": "INT", "ARRAY<STRING>": "ARRAY", "ARRAY<BIGINT>": "ARRAY"}
@@ -170,7 +178,7 @@ class UnityCatalogMixin:
 
     def table_rows(self, full_name: str) -> list[dict[str, Any]]:
         table = self.tables[_unquote_name(full_name)]
-        return list(table["rows"].values()) if "rows" in table else list(table["landing"])
+        return list(table["rows"]) if "rows" in table else list(table["landing"])
 
     # --- Files API -----------------------------------------------------------------------------
 
@@ -289,6 +297,7 @@ class UnityCatalogMixin:
         for pattern, handler in (
             (CREATE, self._sql_create),
             (COPY, self._sql_copy),
+            (ALTER, self._sql_alter),
             (MERGE, self._sql_merge),
             (COUNT, self._sql_count),
         ):
@@ -303,26 +312,14 @@ class UnityCatalogMixin:
     def _sql_create(self, match: re.Match[str]) -> dict[str, Any]:
         name = _unquote_name(match["name"])
         if name not in self.tables:
-            columns = []
-            for text in _split_columns(match["cols"] or ""):
-                col = COLUMN.fullmatch(text)
-                if col is None or col["type"].upper() not in SQL_TYPES:
-                    raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Bad column definition: {text}")
-                columns.append(
-                    {
-                        "name": col["name"].strip("`"),
-                        "type": col["type"].upper(),
-                        "comment": _sql_string(col["comment"] or ""),
-                        "nullable": not col["notnull"],
-                    }
-                )
+            columns = _column_definitions(match["cols"] or "")
             self.tables[name] = {
                 "columns": columns,
                 "comment": _sql_string(match["comment"] or ""),
                 "created_at": int(time.time() * 1000),
                 "table_id": str(uuid.uuid4()),
                 "version": 0,
-                **({"rows": {}} if columns else {"landing": [], "loaded_files": set()}),
+                **({"rows": []} if columns else {"landing": [], "loaded_files": set()}),
             }
         return _succeeded([], [])
 
@@ -367,22 +364,44 @@ class UnityCatalogMixin:
             table["version"] += 1
         return _succeeded(["num_affected_rows", "num_inserted_rows"], [[str(loaded), str(loaded)]])
 
+    def _sql_alter(self, match: re.Match[str]) -> dict[str, Any]:
+        table = self._table(match["name"])
+        known = {c["name"].lower() for c in table["columns"]}
+        added = _column_definitions(match["cols"])
+        if not added:
+            raise _SqlError("PARSE_SYNTAX_ERROR", "[PARSE_SYNTAX_ERROR] ADD COLUMNS needs at least one column.")
+        for column in added:
+            if column["name"].lower() in known:
+                raise _SqlError(
+                    "FIELDS_ALREADY_EXISTS", f"[FIELDS_ALREADY_EXISTS] Cannot add column `{column['name']}`: it exists."
+                )
+            if not column["nullable"]:
+                raise _SqlError("DELTA_NOT_NULL_CONSTRAINT_VIOLATED", "A column added to a table must be nullable.")
+        table["columns"].extend(added)
+        table["version"] += 1
+        return _succeeded([], [])
+
     def _sql_merge(self, match: re.Match[str]) -> dict[str, Any]:
         target, source = self._table(match["target"]), self._table(match["source"])
-        rows = [
-            r for r in source.get("landing", source.get("rows", {}).values()) if r.get("batch_id") == match["batch"]
-        ]
+        if match["by_source_action"] is not None and match["by_source_action"].strip().upper() != "DELETE":
+            raise _SqlError(
+                "PARSE_SYNTAX_ERROR",
+                f"[PARSE_SYNTAX_ERROR] WHEN NOT MATCHED BY SOURCE ... THEN {match['by_source_action']}: "
+                "this workspace only runs DELETE there.",
+            )
+        # Conditions resolve against the target as it is before schema evolution and the source rows.
+        target_names = {c["name"].lower() for c in target["columns"]}
+        source_names = {c["name"].lower() for c in source["columns"]}
+        on = _condition(match["on"], target=target_names, source=source_names)
+        changed = _condition(match["changed"], target=target_names, source=source_names)
+        by_source = _condition(match["by_source"], target=target_names, source=None) if match["by_source"] else None
+        rows = [r for r in source.get("landing", source.get("rows", [])) if r.get("batch_id") == match["batch"]]
         if match["dedup"]:
             latest: dict[str, dict[str, Any]] = {}
             for row in rows:
                 if row["row_id"] not in latest or str(row["pushed_at"]) >= str(latest[row["row_id"]]["pushed_at"]):
                     latest[row["row_id"]] = row
             rows = list(latest.values())
-        elif len({r["row_id"] for r in rows}) != len(rows):
-            raise _SqlError(
-                "DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE",
-                "[DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE] Several source rows matched one target row.",
-            )
         known = {c["name"] for c in target["columns"]}
         source_columns = [c for c in source["columns"] if c["name"] not in known]
         if source_columns and rows:
@@ -390,22 +409,44 @@ class UnityCatalogMixin:
                 raise _SqlError(
                     "DELTA_SCHEMA_CHANGE", f"[UNRESOLVED_COLUMN] {source_columns[0]['name']} is not in the target"
                 )
-            target["columns"].extend(dict(c) for c in source_columns)
-        inserted = updated = 0
+        existing = list(target["rows"])
+        matched_by: dict[int, int] = {}  # target row index -> how many source rows matched it
+        to_update: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        to_insert: list[dict[str, Any]] = []
         for row in rows:
-            current = target["rows"].get(row["row_id"])
-            if current is None:
-                target["rows"][row["row_id"]] = dict(row)
-                inserted += 1
-            elif current.get("content_hash") != row.get("content_hash"):
-                current.update(row)
-                updated += 1
-        if inserted or updated:
+            hits = [i for i, current in enumerate(existing) if on(current, row) is True]
+            if not hits:
+                to_insert.append(dict(row))
+            for i in hits:
+                matched_by[i] = matched_by.get(i, 0) + 1
+                if matched_by[i] > 1:
+                    raise _SqlError(
+                        "DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE",
+                        "[DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE] Several source rows matched one "
+                        "target row.",
+                    )
+                if changed(existing[i], row) is True:
+                    to_update.append((existing[i], row))
+        deleted = [
+            i
+            for i, current in enumerate(existing)
+            if match["by_source_action"] is not None
+            and i not in matched_by
+            and (by_source is None or by_source(current, {}) is True)
+        ]
+        if source_columns and rows:
+            target["columns"].extend(dict(c) for c in source_columns)
+        for current, row in to_update:
+            current.update(row)
+        gone = set(deleted)
+        target["rows"] = [r for i, r in enumerate(existing) if i not in gone] + to_insert
+        inserted, updated = len(to_insert), len(to_update)
+        if inserted or updated or deleted:
             target["version"] += 1
-        affected = inserted + updated
+        affected = inserted + updated + len(deleted)
         return _succeeded(
             ["num_affected_rows", "num_updated_rows", "num_deleted_rows", "num_inserted_rows"],
-            [[str(affected), str(updated), "0", str(inserted)]],
+            [[str(affected), str(updated), str(len(deleted)), str(inserted)]],
         )
 
     def _sql_count(self, match: re.Match[str]) -> dict[str, Any]:
@@ -484,3 +525,170 @@ def _succeeded(columns: list[str], rows: list[list[str]]) -> dict[str, Any]:
         },
         "result": {"chunk_index": 0, "row_offset": 0, "row_count": len(rows), "data_array": rows} if rows else {},
     }
+
+
+def _column_definitions(text: str) -> list[dict[str, Any]]:
+    columns = []
+    for definition in _split_columns(text):
+        col = COLUMN.fullmatch(definition)
+        if col is None or col["type"].upper() not in SQL_TYPES:
+            raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Bad column definition: {definition}")
+        columns.append(
+            {
+                "name": col["name"].strip("`"),
+                "type": col["type"].upper(),
+                "comment": _sql_string(col["comment"] or ""),
+                "nullable": not col["notnull"],
+            }
+        )
+    return columns
+
+
+# --- MERGE conditions: a small SQL boolean-expression evaluator with three-valued logic ---------------
+
+TOKEN = re.compile(
+    r"\s*(?:(?P<num>-?\d+(?:\.\d+)?)(?![\w.])|(?P<str>'(?:[^'\\]|\\.)*')"
+    r"|(?P<col>(?P<alias>[A-Za-z_]\w*)\.(?P<column>`[^`]+`|[A-Za-z_]\w*))"
+    r"|(?P<op><=>|<>|!=|=|\(|\))|(?P<word>[A-Za-z_]\w*))",
+)
+Row = dict[str, Any]
+Condition = Any  # (target row, source row) -> True | False | None
+
+
+def _condition(text: str, *, target: set[str], source: set[str] | None) -> Condition:
+    """``text`` compiled to a function of (target row, source row); ``source=None``: no source in scope."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        if not text[position:].strip():
+            break
+        found = TOKEN.match(text, position)
+        if found is None or found.end() == position:
+            raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error at {text[position:][:40]!r}")
+        kind = next(k for k in ("num", "str", "col", "op", "word") if found[k] is not None)
+        if kind == "col":
+            alias, column = found["alias"].lower(), found["column"].strip("`").lower()
+            scope = {"t": target, "s": source}.get(alias)
+            if alias not in ("t", "s"):
+                raise _SqlError("UNRESOLVED_COLUMN", f"[UNRESOLVED_COLUMN] {found['col']}: unknown alias {alias!r}.")
+            if scope is None:
+                raise _SqlError(
+                    "DELTA_MERGE_UNRESOLVED_EXPRESSION",
+                    f"[DELTA_MERGE_UNRESOLVED_EXPRESSION] Cannot resolve {found['col']} in the search condition "
+                    "of WHEN NOT MATCHED BY SOURCE: only target columns are in scope.",
+                )
+            if column not in scope:
+                raise _SqlError(
+                    "UNRESOLVED_COLUMN",
+                    f"[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column with name {found['col']} cannot be resolved.",
+                )
+            tokens.append(("col", f"{alias}.{column}"))
+        elif kind == "word":
+            tokens.append(("word", found["word"].upper()))
+        else:
+            tokens.append((kind, found[kind]))
+        position = found.end()
+    parser = _ConditionParser(tokens, text)
+    compiled = parser.expression()
+    if parser.index != len(tokens):
+        raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error in condition: {text[:200]}")
+    return compiled
+
+
+class _ConditionParser:
+    """expr := and (OR and)*; and := not (AND not)*; not := NOT not | '(' expr ')' | comparison."""
+
+    def __init__(self, tokens: list[tuple[str, str]], text: str) -> None:
+        self.tokens, self.text, self.index = tokens, text, 0
+
+    def _peek(self, *values: str) -> bool:
+        return self.index < len(self.tokens) and self.tokens[self.index][1] in values
+
+    def _take(self, *values: str) -> str:
+        if not self._peek(*values):
+            raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error in condition: {self.text[:200]}")
+        self.index += 1
+        return self.tokens[self.index - 1][1]
+
+    def expression(self) -> Condition:
+        parts = [self._and()]
+        while self._peek("OR"):
+            self._take("OR")
+            parts.append(self._and())
+        if len(parts) == 1:
+            return parts[0]
+
+        def either(t: Row, s: Row) -> bool | None:
+            values = [p(t, s) for p in parts]
+            return True if True in values else (None if None in values else False)
+
+        return either
+
+    def _and(self) -> Condition:
+        parts = [self._not()]
+        while self._peek("AND"):
+            self._take("AND")
+            parts.append(self._not())
+        if len(parts) == 1:
+            return parts[0]
+
+        def both(t: Row, s: Row) -> bool | None:
+            values = [p(t, s) for p in parts]
+            return False if False in values else (None if None in values else True)
+
+        return both
+
+    def _not(self) -> Condition:
+        if self._peek("NOT"):
+            self._take("NOT")
+            inner = self._not()
+            return lambda t, s: None if (v := inner(t, s)) is None else not v
+        if self._peek("("):
+            self._take("(")
+            inner = self.expression()
+            self._take(")")
+            return inner
+        return self._comparison()
+
+    def _operand(self) -> Any:
+        if self.index >= len(self.tokens):
+            raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error in condition: {self.text[:200]}")
+        kind, value = self.tokens[self.index]
+        self.index += 1
+        if kind == "col":
+            alias, column = value.split(".", 1)
+            return lambda t, s: (t if alias == "t" else s).get(column)
+        if kind == "num":
+            number = float(value) if "." in value else int(value)
+            return lambda t, s: number
+        if kind == "str":
+            text = _sql_string(value[1:-1])
+            return lambda t, s: text
+        if value == "NULL":
+            return lambda t, s: None
+        raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Unexpected {value!r} in: {self.text[:200]}")
+
+    def _comparison(self) -> Condition:
+        left = self._operand()
+        if self._peek("IS"):
+            self._take("IS")
+            negated = self._peek("NOT") and bool(self._take("NOT"))
+            if self._peek("NULL"):
+                self._take("NULL")
+                return lambda t, s: (left(t, s) is None) != negated
+            self._take("DISTINCT")
+            self._take("FROM")
+            right = self._operand()
+            return lambda t, s: (left(t, s) != right(t, s)) != negated  # null-safe, never unknown
+        op = self._take("=", "<>", "!=", "<=>")
+        right = self._operand()
+        if op == "<=>":
+            return lambda t, s: left(t, s) == right(t, s)
+
+        def compare(t: Row, s: Row) -> bool | None:
+            a, b = left(t, s), right(t, s)
+            if a is None or b is None:
+                return None
+            return (a == b) if op == "=" else (a != b)
+
+        return compare

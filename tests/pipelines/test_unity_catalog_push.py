@@ -240,3 +240,115 @@ def test_object_store_credentials_never_appear_in_errors(settings) -> None:
     settings.DELTA_STORAGE_OPTIONS = {"timeout": "120s"}
     assert delta._storage_options("s3://bucket/t")["timeout"] == "120s"  # DELTA_STORAGE_OPTIONS wins
     assert delta._storage_options("/var/delta/t") is None  # local folders get no credentials
+
+
+def test_a_later_version_mirrors_its_dataset_in_the_same_merge_and_feed_merges_never_delete(
+    project, reviewer, fake: FakeDatabricks
+) -> None:
+    from django.utils import timezone
+
+    from pipelines.pushes import feed_push_create
+    from reviewapp.models import Item
+    from tests.evaluations.conftest import curate
+    from tests.factories import make_items
+
+    target = delivery_target_create(project=project, kind="unity_catalog", target=TABLE, user=None)
+    make_items(project, 1, start=500)
+    fed = Item.objects.get(project=project, external_id="ext-500")
+    curate(fed, reviewer, {"correct": True})
+    feed = feed_push_create(delivery_target=target, now=timezone.now() + timezone.timedelta(seconds=10))
+    assert feed is not None
+    push_execute(push_id=feed.pk)
+    feed.refresh_from_db()
+    assert feed.status == Push.Status.SUCCEEDED and feed.rows_deleted == 0, feed.error
+    feed_merge = fake.statement_log[-1]
+    assert feed_merge.startswith("MERGE") and "NOT MATCHED BY SOURCE" not in feed_merge
+    assert "ON t.row_id = s.row_id AND t.dataset_id IS NULL\n" in feed_merge
+
+    common = fed.pk  # in the feed and in both datasets, under the same row_id
+    a1 = make_version(project, [canonical(1001), canonical(1002), canonical(common)], name="alpha")
+    b1 = make_version(project, [canonical(common), canonical(1003)], name="beta")
+    assert uc_push(project, a1).rows_written == 3 and uc_push(project, b1).rows_written == 2
+    merge = fake.statement_log[-1]
+    assert merge.endswith(f"\nWHEN NOT MATCHED BY SOURCE AND t.dataset_id = {b1.dataset_id} THEN DELETE")
+    before = {(r["row_id"], r["dataset_id"]): dict(r) for r in fake.table_rows(TABLE)}
+    assert len(before) == 6 and before[(f"item-{common}", None)]["dataset_version"] is None
+    version_before = fake.tables[TABLE]["version"]
+
+    a2 = make_version(project, [canonical(1001), canonical(1002)], name="alpha")
+    push = uc_push(project, a2)
+
+    assert push.status == Push.Status.SUCCEEDED, push.error
+    assert (push.rows_written, push.rows_deleted, push.table_version) == (0, 1, version_before + 1)
+    assert fake.statement_log[-1].endswith(
+        f"\nWHEN NOT MATCHED BY SOURCE AND t.dataset_id = {a2.dataset_id} THEN DELETE"
+    )
+    after = {(r["row_id"], r["dataset_id"]): r for r in fake.table_rows(TABLE)}
+    assert set(before) - set(after) == {(f"item-{common}", a2.dataset_id)}
+    assert all(after[key] == row for key, row in before.items() if key in after)  # the rest untouched
+
+    Push.objects.filter(batch_id=push.batch_id).update(status=Push.Status.FAILED)  # the ledger was lost
+    replay = uc_push(project, a2)
+    assert (replay.rows_written, replay.rows_deleted) == (0, 0) and fake.tables[TABLE]["version"] == version_before + 1
+
+
+def test_a_uc_table_from_before_dataset_id_gets_the_column_and_keeps_one_row_per_item(
+    project, fake: FakeDatabricks
+) -> None:
+    uc_push(project, make_version(project, [canonical(n) for n in range(1, 4)], name="alpha"))
+    table = fake.tables[TABLE]  # as a push before this column existed left it
+    table["columns"] = [c for c in table["columns"] if c["name"] != "dataset_id"]
+    for row in table["rows"]:
+        del row["dataset_id"]
+
+    push = uc_push(project, make_version(project, [canonical(1), canonical(2)], name="alpha"))
+
+    assert push.status == Push.Status.SUCCEEDED, push.error
+    alter = next(s for s in fake.statement_log if s.startswith("ALTER"))
+    assert alter == (
+        "ALTER TABLE `main`.`reviewdesk`.`curated_feedback` ADD COLUMNS "
+        "(`dataset_id` BIGINT COMMENT 'Reviewdesk dataset the row belongs to (null: live feed); part of the key.')"
+    )
+    # the old rows are adopted (tagged), not copied; item-3's dataset is unknown, so it stays
+    rows = sorted((r["row_id"], r.get("dataset_id")) for r in fake.table_rows(TABLE))
+    assert rows == [
+        ("item-1", push.dataset_version.dataset_id),
+        ("item-2", push.dataset_version.dataset_id),
+        ("item-3", None),
+    ]
+    assert (push.rows_written, push.rows_deleted) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("clause", "code"),
+    [
+        ("WHEN NOT MATCHED BY SOURCE AND s.dataset_id = 7 THEN DELETE", "DELTA_MERGE_UNRESOLVED_EXPRESSION"),
+        ("WHEN NOT MATCHED BY SOURCE AND t.no_such_column = 7 THEN DELETE", "UNRESOLVED_COLUMN"),
+        ("WHEN NOT MATCHED BY SOURCE AND t.dataset_id = = 7 THEN DELETE", "PARSE_SYNTAX_ERROR"),
+        ("WHEN NOT MATCHED BY SOURCE AND (t.dataset_id = 7 THEN DELETE", "PARSE_SYNTAX_ERROR"),
+        ("WHEN NOT MATCHED BY SOURCE AND t.dataset_id = 7 THEN INSERT *", "PARSE_SYNTAX_ERROR"),
+        ("WHEN NOT MATCHED BY SOURCE t.dataset_id = 7 THEN DELETE", "PARSE_SYNTAX_ERROR"),
+    ],
+)
+def test_the_workspace_rejects_a_malformed_delete_clause_and_changes_nothing(
+    project, fake: FakeDatabricks, clause: str, code: str
+) -> None:
+    from pipelines.databricks import sql_statement_run
+    from pipelines.errors import PermanentPipelineError
+    from pipelines.unity_catalog import merge_sql
+
+    first = uc_push(project, make_version(project, [canonical(1), canonical(2)], name="alpha"))
+    rows, version = fake.table_rows(TABLE), fake.tables[TABLE]["version"]
+    good = merge_sql(full_name=TABLE, landing=f"{TABLE}__landing", batch_id=first.batch_id, dataset_id=7)
+    assert good.endswith("\nWHEN NOT MATCHED BY SOURCE AND t.dataset_id = 7 THEN DELETE")
+    bad = good.rsplit("\n", 1)[0] + "\n" + clause
+
+    with pytest.raises(PermanentPipelineError) as caught:
+        sql_statement_run(statement=bad, warehouse_id="wh-reviewdesk")
+
+    assert code in caught.value.message
+    assert fake.table_rows(TABLE) == rows and fake.tables[TABLE]["version"] == version
+    # the well-formed clause runs: dataset 7 has no rows here, so nothing is deleted
+    result = sql_statement_run(statement=good, warehouse_id="wh-reviewdesk")
+    assert dict(zip(result["columns"], result["rows"][0], strict=True))["num_deleted_rows"] == "0"
+    assert fake.table_rows(TABLE) == rows

@@ -382,3 +382,206 @@ def evaluation_dataset_merge(
         )
     except Exception as exc:
         raise _translate(exc) from exc
+
+
+# --- traces read for ingest (RAG outputs into review) --------------------------------------------
+#
+# Used by pipelines.trace_ingest. A trace becomes plain data in the Agent Evaluation shape:
+#
+# - ``request``: the root span's inputs. A ``messages`` list (also under ``request``) stays a chat;
+#   a single text input (``question``, ``query``, ``request``, ``input``, ``prompt``, or the only
+#   value) is that text; anything else is its JSON text. None when the root span has no inputs.
+# - ``response``: the root span's outputs as text: a string as is; from a dict the first text of
+#   ``response``, ``content``, ``choices[0].message.content``, ``output``, ``answer``, or the last
+#   assistant message of ``messages``; else its JSON text. None when the root span has no outputs.
+# - ``retrieved_context``: the outputs of the **last** RETRIEVER span (as Agent Evaluation and the
+#   MLflow retrieval scorers read them), each MLflow ``Document`` as ``{content: page_content,
+#   doc_uri: metadata.doc_uri}``.
+# - ``model_name`` / ``model_version``: the trace tag, else metadata, ``model_name`` /
+#   ``model_version`` (``mlflow.modelName`` / ``mlflow.modelVersion`` also count);
+#   ``logged_model_id``: the metadata ``mlflow.modelId`` that ``mlflow.set_active_model`` records.
+# - ``tags``: the trace's own tags and metadata, without MLflow's ``mlflow.*`` bookkeeping.
+
+TRACE_PAGE_MAX = 100  # search_traces pages; spans are included, so keep pages small
+_REQUEST_KEYS = ("question", "query", "request", "input", "prompt")
+_RESPONSE_KEYS = ("response", "content", "choices", "output", "answer", "messages")
+MODEL_NAME_KEYS = ("model_name", "mlflow.modelName")
+MODEL_VERSION_KEYS = ("model_version", "mlflow.modelVersion")
+
+
+@dataclass(frozen=True)
+class TracePage:
+    experiment_id: str
+    traces: list[dict[str, Any]]
+    next_page_token: str | None  # None: this was the last page
+
+
+def _json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _chat_messages(value: Any) -> list[dict[str, Any]] | None:
+    if not isinstance(value, list) or not value or not all(isinstance(m, dict) for m in value):
+        return None
+    out = []
+    for m in value:
+        content = m.get("content")
+        if isinstance(content, list):  # OpenAI content parts: keep the text ones
+            content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("text"))
+        out.append({"role": m.get("role"), "content": "" if content is None else content})
+    return out
+
+
+def trace_request(inputs: Any) -> str | dict[str, Any] | None:
+    """The request of a root span's inputs (see the section comment); None when there is none."""
+    if inputs is None or inputs == "" or inputs == {}:
+        return None
+    if isinstance(inputs, str):
+        return inputs
+    if isinstance(inputs, dict):
+        nested = inputs.get("request")
+        if isinstance(nested, dict) and "messages" in nested:
+            inputs = nested
+        messages = _chat_messages(inputs.get("messages"))
+        if messages is not None:
+            return {"messages": messages}
+        for key in _REQUEST_KEYS:
+            if isinstance(inputs.get(key), str) and inputs[key]:
+                return str(inputs[key])
+        if len(inputs) == 1:
+            only = next(iter(inputs.values()))
+            if isinstance(only, str) and only:
+                return only
+    return _json_text(inputs)
+
+
+def trace_response(outputs: Any) -> str | None:
+    """The answer text of a root span's outputs (see the section comment); None when there is none."""
+    if outputs is None or outputs == "" or outputs == {}:
+        return None
+    if isinstance(outputs, str):
+        return outputs
+    if isinstance(outputs, dict):
+        for key in _RESPONSE_KEYS:
+            value = outputs.get(key)
+            if key == "choices" and isinstance(value, list) and value and isinstance(value[0], dict):
+                value = (value[0].get("message") or {}).get("content")
+            elif key == "messages":
+                messages = _chat_messages(value) or []
+                value = next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), None)
+            if isinstance(value, str) and value:
+                return value
+    return _json_text(outputs)
+
+
+def _retrieved_context(spans: list[Any]) -> list[dict[str, str]]:
+    retrievers = [s for s in spans if str(getattr(s, "span_type", "")) == "RETRIEVER"]
+    if not retrievers:
+        return []
+    last = max(retrievers, key=lambda s: s.start_time_ns or 0)
+    docs = last.outputs if isinstance(last.outputs, list) else []
+    chunks = []
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        content = doc.get("page_content", doc.get("content"))
+        if content is None:
+            continue
+        meta = doc.get("metadata") or {}
+        uri = meta.get("doc_uri") if isinstance(meta, dict) else None
+        chunks.append({"content": str(content), "doc_uri": str(uri or doc.get("doc_uri") or "")})
+    return chunks
+
+
+def _first(keys: tuple[str, ...], *sources: dict[str, str]) -> str:
+    for source in sources:
+        for key in keys:
+            if source.get(key):
+                return str(source[key])
+    return ""
+
+
+def _trace_dict(trace: Any) -> dict[str, Any]:
+    from mlflow.tracing.constant import TraceMetadataKey
+
+    info = trace.info
+    spans = list(trace.data.spans or [])
+    root = next((s for s in spans if s.parent_id is None), None)
+    tags = {str(k): str(v) for k, v in (info.tags or {}).items()}
+    meta = {str(k): str(v) for k, v in (info.trace_metadata or {}).items()}
+    state = getattr(info.state, "value", info.state)
+    return {
+        "trace_id": str(info.trace_id),
+        "timestamp_ms": int(info.request_time),
+        "latency_ms": info.execution_duration,
+        "state": str(state),
+        "name": tags.get("mlflow.traceName", root.name if root else ""),
+        "request": trace_request(root.inputs) if root else None,
+        "response": trace_response(root.outputs) if root else None,
+        "retrieved_context": _retrieved_context(spans),
+        "model_name": _first(MODEL_NAME_KEYS, tags, meta),
+        "model_version": _first(MODEL_VERSION_KEYS, tags, meta),
+        "logged_model_id": meta.get(TraceMetadataKey.MODEL_ID, ""),
+        "tags": {k: v for k, v in {**meta, **tags}.items() if not k.startswith("mlflow.")},
+    }
+
+
+def _experiment_for_traces(client: Any, experiment: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(experiment)
+    if found is None and experiment.isdigit():
+        try:
+            found = client.get_experiment(experiment)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+    if found is None or found.lifecycle_stage == "deleted":
+        raise PermanentPipelineError(f"MLflow has no experiment named or numbered '{experiment}'.", system=SYSTEM)
+    return str(found.experiment_id)
+
+
+def traces_search(
+    *,
+    tracking_uri: str,
+    experiment: str,
+    filter_string: str = "",
+    since_ms: int | None = None,
+    page_token: str | None = None,
+    max_results: int = TRACE_PAGE_MAX,
+    http_max_retries: int = 2,
+    http_timeout: int = 10,
+) -> TracePage:
+    """One page of an experiment's traces, oldest first, as plain dicts (see the section comment).
+
+    ``experiment`` is a name, or an id; ``filter_string`` is MLflow's trace search syntax
+    (e.g. ``tag.env = 'prod'``); ``since_ms`` keeps traces that started at or after it.
+    """
+    _http_limits(http_max_retries, http_timeout)
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri)
+        experiment_id = _experiment_for_traces(client, experiment)
+        clauses = [
+            c
+            for c in (filter_string.strip(), f"trace.timestamp_ms >= {int(since_ms)}" if since_ms is not None else "")
+            if c
+        ]
+        page = client.search_traces(
+            locations=[experiment_id],
+            filter_string=" AND ".join(clauses) or None,
+            max_results=max(1, min(max_results, TRACE_PAGE_MAX)),
+            order_by=["timestamp_ms ASC", "request_id ASC"],  # a total order, so offset pages are stable
+            page_token=page_token,
+            include_spans=True,
+        )
+        token = page.token
+        if isinstance(token, bytes):
+            token = token.decode()
+        traces = [_trace_dict(t) for t in page]
+        return TracePage(experiment_id=experiment_id, traces=traces, next_page_token=token if traces else None)
+    except Exception as exc:
+        raise _translate(exc) from exc

@@ -64,6 +64,27 @@ def ensure_database() -> None:
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=bench_env(), check=True)
 
 
+def celery_worker_argv(*, queue: str, name: str, loglevel: str = "INFO") -> list[str]:
+    """``celery worker -P solo`` consuming ``queue`` only: one process per core, no cluster chatter."""
+    return [
+        str(VENV_BIN / "celery"),
+        "-A",
+        "reviewapp",
+        "worker",
+        "-P",
+        "solo",
+        "-l",
+        loglevel,
+        "-Q",
+        queue,
+        "-n",
+        f"{name}@%h",
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -22,7 +22,7 @@ import time
 import uuid
 from typing import Any
 
-from bench.common import BENCH_DB_URL, ROOT, VENV_BIN, bench_env, make_item, print_table
+from bench.common import BENCH_DB_URL, ROOT, bench_env, celery_worker_argv, make_item, print_table
 
 DB_URL = BENCH_DB_URL.rsplit("/", 1)[0] + "/reviewdesk_bench_eval"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -99,23 +99,7 @@ class Workers:
     def __init__(self, count: int) -> None:
         self.procs = [
             subprocess.Popen(
-                [
-                    str(VENV_BIN / "celery"),
-                    "-A",
-                    "reviewapp",
-                    "worker",
-                    "-P",
-                    "solo",
-                    "-l",
-                    "WARNING",
-                    "-Q",
-                    QUEUE,
-                    "-n",
-                    f"bench{i}-{QUEUE}@%h",
-                    "--without-mingle",
-                    "--without-gossip",
-                    "--without-heartbeat",
-                ],
+                celery_worker_argv(queue=QUEUE, name=f"bench{i}-{QUEUE}", loglevel="WARNING"),
                 cwd=ROOT,
                 env=env(),
                 start_new_session=True,

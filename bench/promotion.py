@@ -24,7 +24,15 @@ import time
 import uuid
 from typing import Any
 
-from bench.common import BENCH_DB_URL, ROOT, VENV_BIN, bench_env, ensure_database, free_port, print_table
+from bench.common import (
+    BENCH_DB_URL,
+    ROOT,
+    bench_env,
+    celery_worker_argv,
+    ensure_database,
+    free_port,
+    print_table,
+)
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 QUEUE = f"bench-promotion-{uuid.uuid4().hex[:6]}"
@@ -58,23 +66,7 @@ class Worker:
         self.log = VAR / f"{QUEUE}.log"
         out = open(self.log, "w")  # the worker writes to its own copy of the descriptor
         self.proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "reviewapp",
-                "worker",
-                "-P",
-                "solo",
-                "-l",
-                "INFO",
-                "-Q",
-                QUEUE,
-                "-n",
-                f"bench-{QUEUE}@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
-            ],
+            celery_worker_argv(queue=QUEUE, name=f"bench-{QUEUE}"),
             cwd=ROOT,
             env=environ,
             stdout=out,

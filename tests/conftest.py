@@ -117,3 +117,13 @@ def _empty_cache():  # type: ignore[no-untyped-def]
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def cluster(tmp_path):  # type: ignore[no-untyped-def]
+    """Real Celery workers on a private Redis queue (``cluster.start_worker(name)``), this process's
+    producer pointed at it, and a tmp MLflow store (``cluster.mlflow_uri``); all stopped afterwards."""
+    from tests.workers import cluster_running
+
+    with cluster_running(tmp_path) as started:
+        yield started

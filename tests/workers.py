@@ -1,16 +1,24 @@
 """Real Celery workers for tests: a ``celery -A reviewapp worker -P solo`` subprocess on a private
-Redis queue, pointed at the pytest-django test database."""
+Redis queue, pointed at the pytest-django test database; a Cluster of them with this process's
+producer pointed at the same queue (the ``cluster`` fixture in tests/conftest.py)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+
+from reviewapp.celery import app
 
 
 def database_url() -> str:
@@ -90,3 +98,75 @@ class CeleryWorker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+class Cluster:
+    """Workers on a private Redis queue, and this process's Celery producer pointed at it."""
+
+    def __init__(self, tmp_path: Path, **env_defaults: str) -> None:
+        self.env_defaults = env_defaults  # for every worker of this cluster
+        self.broker_url = os.environ["REVIEWDESK_TEST_REDIS_URL"]
+        self.queue = f"reviewdesk-test-{uuid.uuid4().hex[:8]}"
+        self.mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        self.artifacts = str(tmp_path / "mlartifacts")
+        self.workers: list[CeleryWorker] = []
+        self._saved: dict[str, Any] = {}
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CELERY_BROKER_URL": self.broker_url,
+            "CELERY_TASK_DEFAULT_QUEUE": self.queue,
+            "CELERY_VISIBILITY_TIMEOUT": "10",
+            "DATABASE_URL": database_url(),
+            "MLFLOW_TRACKING_URI": self.mlflow_uri,
+            "MLFLOW_ARTIFACT_ROOT": self.artifacts,
+            **self.env_defaults,
+            **overrides,
+        }
+
+    def start_worker(self, name: str, **env: str) -> CeleryWorker:
+        worker = CeleryWorker(f"{name}-{self.queue}", queue=self.queue, env=self.env(**env))
+        self.workers.append(worker)
+        assert worker.ready(), worker.log
+        return worker
+
+    def point_producer(self) -> None:
+        """Send this process's tasks to Redis and the private queue (Celery caches both)."""
+        conf = app.conf
+        self._saved = {k: conf[k] for k in ("broker_url", "broker_transport_options", "task_default_queue")}
+        conf.update(
+            broker_url=self.broker_url,
+            broker_transport_options={"visibility_timeout": 10},
+            task_default_queue=self.queue,
+        )
+        self._reset_producer()
+
+    def restore_producer(self) -> None:
+        if self._saved:
+            app.conf.update(**self._saved)
+            self._reset_producer()
+
+    @staticmethod
+    def _reset_producer() -> None:
+        for cached in ("queues", "default_queue", "router"):
+            app.amqp.__dict__.pop(cached, None)
+        app.amqp._rtable = None
+        app.amqp._producer_pool = None
+        app._pool = None
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()  # always, or a worker would outlive the test database
+        self.restore_producer()
+
+
+@contextmanager
+def cluster_running(tmp_path: Path, **env_defaults: str) -> Iterator[Cluster]:
+    """A Cluster with this process's producer pointed at it, stopped (and the producer restored) on exit."""
+    started = Cluster(tmp_path, **env_defaults)
+    started.point_producer()
+    try:
+        yield started
+    finally:
+        started.stop()

@@ -45,10 +45,16 @@ class GateReport:
 class _Context:
     """What several gates of one evaluation share, computed once."""
 
-    def __init__(self, model_version: ModelVersion, environment: Environment | None) -> None:
+    def __init__(
+        self,
+        model_version: ModelVersion,
+        environment: Environment | None,
+        human: dict[str, ev.HumanEvidence] | None = None,
+    ) -> None:
         self.model_version = model_version
         self.environment = environment
-        self._human: dict[str, ev.HumanEvidence] = {}
+        # Human evidence does not depend on the environment: one cache serves every report of a page.
+        self._human: dict[str, ev.HumanEvidence] = {} if human is None else human
         self._champion: Any = _UNSET
 
     def human(self, version: ModelVersion) -> ev.HumanEvidence:
@@ -79,7 +85,10 @@ def gates_evaluate(*, model_version: ModelVersion, environment: Environment | No
     ``environment=None`` evaluates only the project-wide gates (a project without environments).
     A project with no gates passes (an empty checklist).
     """
-    ctx = _Context(model_version, environment)
+    return _evaluate(model_version, environment, _Context(model_version, environment))
+
+
+def _evaluate(model_version: ModelVersion, environment: Environment | None, ctx: _Context) -> GateReport:
     lines = [
         _gate_line(gate, model_version, environment, ctx)
         for gate in gates_for(project=model_version.project, environment=environment)
@@ -89,10 +98,11 @@ def gates_evaluate(*, model_version: ModelVersion, environment: Environment | No
 
 def gates_evaluate_all(*, model_version: ModelVersion) -> list[tuple[Environment | None, GateReport]]:
     """One report per environment of the project (or one project-wide report when it has none)."""
-    environments = list(Environment.objects.filter(project_id=model_version.project_id).order_by("name"))
-    if not environments:
-        return [(None, gates_evaluate(model_version=model_version, environment=None))]
-    return [(env, gates_evaluate(model_version=model_version, environment=env)) for env in environments]
+    environments: list[Environment | None] = list(
+        Environment.objects.filter(project_id=model_version.project_id).order_by("name")
+    )
+    human: dict[str, ev.HumanEvidence] = {}
+    return [(env, _evaluate(model_version, env, _Context(model_version, env, human))) for env in environments or [None]]
 
 
 def _gate_line(

@@ -63,7 +63,7 @@ def serving_pids() -> list[int]:
 def test_request_approve_roll_out_and_roll_back_in_the_browser(  # type: ignore[no-untyped-def]
     browser: Browser, page: Page, live_server, project, settings, tmp_path: Path, artifacts: Path
 ) -> None:
-    from tests.evaluations.test_run_workers import Cluster
+    from tests.workers import Cluster
 
     cluster = Cluster(tmp_path)
     settings.MLFLOW_TRACKING_URI = cluster.mlflow_uri

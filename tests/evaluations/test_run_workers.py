@@ -9,8 +9,6 @@ timeout, so a killed worker's chunk comes back within seconds.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -25,78 +23,21 @@ from evaluations.services.runs import run_start
 from evaluations.services.suites import suite_create
 from evaluations.tasks import runs_mlflow_log_pending as runs_mlflow_log_pending_task
 from evaluations.tasks import runs_sweep as runs_sweep_task
-from reviewapp.celery import app
 from tests.evaluations.conftest import ingest, rag_row
-from tests.workers import CeleryWorker, database_url, wait_for
+from tests.workers import CeleryWorker, Cluster, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 LEASE_SECONDS = 4
 
 
-class Cluster:
-    """Workers on a private Redis queue, and this process's Celery producer pointed at it."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.broker_url = os.environ["REVIEWDESK_TEST_REDIS_URL"]
-        self.queue = f"reviewdesk-eval-{uuid.uuid4().hex[:8]}"
-        self.mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-        self.artifacts = str(tmp_path / "mlartifacts")
-        self.workers: list[CeleryWorker] = []
-        self._saved: dict[str, Any] = {}
-
-    def env(self, **overrides: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            "CELERY_BROKER_URL": self.broker_url,
-            "CELERY_TASK_DEFAULT_QUEUE": self.queue,
-            "CELERY_VISIBILITY_TIMEOUT": "10",
-            "DATABASE_URL": database_url(),
-            "MLFLOW_TRACKING_URI": self.mlflow_uri,
-            "MLFLOW_ARTIFACT_ROOT": self.artifacts,
-            "EVALUATION_CHUNK_LEASE_SECONDS": str(LEASE_SECONDS),
-            "REVIEWDESK_SCORER_MODULES": "tests.evaluations.scorers_for_tests",
-            **overrides,
-        }
-
-    def start_worker(self, name: str, **env: str) -> CeleryWorker:
-        worker = CeleryWorker(f"{name}-{self.queue}", queue=self.queue, env=self.env(**env))
-        self.workers.append(worker)
-        assert worker.ready(), worker.log
-        return worker
-
-    def point_producer(self) -> None:
-        """Send this process's tasks to Redis and the private queue (Celery caches both)."""
-        conf = app.conf
-        self._saved = {k: conf[k] for k in ("broker_url", "broker_transport_options", "task_default_queue")}
-        conf.update(
-            broker_url=self.broker_url,
-            broker_transport_options={"visibility_timeout": 10},
-            task_default_queue=self.queue,
-        )
-        self._reset_producer()
-
-    def restore_producer(self) -> None:
-        if self._saved:
-            app.conf.update(**self._saved)
-            self._reset_producer()
-
-    @staticmethod
-    def _reset_producer() -> None:
-        for cached in ("queues", "default_queue", "router"):
-            app.amqp.__dict__.pop(cached, None)
-        app.amqp._rtable = None
-        app.amqp._producer_pool = None
-        app._pool = None
-
-    def stop(self) -> None:
-        for worker in self.workers:
-            worker.stop()  # always, or a worker would outlive the test database
-        self.restore_producer()
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = Cluster(tmp_path)
+    """Workers with a short chunk lease and this suite's custom scorers."""
+    started = Cluster(
+        tmp_path,
+        EVALUATION_CHUNK_LEASE_SECONDS=str(LEASE_SECONDS),
+        REVIEWDESK_SCORER_MODULES="tests.evaluations.scorers_for_tests",
+    )
     started.point_producer()
     try:
         yield started

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from pipelines.models import AssessmentSync, MlflowDatasetExport
 from pipelines.tasks.assessments import assessments_sync as assessments_sync_task
 from pipelines.tasks.assessments import dataset_version_to_mlflow as dataset_version_to_mlflow_task
 from tests.evaluations.conftest import curate, ingest, rag_row
-from tests.evaluations.test_run_workers import Cluster
-from tests.workers import wait_for
+from tests.workers import Cluster, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = Cluster(tmp_path)
-    started.point_producer()
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 def test_a_worker_syncs_labels_to_traces_and_materialises_a_version(

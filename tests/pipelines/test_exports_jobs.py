@@ -3,9 +3,6 @@ downloads with the same bytes as the streamed export; a second delivery of the t
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,44 +12,16 @@ from django.conf import settings
 from pipelines.datasets import dataset_create, dataset_version_create
 from pipelines.export_jobs import export_job_run
 from pipelines.models import ExportJob
-from reviewapp.celery import app
 from tests.pipelines.datasets_helpers import bearer, build_curated, session
-from tests.workers import CeleryWorker, database_url, wait_for
+from tests.workers import CeleryWorker, Cluster, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def worker(tmp_path: Path) -> Iterator[CeleryWorker]:
-    """A worker on a private queue, and this process's producer pointed at it (as the evaluation tests do)."""
-    queue = f"reviewdesk-export-{uuid.uuid4().hex[:8]}"
-    broker = os.environ["REVIEWDESK_TEST_REDIS_URL"]
-    env = {
-        **os.environ,
-        "CELERY_BROKER_URL": broker,
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "DATABASE_URL": database_url(),
-        "REVIEWDESK_VAR_DIR": str(settings.VAR_DIR),
-    }
-    saved = {k: app.conf[k] for k in ("broker_url", "task_default_queue")}
-    app.conf.update(broker_url=broker, task_default_queue=queue)
-    _reset_producer()
-    started = CeleryWorker(f"export-{queue}", queue=queue, env=env)
-    try:
-        assert started.ready(), started.log
-        yield started
-    finally:
-        started.stop()
-        app.conf.update(**saved)
-        _reset_producer()
-
-
-def _reset_producer() -> None:
-    for cached in ("queues", "default_queue", "router"):
-        app.amqp.__dict__.pop(cached, None)
-    app.amqp._rtable = None
-    app.amqp._producer_pool = None
-    app._pool = None
+def worker(cluster: Cluster) -> CeleryWorker:
+    """One worker writing under this test's var folder, where the download reads the file."""
+    return cluster.start_worker("export", REVIEWDESK_VAR_DIR=str(settings.VAR_DIR))
 
 
 def test_a_background_export_writes_a_downloadable_file(project, reviewer, reviewer2, curator, worker):

@@ -114,7 +114,7 @@ def free_port() -> int:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_end_to_end_on_the_local_mlflow_server(project, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from tests.evaluations.test_run_workers import Cluster
+    from tests.workers import Cluster
 
     cluster = Cluster(tmp_path)
     serving_dir = tmp_path / "serving"

@@ -4,7 +4,6 @@ finishes it, and the Delta table has one commit for it and no duplicate row."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,22 +12,11 @@ from deltalake import DeltaTable
 from pipelines.models import Push
 from pipelines.pushes import push_create, push_execute
 from pipelines.tasks.pushes import pushes_sweep as pushes_sweep_task
-from tests.evaluations.test_run_workers import Cluster
 from tests.pipelines.test_delta_push import canonical, make_version
 from tests.workers import wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 ROWS = 30_000  # six record batches of 5,000, each followed by a pause on the worker
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = Cluster(tmp_path)
-    started.point_producer()
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 def test_a_push_killed_half_way_is_finished_once_by_another_worker(project, cluster, settings, tmp_path) -> None:

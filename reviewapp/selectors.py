@@ -361,7 +361,10 @@ def audit_event_list(*, project: Project, action: str | None = None) -> QuerySet
 
 
 def audit_actions(*, project: Project) -> list[str]:
-    return sorted(AuditEvent.objects.filter(project=project).values_list("action", flat=True).distinct())
+    # order_by() first: the model's default ordering would add created_at to SELECT DISTINCT,
+    # and each action would come back once per event.
+    rows = AuditEvent.objects.filter(project=project).order_by().values_list("action", flat=True).distinct()
+    return sorted(rows)
 
 
 @dataclass(frozen=True)

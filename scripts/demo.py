@@ -8,7 +8,8 @@ gets SIGTERM (Celery's warm shutdown), then, after a timeout, SIGKILL for its wh
 so no pool child or runserver thread outlives the demo. The local model servers of promoted
 versions (started by the worker, detached from it) are stopped too, and restarted on the next run.
 If one process dies on its own, the others are stopped and the script exits non-zero. Press Ctrl-C
-twice to kill at once.
+again (a second later) to kill at once; a burst of signals (make forwarding SIGTERM beside Ctrl-C's
+SIGINT) is one request to stop. The port can be taken again as soon as the demo has stopped.
 
 Embedded defaults: SQLite and the file-system Celery broker under ``var/`` (``REVIEWDESK_VAR_DIR``);
 ``DEBUG`` defaults to true here. ``PORT`` sets the port when ``--port`` is not given.
@@ -100,7 +101,10 @@ class Child:
 
 
 def port_free(host: str, port: int) -> bool:
+    """True when nothing listens on the port. SO_REUSEADDR, as the web server itself binds: a socket
+    left in TIME_WAIT by the last run (our readiness probe, a browser) must not block a restart."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -180,12 +184,37 @@ def commands(host: str, port: int, var_dir: Path) -> dict[str, list[str]]:
     }
 
 
-def stop_all(children: list[Child], force: threading.Event) -> None:
+class Signals:
+    """What the signal handler records, and nothing more. The handler runs between two bytecodes of
+    the main thread, which may hold a lock (printing, an Event's condition) at that moment: taking
+    any lock there can deadlock, so the main loop reads these fields and does the work."""
+
+    # A second signal this long after the first means "kill now"; a burst (make forwarding SIGTERM
+    # beside the terminal's SIGINT to the process group) is one request to stop.
+    FORCE_AFTER = 1.0
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.first_at = 0.0
+        self.last_at = 0.0
+
+    def record(self, signum: int, _frame: object) -> None:
+        now = time.monotonic()
+        if self.first is None:
+            self.first, self.first_at = signum, now
+        self.last_at = now
+
+    @property
+    def force(self) -> bool:
+        return self.first is not None and self.last_at - self.first_at >= self.FORCE_AFTER
+
+
+def stop_all(children: list[Child], signals: Signals) -> None:
     """SIGTERM every leader, wait, then SIGKILL whatever is left in each process group."""
     for child in children:
         child.signal_leader(signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and not force.is_set():
+    while time.monotonic() < deadline and not signals.force:
         if not any(child.group_alive() or child.proc.poll() is None for child in children):
             break
         # Leaders that exited may leave group members behind (a prefork pool child): end them too.
@@ -237,17 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     stop = threading.Event()
-    force = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            force.set()  # a second Ctrl-C: stop waiting, kill now
-        else:
-            say("demo", f"{signal.Signals(signum).name} received; stopping web, worker and beat")
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    signals = Signals()
+    signal.signal(signal.SIGINT, signals.record)
+    signal.signal(signal.SIGTERM, signals.record)
 
     children: list[Child] = []
     exit_code = 0
@@ -259,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         # Versions promoted in an earlier session answer again on their local endpoints.
         threading.Thread(target=local_serving, args=(env,), kwargs={"stop": False}, daemon=True).start()
         while not stop.is_set():
+            if signals.first is not None:
+                say("demo", f"{signal.Signals(signals.first).name} received; stopping web, worker and beat")
+                break
             for child in children:
                 code = child.proc.poll()
                 if code is not None:
@@ -266,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
                     exit_code = code if code > 0 else 1  # killed by a signal (< 0) or quit quietly (0): a failure
                     stop.set()
                     break
-            stop.wait(0.2)
+            time.sleep(0.2)
     finally:
         stop.set()
-        stop_all(children, force)
+        stop_all(children, signals)
         local_serving(env, stop=True)
     if exit_code == 0:
         say("demo", "stopped")

@@ -396,11 +396,12 @@ def migrated_sqlite(tmp_path_factory) -> Path:
 
 
 class Demo:
-    def __init__(self, tmp_path: Path, template: Path) -> None:
+    def __init__(self, tmp_path: Path, template: Path, port: int | None = None) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
         db = tmp_path / "demo.sqlite3"
         db.write_bytes(template.read_bytes())
         self.var_dir = tmp_path / "var"
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "demo.log"
         self.marker = f"REVIEWDESK_VAR_DIR={self.var_dir}"
@@ -477,6 +478,34 @@ def test_demo_serves_then_stops_every_process_on_sigint(demo):
     for prefix in ("   web | ", "worker | ", "  beat | "):
         assert prefix in out, prefix
     assert "SIGINT received" in out and "demo | stopped" in out
+
+
+def test_demo_restarts_at_once_on_the_same_port_after_ctrl_c(demo, tmp_path, migrated_sqlite):
+    demo.wait_until_up()
+    demo.proc.send_signal(signal.SIGINT)
+    assert demo.proc.wait(timeout=15) == 0
+    assert_all_gone(demo)
+
+    # The same port and database, at once: sockets left in TIME_WAIT by the readiness probe and the
+    # test's own requests must not make the port look busy.
+    again = Demo(tmp_path / "again", migrated_sqlite, port=demo.port)
+    try:
+        again.wait_until_up()
+    finally:
+        again.proc.send_signal(signal.SIGINT)
+        again.proc.wait(timeout=15)
+        again.cleanup()
+    assert "is in use" not in again.output()
+
+
+@pytest.mark.parametrize("burst", [["SIGTERM", "SIGINT"], ["SIGINT", "SIGTERM", "SIGTERM", "SIGINT", "SIGTERM"]])
+def test_demo_stops_every_process_on_a_burst_of_signals(demo, burst):
+    demo.wait_until_up()
+    for name in burst:  # what a signal to the process group plus make's forwarded SIGTERM deliver
+        demo.proc.send_signal(getattr(signal, name))
+    assert demo.proc.wait(timeout=20) == 0, demo.output()[-3000:]
+    assert_all_gone(demo)
+    assert "demo | stopped" in demo.output()
 
 
 def test_demo_stops_the_others_and_fails_when_one_process_dies(demo):

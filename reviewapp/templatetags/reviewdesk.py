@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import template
@@ -37,6 +38,20 @@ def answer_display(value: Any) -> str:
 def answer_items(answers: Any) -> list[tuple[str, Any]]:
     """A review's answers as (key, value) pairs for listing."""
     return list(answers.items()) if isinstance(answers, dict) else []
+
+
+@register.filter
+def detail_pairs(data: Any) -> list[tuple[str, str]]:
+    """An audit event's data as (key, short text) pairs. A filter, not ``data.items`` in the template:
+    the template language looks keys up before methods, so data holding an ``items`` key would
+    shadow the dict's own ``items()``."""
+    if not isinstance(data, dict):
+        return []
+    pairs = []
+    for key, value in data.items():
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        pairs.append((str(key), text if len(text) <= 80 else text[:79] + "…"))
+    return pairs
 
 
 @register.filter

@@ -37,6 +37,9 @@ app.conf.beat_schedule = {
     },
     # Every 30 s: re-queue pushes whose worker died (lease expired) or whose message was lost.
     "sweep-pushes": {"task": "pipelines.pushes_sweep", "schedule": 30.0},
+    # Every 30 s: re-queue rollouts whose worker died (lease expired) or whose message was lost; a
+    # rollout left queued would block every later rollout to its environment.
+    "sweep-rollouts": {"task": "pipelines.rollouts_sweep", "schedule": 30.0},
 }
 if settings.MLFLOW_ASSESSMENT_SYNC_SECONDS:
     # Every MLFLOW_ASSESSMENT_SYNC_SECONDS (default 5 minutes): write curated labels changed since

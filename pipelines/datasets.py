@@ -27,8 +27,8 @@ from datetime import date, datetime, time
 from typing import Any
 
 import msgspec
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db import connections, transaction
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -180,6 +180,37 @@ def _answers_filter(*, project: Project, value: Any) -> tuple[dict[str, list[Any
     return out, errors
 
 
+class _JsonArrayHolds(Func):
+    """SQLite: the JSON array at ``path`` in a JSON column holds ``value`` (its ``json_each``). Django's
+    ``contains`` lookup on a JSONField is PostgreSQL-only; compiled through the ORM, so the column
+    keeps its alias inside subqueries."""
+
+    output_field = BooleanField()
+
+    def __init__(self, column: str, path: str, value: str) -> None:
+        super().__init__(F(column), Value(path), Value(value))
+
+    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+        parts, params = [], []
+        for expression in self.get_source_expressions():
+            sql, sql_params = compiler.compile(expression)
+            parts.append(sql)
+            params.extend(sql_params)
+        column, path, value = parts
+        # Every part is compiled SQL with its values in params: nothing from the caller is inlined.
+        return f"EXISTS (SELECT 1 FROM json_each({column}, {path}) WHERE json_each.value = {value})", params  # noqa: S608
+
+
+def _with_tags(items: QuerySet[Item], tags: list[str]) -> QuerySet[Item]:
+    """Items whose ``metadata["tags"]`` holds every tag: JSONB containment on PostgreSQL (indexable),
+    one ``json_each`` test per tag on the embedded SQLite."""
+    if connections[items.db].vendor == "postgresql":
+        return items.filter(metadata__tags__contains=tags)
+    for tag in tags:
+        items = items.filter(_JsonArrayHolds("metadata", "$.tags", tag))
+    return items
+
+
 def curated_labels_matching(*, project: Project, filter: dict[str, Any]) -> QuerySet[CuratedLabel]:
     """The project's curated labels matching a *validated* filter, in stable order (by item id)."""
     items = items_matching(
@@ -193,7 +224,7 @@ def curated_labels_matching(*, project: Project, filter: dict[str, Any]) -> Quer
         ),
     )
     if filter.get("tags"):
-        items = items.filter(metadata__tags__contains=filter["tags"])
+        items = _with_tags(items, filter["tags"])
     if "gold" in filter:
         gold = Exists(GoldAnswer.objects.filter(item_id=OuterRef("pk")))
         items = items.filter(gold) if filter["gold"] else items.exclude(gold)

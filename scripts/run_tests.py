@@ -29,6 +29,42 @@ def postgres_ok(url: str) -> str | None:
         )
 
 
+# Who may create our role and database on a local PostgreSQL (trust or peer authentication, as a
+# fresh Debian install has for the postgres superuser); the first that connects is used.
+PG_ADMIN_URLS = ("postgresql://postgres@127.0.0.1:5432/postgres", "postgresql:///postgres")
+
+
+def postgres_prepare(url: str) -> str | None:
+    """Create the test role (LOGIN CREATEDB: pytest-django creates its own test database) and its
+    database on a local PostgreSQL that lets an administrator in, as .ci/run does. Returns why not."""
+    import psycopg
+    from psycopg import sql
+
+    parts = url.split("//", 1)[1]
+    role, _, rest = parts.partition("@")
+    role = role.split(":", 1)[0]
+    host = rest.split("/", 1)[0].split(":", 1)[0]
+    dbname = rest.split("/", 1)[1].split("?", 1)[0] if "/" in rest else role
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return f"not creating role {role!r} on a PostgreSQL that is not local ({host})"
+    last = ""
+    for admin_url in PG_ADMIN_URLS:
+        try:
+            with psycopg.connect(admin_url, connect_timeout=2, autocommit=True) as conn:
+                if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(role)))
+                    print(f"note: created PostgreSQL role {role} (LOGIN CREATEDB)", flush=True)
+                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone():
+                    conn.execute(
+                        sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(role))
+                    )
+                    print(f"note: created PostgreSQL database {dbname}", flush=True)
+            return None
+        except Exception as exc:  # no admin access this way: try the next, else say why
+            last = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    return f"could not create role {role!r} as an administrator: {last}"
+
+
 def redis_ok(url: str) -> str | None:
     host_port = url.split("//", 1)[1].split("/", 1)[0]
     host, _, port = host_port.partition(":")
@@ -49,6 +85,8 @@ def main() -> int:
     env.setdefault("REVIEWDESK_VAR_DIR", os.path.abspath("var/test"))
     if "DATABASE_URL" not in env:
         why = postgres_ok(PG_URL)
+        if why is not None and "does not exist" in why and postgres_prepare(PG_URL) is None:
+            why = postgres_ok(PG_URL)
         if why is None:
             env["DATABASE_URL"] = PG_URL
         else:

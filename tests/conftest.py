@@ -49,6 +49,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.section("service-backed tests skipped")
         for line in _service_skips:
             terminalreporter.write_line(line)
+    terminalreporter.write_line(skip_summary(terminalreporter.stats.get("skipped", [])))
+
+
+def skip_summary(reports: list) -> str:  # type: ignore[type-arg]
+    """One line: how many tests were skipped and why, grouped by reason."""
+    reasons: dict[str, int] = {}
+    for report in reports:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if not reasons:
+        return "skipped: 0 tests"
+    why = "; ".join(f"{count}: {reason}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return f"skipped: {sum(reasons.values())} tests ({why})"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -221,6 +221,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "reviewapp.api.schema.add_error_responses",
+    ],
     # Several models have a "kind"; name each enum after its model instead of a hash.
     "ENUM_NAME_OVERRIDES": {
         "QuestionKindEnum": "reviewapp.models.projects.Question.Kind",

@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.datasets import dataset_create
+from evaluations.models import Suite, SuiteVersion
+from pipelines.datasets import dataset_create, dataset_version_create
+from pipelines.export_jobs import export_job_create, export_job_run
 from pipelines.gates.params import gate_create
 from pipelines.models import DeliveryTarget, Environment, PromotionGate
 from reviewapp.models import ApiToken, Item, ReviewerGroup
@@ -34,6 +36,8 @@ class Seeded:
                 return self.environment
             if name == "item_id":
                 return str(self.ids["items"])
+            if name == "number":
+                return "1"
             return str(self.ids.get(before, self.ids["items"]))
 
         return re.sub(r"\{(\w+)\}", one, path)
@@ -50,6 +54,12 @@ def seed_project() -> Seeded:
     dataset = dataset_create(project=project, user=admin, name="core")
     target = DeliveryTarget.objects.create(project=project, kind="delta", target="var/delta/seeded")
     gate = gate_create(project=project, kind=PromotionGate.Kind.MIN_REVIEWS, params={"count": 1}, actor=admin)
+    version = dataset_version_create(dataset=dataset, user=admin, allow_unchanged=True)
+    job = export_job_create(project=project, user=admin, fmt="jsonl", shape="mlflow", version=version)
+    export_job_run(job_id=job.pk)  # a finished file, so the download is exercised too
+    suite = Suite.objects.create(project=project, name="core")
+    scorer = {"name": "match", "scorer": "exact_match", "threshold": 0.5, "params": {}, "human_question": ""}
+    SuiteVersion.objects.create(suite=suite, number=1, scorers=[scorer])
     item = Item.objects.filter(project=project).order_by("pk").first()
     assert item is not None
     ids = {
@@ -58,5 +68,7 @@ def seed_project() -> Seeded:
         "datasets": dataset.pk,
         "delivery-targets": target.pk,
         "gates": gate.pk,
+        "exports": job.pk,
+        "suites": suite.pk,
     }
     return Seeded(project=project, admin=admin, token=token, ids=ids)

@@ -232,3 +232,27 @@ def test_no_write_endpoint_answers_5xx_to_bad_input(seeded):
                     failures.append(f"{method.upper()} {url} [{name}] -> 400 without errors")
     assert not failures, "\n".join(failures)
     assert refused >= len(ops) * 3, "too few bodies were read at all: are the path params right?"
+
+
+# --- the schema tells the truth ------------------------------------------------------------------
+
+
+def test_schema_documents_what_the_api_does(db):
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    paths = schema["paths"]
+
+    def ok(path: str, method: str = "get") -> dict[str, Any]:
+        return paths[path][method]["responses"]["200"]["content"]
+
+    for path in ("/api/v1/projects/{slug}/environments/", "/api/v1/projects/{slug}/promotions/"):
+        ref = ok(path)["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        assert schema["components"]["schemas"][ref]["properties"]["results"]["type"] == "array"
+    download = ok("/api/v1/exports/{id}/download/")
+    assert {"application/x-ndjson", "text/csv", "application/vnd.apache.parquet", "application/gzip"} <= set(download)
+    for path, methods in paths.items():
+        for method, op in methods.items():
+            bad = op["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
+            assert bad.endswith("/ValidationError"), (method, path)
+            media = set(op.get("requestBody", {}).get("content", {}))
+            allowed = {"application/json", "application/x-ndjson"} if path.endswith("/items/") else {"application/json"}
+            assert media <= allowed, (method, path, media)

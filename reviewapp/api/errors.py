@@ -42,13 +42,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"detail": exc.message, "code": exc.code}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ServiceError):
         # Not about one field, but still the documented 400 shape (clients read ``errors``).
-        errors = [{"index": None, "field": "", "message": exc.message}]
-        return Response({"detail": exc.message, "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        general: list[FieldError] = [{"index": None, "field": "", "message": exc.message}]
+        return Response({"detail": exc.message, "errors": general}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.ParseError):
         # A body we could not read (not JSON, not UTF-8, too deep, NUL): the same shape as any 400.
         field = getattr(exc, "path", "")
-        errors: list[FieldError] = [{"index": None, "field": field, "message": str(exc.detail)}]
-        return Response({"detail": str(exc.detail), "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        unread: list[FieldError] = [{"index": None, "field": field, "message": str(exc.detail)}]
+        return Response({"detail": str(exc.detail), "errors": unread}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.ValidationError):
         return Response(
             {"detail": "The input is not valid.", "errors": flatten_errors(exc.detail)},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import IO, Any
 
 from rest_framework import exceptions
-from rest_framework.parsers import BaseParser
+from rest_framework.parsers import JSONParser
 
 from reviewapp.jsoninput import JsonInputError, json_decode
 
@@ -18,8 +18,11 @@ class BadJson(exceptions.ParseError):
         self.path = path
 
 
-class StrictJSONParser(BaseParser):
-    """UTF-8 only, nesting at most MAX_DEPTH levels, no NUL anywhere (keys included)."""
+class StrictJSONParser(JSONParser):
+    """UTF-8 only, nesting at most MAX_DEPTH levels, no NUL anywhere (keys included).
+
+    A JSONParser subclass so DRF hands it ``request.body``, which enforces DATA_UPLOAD_MAX_MEMORY_SIZE.
+    """
 
     media_type = "application/json"
 

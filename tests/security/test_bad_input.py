@@ -143,6 +143,13 @@ def test_malformed_json_and_bad_utf8_carry_the_errors_list(seeded):
     assert "Nested" in first_error(post_json(api(seeded), url, DEEP, method="patch"))["message"]
 
 
+def test_body_size_limit_still_holds_for_parsed_bodies(seeded, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    url = f"/api/v1/projects/support/groups/{seeded.ids['groups']}/"
+    response = post_json(api(seeded), url, {"name": "x" * 4096}, method="patch")
+    assert response.status_code in (400, 413)
+
+
 def test_bulk_priority_outside_an_integer_column(seeded):
     response = post_json(api(seeded), "/api/v1/projects/support/assignments/", {"priority": 2**31})
     first_error(response)

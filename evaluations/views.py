@@ -41,6 +41,7 @@ from evaluations.services.runs import run_cancel, run_start
 from evaluations.services.suites import suite_create, suite_version_create
 from pipelines.selectors.assessments import dataset_version_for_run, dataset_version_list_for_runs
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
+from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.models import Item, Project, Question
 from reviewapp.permissions import Capability
 from reviewapp.selectors import project_get_for_user
@@ -86,9 +87,9 @@ def _scorers_from_post(post: Any) -> tuple[list[dict[str, Any]], list[FieldError
         params = (post.get(f"params:{name}") or "").strip()
         if params:
             try:
-                entry["params"] = json.loads(params)
-            except json.JSONDecodeError as exc:
-                errors.append({"index": None, "field": f"{name} · params", "message": f"Not valid JSON: {exc.msg}."})
+                entry["params"] = json_decode(params)
+            except JsonInputError as exc:
+                errors.append({"index": None, "field": f"{name} · params", "message": exc.message})
         entries.append(entry)
     return entries, errors
 

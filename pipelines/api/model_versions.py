@@ -35,6 +35,8 @@ from pipelines.selectors.model_versions import (
 from reviewapp.api.base import BaseApi
 from reviewapp.api.pagination import IdCursorPagination
 from reviewapp.api.schema import paginated
+from reviewapp.api.serializers import ValidationErrorSerializer
+from reviewapp.errors import ServiceError
 
 TAGS = ["model versions"]
 
@@ -101,7 +103,11 @@ class ModelVersionSyncApi(BaseApi):
             "name; nothing is written in either case."
         ),
         request=None,
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiResponse(description="No such model."), 503: None},
+        responses={
+            200: OpenApiTypes.OBJECT,
+            400: OpenApiResponse(ValidationErrorSerializer, description="No such model."),
+            503: None,
+        },
     )
     def post(self, request: Request, slug: str) -> Response:
         project = project_for_models(user=request.user, slug=slug, token=request.auth)
@@ -110,7 +116,7 @@ class ModelVersionSyncApi(BaseApi):
         except TransientPipelineError as exc:
             return Response({"detail": exc.message}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         except PermanentPipelineError as exc:
-            return Response({"detail": exc.message}, status=status.HTTP_400_BAD_REQUEST)
+            raise ServiceError(exc.message) from None  # the documented 400 shape, with `errors`
         return Response(result.as_dict())
 
 

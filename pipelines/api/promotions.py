@@ -13,7 +13,7 @@ from typing import Any
 
 from django.http import Http404
 from django.urls import URLPattern, path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -123,7 +123,11 @@ def _detail(request: Request, pk: int) -> Response:
 
 
 class ProjectPromotionsApi(BaseApi):
-    @extend_schema(tags=TAGS, responses=PromotionSerializer(many=True), summary="Promotion requests of a project")
+    @extend_schema(
+        tags=TAGS,
+        responses=inline_serializer("PromotionList", {"results": PromotionSerializer(many=True)}),
+        summary="Promotion requests of a project",
+    )
     def get(self, request: Request, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.PROMOTE, token=request.auth)
         items = promotion_list(project=project).prefetch_related("approvals__user")
@@ -250,7 +254,11 @@ class EnvironmentInputSerializer(serializers.Serializer):
 
 
 class ProjectEnvironmentsApi(BaseApi):
-    @extend_schema(tags=TAGS, responses=EnvironmentSerializer(many=True), summary="Environments of a project")
+    @extend_schema(
+        tags=TAGS,
+        responses=inline_serializer("EnvironmentList", {"results": EnvironmentSerializer(many=True)}),
+        summary="Environments of a project",
+    )
     def get(self, request: Request, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.PROMOTE, token=request.auth)
         return Response({"results": EnvironmentSerializer(environment_list(project=project), many=True).data})

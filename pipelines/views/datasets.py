@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import messages
@@ -26,6 +25,7 @@ from pipelines.selectors.datasets import (
     export_jobs_recent,
 )
 from reviewapp.errors import ServiceError, ValidationFailed
+from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.models import CuratedLabel
 from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors import project_get_for_user
@@ -49,8 +49,8 @@ def _filter_from_form(data: Any) -> tuple[dict[str, Any], list[str]]:
             flt[key] = [t.strip() for t in value.split(",") if t.strip()]
         elif key == "answers":
             try:
-                flt[key] = json.loads(value)
-            except ValueError:
+                flt[key] = json_decode(value)
+            except JsonInputError:
                 problems.append('Answers: give JSON, e.g. {"correct": "pass"}.')
         else:
             flt[key] = value

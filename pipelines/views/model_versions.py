@@ -43,6 +43,7 @@ from pipelines.selectors.model_versions import (
     template_diff,
 )
 from reviewapp.errors import ValidationFailed
+from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.permissions import Capability, role_allows
 from reviewapp.views.http import AuthedHtmxRequest
 
@@ -164,9 +165,10 @@ def gates_page(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
     posted = {key: request.POST.get(key, "") for key in ("kind", "params", "environment")}
     try:
         try:
-            params = json.loads(posted["params"] or "{}")
-        except ValueError as exc:
-            raise ValidationFailed([{"index": None, "field": "params", "message": f"Not valid JSON: {exc}"}]) from None
+            params = json_decode(posted["params"] or "{}")
+        except JsonInputError as exc:
+            field = ".".join(p for p in ("params", exc.path) if p)
+            raise ValidationFailed([{"index": None, "field": field, "message": exc.message}]) from None
         environment = int(posted["environment"]) if posted["environment"].isdigit() else None
         gate_create(project=project, kind=posted["kind"], params=params, environment=environment, actor=request.user)
     except ValidationFailed as exc:

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from reviewapp.api.base import BaseApi
+from reviewapp.api.fields import Int32Field, NumberField
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
@@ -159,7 +160,7 @@ class AssignmentBulkAssignApi(BaseApi):
         group = serializers.IntegerField(
             required=False, allow_null=True, default=None, help_text="A group id: gets the items' other open slots."
         )
-        priority = serializers.IntegerField(
+        priority = Int32Field(
             required=False, allow_null=True, default=None, help_text="Set the items' priority (higher first)."
         )
         unassign = serializers.BooleanField(
@@ -334,7 +335,7 @@ class QueueSettingsSerializer(serializers.Serializer):
 class QueueSettingsApi(BaseApi):
     class InputSerializer(serializers.Serializer):
         queue_mode = serializers.ChoiceField(choices=QueueMode.choices, required=False)
-        gold_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+        gold_rate = NumberField(min_value=0.0, max_value=1.0, required=False)
         lease_seconds = serializers.IntegerField(min_value=30, max_value=24 * 3600, required=False)
 
     @extend_schema(

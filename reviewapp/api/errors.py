@@ -1,7 +1,8 @@
 """One error shape for the whole API.
 
 - 400: ``{"detail": "...", "errors": [{"index", "field", "message"}, ...]}``, from a service's
-  ValidationFailed or from an input serializer, so clients handle one format.
+  ValidationFailed, from an input serializer, or from a body that could not be parsed (bad JSON,
+  not UTF-8, nested too deep, NUL characters), so clients handle one format.
 - 409: ``{"detail": "...", "code": "lease_lost" | "already_submitted" | "item_removed" | "conflict"}``.
 - Everything else keeps DRF's ``{"detail": "..."}``.
 """
@@ -40,7 +41,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, Conflict):
         return Response({"detail": exc.message, "code": exc.code}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ServiceError):
-        return Response({"detail": exc.message}, status=status.HTTP_400_BAD_REQUEST)
+        # Not about one field, but still the documented 400 shape (clients read ``errors``).
+        general: list[FieldError] = [{"index": None, "field": "", "message": exc.message}]
+        return Response({"detail": exc.message, "errors": general}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, exceptions.ParseError):
+        # A body we could not read (not JSON, not UTF-8, too deep, NUL): the same shape as any 400.
+        field = getattr(exc, "path", "")
+        unread: list[FieldError] = [{"index": None, "field": field, "message": str(exc.detail)}]
+        return Response({"detail": str(exc.detail), "errors": unread}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.ValidationError):
         return Response(
             {"detail": "The input is not valid.", "errors": flatten_errors(exc.detail)},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,6 +16,7 @@ from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import json_schema, paginated
 from reviewapp.api.serializers import ItemSerializer, ValidationErrorSerializer
 from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.permissions import Capability
 from reviewapp.selectors import item_list, project_get_for_user
 from reviewapp.services.ingest import ItemIn, items_ingest, items_validate
@@ -44,15 +44,16 @@ def _too_many(count: int) -> ValidationFailed:
     )
 
 
-def _invalid_json(exc: Exception, index: int | None = None) -> FieldError:
-    return {"index": index, "field": "", "message": f"Invalid JSON: {exc}"}
+def _invalid_json(exc: JsonInputError, index: int | None = None) -> FieldError:
+    return {"index": index, "field": exc.path, "message": exc.message}
 
 
 def _json_rows(body: bytes) -> list[Any]:
     try:
-        data = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ValidationFailed([_invalid_json(exc)], f"The body is not valid JSON: {exc}.") from None
+        # NUL is checked per row by items_validate, which names the row's index.
+        data = json_decode(body, reject_nul=False)
+    except JsonInputError as exc:
+        raise ValidationFailed([_invalid_json(exc)], f"The body is not valid JSON: {exc}") from None
     if isinstance(data, dict):
         return [data]
     if isinstance(data, list):
@@ -74,8 +75,8 @@ def _ndjson_rows(body: bytes) -> tuple[list[Any], list[int]]:
     errors: list[FieldError] = []
     for number, line in numbered:
         try:
-            rows.append(msgspec.json.decode(line))
-        except msgspec.DecodeError as exc:
+            rows.append(json_decode(line, reject_nul=False))
+        except JsonInputError as exc:
             errors.append(_invalid_json(exc, number))
             continue
         positions.append(number)

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from reviewapp.api.base import BaseApi
+from reviewapp.api.fields import Int32Field
 from reviewapp.api.queue import CONFLICT
 from reviewapp.api.reviews import INVALID
 from reviewapp.api.serializers import ContextField, RequestField
@@ -34,7 +35,7 @@ class PairwiseTasksCreateApi(BaseApi):
     class InputSerializer(serializers.Serializer):
         version_a = serializers.CharField(max_length=100, help_text="E.g. the champion's model version.")
         version_b = serializers.CharField(max_length=100, help_text="E.g. the candidate's model version.")
-        preferences_per_task = serializers.IntegerField(
+        preferences_per_task = Int32Field(
             required=False, default=1, min_value=1, max_value=MAX_PREFERENCES_PER_TASK, help_text="Judges per pair."
         )
         source = serializers.CharField(required=False, default="", allow_blank=True, help_text="Only items from it.")
@@ -121,7 +122,7 @@ class PairwisePreferenceSubmitApi(BaseApi):
             choices=Preference.Choice.choices, help_text="`a`: left better, `b`: right better, `tie`, `both_bad`."
         )
         reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_REASON)
-        time_on_task_ms = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
+        time_on_task_ms = Int32Field(required=False, allow_null=True, default=None, min_value=0)
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from reviewapp.api.base import BaseApi
+from reviewapp.api.fields import Int32Field
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.queue import CONFLICT
@@ -32,7 +33,7 @@ class ReviewSubmitApi(BaseApi):
         assignment = serializers.IntegerField(help_text="The `assignment.id` from queue/next.")
         answers = serializers.JSONField(help_text=ANSWERS_HELP)
         comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
-        time_on_task_ms = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
+        time_on_task_ms = Int32Field(required=False, allow_null=True, default=None, min_value=0)
 
     @extend_schema(
         operation_id="reviews_submit",

@@ -59,3 +59,36 @@ def paginated(name: str, child: serializers.Serializer) -> serializers.Serialize
             "results": child,
         },
     )
+
+
+_DETAIL = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+_STANDARD_ERRORS = {
+    "400": ("The input is not valid (also: a body that is not JSON, not UTF-8, nested too deep, or with NUL).", True),
+    "401": ("No valid credentials.", False),
+    "403": ("Your role or token scope does not allow this.", False),
+    "404": ("Not found, or not visible to you.", False),
+}
+
+
+def add_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Document the errors every operation can answer, so the schema tells the truth (checked by schemathesis).
+
+    A drf-spectacular postprocessing hook: 400 with ``errors`` (see api.errors), 401/403/404 with
+    ``detail``, and 415 where the operation takes a body (JSON only). Operation-specific entries win.
+    """
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("ErrorDetail", _DETAIL)
+    detail_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorDetail"}}}
+    invalid_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationError"}}}
+    for methods in result.get("paths", {}).values():
+        for method, operation in methods.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            responses = operation.setdefault("responses", {})
+            for code, (description, invalid) in _STANDARD_ERRORS.items():
+                responses.setdefault(
+                    code, {"description": description, "content": invalid_ref if invalid else detail_ref}
+                )
+            if "requestBody" in operation:
+                responses.setdefault("415", {"description": "Send application/json.", "content": detail_ref})
+    return result

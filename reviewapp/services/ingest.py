@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.jsoninput import INT32_MAX, INT32_MIN, JsonInputError, check_value
 from reviewapp.models import Assignment, Item, Project
 from reviewapp.services.assignments import slots_priority_sync
 from reviewapp.services.audit import audit_record
@@ -53,7 +54,7 @@ class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
     trace_id: ShortText = ""
     source: Annotated[str, msgspec.Meta(max_length=100)] = ""
     metadata: dict[str, Any] = {}
-    priority: int = 0
+    priority: Annotated[int, msgspec.Meta(ge=INT32_MIN, le=INT32_MAX)] = 0  # an integer column
 
 
 ITEM_FIELDS = [
@@ -123,7 +124,11 @@ def items_validate(
             errors.append({"index": index, "field": "", "message": "Each item must be a JSON object."})
             continue
         try:
+            check_value(raw)  # NUL (PostgreSQL cannot store it) and nesting depth, with the field's path
             row = msgspec.convert(raw, ItemIn)
+        except JsonInputError as exc:
+            errors.append({"index": index, "field": exc.path, "message": exc.message})
+            continue
         except msgspec.ValidationError as exc:
             errors.append(_field_error(index, exc))
             continue

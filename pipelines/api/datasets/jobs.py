@@ -104,6 +104,11 @@ class ExportJobApi(BaseApi):
         return Response(ExportJobSerializer(job).data)
 
 
+class JobStateSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(choices=["not_ready", "expired"])
+
+
 class ExportJobDownloadApi(BaseApi):
     content_negotiation_class = IgnoreFormatNegotiation
 
@@ -112,9 +117,15 @@ class ExportJobDownloadApi(BaseApi):
         tags=["datasets"],
         summary="Download a finished export's file",
         responses={
-            200: OpenApiResponse(OpenApiTypes.BINARY),
-            409: OpenApiResponse(description="Not finished yet."),
-            410: OpenApiResponse(description="The file expired (EXPORT_RETENTION_HOURS)."),
+            # The file's type is the job's format, or gzip when the job was compressed.
+            **{
+                (200, media_type.split(";")[0]): OpenApiResponse(OpenApiTypes.BINARY, description="The file.")
+                for media_type in [*CONTENT_TYPES.values(), "application/gzip"]
+            },
+            (409, "application/json"): OpenApiResponse(JobStateSerializer, description="Not finished yet."),
+            (410, "application/json"): OpenApiResponse(
+                JobStateSerializer, description="The file expired (EXPORT_RETENTION_HOURS)."
+            ),
         },
     )
     def get(self, request: Request, pk: int) -> Any:

@@ -14,6 +14,7 @@ from pipelines.datasets import FILTER_KEYS, dataset_filter_validate
 from pipelines.exports import COMPRESSIONS, CONTENT_TYPES, FORMATS, SHAPES
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.jsoninput import JsonInputError, json_decode
 
 # --- export parameters ---------------------------------------------------------------------------
 
@@ -55,11 +56,9 @@ LIVE_PARAMS = {"format", "shape", "compression", *FILTER_KEYS}
 
 def _query_value(text: str) -> Any:
     """``4`` -> 4, ``true`` -> True, ``"x"`` -> "x"; anything else stays text."""
-    import json
-
     try:
-        return json.loads(text)
-    except ValueError:
+        return json_decode(text)
+    except JsonInputError:
         return text
 
 

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from reviewapp.errors import FieldError
+from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.selectors import project_get_by_slug
 from reviewapp.services.ingest import ItemIn, external_id_for, items_ingest, items_validate
 
@@ -44,8 +45,9 @@ class Record(NamedTuple):
     error: FieldError | None = None
 
 
-def _invalid_json(position: int, field: str, exc: Exception) -> Record:
-    return Record(position, None, {"index": position, "field": field, "message": f"Invalid JSON: {exc}"})
+def _invalid_json(position: int, field: str, exc: JsonInputError) -> Record:
+    path = ".".join(p for p in (field, exc.path) if p)
+    return Record(position, None, {"index": position, "field": path, "message": exc.message})
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:
@@ -54,15 +56,16 @@ def read_jsonl(path: Path) -> Iterator[Record]:
             if not line.strip():
                 continue
             try:
-                yield Record(number, msgspec.json.decode(line))
-            except msgspec.DecodeError as exc:
+                # NUL is reported per row by items_validate, with the row's field.
+                yield Record(number, json_decode(line, reject_nul=False))
+            except JsonInputError as exc:
                 yield _invalid_json(number, "", exc)
 
 
 def read_json(path: Path) -> Iterator[Record]:
     try:
-        data = msgspec.json.decode(path.read_bytes())
-    except msgspec.DecodeError as exc:
+        data = json_decode(path.read_bytes(), reject_nul=False)
+    except JsonInputError as exc:
         yield _invalid_json(0, "", exc)
         return
     if isinstance(data, dict):
@@ -82,8 +85,8 @@ def _from_cells(position: int, cells: dict[str, Any]) -> Record:
             continue  # a table cannot omit a cell, so empty means "use the default"
         if isinstance(value, str) and (name in JSON_COLUMNS or (name == "request" and value.lstrip().startswith("{"))):
             try:
-                value = msgspec.json.decode(value)
-            except msgspec.DecodeError as exc:
+                value = json_decode(value, reject_nul=False)
+            except JsonInputError as exc:
                 return _invalid_json(position, name, exc)
         elif name == "priority" and isinstance(value, str):
             try:

@@ -286,6 +286,8 @@ def canonical_row(label: CuratedLabel, *, question_order: dict[str, int] | None 
             "agreement": _agreement_summary(label.agreement or {}),
             "schema_version": label.schema_version,
             "label_version": label.version,
+            # Only when set, so rows of ordinary labels keep their content hash.
+            **({"self_adjudicated": True} if label.self_adjudicated else {}),
         },
         "item_created_at": _iso(item.created_at),
         "curated_at": _iso(label.updated_at),

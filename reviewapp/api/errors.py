@@ -3,6 +3,7 @@
 - 400: ``{"detail": "...", "errors": [{"index", "field", "message"}, ...]}``, from a service's
   ValidationFailed or from an input serializer, so clients handle one format.
 - 409: ``{"detail": "...", "code": "lease_lost" | "already_submitted" | "item_removed" | "conflict"}``.
+- 403: ``{"detail": "..."}`` for a service's NotAllowed (e.g. a curator deciding an item they reviewed).
 - Everything else keeps DRF's ``{"detail": "..."}``.
 """
 
@@ -14,7 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from reviewapp.errors import Conflict, FieldError, ServiceError, ValidationFailed
+from reviewapp.errors import Conflict, FieldError, NotAllowed, ServiceError, ValidationFailed
 
 
 def flatten_errors(detail: Any, field: str = "") -> list[FieldError]:
@@ -39,6 +40,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"detail": exc.message, "errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Conflict):
         return Response({"detail": exc.message, "code": exc.code}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, NotAllowed):
+        return Response({"detail": exc.message}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, ServiceError):
         return Response({"detail": exc.message}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.ValidationError):

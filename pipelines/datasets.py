@@ -14,7 +14,8 @@ and what every export shape, Delta push and MLflow write is built from::
       "feedback": {"<question key>": <final value>, ...},
       "provenance": {"method": "consensus" | "adjudicated", "decided_by": "<username>" | None,
                      "review_ids": [..], "reviewers": ["<username>", ..], "agreement": {...},
-                     "schema_version": 3, "label_version": 1},
+                     "schema_version": 3, "label_version": 1,
+                     "self_adjudicated": true},    # only present when the deciding curator had reviewed it
       "item_created_at": "<ISO 8601>", "curated_at": "<ISO 8601>"
     }
 """

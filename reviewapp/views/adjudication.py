@@ -16,13 +16,13 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import push_url
 
 from reviewapp.errors import Conflict, NotAllowed, ValidationFailed
 from reviewapp.forms import QuestionField, ReviewAnswersForm, _raw_from_answer
 from reviewapp.models import Adjudication, Project, Question
-from reviewapp.permissions import Capability
+from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors import (
     AdjudicationDetail,
     ComparisonRow,
@@ -35,6 +35,7 @@ from reviewapp.selectors import (
     questions_for_project,
 )
 from reviewapp.services.curation import SELF_ADJUDICATION_REFUSED, adjudication_decide, curator_reviewed_item
+from reviewapp.services.projects import project_set_self_adjudication
 from reviewapp.views.http import AuthedHtmxRequest, Notice, partial
 
 TEMPLATE = "reviewapp/adjudicate.html"
@@ -83,8 +84,25 @@ def adjudication_queue(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
         "status": status,
         "counts": adjudication_counts(project=project),
         "first": adjudication_next(project=project, user=request.user),
+        "may_manage": role_allows(project.user_role, Capability.MANAGE),
     }
     return render(request, "reviewapp/adjudication_queue.html", context)
+
+
+@login_required
+@require_POST
+def adjudication_settings(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
+    """Project admins: allow or forbid self-adjudication (curators deciding items they reviewed)."""
+    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.MANAGE)
+    allowed = request.POST.get("self_adjudication") == "on"
+    project_set_self_adjudication(project=project, allowed=allowed, actor=request.user)
+    messages.success(
+        request,
+        "Curators may now decide items they reviewed (marked self-adjudicated)."
+        if allowed
+        else "Items a curator reviewed are now decided by another curator.",
+    )
+    return redirect("adjudication-queue", project.slug)
 
 
 @login_required

@@ -280,6 +280,22 @@ def test_with_self_adjudication_on_the_decision_is_marked(own, curator):
     assert session(curator).get("/api/v1/projects/support/").json()["self_adjudication"] is True
 
 
+def test_only_project_admins_switch_self_adjudication(own, curator):
+    url = f"/projects/{own.slug}/adjudicate/settings/"
+    assert session(curator).post(url, {"self_adjudication": "on"}).status_code == 403
+    assert "data-self-adjudication" not in session(curator).get(f"/projects/{own.slug}/adjudicate/").content.decode()
+    admin = member(own, "admin", username="ada")
+    assert "data-self-adjudication" in session(admin).get(f"/projects/{own.slug}/adjudicate/").content.decode()
+    assert session(admin).post(url, {"self_adjudication": "on"}).status_code == 302
+    own.refresh_from_db()
+    assert own.self_adjudication
+    assert AuditEvent.objects.filter(action="project.self_adjudication", actor=admin).exists()
+    assert [r["decidable_by_you"] for r in session(curator).get(QUEUE).json()["results"]] == [True, True]
+    session(admin).post(url, {})
+    own.refresh_from_db()
+    assert not own.self_adjudication
+
+
 def test_self_adjudication_is_off_by_default_in_the_service(own, curator):
     from reviewapp.errors import NotAllowed
 
@@ -353,3 +369,45 @@ def test_repair_clears_reviews_and_labels_and_recomputes_curation(disputed, revi
     events = AuditEvent.objects.count()
     call_command("expectations_repair")
     assert AuditEvent.objects.count() == events
+
+
+# --- the demo ------------------------------------------------------------------------------------
+
+
+def test_the_demo_stores_no_failed_answer_as_expectation_and_admin_can_adjudicate():
+    from io import StringIO
+
+    from django.contrib.auth import get_user_model
+
+    from reviewapp.demo.project import PROJECT_SLUG
+    from reviewapp.models import Project
+    from reviewapp.selectors import adjudication_list, adjudication_next
+
+    call_command("load_demo", stdout=StringIO(), stderr=StringIO())
+    project = Project.objects.get(slug=PROJECT_SLUG)
+    reviews = Review.objects.filter(project=project).select_related("item")
+    assert reviews.filter(answers__correct=False).exists()
+    for review in reviews:
+        if review.answers.get("correct") is False:
+            assert " ".join(review.answers.get("expected_response", "").split()) != " ".join(
+                review.item.response.split()
+            )
+    assert not project.self_adjudication  # the safe default, also in the demo
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=["curator", "admin"])}
+    assert adjudication_list(project=project).count() == 3
+    # The demo's curator reviewed the three disagreements; the admin (also a curator) decides them.
+    assert adjudication_next(project=project, user=users["curator"]) is None
+    first = adjudication_next(project=project, user=users["admin"])
+    assert first is not None
+    response = session(users["admin"]).post(
+        f"/projects/{project.slug}/adjudicate/{first.item_id}/",
+        {
+            "version": str(first.version),
+            "answers.correct": "false",
+            "answers.helpfulness": "2",
+            "answers.issue": "incorrect",
+            "answers.tone": "too terse",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert CuratedLabel.objects.get(item_id=first.item_id).decided_by == users["admin"]

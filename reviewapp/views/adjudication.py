@@ -125,7 +125,11 @@ def adjudication_item(request: AuthedHtmxRequest, slug: str, item_id: int) -> Ht
             rationale=form.comment,
         )
     except NotAllowed as exc:
-        return _render_panel(request, project, adjudication, form=form, notice=Notice("error", exc.message), status=403)
+        # htmx swaps only 409/422 panels (base.html); a plain POST gets the honest 403.
+        status = 422 if request.htmx else 403
+        return _render_panel(
+            request, project, adjudication, form=form, notice=Notice("error", exc.message), status=status
+        )
     except ValidationFailed as exc:
         form.add_errors(exc.errors)
         notice = Notice("error", exc.message)

@@ -249,6 +249,12 @@ def test_a_curator_cannot_decide_an_item_they_reviewed(own, curator):
         },
     )
     assert page.status_code == 403 and "another curator decides it" in page.content.decode()
+    swapped = session(curator).post(
+        f"/projects/{own.slug}/adjudicate/{target.pk}/",
+        {"version": str(Adjudication.objects.get(item=target).version), "answers.correct": "false"},
+        headers={"HX-Request": "true"},
+    )
+    assert swapped.status_code == 422 and "another curator decides it" in swapped.content.decode()
     assert not CuratedLabel.objects.exists()
     # The queue says so and does not start her on those items; the deciding page disables saving.
     listed = session(curator).get(QUEUE).json()["results"]

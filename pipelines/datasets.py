@@ -14,7 +14,8 @@ and what every export shape, Delta push and MLflow write is built from::
       "feedback": {"<question key>": <final value>, ...},
       "provenance": {"method": "consensus" | "adjudicated", "decided_by": "<username>" | None,
                      "review_ids": [..], "reviewers": ["<username>", ..], "agreement": {...},
-                     "schema_version": 3, "label_version": 1},
+                     "schema_version": 3, "label_version": 1,
+                     "self_adjudicated": true},    # only present when the deciding curator had reviewed it
       "item_created_at": "<ISO 8601>", "curated_at": "<ISO 8601>"
     }
 """
@@ -317,6 +318,8 @@ def canonical_row(label: CuratedLabel, *, question_order: dict[str, int] | None 
             "agreement": _agreement_summary(label.agreement or {}),
             "schema_version": label.schema_version,
             "label_version": label.version,
+            # Only when set, so rows of ordinary labels keep their content hash.
+            **({"self_adjudicated": True} if label.self_adjudicated else {}),
         },
         "item_created_at": _iso(item.created_at),
         "curated_at": _iso(label.updated_at),

@@ -4,7 +4,9 @@ Shapes (``shape_row``): ``mlflow`` (MLflow 3 evaluation-dataset records: ``input
 ``expectations``, plus ``feedback``, ``source``, ``tags``), ``agent-eval`` (Databricks Agent Evaluation
 columns plus ``feedback``), ``sft`` (chat ``messages``: the request, then the curated expected response
 as the assistant turn; rows without one are left out) and ``preference`` (``prompt`` / ``chosen`` /
-``rejected``: corrected answers, and pairwise preferences with a winner). Every shaped row carries
+``rejected``: corrected answers, and pairwise preferences with a winner). A response its label fails
+is never an assistant turn or a ``chosen`` answer (rows frozen with such an expectation are skipped,
+and so are pairwise wins of a failed answer). Every shaped row carries
 ``provenance`` (row and item id, trace id, model version, method, review ids, reviewers, agreement).
 
 Formats (``export_stream``): ``jsonl`` (nested values kept), ``csv`` and ``parquet`` (``feedback`` is
@@ -22,12 +24,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
-from django.db.models import Q, TextField
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from pipelines.datasets import curated_rows, question_order
 from pipelines.models import DatasetRow, DatasetVersion
-from reviewapp.models import Project
+from reviewapp.models import CuratedLabel, Project, Question
 from reviewapp.models.pairwise import Preference
 
 SHAPES = ("mlflow", "agent-eval", "sft", "preference")
@@ -109,10 +111,22 @@ def _agent_eval(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def row_fails_response(row: dict[str, Any]) -> bool:
+    """The row's label fails its response: a pass/fail answer is false (only pass/fail answers are booleans)."""
+    feedback = row.get("feedback") or {}
+    return isinstance(feedback, dict) and any(v is False for v in feedback.values())
+
+
+def _same_text(a: Any, b: Any) -> bool:
+    return " ".join(str(a or "").split()) == " ".join(str(b or "").split())
+
+
 def _sft(row: dict[str, Any]) -> dict[str, Any] | None:
     expected = (row.get("expected_response") or "").strip()
     if not expected:
         return None
+    if row_fails_response(row) and _same_text(expected, row.get("response")):
+        return None  # the failed answer itself (rows frozen before this was refused): never a training target
     messages = _messages(row["request"])
     return {"messages": [*messages, {"role": "assistant", "content": expected}], "provenance": provenance(row)}
 
@@ -120,9 +134,8 @@ def _sft(row: dict[str, Any]) -> dict[str, Any] | None:
 def _preference(row: dict[str, Any]) -> dict[str, Any] | None:
     """A corrected answer: the curated expected response is preferred over what the model said."""
     expected = (row.get("expected_response") or "").strip()
-    response = (row.get("response") or "").strip()
-    if not expected or expected == response:
-        return None
+    if not expected or _same_text(expected, row.get("response")):
+        return None  # nothing corrected: the response is not "rejected" in favour of itself
     version = row.get("model_version", "")
     return {
         "prompt": row["request"],
@@ -164,6 +177,10 @@ def preference_pairs(*, project: Project, version: DatasetVersion | None = None)
         prefs = prefs.filter(submitted_at__lte=version.created_at).filter(
             Q(left_item_id__in=item_ids) & Q(right_item_id__in=item_ids)
         )
+    # A winner whose curated label fails it is only the lesser of two bad answers: never "chosen".
+    failed = _failed_item_ids(project=project, version=version)
+    if failed is not None:
+        prefs = prefs.exclude(winner_item_id__in=failed)
     prefs = prefs.select_related("left_item", "right_item", "reviewer").order_by("submitted_at", "id")
     for pref in prefs.iterator(chunk_size=1000):
         winner, loser = (
@@ -192,6 +209,22 @@ def preference_pairs(*, project: Project, version: DatasetVersion | None = None)
                 "reason": pref.reason,
             },
         }
+
+
+def _failed_item_ids(*, project: Project, version: DatasetVersion | None) -> QuerySet | None:
+    """Items whose label (the version's row, else the current curated label) fails the response."""
+    keys = list(Question.objects.filter(project=project, kind=Question.Kind.PASS_FAIL).values_list("key", flat=True))
+    if not keys:
+        return None
+    if version is not None:
+        rows = Q()
+        for key in keys:
+            rows |= Q(**{f"data__feedback__{key}": False})
+        return DatasetRow.objects.filter(Q(version=version) & rows).values("item_id")
+    labels = Q()
+    for key in keys:
+        labels |= Q(**{f"answers__{key}": False})
+    return CuratedLabel.objects.filter(Q(project=project) & labels).values("item_id")
 
 
 # --- row sources ---------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "reviews_per_item", "schema_version"]
+    list_display = ["name", "slug", "reviews_per_item", "schema_version", "self_adjudication"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [QuestionInline, MembershipInline]
 

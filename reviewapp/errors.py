@@ -27,6 +27,10 @@ class ValidationFailed(ServiceError):
         self.errors = errors
 
 
+class NotAllowed(ServiceError):
+    """The user may not do this to this object, though their role may do it elsewhere (HTTP 403)."""
+
+
 class Conflict(ServiceError):
     """The request clashes with the current state (HTTP 409)."""
 

@@ -147,11 +147,9 @@ class ReviewAnswersForm:
             self.raw = self._raw_from_post(data, n_chunks=len(chunks))
             self.comment = data.get("comment", "")
         else:
+            # A new item's expected response starts empty: an expectation is only what a person wrote
+            # or explicitly took over ("start from the model's answer", key m), never a silent copy.
             self.raw = {q.key: _raw_from_answer(q, (answers or {}).get(q.key)) for q in questions}
-            if answers is None:  # a new item: the expected response starts as the model's response
-                for q in questions:
-                    if q.kind == Kind.EXPECTED_RESPONSE:
-                        self.raw[q.key] = item.response
             self.comment = comment
         self.time_on_task_ms = _int_or_none(data.get("time_on_task_ms")) if data is not None else None
         self.fields = [self._field(q) for q in questions]

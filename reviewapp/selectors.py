@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.http import Http404
 from django.utils import timezone
 
@@ -512,11 +512,23 @@ def schema_version_list(*, project: Project) -> QuerySet[SchemaVersion]:
     return SchemaVersion.objects.filter(project=project).order_by("version")
 
 
-def adjudication_list(*, project: Project, status: str | None = Adjudication.Status.OPEN) -> QuerySet[Adjudication]:
-    """The curators' queue, oldest first; ``status=None`` lists open and decided ones."""
+def adjudication_list(
+    *, project: Project, status: str | None = Adjudication.Status.OPEN, user: AnyUser | None = None
+) -> QuerySet[Adjudication]:
+    """The curators' queue, oldest first; ``status=None`` lists open and decided ones.
+
+    With ``user``, each row carries ``reviewed_by_you`` and ``decidable_by_you`` (False for an item
+    the user reviewed, unless the project allows self-adjudication).
+    """
     qs = Adjudication.objects.filter(project=project).select_related("item")
     if status:
         qs = qs.filter(status=status)
+    if user is not None:
+        own = Exists(Review.objects.filter(item_id=OuterRef("item_id"), reviewer_id=user.pk))
+        qs = qs.annotate(
+            reviewed_by_you=own,
+            decidable_by_you=Value(True, output_field=BooleanField()) if project.self_adjudication else ~own,
+        )
     return qs.order_by("id")
 
 
@@ -540,9 +552,16 @@ def adjudication_get_for_user(*, user: AnyUser, slug: str, item_id: int, token: 
     return adjudication
 
 
-def adjudication_next(*, project: Project, after: Adjudication | None = None) -> Adjudication | None:
-    """The next open item after ``after`` in queue order, wrapping around; None when the queue is empty."""
-    qs = adjudication_list(project=project)
+def adjudication_next(
+    *, project: Project, after: Adjudication | None = None, user: AnyUser | None = None
+) -> Adjudication | None:
+    """The next open item after ``after`` in queue order, wrapping around; None when the queue is empty.
+
+    With ``user``, only items that user may decide (not their own reviews, unless self-adjudication is on).
+    """
+    qs = adjudication_list(project=project, user=user)
+    if user is not None:
+        qs = qs.filter(decidable_by_you=True)
     if after is None:
         return qs.first()
     return qs.filter(id__gt=after.pk).first() or qs.exclude(pk=after.pk).first()

@@ -42,6 +42,9 @@ class DatasetVersion(models.Model):
     # Question keys (feedback columns) present in this version, in schema order.
     question_keys = models.JSONField(default=list, blank=True)
     note = models.TextField(blank=True)
+    # Rows whose expected response repeats the response their label fails (stored before that was
+    # refused; see pipelines.expectations). The rows stay as frozen; a new version is needed.
+    failed_expectation_rows = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -51,6 +54,10 @@ class DatasetVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset} v{self.number}"
+
+    @property
+    def needs_new_version(self) -> bool:
+        return self.failed_expectation_rows > 0
 
 
 class DatasetRow(models.Model):

@@ -99,6 +99,7 @@ def _detail_context(request: AuthedHtmxRequest, dataset: Any, **extra: Any) -> d
         "project": dataset.project,
         "dataset": dataset,
         "versions": versions,
+        "stale_versions": [v for v in versions if v.needs_new_version],
         "may_curate": role_allows(dataset.project.user_role, Capability.CURATE),
         "formats": FORMATS,
         "shapes": SHAPES,

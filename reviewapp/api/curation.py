@@ -45,6 +45,10 @@ class AdjudicationSerializer(serializers.Serializer):
     )
     version = serializers.IntegerField(help_text="Send it back with a decision; it changes whenever this row does.")
     review_count = serializers.IntegerField(source="item.review_count")
+    decidable_by_you = serializers.BooleanField(
+        default=True,
+        help_text="False when you reviewed the item and the project does not allow self-adjudication.",
+    )
     opened_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     decided_at = serializers.DateTimeField(allow_null=True)
@@ -81,6 +85,9 @@ class CuratedLabelSerializer(serializers.Serializer):
     reviews_changed_at = serializers.DateTimeField(
         allow_null=True, help_text="Set when the reviews changed after a curator decided (the label stays)."
     )
+    self_adjudicated = serializers.BooleanField(
+        help_text="The deciding curator had reviewed the item (allowed by the project's self_adjudication)."
+    )
     version = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -113,7 +120,7 @@ class AdjudicationListApi(BaseApi):
         filters = AdjudicationListApi.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         status = filters.validated_data["status"]
-        rows = adjudication_list(project=project, status=None if status == "all" else status)
+        rows = adjudication_list(project=project, status=None if status == "all" else status, user=request.user)
         return paginated_response(queryset=rows, serializer_class=AdjudicationSerializer, request=request, view=self)
 
 
@@ -186,12 +193,17 @@ class AdjudicationDecideApi(BaseApi):
             "like a review's. `expected_response` / `expected_facts` set the label's expectations (and the "
             "answers of questions of those kinds). 409 `already_decided` when someone decided since you loaded "
             "`version`, `reviews_changed` when the reviews changed. Deciding a decided item again replaces the "
-            "label and keeps the old one in its history. Needs `curate`."
+            "label and keeps the old one in its history. An `expected_response` that repeats the response "
+            "the answers fail is refused with 400. A curator who reviewed the item gets 403 unless the project "
+            "allows `self_adjudication` (the label is then marked `self_adjudicated`). Needs `curate`."
         ),
         request=InputSerializer,
         responses={
             200: CuratedLabelSerializer,
             400: OpenApiResponse(ValidationErrorSerializer, description="Each bad field, e.g. `answers.correct`."),
+            403: OpenApiResponse(
+                description="You reviewed this item and the project does not allow self-adjudication."
+            ),
             409: OpenApiResponse(CurationConflictSerializer, description="Reload the item and decide again."),
         },
     )

@@ -4,6 +4,7 @@
   ValidationFailed, from an input serializer, or from a body that could not be parsed (bad JSON,
   not UTF-8, nested too deep, NUL characters), so clients handle one format.
 - 409: ``{"detail": "...", "code": "lease_lost" | "already_submitted" | "item_removed" | "conflict"}``.
+- 403: ``{"detail": "..."}`` for a service's NotAllowed (e.g. a curator deciding an item they reviewed).
 - Everything else keeps DRF's ``{"detail": "..."}``.
 """
 
@@ -15,7 +16,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from reviewapp.errors import Conflict, FieldError, ServiceError, ValidationFailed
+from reviewapp.errors import Conflict, FieldError, NotAllowed, ServiceError, ValidationFailed
 
 
 def flatten_errors(detail: Any, field: str = "") -> list[FieldError]:
@@ -40,6 +41,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"detail": exc.message, "errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Conflict):
         return Response({"detail": exc.message, "code": exc.code}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, NotAllowed):
+        return Response({"detail": exc.message}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, ServiceError):
         # Not about one field, but still the documented 400 shape (clients read ``errors``).
         general: list[FieldError] = [{"index": None, "field": "", "message": exc.message}]

@@ -50,6 +50,9 @@ class ProjectDetailApi(BaseApi):
         reviews_per_item = serializers.IntegerField()
         lease_seconds = serializers.IntegerField(help_text="How long a reviewer holds an item from queue/next.")
         schema_version = serializers.IntegerField(help_text="Bumped when the questions change after reviews exist.")
+        self_adjudication = serializers.BooleanField(
+            help_text="Whether a curator may decide an item they reviewed (off by default)."
+        )
         questions = QuestionSerializer(
             source="questions_list", many=True, help_text="The label schema: what a review answers."
         )

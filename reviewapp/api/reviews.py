@@ -39,7 +39,10 @@ class ReviewSubmitApi(BaseApi):
         operation_id="reviews_submit",
         tags=["reviews"],
         summary="Submit a review of your leased item",
-        description="Answers are checked against the project's questions; a 400 lists each bad answer by field.",
+        description=(
+            "Answers are checked against the project's questions; a 400 lists each bad answer by field. "
+            "An expected response that repeats the response the answers fail is refused on its field."
+        ),
         request=InputSerializer,
         responses={201: ReviewSerializer, 400: INVALID, 409: CONFLICT},
     )

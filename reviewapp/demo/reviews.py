@@ -33,11 +33,12 @@ def demo_answers(case: Case, version: str, *, disagree: bool = False) -> dict[st
         "tone": ["clear", "friendly"] if correct else ["too terse"],
         "expected_facts": list(case.expected_facts),
     }
-    if correct:
-        answers["expected_response"] = case.response(version)
     if disagree:
-        answers["correct"] = not correct
+        answers["correct"] = correct = not correct
         answers["helpfulness"] = 3
+    if correct:
+        # Accepting a passed answer as the expectation is fine; a failed one never is (review_submit refuses it).
+        answers["expected_response"] = case.response(version)
     return answers
 
 

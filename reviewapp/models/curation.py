@@ -102,6 +102,8 @@ class CuratedLabel(models.Model):
     schema_version = models.PositiveIntegerField()
     # Set when the reviews behind an adjudicated label changed after the decision (the label stays).
     reviews_changed_at = models.DateTimeField(null=True, blank=True)
+    # The curator who decided had reviewed the item (allowed by Project.self_adjudication).
+    self_adjudicated = models.BooleanField(default=False)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()

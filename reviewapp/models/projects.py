@@ -37,6 +37,10 @@ class Project(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Share of leases that are gold items (0 to 1), mixed in unannounced.",
     )
+    self_adjudication = models.BooleanField(
+        default=False,
+        help_text="Let a curator decide an item they reviewed themselves (marked as self-adjudicated).",
+    )
     mlflow_registered_model = models.CharField(max_length=300, blank=True)
     serving_endpoint = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

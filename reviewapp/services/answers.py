@@ -133,6 +133,54 @@ def answers_validate(*, questions: list[Question], item: Item, answers: Any) -> 
             errors.append(_err(field, message))
             continue
         cleaned[question.key] = value
+    errors.extend(expectation_errors(questions=questions, item=item, answers=cleaned))
     if errors:
         raise ValidationFailed(errors, "Some answers are missing or not valid.")
     return cleaned
+
+
+REPEATS_FAILED = "the expected response repeats the answer you failed: correct it or leave it empty"
+
+
+def normalize_text(text: Any) -> str:
+    """Text compared for sameness: runs of whitespace (newlines, indentation) count as one space."""
+    return " ".join(str(text or "").split())
+
+
+def answers_fail(*, questions: list[Question] | list[dict[str, Any]], answers: Any) -> bool:
+    """True when the answers fail the response: some pass/fail question answered fail."""
+    if not isinstance(answers, dict):
+        return False
+    for q in questions:
+        kind, key = (q["kind"], q["key"]) if isinstance(q, dict) else (q.kind, q.key)
+        if kind == Kind.PASS_FAIL and answers.get(key) is False:
+            return True
+    return False
+
+
+def expectation_repeats_failed(*, response: str, expected: Any, failed: bool) -> bool:
+    """An expected response that is the very answer the same judgement failed (not an expectation)."""
+    return failed and bool(normalize_text(expected)) and normalize_text(expected) == normalize_text(response)
+
+
+def expectation_errors(
+    *, questions: list[Question], item: Item, answers: dict[str, Any], loose_response: str | None = None
+) -> list[FieldError]:
+    """The refusal of an expected response that repeats the response these answers fail.
+
+    An expectation is what a person wrote or accepted for a good answer; the failed answer itself
+    would teach judges and fine-tuning the wrong thing. ``loose_response``: an expected response
+    given outside the questions (a curator's decision in a project without such a question).
+    """
+    failed = answers_fail(questions=questions, answers=answers)
+    if not failed:
+        return []
+    errors: list[FieldError] = []
+    for q in questions:
+        if q.kind == Kind.EXPECTED_RESPONSE and expectation_repeats_failed(
+            response=item.response, expected=answers.get(q.key), failed=True
+        ):
+            errors.append(_err(f"answers.{q.key}", REPEATS_FAILED))
+    if expectation_repeats_failed(response=item.response, expected=loose_response, failed=True):
+        errors.append(_err("expected_response", REPEATS_FAILED))
+    return errors

@@ -20,10 +20,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from reviewapp.errors import AlreadyDecided, FieldError, ItemRemoved, ReviewsChanged, ValidationFailed
+from reviewapp.errors import AlreadyDecided, FieldError, ItemRemoved, NotAllowed, ReviewsChanged, ValidationFailed
 from reviewapp.models import Adjudication, CuratedLabel, CuratedLabelRevision, Item, Project, Question, Review
 from reviewapp.selectors import consensus_questions_for_version, questions_for_project
-from reviewapp.services.answers import answers_validate
+from reviewapp.services.answers import answers_validate, expectation_errors
 from reviewapp.services.audit import audit_record
 from reviewapp.services.consensus import Consensus, consensus_compute, reviews_basis
 
@@ -93,7 +93,12 @@ def adjudication_decide(
     decided or its reviews changed since, nothing is written and AlreadyDecided / ReviewsChanged
     (HTTP 409) say so. The answers are checked against the current questions (ValidationFailed).
     ``expected_response`` / ``expected_facts`` set the label's expectations; when the schema has
-    questions of those kinds they also become those questions' answers.
+    questions of those kinds they also become those questions' answers. An expected response that
+    repeats the response the decision fails is refused (ValidationFailed naming the field).
+
+    A curator who reviewed the item may decide it only when the project allows ``self_adjudication``
+    (else NotAllowed, HTTP 403); such a decision is marked ``self_adjudicated`` on the label and in
+    the audit event.
     """
     with transaction.atomic():
         locked = _lock(item)
@@ -106,12 +111,28 @@ def adjudication_decide(
             raise ReviewsChanged("This item no longer needs a decision: its reviews changed and now agree.")
         if adjudication.version != expected_version:
             raise _stale(adjudication, label, user)
+        own = curator_reviewed_item(item=locked, user=user)
+        if own and not project.self_adjudication:
+            raise NotAllowed(SELF_ADJUDICATION_REFUSED)
         questions = questions_for_project(project=project)
         merged, loose, errors = _merge_expectations(questions, answers, expected_response, expected_facts)
+        response_key = _first_key(questions, Kind.EXPECTED_RESPONSE)
         try:
             cleaned = answers_validate(questions=questions, item=locked, answers=merged)
         except ValidationFailed as exc:
-            raise ValidationFailed([*errors, *exc.errors], exc.message) from None
+            # Given as the top-level field, the error names that field.
+            named = [
+                {**e, "field": "expected_response"}
+                if expected_response is not None and e["field"] == f"answers.{response_key}"
+                else e
+                for e in exc.errors
+            ]
+            raise ValidationFailed([*errors, *named], exc.message) from None
+        errors.extend(
+            expectation_errors(
+                questions=questions, item=locked, answers=cleaned, loose_response=loose.get("expected_response")
+            )
+        )
         if errors:
             raise ValidationFailed(errors, "Some answers are missing or not valid.")
         response_text, facts = _expectations(questions, cleaned, loose)
@@ -131,6 +152,7 @@ def adjudication_decide(
             "agreement": _agreement(basis, version, consensus),
             "schema_version": project.schema_version,
             "reviews_changed_at": None,
+            "self_adjudicated": own,
         }
         label = _save_label(label, locked, basis, fields, now, replaced_by=user)
         adjudication.status = Adjudication.Status.DECIDED
@@ -149,9 +171,21 @@ def adjudication_decide(
                 "reviews": [r.pk for r in basis],
                 "disagreements": adjudication.disagreeing_keys,
                 "previous": previous,
+                "self_adjudicated": own,
             },
         )
     return label
+
+
+SELF_ADJUDICATION_REFUSED = (
+    "You reviewed this item, so another curator decides it "
+    "(a project admin can allow self-adjudication in the project's settings)."
+)
+
+
+def curator_reviewed_item(*, item: Item, user: Any) -> bool:
+    """True when ``user`` submitted a review of the item (a review sent back still counts: they judged it)."""
+    return Review.objects.filter(item_id=item.pk, reviewer_id=user.pk).exists()
 
 
 def curation_project_recompute(*, project: Project) -> int:
@@ -255,6 +289,7 @@ def _write_consensus(
         "agreement": _agreement(basis, version, consensus),
         "schema_version": version,
         "reviews_changed_at": None,
+        "self_adjudicated": False,
     }
     if label is not None and all(getattr(label, k) == v for k, v in fields.items() if k != "agreement"):
         if label.agreement.get("basis") == fields["agreement"]["basis"]:

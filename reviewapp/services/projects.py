@@ -261,3 +261,21 @@ def project_set_reviews_per_item(*, project: Project, reviews_per_item: int, act
             data={"from": old, "to": reviews_per_item},
         )
     return project
+
+
+def project_set_self_adjudication(*, project: Project, allowed: bool, actor: Any = None) -> Project:
+    """Allow (or forbid) curators to decide items they reviewed themselves; recorded in the audit log."""
+    with transaction.atomic():
+        old = project.self_adjudication
+        if old == allowed:
+            return project
+        project.self_adjudication = allowed
+        project.save(update_fields=["self_adjudication"])
+        audit_record(
+            actor=actor,
+            action="project.self_adjudication",
+            target=project,
+            project=project,
+            data={"from": old, "to": allowed},
+        )
+    return project

@@ -16,13 +16,13 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import push_url
 
-from reviewapp.errors import Conflict, ValidationFailed
+from reviewapp.errors import Conflict, NotAllowed, ValidationFailed
 from reviewapp.forms import QuestionField, ReviewAnswersForm, _raw_from_answer
 from reviewapp.models import Adjudication, Project, Question
-from reviewapp.permissions import Capability
+from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors import (
     AdjudicationDetail,
     ComparisonRow,
@@ -34,7 +34,8 @@ from reviewapp.selectors import (
     project_get_for_user,
     questions_for_project,
 )
-from reviewapp.services.curation import adjudication_decide
+from reviewapp.services.curation import SELF_ADJUDICATION_REFUSED, adjudication_decide, curator_reviewed_item
+from reviewapp.services.projects import project_set_self_adjudication
 from reviewapp.views.http import AuthedHtmxRequest, Notice, partial
 
 TEMPLATE = "reviewapp/adjudicate.html"
@@ -65,7 +66,9 @@ def adjudication_queue(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
     status = request.GET.get("status", Adjudication.Status.OPEN)
     if status not in Adjudication.Status.values:
         status = Adjudication.Status.OPEN
-    page = Paginator(adjudication_list(project=project, status=status), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(adjudication_list(project=project, status=status, user=request.user), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     titles = {q.key: q.title for q in questions_for_project(project=project)}
     rows = [
         (
@@ -80,9 +83,26 @@ def adjudication_queue(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
         "rows": rows,
         "status": status,
         "counts": adjudication_counts(project=project),
-        "first": adjudication_next(project=project),
+        "first": adjudication_next(project=project, user=request.user),
+        "may_manage": role_allows(project.user_role, Capability.MANAGE),
     }
     return render(request, "reviewapp/adjudication_queue.html", context)
+
+
+@login_required
+@require_POST
+def adjudication_settings(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
+    """Project admins: allow or forbid self-adjudication (curators deciding items they reviewed)."""
+    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.MANAGE)
+    allowed = request.POST.get("self_adjudication") == "on"
+    project_set_self_adjudication(project=project, allowed=allowed, actor=request.user)
+    messages.success(
+        request,
+        "Curators may now decide items they reviewed (marked self-adjudicated)."
+        if allowed
+        else "Items a curator reviewed are now decided by another curator.",
+    )
+    return redirect("adjudication-queue", project.slug)
 
 
 @login_required
@@ -104,6 +124,12 @@ def adjudication_item(request: AuthedHtmxRequest, slug: str, item_id: int) -> Ht
             expected_facts=request.POST.get("expected_facts"),
             rationale=form.comment,
         )
+    except NotAllowed as exc:
+        # htmx swaps only 409/422 panels (base.html); a plain POST gets the honest 403.
+        status = 422 if request.htmx else 403
+        return _render_panel(
+            request, project, adjudication, form=form, notice=Notice("error", exc.message), status=status
+        )
     except ValidationFailed as exc:
         form.add_errors(exc.errors)
         notice = Notice("error", exc.message)
@@ -118,7 +144,7 @@ def adjudication_item(request: AuthedHtmxRequest, slug: str, item_id: int) -> Ht
         return _render_panel(request, project, fresh, form=form, notice=notice, status=409, keep_post=True)
     text = f"Saved your decision on “{_short(adjudication.item.request_text)}”."
     link = reverse("adjudication-item", args=[project.slug, adjudication.item_id])
-    following = adjudication_next(project=project, after=adjudication)
+    following = adjudication_next(project=project, after=adjudication, user=request.user)
     next_url = (
         reverse("adjudication-item", args=[project.slug, following.item_id])
         if following is not None
@@ -159,13 +185,18 @@ def _render_panel(
                 comment=label.rationale if label is not None else "",
             )
         kinds = {q.kind for q in detail.questions}
-        later = adjudication_next(project=project, after=adjudication)
+        own = curator_reviewed_item(item=detail.item, user=request.user)
+        if own and not project.self_adjudication and notice is None:
+            context["notice"] = Notice("warning", SELF_ADJUDICATION_REFUSED)
+        later = adjudication_next(project=project, after=adjudication, user=request.user)
         context.update(
             later_url=reverse("adjudication-item", args=[project.slug, later.item_id])
             if later is not None
             else reverse("adjudication-queue", args=[project.slug]),
             detail=detail,
             item=detail.item,
+            reviewed_by_you=own,
+            decidable=not own or project.self_adjudication,
             form=form,
             decision_fields=_decision_fields(form, detail),
             chunk_rows=_chunk_rows(form, detail),

@@ -38,6 +38,11 @@ urlpatterns = [
     path("projects/<slug:slug>/pairwise/<int:slot_id>/renew/", pairwise.pairwise_renew_view, name="pairwise-renew"),
     path("projects/<slug:slug>/adjudicate/", adjudication.adjudication_queue, name="adjudication-queue"),
     path("projects/<slug:slug>/adjudicate/<int:item_id>/", adjudication.adjudication_item, name="adjudication-item"),
+    path(
+        "projects/<slug:slug>/adjudicate/settings/",
+        adjudication.adjudication_settings,
+        name="adjudication-settings",
+    ),
     path("reviews/", reviews.review_list, name="review-list"),
     path("reviews/<int:pk>/", reviews.review_detail, name="review-detail"),
     path("settings/", RedirectView.as_view(pattern_name="token-list"), name="settings"),

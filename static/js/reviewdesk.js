@@ -154,6 +154,7 @@
       const target = active && active.dataset.kind === "pass_fail" ? active : $('[data-kind="pass_fail"]', f);
       if (target && choose(target, e.key) && target === active) move(1);
     } else if (e.key === "e") edit($("[data-expected]", f));
+    else if (e.key === "m" && $("[data-from-model]", f)) $("[data-from-model]", f).click();
     else if (e.key === "c") edit($("[data-comment]", f));
     else if (e.key === "i") edit(active && $("textarea", active));
     else if (e.key === "o") {
@@ -184,7 +185,8 @@
       e.preventDefault(); // the Skip button also submits without JavaScript; with it, it opens the dialog
       openDialog(opener.dataset.open);
     }
-    // Adjudication: copy one reviewer's text answer into the decision.
+    // Copy a text into a field: a reviewer's answer into a decision, or the model's answer into the
+    // expected response (only on request: an untouched field stays empty).
     const filler = e.target.closest && e.target.closest("[data-fill]");
     const fillTarget = filler && document.getElementById(filler.dataset.fill);
     if (fillTarget) {

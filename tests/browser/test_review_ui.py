@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from reviewapp.models import Assignment, Item, Project, Review
+from reviewapp.models import Assignment, Project, Review
 from reviewapp.services.projects import question_create
 from reviewapp.services.queue import queue_next
 from tests.factories import make_items
@@ -80,7 +80,6 @@ def test_review_three_items_with_the_keyboard_only(page: Page, live_server, logi
         options={"min": 0, "max": 2, "min_label": "off topic", "max_label": "relevant"},
     )
     make_items(project, 3, response=RICH_RESPONSE, retrieved_context=RICH_CONTEXT)
-    responses = {i.external_id: i.response.strip() for i in Item.objects.filter(project=project)}  # text is stripped
     login("rita")
     page.goto(f"{live_server.url}/projects/{project.slug}/review/")
     wait_for_item(page, 0)
@@ -136,8 +135,7 @@ def test_review_three_items_with_the_keyboard_only(page: Page, live_server, logi
         "correct": True,
         "helpfulness": 4,
         "issue": "none",
-        "ideal": responses["ext-0"],
-        "ctx": [2, 0],
+        "ctx": [2, 0],  # the expected response was left untouched, so none was stored
     }
     assert reviews["ext-1"].answers == {
         "correct": False,
@@ -147,7 +145,7 @@ def test_review_three_items_with_the_keyboard_only(page: Page, live_server, logi
         "ctx": [1, 1],
     }
     assert reviews["ext-1"].comment == "too vague, yes no 1 2 s"
-    assert reviews["ext-2"].answers == {"correct": True, "helpfulness": 5, "ideal": responses["ext-2"], "ctx": [2, 2]}
+    assert reviews["ext-2"].answers == {"correct": True, "helpfulness": 5, "ctx": [2, 2]}
     assert all(r.time_on_task_ms and r.time_on_task_ms > 0 for r in reviews.values())
     print(f"\nsubmit -> next item swapped in: {round_trip_ms:.0f} ms (one request)")
     assert round_trip_ms < 1000

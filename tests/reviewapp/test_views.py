@@ -311,7 +311,9 @@ def test_every_question_kind_round_trips(rita, reviewer, project):
     )
     make_items(project, 1)
     html = rita.get(review_url(project)).content.decode()
-    assert "Open **Settings** and choose *Reset password*. (0)</textarea>" in fieldset(html, "ideal")
+    ideal = fieldset(html, "ideal")
+    assert "></textarea>" in ideal  # an expectation starts empty: only what a person writes or takes over
+    assert 'data-value="Open **Settings** and choose *Reset password*. (0)" data-from-model' in ideal
     assert 'name="answers.ctx[0]"' in html and 'name="answers.ctx[1]"' in html
     assert "0 = off topic … 2 = relevant" in html
     lease = lease_of(project, reviewer)

@@ -51,6 +51,13 @@ class DatasetVersionSerializer(serializers.Serializer):
     question_keys = serializers.ListField(child=serializers.CharField(), help_text="Feedback columns, in order.")
     filter = serializers.DictField(help_text="The filter the snapshot was taken with.")
     note = serializers.CharField()
+    failed_expectation_rows = serializers.IntegerField(
+        help_text="Rows whose expected response repeats the response their label fails (frozen before that "
+        "was refused; the labels are corrected)."
+    )
+    needs_new_version = serializers.BooleanField(
+        help_text="True when failed_expectation_rows > 0: take a new version from the corrected labels."
+    )
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
     created_at = serializers.DateTimeField()
 

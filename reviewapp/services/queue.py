@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost
@@ -59,14 +60,13 @@ def _queue_next_once(*, project: Project, user: Any, rng: random.Random) -> Assi
         held.expires_at = _lease_until(project)
         held.save(update_fields=["expires_at"])
         return held
-    slot = None
-    for source in queue_sources_for_user(project=project, user=user):
-        if connection.features.has_select_for_update_skip_locked:
-            source = source.select_for_update(skip_locked=True, of=("self",))
-        first = source.select_related("item").first()  # the caller shows the item: no second query
-        # The best first row wins; the others' row locks end with this short transaction.
-        if first is not None and (slot is None or (-first.priority, first.pk) < (-slot.priority, slot.pk)):
-            slot = first
+    sources = queue_sources_for_user(project=project, user=user)
+    recent = recent_request_hashes(project=project, user=user)
+    slot = _best_slot(sources, recent=recent)
+    if slot is None and recent is not None:
+        # Only siblings of the reviewer's last items are left: serve them rather than leave the
+        # reviewer with nothing while work remains (one more pass, only in this case).
+        slot = _best_slot(sources, recent=None)
     if slot is None:
         return None  # gold is mixed into real work, never served on its own (services/gold.py)
     if project.gold_rate > 0 and rng.random() < project.gold_rate:
@@ -78,6 +78,50 @@ def _queue_next_once(*, project: Project, user: Any, rng: random.Random) -> Assi
     slot.leased_at = now
     slot.expires_at = _lease_until(project)
     slot.save(update_fields=["reviewer", "leased_at", "expires_at"])
+    return slot
+
+
+def recent_request_hashes(*, project: Project, user: Any) -> list[QuerySet[Any]] | None:
+    """Subqueries of the request hashes the reviewer met in their last ``sibling_spacing`` items.
+
+    Their last K leases (submitted or held, by lease time) and their last K skips: a skipped
+    answer was read too. None when spacing is off (``sibling_spacing`` 0). Subqueries, so the
+    lease stays one query per queue source (no extra round trip).
+    """
+    k = project.sibling_spacing
+    if k <= 0:
+        return None
+    leased = (
+        Assignment.objects.filter(project=project, reviewer=user, leased_at__isnull=False)
+        .exclude(item__request_hash="")
+        .order_by("-leased_at", "-id")
+        .values("item__request_hash")[:k]
+    )
+    skipped = (
+        Skip.objects.filter(project=project, reviewer=user)
+        .exclude(item__request_hash="")
+        .order_by("-id")
+        .values("item__request_hash")[:k]
+    )
+    return [leased, skipped]
+
+
+def _best_slot(sources: list[QuerySet[Assignment]], *, recent: list[QuerySet[Any]] | None) -> Assignment | None:
+    """The first open slot over all sources in queue order (priority, then oldest), locked.
+
+    With ``recent``, slots of items whose request the reviewer met in their last K items (their
+    siblings) are passed over: the next sibling comes at least K items later.
+    """
+    slot = None
+    for source in sources:
+        for hashes in recent or ():
+            source = source.exclude(item__request_hash__in=hashes)
+        if connection.features.has_select_for_update_skip_locked:
+            source = source.select_for_update(skip_locked=True, of=("self",))
+        first = source.select_related("item").first()  # the caller shows the item: no second query
+        # The best first row wins; the others' row locks end with this short transaction.
+        if first is not None and (slot is None or (-first.priority, first.pk) < (-slot.priority, slot.pk)):
+            slot = first
     return slot
 
 

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost
-from reviewapp.models import Assignment, Project, Skip
+from reviewapp.models import Assignment, Item, Project, Skip
 from reviewapp.selectors import queue_sources_for_user
 from reviewapp.services.audit import audit_record
 from reviewapp.services.gold import gold_slot_lease
@@ -63,10 +63,10 @@ def _queue_next_once(*, project: Project, user: Any, rng: random.Random) -> Assi
     sources = queue_sources_for_user(project=project, user=user)
     recent = recent_request_hashes(project=project, user=user)
     slot = _best_slot(sources, recent=recent)
-    if slot is None and recent is not None:
+    if slot is None and recent:
         # Only siblings of the reviewer's last items are left: serve them rather than leave the
         # reviewer with nothing while work remains (one more pass, only in this case).
-        slot = _best_slot(sources, recent=None)
+        slot = _best_slot(sources, recent=[])
     if slot is None:
         return None  # gold is mixed into real work, never served on its own (services/gold.py)
     if project.gold_rate > 0 and rng.random() < project.gold_rate:
@@ -81,41 +81,38 @@ def _queue_next_once(*, project: Project, user: Any, rng: random.Random) -> Assi
     return slot
 
 
-def recent_request_hashes(*, project: Project, user: Any) -> list[QuerySet[Any]] | None:
-    """Subqueries of the request hashes the reviewer met in their last ``sibling_spacing`` items.
+def recent_request_hashes(*, project: Project, user: Any) -> list[str]:
+    """The request hashes of the items the reviewer met last: their siblings must wait.
 
-    Their last K leases (submitted or held, by lease time) and their last K skips: a skipped
-    answer was read too. None when spacing is off (``sibling_spacing`` 0). Subqueries, so the
-    lease stays one query per queue source (no extra round trip).
+    The items of their last ``sibling_spacing`` leases (submitted or held, by lease time) and of
+    their last ``sibling_spacing`` skips (a skipped answer was read too). One small query; none
+    when spacing is off (0). Passing the hashes as a list keeps each lease query cheap to build.
     """
     k = project.sibling_spacing
     if k <= 0:
-        return None
+        return []
     leased = (
         Assignment.objects.filter(project=project, reviewer=user, leased_at__isnull=False)
-        .exclude(item__request_hash="")
         .order_by("-leased_at", "-id")
-        .values("item__request_hash")[:k]
+        .values("item_id")[:k]
     )
-    skipped = (
-        Skip.objects.filter(project=project, reviewer=user)
-        .exclude(item__request_hash="")
-        .order_by("-id")
-        .values("item__request_hash")[:k]
-    )
-    return [leased, skipped]
+    skipped = Skip.objects.filter(project=project, reviewer=user).order_by("-id").values("item_id")[:k]
+    # A UNION, not one OR of the two: "id IN (a) OR id IN (b)" scans every item of the table.
+    items = [Item.objects.filter(pk__in=ids).exclude(request_hash="").order_by() for ids in (leased, skipped)]
+    hashes = items[0].values_list("request_hash", flat=True).union(items[1].values_list("request_hash", flat=True))
+    return sorted(hashes)
 
 
-def _best_slot(sources: list[QuerySet[Assignment]], *, recent: list[QuerySet[Any]] | None) -> Assignment | None:
+def _best_slot(sources: list[QuerySet[Assignment]], *, recent: list[str]) -> Assignment | None:
     """The first open slot over all sources in queue order (priority, then oldest), locked.
 
-    With ``recent``, slots of items whose request the reviewer met in their last K items (their
-    siblings) are passed over: the next sibling comes at least K items later.
+    Slots of items whose request hash is in ``recent`` (siblings of the reviewer's last items)
+    are passed over, so the next sibling comes at least K items later.
     """
     slot = None
     for source in sources:
-        for hashes in recent or ():
-            source = source.exclude(item__request_hash__in=hashes)
+        if recent:
+            source = source.exclude(item__request_hash__in=recent)
         if connection.features.has_select_for_update_skip_locked:
             source = source.select_for_update(skip_locked=True, of=("self",))
         first = source.select_related("item").first()  # the caller shows the item: no second query

@@ -4,6 +4,16 @@ Each item has ``reviews_per_item`` slots (Assignment rows). Leasing locks one fr
 with ``SELECT ... FOR UPDATE SKIP LOCKED`` and writes the lease onto that same row; if another
 transaction leased it in the meantime, PostgreSQL re-checks the row's new values and skips it,
 so two reviewers never hold one slot. On SQLite, writes are serialised by the database lock.
+
+Sibling spacing (blind review): items of a project whose requests are the same (``Item.request_hash``,
+see ``reviewapp.blind``) are siblings, typically two model versions' answers to one question. A
+reviewer never gets a sibling of any of their last ``project.sibling_spacing`` items (leased or
+skipped), so at least that many other items come between two answers to one request and the
+reviewer does not anchor on the other version's answer. When only such siblings are left for the
+reviewer, the first one in queue order is served anyway: nobody is told "all done" while work
+remains. Spacing is per reviewer and keeps the queue order (priority, then oldest) otherwise.
+Cost: one small indexed query per new lease, and one more pass over the sources only when the
+spaced pass finds nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +45,8 @@ def queue_next(*, project: Project, user: Any, rng: random.Random | None = None)
     A reviewer who already holds an unsubmitted slot gets it back (renewed), so a reload or a
     second tab never loses work or takes a second item. A new lease is the first slot open to
     the reviewer in priority order (``selectors.queue_sources_for_user``: queue mode, assignment,
-    items they never saw), or, at the project's gold rate, a gold item (``services.gold``).
+    items they never saw), skipping siblings of their last ``sibling_spacing`` items unless only
+    those are left, or, at the project's gold rate, a gold item (``services.gold``).
     ``rng`` is for tests: the gold die.
     """
     for _attempt in range(3):

@@ -322,6 +322,32 @@ class QueueSettingsForm(forms.Form):
     lease_seconds = forms.IntegerField(
         min_value=30, max_value=24 * 3600, help_text="How long a reviewer holds an item, in seconds."
     )
+    # Blind review (admins only: disabled for curators, who see them).
+    show_model_to_reviewers = forms.BooleanField(
+        required=False,
+        label="Show models to reviewers",
+        help_text="Off (blind): reviewers never see an item's model, version, trace id, source or external id.",
+    )
+    sibling_spacing = forms.IntegerField(
+        min_value=0,
+        max_value=1000,
+        help_text="Other items a reviewer gets between two answers to the same request (0: off).",
+    )
+
+    def __init__(self, *args: Any, can_manage: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.can_manage = can_manage
+        if not can_manage:
+            for name in ("show_model_to_reviewers", "sibling_spacing"):
+                self.fields[name].disabled = True
+
+    def settings(self) -> dict[str, Any]:
+        """The cleaned settings this user may change (admins' ones only for admins)."""
+        data = dict(self.cleaned_data)
+        if not self.can_manage:
+            data.pop("show_model_to_reviewers", None)
+            data.pop("sibling_spacing", None)
+        return data
 
 
 class ReviewerGroupForm(forms.Form):

@@ -89,12 +89,13 @@ def review_get_for_user(*, user: AnyUser, pk: int, for_write: bool = False, toke
     if review is None:
         raise Http404("No such review.")
     if review.reviewer_id == getattr(user, "pk", None):
-        project_get_for_user(user=user, slug=review.project.slug, capability=Capability.REVIEW, token=token)
-        return review
-    if for_write:
+        checked = project_get_for_user(user=user, slug=review.project.slug, capability=Capability.REVIEW, token=token)
+    elif for_write:
         project_get_for_user(user=user, slug=review.project.slug, capability=Capability.VIEW, token=token)
         raise PermissionDenied("Only the reviewer who wrote a review may edit it.")
-    project_get_for_user(user=user, slug=review.project.slug, capability=Capability.EXPORT, token=token)
+    else:
+        checked = project_get_for_user(user=user, slug=review.project.slug, capability=Capability.EXPORT, token=token)
+    review.project.user_role = checked.user_role  # type: ignore[attr-defined]  # what the caller may see (blind review)
     return review
 
 
@@ -254,6 +255,13 @@ def review_list(*, project: Project) -> QuerySet[Review]:
 
 def review_list_for_reviewer(*, user: AnyUser, project: Project | None = None) -> QuerySet[Review]:
     qs = Review.objects.filter(reviewer=user).select_related("item", "project")
+    # The caller's role in each review's project (blind review decides what they see), no extra query.
+    if getattr(user, "is_superuser", False):
+        qs = qs.annotate(viewer_role=Value(Role.ADMIN))
+    else:
+        qs = qs.annotate(
+            viewer_role=Subquery(Membership.objects.filter(project=OuterRef("project"), user=user).values("role")[:1])
+        )
     if project is not None:
         qs = qs.filter(project=project)
     return qs.order_by("-submitted_at", "-id")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -22,7 +23,7 @@ from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Assignment
 from reviewapp.models.projects import QueueMode
-from reviewapp.permissions import Capability
+from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors import (
     assignment_list,
     item_get_for_user,
@@ -32,6 +33,8 @@ from reviewapp.selectors import (
     reviewers_by_username,
 )
 from reviewapp.services.assignments import (
+    ADMIN_QUEUE_SETTINGS,
+    MAX_SIBLING_SPACING,
     ItemFilter,
     assignments_bulk_assign,
     item_send_back,
@@ -330,6 +333,14 @@ class QueueSettingsSerializer(serializers.Serializer):
     gold_rate = serializers.FloatField(min_value=0.0, max_value=1.0, help_text="Share of leases that are gold items.")
     lease_seconds = serializers.IntegerField(min_value=30, max_value=24 * 3600)
     reviews_per_item = serializers.IntegerField(read_only=True)
+    show_model_to_reviewers = serializers.BooleanField(
+        help_text="Blind review off: reviewers see each item's model, version, trace id, source and metadata."
+    )
+    sibling_spacing = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_SIBLING_SPACING,
+        help_text="Other items a reviewer gets between two answers to the same request (0: off).",
+    )
 
 
 class QueueSettingsApi(BaseApi):
@@ -337,6 +348,10 @@ class QueueSettingsApi(BaseApi):
         queue_mode = serializers.ChoiceField(choices=QueueMode.choices, required=False)
         gold_rate = NumberField(min_value=0.0, max_value=1.0, required=False)
         lease_seconds = serializers.IntegerField(min_value=30, max_value=24 * 3600, required=False)
+        show_model_to_reviewers = serializers.BooleanField(required=False, help_text="Admins only.")
+        sibling_spacing = serializers.IntegerField(
+            min_value=0, max_value=MAX_SIBLING_SPACING, required=False, help_text="Admins only."
+        )
 
     @extend_schema(
         operation_id="queue_settings_retrieve",
@@ -350,7 +365,11 @@ class QueueSettingsApi(BaseApi):
     @extend_schema(
         operation_id="queue_settings_update",
         tags=["assignments"],
-        summary="Change the queue mode, gold rate or lease length",
+        summary="Change the queue mode, gold rate, lease length, or (admins) blind review settings",
+        description=(
+            "Curators change `queue_mode`, `gold_rate` and `lease_seconds`; `show_model_to_reviewers` and "
+            "`sibling_spacing` need the admin role (403 otherwise). Each change is in the audit log."
+        ),
         request=InputSerializer,
         responses={200: QueueSettingsSerializer, 400: INVALID},
     )
@@ -358,6 +377,9 @@ class QueueSettingsApi(BaseApi):
         project = _curated_project(request, slug)
         serializer = QueueSettingsApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        admin_only = [name for name in ADMIN_QUEUE_SETTINGS if name in serializer.validated_data]
+        if admin_only and not role_allows(project.user_role, Capability.MANAGE):
+            raise PermissionDenied(f"Only admins change {' and '.join(admin_only)}.")
         project = project_queue_settings_set(project=project, actor=request.user, **serializer.validated_data)
         return Response(QueueSettingsSerializer(project).data)
 

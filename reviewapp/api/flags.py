@@ -11,7 +11,8 @@ from reviewapp.api.base import BaseApi
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
-from reviewapp.api.serializers import ValidationErrorSerializer
+from reviewapp.api.serializers import BLIND, ValidationErrorSerializer
+from reviewapp.blind import project_model_identity_visible
 from reviewapp.models import Flag
 from reviewapp.permissions import Capability
 from reviewapp.selectors import flag_list, flaggable_item_get_for_user, project_get_for_user
@@ -21,7 +22,7 @@ from reviewapp.services.flags import flag_create
 class FlagSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     item = serializers.IntegerField(source="item_id")
-    item_external_id = serializers.CharField(source="item.external_id")
+    item_external_id = serializers.CharField(source="item.external_id", required=False, help_text=BLIND)
     kind = serializers.ChoiceField(choices=Flag.Kind.choices)
     note = serializers.CharField()
     created_by = serializers.CharField(source="created_by.username")
@@ -53,7 +54,11 @@ class FlagCreateApi(BaseApi):
         data = serializer.validated_data
         item = flaggable_item_get_for_user(user=request.user, project=project, pk=data["item"])
         flag, created = flag_create(item=item, user=request.user, kind=data["kind"], note=data["note"])
-        return Response(FlagSerializer(flag).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        blind = not project_model_identity_visible(project)
+        data = FlagSerializer(flag).data
+        if blind:
+            data.pop("item_external_id", None)
+        return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class FlagListApi(BaseApi):

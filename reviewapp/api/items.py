@@ -14,7 +14,8 @@ from rest_framework.response import Response
 from reviewapp.api.base import BaseApi
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import json_schema, paginated
-from reviewapp.api.serializers import ItemSerializer, ValidationErrorSerializer
+from reviewapp.api.serializers import BlindItemSerializer, ItemSerializer, ValidationErrorSerializer
+from reviewapp.blind import project_model_identity_visible
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.permissions import Capability
@@ -169,7 +170,10 @@ class ItemListApi(BaseApi):
         operation_id="items_list",
         tags=["items"],
         summary="List a project's items",
-        description="Oldest first, by cursor. Needs the `view` capability (any token scope).",
+        description=(
+            "Oldest first, by cursor. Needs the `view` capability (any token scope). Reviewers of a project with "
+            "`show_model_to_reviewers` off get blind items and cannot filter."
+        ),
         parameters=[FilterSerializer, *PAGE_PARAMETERS],
         responses=paginated("PaginatedItemList", ItemSerializer(many=True)),
     )
@@ -177,8 +181,19 @@ class ItemListApi(BaseApi):
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.VIEW, token=request.auth)
         filters = ItemListApi.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
+        visible = project_model_identity_visible(project)
+        if not visible and filters.validated_data:
+            # Filtering on a hidden field would tell a reviewer which items are which version.
+            raise ValidationFailed(
+                [
+                    {"index": None, "field": name, "message": "Reviewers of this project cannot filter on it (blind)."}
+                    for name in filters.validated_data
+                ],
+                "This project hides models from reviewers.",
+            )
         items = item_list(project=project).filter(**filters.validated_data)
-        return paginated_response(queryset=items, serializer_class=ItemSerializer, request=request, view=self)
+        serializer_class = ItemSerializer if visible else BlindItemSerializer
+        return paginated_response(queryset=items, serializer_class=serializer_class, request=request, view=self)
 
 
 class ProjectItemsApi(ItemIngestApi, ItemListApi):

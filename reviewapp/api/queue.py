@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from reviewapp.api.base import BaseApi
 from reviewapp.api.serializers import ConflictSerializer, ItemSerializer, QuestionSerializer
+from reviewapp.blind import project_model_identity_visible
 from reviewapp.permissions import Capability
 from reviewapp.selectors import assignment_get_for_user, project_get_for_user, questions_for_project
 from reviewapp.services.queue import assignment_renew, assignment_skip, queue_next
@@ -34,7 +35,9 @@ class QueueNextApi(BaseApi):
         description=(
             "Returns the item you already hold (renewed), else leases a free review slot of an item you have not "
             "reviewed or skipped. 204 when nothing is left for you. Needs the `review` capability (token scope "
-            "`review`)."
+            "`review`). Blind review: a reviewer does not get the item's model, version, trace id, source, external "
+            "id or version-identifying metadata unless the project sets `show_model_to_reviewers`; answers to the "
+            "same request come at least `sibling_spacing` items apart."
         ),
         request=None,
         responses={200: OutputSerializer, 204: OpenApiResponse(description="Nothing left to review.")},
@@ -45,7 +48,8 @@ class QueueNextApi(BaseApi):
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         data = QueueNextApi.OutputSerializer(
-            {"assignment": lease, "item": lease.item, "questions": questions_for_project(project=project)}
+            {"assignment": lease, "item": lease.item, "questions": questions_for_project(project=project)},
+            context={"blind": not project_model_identity_visible(project)},
         ).data
         return Response(data)
 

@@ -14,6 +14,7 @@ from reviewapp.api.pagination import paginated_response
 from reviewapp.api.queue import CONFLICT
 from reviewapp.api.schema import paginated
 from reviewapp.api.serializers import ReviewSerializer, ReviewWithHistorySerializer, ValidationErrorSerializer
+from reviewapp.blind import project_model_identity_visible
 from reviewapp.models import Review
 from reviewapp.permissions import Capability
 from reviewapp.selectors import project_get_for_user, review_get_for_user, review_list
@@ -59,7 +60,8 @@ class ReviewSubmitApi(BaseApi):
             time_on_task_ms=data["time_on_task_ms"],
             project=project,
         )
-        return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+        blind = not project_model_identity_visible(project)
+        return Response(ReviewSerializer(review, context={"blind": blind}).data, status=status.HTTP_201_CREATED)
 
 
 class ReviewListApi(BaseApi):
@@ -102,7 +104,8 @@ class ReviewDetailApi(BaseApi):
     )
     def get(self, request: Request, pk: int) -> Response:
         review = review_get_for_user(user=request.user, pk=pk, token=request.auth)
-        return Response(ReviewWithHistorySerializer(_with_history(review)).data)
+        blind = not project_model_identity_visible(review.project)
+        return Response(ReviewWithHistorySerializer(_with_history(review), context={"blind": blind}).data)
 
 
 class ReviewEditApi(BaseApi):
@@ -120,6 +123,7 @@ class ReviewEditApi(BaseApi):
     )
     def patch(self, request: Request, pk: int) -> Response:
         review = review_get_for_user(user=request.user, pk=pk, for_write=True, token=request.auth)
+        blind = not project_model_identity_visible(review.project)
         serializer = ReviewEditApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -129,7 +133,7 @@ class ReviewEditApi(BaseApi):
             answers=data.get("answers", review.answers),
             comment=data.get("comment"),
         )
-        return Response(ReviewWithHistorySerializer(_with_history(review)).data)
+        return Response(ReviewWithHistorySerializer(_with_history(review), context={"blind": blind}).data)
 
 
 class ReviewApi(ReviewDetailApi, ReviewEditApi):

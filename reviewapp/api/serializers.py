@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from reviewapp.api.schema import json_schema
+from reviewapp.blind import item_data_for_reviewer
 from reviewapp.models import ApiToken, Question
 from reviewapp.services.ingest import ChatRequest, ContextChunk
 
@@ -20,21 +23,39 @@ class ContextField(serializers.JSONField):
     """The retrieved chunks: ``[{"doc_uri", "content"}, ...]``."""
 
 
+BLIND = "Left out for reviewers while the project hides models from them (`show_model_to_reviewers` off)."
+
+
 class ItemSerializer(serializers.Serializer):
+    """An item. With ``context={"blind": True}`` (a reviewer of a blind project, ``reviewapp.blind``)
+    its model name, version, trace id, source and external id are left out and its metadata loses
+    the keys that identify a version."""
+
     id = serializers.IntegerField()
-    external_id = serializers.CharField()
+    external_id = serializers.CharField(required=False, help_text=BLIND)
     request = RequestField()
     response = serializers.CharField(help_text="Markdown.")
     retrieved_context = ContextField()
-    model_name = serializers.CharField()
-    model_version = serializers.CharField()
-    trace_id = serializers.CharField()
-    source = serializers.CharField()
-    metadata = serializers.DictField()
+    model_name = serializers.CharField(required=False, help_text=BLIND)
+    model_version = serializers.CharField(required=False, help_text=BLIND)
+    trace_id = serializers.CharField(required=False, help_text=BLIND)
+    source = serializers.CharField(required=False, help_text=BLIND)
+    metadata = serializers.DictField(help_text="Keys naming a model, version, endpoint, trace or run: " + BLIND)
     priority = serializers.IntegerField()
     review_count = serializers.IntegerField(help_text="Submitted reviews so far.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        return item_data_for_reviewer(data) if self.context.get("blind") else data
+
+
+class BlindItemSerializer(ItemSerializer):
+    """ItemSerializer for reviewers of a blind project, where a serializer class is passed (pages)."""
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return item_data_for_reviewer(super().to_representation(instance))
 
 
 class QuestionSerializer(serializers.Serializer):
@@ -55,7 +76,7 @@ class ReviewSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     project = serializers.CharField(source="project.slug")
     item = serializers.IntegerField(source="item_id")
-    item_external_id = serializers.CharField(source="item.external_id")
+    item_external_id = serializers.CharField(source="item.external_id", required=False, help_text=BLIND)
     assignment = serializers.IntegerField(source="assignment_id", allow_null=True)
     reviewer = serializers.CharField(source="reviewer.username")
     answers = serializers.DictField(help_text="Keyed by question key.")
@@ -67,6 +88,12 @@ class ReviewSerializer(serializers.Serializer):
     returned_at = serializers.DateTimeField(
         allow_null=True, help_text="Set when a curator sent it back for re-review: kept as history, no longer counts."
     )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if self.context.get("blind"):
+            data.pop("item_external_id", None)
+        return data
 
 
 class RevisionSerializer(serializers.Serializer):

@@ -20,6 +20,9 @@ class Item(models.Model):
     trace_id = models.CharField(max_length=200, blank=True)
     source = models.CharField(max_length=100, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # reviewapp.blind.request_hash of the request: items with the same one are "siblings" (answers to
+    # the same request, e.g. by two model versions) that the queue spaces apart. Blank: unknown.
+    request_hash = models.CharField(max_length=32, blank=True, default="", db_default="")
     priority = models.IntegerField(default=0)
     # Submitted reviews, kept in step by review_submit so lists and progress need no COUNT.
     review_count = models.PositiveIntegerField(default=0)

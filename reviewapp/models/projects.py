@@ -41,6 +41,16 @@ class Project(models.Model):
         default=False,
         help_text="Let a curator decide an item they reviewed themselves (marked as self-adjudicated).",
     )
+    # Blind review (reviewapp/blind.py): reviewers see no model name, version, trace id, source,
+    # version-identifying metadata or external id unless this is on. Other roles always see them.
+    show_model_to_reviewers = models.BooleanField(
+        default=False, help_text="Show reviewers which model and version wrote each answer."
+    )
+    sibling_spacing = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MaxValueValidator(1000)],
+        help_text="Other items a reviewer gets between two answers to the same request (0: off).",
+    )
     mlflow_registered_model = models.CharField(max_length=300, blank=True)
     serving_endpoint = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -396,6 +396,10 @@ def item_send_back(
 
 # --- queue settings --------------------------------------------------------------------------
 
+# Blind review settings: only admins (Capability.MANAGE) change them, curators see them.
+ADMIN_QUEUE_SETTINGS: tuple[str, ...] = ("show_model_to_reviewers", "sibling_spacing")
+MAX_SIBLING_SPACING = 1000
+
 
 def project_queue_settings_set(
     *,
@@ -404,8 +408,14 @@ def project_queue_settings_set(
     queue_mode: str | None = None,
     gold_rate: float | None = None,
     lease_seconds: int | None = None,
+    show_model_to_reviewers: bool | None = None,
+    sibling_spacing: int | None = None,
 ) -> Project:
-    """Change how the project's queue hands out items; each given setting is checked first."""
+    """Change how the project's queue hands out items; each given setting is checked first.
+
+    ``show_model_to_reviewers`` and ``sibling_spacing`` (blind review, ``reviewapp.blind``) are
+    admins' settings (``ADMIN_QUEUE_SETTINGS``): the caller checks the MANAGE capability.
+    """
     errors: list[FieldError] = []
     changes: dict[str, Any] = {}
     if queue_mode is not None:
@@ -420,6 +430,12 @@ def project_queue_settings_set(
         if not 30 <= lease_seconds <= 24 * 3600:
             errors.append(_error("lease_seconds", "Give 30 seconds to 24 hours."))
         changes["lease_seconds"] = lease_seconds
+    if show_model_to_reviewers is not None:
+        changes["show_model_to_reviewers"] = bool(show_model_to_reviewers)
+    if sibling_spacing is not None:
+        if not 0 <= sibling_spacing <= MAX_SIBLING_SPACING:
+            errors.append(_error("sibling_spacing", f"Give 0 (off) to {MAX_SIBLING_SPACING} items."))
+        changes["sibling_spacing"] = sibling_spacing
     if errors:
         raise ValidationFailed(errors, "The queue settings are not valid.")
     if not changes:

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from reviewapp.blind import request_hash
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.jsoninput import INT32_MAX, INT32_MIN, JsonInputError, check_value
 from reviewapp.models import Assignment, Item, Project
@@ -67,6 +68,7 @@ ITEM_FIELDS = [
     "source",
     "metadata",
     "priority",
+    "request_hash",
 ]
 _AT = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$", re.S)
 
@@ -168,6 +170,7 @@ def _item_values(row: ItemIn) -> dict[str, Any]:
         "source": row.source,
         "metadata": row.metadata,
         "priority": row.priority,
+        "request_hash": request_hash(request),  # siblings: answers to the same request (reviewapp.blind)
     }
 
 
@@ -256,7 +259,7 @@ def _upsert_postgres(*, project: Project, by_id: dict[str, ItemIn]) -> tuple[lis
         raw.execute(
             "CREATE TEMP TABLE IF NOT EXISTS reviewdesk_ingest_stage ("
             "external_id text, request jsonb, response text, retrieved_context jsonb, model_name text, "
-            "model_version text, trace_id text, source text, metadata jsonb, priority integer"
+            "model_version text, trace_id text, source text, metadata jsonb, priority integer, request_hash text"
             ") ON COMMIT DELETE ROWS"
         )
         with raw.copy(f"COPY reviewdesk_ingest_stage ({columns}) FROM STDIN") as copy:

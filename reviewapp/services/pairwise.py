@@ -14,8 +14,6 @@ Results (win rates with Wilson intervals) are in ``reviewapp.services.pairwise_r
 
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from reviewapp.blind import request_key  # one definition of "the same request" (siblings too)
 from reviewapp.errors import AlreadySubmitted, FieldError, ItemRemoved, LeaseLost, ValidationFailed
 from reviewapp.models import Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference, Project
 from reviewapp.selectors import pairwise_open_slots_for_user
@@ -37,26 +36,6 @@ MAX_TIME_ON_TASK_MS = 24 * 3600 * 1000
 
 
 # --- pairing -----------------------------------------------------------------------------------
-
-
-def _squash(text: Any) -> str:
-    return " ".join(str(text).split())
-
-
-def request_key(request: Any) -> str:
-    """A digest under which two requests are equal when they ask the same thing.
-
-    Text is compared with its whitespace normalised (runs collapsed, ends trimmed). A chat request
-    compares its whole message list, role by role, each content normalised the same way; a chat
-    that is one user turn equals that text asked on its own.
-    """
-    if isinstance(request, dict):
-        messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
-        turns = [[str(m.get("role", "")), _squash(m.get("content", ""))] for m in messages]
-        canonical: list[Any] = ["text", turns[0][1]] if len(turns) == 1 and turns[0][0] == "user" else ["chat", turns]
-    else:
-        canonical = ["text", _squash(request)]
-    return hashlib.sha256(json.dumps(canonical, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from reviewapp.errors import ValidationFailed
 from reviewapp.forms import BulkAssignForm, QueueSettingsForm, ReviewerGroupForm
 from reviewapp.models import Project
-from reviewapp.permissions import Capability
+from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors import (
     flag_list,
     gold_accuracy_for_reviewers,
@@ -43,12 +43,21 @@ def _forms(project: Project, data: Any = None, which: str = "") -> dict[str, Any
     """The page's three forms; only the one named ``which`` is bound to ``data``."""
     usernames = list(reviewers_for_project(project=project).values_list("username", flat=True))
     groups = reviewer_group_list(project=project)
-    initial = {"queue_mode": project.queue_mode, "gold_rate": project.gold_rate, "lease_seconds": project.lease_seconds}
+    initial = {
+        "queue_mode": project.queue_mode,
+        "gold_rate": project.gold_rate,
+        "lease_seconds": project.lease_seconds,
+        "show_model_to_reviewers": project.show_model_to_reviewers,
+        "sibling_spacing": project.sibling_spacing,
+    }
+    can_manage = role_allows(project.user_role, Capability.MANAGE)  # type: ignore[attr-defined]
     return {
         "assign_form": BulkAssignForm(
             data if which == "assign" else None, reviewers=usernames, groups=[(g.pk, g.name) for g in groups]
         ),
-        "settings_form": QueueSettingsForm(data if which == "settings" else None, initial=initial),
+        "settings_form": QueueSettingsForm(
+            data if which == "settings" else None, initial=initial, can_manage=can_manage
+        ),
         "group_form": ReviewerGroupForm(data if which == "group" else None, reviewers=usernames),
         "groups": groups,
     }
@@ -115,7 +124,7 @@ def assignments_settings(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
     form = forms["settings_form"]
     if form.is_valid():
         try:
-            project_queue_settings_set(project=project, actor=request.user, **form.cleaned_data)
+            project_queue_settings_set(project=project, actor=request.user, **form.settings())
         except ValidationFailed as exc:
             for error in exc.errors:
                 form.add_error(error["field"] if error["field"] in form.fields else None, error["message"])

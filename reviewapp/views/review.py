@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from reviewapp.blind import project_model_identity_visible
 from reviewapp.errors import AlreadySubmitted, Conflict, ItemRemoved, LeaseLost, ValidationFailed
 from reviewapp.forms import ReviewAnswersForm
 from reviewapp.models import Assignment, Flag, Project
@@ -94,6 +95,7 @@ def _render_panel(
         "notice": notice,
         "heartbeat_seconds": _heartbeat_seconds(project),
         "flag_kinds": Flag.Kind.choices,
+        "show_model": project_model_identity_visible(project),
     }
     return render(request, partial(TEMPLATE, request, "review-panel"), context, status=status)
 

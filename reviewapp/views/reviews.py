@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from reviewapp.blind import model_identity_visible, project_model_identity_visible
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.forms import ReviewAnswersForm
 from reviewapp.permissions import Capability
@@ -32,6 +33,8 @@ def review_list(request: AuthedHtmxRequest) -> HttpResponse:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.VIEW)
     reviews = review_list_for_reviewer(user=request.user, project=project)
     page = Paginator(reviews, PAGE_SIZE).get_page(request.GET.get("page"))
+    for review in page.object_list:  # blind review: per project, from the role the selector annotated
+        review.show_model = model_identity_visible(project=review.project, role=review.viewer_role)
     return render(request, "reviewapp/review_list.html", {"page": page, "project": project})
 
 
@@ -69,6 +72,7 @@ def review_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
         "form": form,
         "revisions": review.revisions.select_related("edited_by"),
         "notice": notice,
+        "show_model": project_model_identity_visible(review.project),
     }
     return render(
         request, partial("reviewapp/review_detail.html", request, "review-edit-panel"), context, status=status

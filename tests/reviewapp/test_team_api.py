@@ -163,6 +163,8 @@ def test_queue_settings(project, curator):
         "gold_rate": 0.0,
         "lease_seconds": 600,
         "reviews_per_item": 1,
+        "show_model_to_reviewers": False,
+        "sibling_spacing": 10,
     }
     response = patch(client, f"{BASE}/queue-settings/", {"queue_mode": "assigned", "gold_rate": 0.1})
     assert response.status_code == 200 and response.json()["queue_mode"] == "assigned"

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviewapp', '0005_curated_label_feed_index'),
+        ('reviewapp', '0006_blind_review_and_sibling_spacing'),
     ]
 
     operations = [

@@ -598,7 +598,8 @@ def test_token_creation_checks_its_input(project, engineer, outsider):
 # --- schema --------------------------------------------------------------------------------------
 
 
-def test_openapi_schema_documents_the_api(db):
+def test_openapi_schema_documents_the_api(db, settings):
+    settings.API_DOCS_PUBLIC = True  # the operator's choice; tests/security covers the default
     response = Client().get("/api/schema/", {"format": "json"})
     assert response.status_code == 200
     schema = response.json()

@@ -23,9 +23,8 @@ from django.test import Client, RequestFactory
 from pipelines.datasets import dataset_create, dataset_version_create
 from pipelines.exports import export_stream, version_export_rows
 from reviewapp.charts import bar_chart
-from reviewapp.csv_safe import csv_cell
 from reviewapp.models import ApiToken, AuditEvent, Item, Membership
-from reviewapp.rendering import render_markdown, render_untrusted
+from reviewapp.rendering import render_markdown
 from reviewapp.services.tokens import api_token_create
 from tests.factories import PASSWORD, ProjectFactory, UserFactory, item_row, make_items, member
 from tests.pipelines.datasets_helpers import build_curated
@@ -45,6 +44,8 @@ def session(user: Any) -> Client:
 
 
 def test_csv_cell_neutralises_formulas_and_keeps_numbers_and_text():
+    from reviewapp.csv_safe import csv_cell
+
     for value in FORMULAS:
         assert csv_cell(value) == "'" + value
     for value in ["plain", "", "a=b", "-5", "+1.5", "-1e3", 42, -3.5, None]:
@@ -243,6 +244,8 @@ SPOOF = "Refund approved \u202edecnac\u202c today \u2066x\u2069 \u200f."
 
 
 def test_bidi_controls_are_shown_as_marked_escapes_in_markdown_and_plain_text():
+    from reviewapp.rendering import render_untrusted
+
     for html in (str(render_markdown(SPOOF)), str(render_untrusted(SPOOF))):
         for char in "\u202e\u202c\u2066\u2069\u200f":
             assert char not in html

@@ -256,22 +256,52 @@ def test_bidi_controls_are_shown_as_marked_escapes_in_markdown_and_plain_text():
     assert "<span" not in str(render_markdown('<span class="bidi">x</span> \ue000202E\ue001'))
 
 
-def test_bidi_controls_are_visible_on_the_review_and_adjudication_pages(project, reviewer, curator):
-    items_row = item_row(
+def test_bidi_controls_are_visible_on_the_review_adjudication_and_run_pages(
+    project, reviewer, reviewer2, curator, engineer
+):
+    from evaluations.models import RunChunk
+    from evaluations.services.chunks import run_chunk_execute
+    from evaluations.services.runs import run_start
+    from evaluations.services.suites import suite_create
+    from reviewapp.services.ingest import items_ingest
+    from reviewapp.services.queue import queue_next
+    from reviewapp.services.reviews import review_submit
+
+    project.reviews_per_item = 2
+    project.save(update_fields=["reviews_per_item"])
+    row = item_row(
         0,
         request=SPOOF,
         response="Answer " + SPOOF,
         retrieved_context=[{"content": "chunk " + SPOOF, "doc_uri": "kb/\u202eevil.md"}],
     )
-    from reviewapp.services.ingest import items_ingest
+    items_ingest(project=project, rows=[row])
+    item = Item.objects.get(project=project)
 
-    items_ingest(project=project, rows=[items_row])
-    page = session(reviewer).get(f"/projects/{project.slug}/review/", follow=True)
-    text = page.content.decode()
-    assert page.status_code == 200 and "Refund approved" in text
-    for char in "\u202e\u202c\u2066\u2069\u200f":
-        assert char not in text
-    assert text.count('class="bidi"') >= 8
+    def visible(html: str, at_least: int) -> None:
+        assert "Refund approved" in html
+        for char in "\u202e\u202c\u2066\u2069\u200f":
+            assert char not in html
+        assert html.count('class="bidi"') >= at_least
+
+    page = session(reviewer).get(f"/projects/{project.slug}/review/")
+    assert page.status_code == 200
+    visible(page.content.decode(), 8)
+    # Two reviewers disagree: the item goes to adjudication, where the same text is shown.
+    for user, correct in ((reviewer, True), (reviewer2, False)):
+        lease = queue_next(project=project, user=user)
+        review_submit(assignment_id=lease.pk, user=user, answers={"correct": correct, "helpfulness": 3}, comment=SPOOF)
+    adjudicate = session(curator).get(f"/projects/{project.slug}/adjudicate/{item.pk}/")
+    assert adjudicate.status_code == 200
+    visible(adjudicate.content.decode(), 10)
+    # An evaluation run's rows show the request and response too.
+    suite = suite_create(project=project, name="Core", scorers=["exact_match"], config={}, actor=None)
+    run = run_start(project=project, suite_version=suite.versions.get(), actor=engineer)
+    for chunk_id in RunChunk.objects.filter(run=run).values_list("pk", flat=True):
+        run_chunk_execute(chunk_id=chunk_id)
+    run_page = session(engineer).get(f"/evaluations/runs/{run.pk}/")
+    assert run_page.status_code == 200
+    visible(run_page.content.decode(), 4)
 
 
 # --- token scopes within roles ---------------------------------------------------------------

@@ -29,7 +29,7 @@ WORKDIR /app
 COPY . /app
 # Static files are collected into the image; whitenoise serves them. These values exist only so
 # that settings load during the build: nothing secret, and none of them reaches the running image.
-RUN DEBUG=false SECRET_KEY=build-only-not-secret ALLOWED_HOSTS=localhost REVIEWDESK_VAR_DIR=/tmp/build-var \
+RUN DEBUG=false SECRET_KEY=build-only-not-secret-used-for-collectstatic-at-image-build-time ALLOWED_HOSTS=localhost REVIEWDESK_VAR_DIR=/tmp/build-var \
         python manage.py collectstatic --noinput \
     && rm -rf /tmp/build-var \
     && python -m compileall -q reviewapp evaluations pipelines \

@@ -29,6 +29,7 @@ from django.db.models.functions import Cast
 
 from pipelines.datasets import curated_rows, question_order
 from pipelines.models import DatasetRow, DatasetVersion
+from reviewapp.csv_safe import csv_cell
 from reviewapp.models import CuratedLabel, Project, Question
 from reviewapp.models.pairwise import Preference
 
@@ -363,10 +364,10 @@ def _jsonl(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
 def _csv(rows: Iterable[dict[str, Any]], cols: list[tuple[str, str]]) -> Iterator[bytes]:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow([name for name, _ in cols])
+    writer.writerow([csv_cell(name) for name, _ in cols])
     for row in rows:
         values = _flat(row, cols)
-        writer.writerow([_json.encode(v).decode() if isinstance(v, list) else v for v in values])
+        writer.writerow([csv_cell(_json.encode(v).decode() if isinstance(v, list) else v) for v in values])
         if text.tell() >= CHUNK_BYTES:
             yield text.getvalue().encode()
             text.seek(0)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from reviewapp.forms import AdminLoginForm
 from reviewapp.models import (
     Adjudication,
     ApiToken,
@@ -17,6 +18,9 @@ from reviewapp.models import (
     ReviewerGroup,
     SchemaVersion,
 )
+
+# The admin's sign-in is throttled like the app's (reviewapp.services.login_throttle).
+admin.site.login_form = AdminLoginForm
 
 
 class QuestionInline(admin.TabularInline):
@@ -85,8 +89,12 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "actor", "action", "target_type", "target_id", "project"]
     list_filter = ["action", "project"]
 
+    # Append-only: events are written by services (audit_record), never made, edited or removed by hand.
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
     def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False  # append-only
+        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False

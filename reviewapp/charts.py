@@ -13,6 +13,7 @@ from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
 
+from reviewapp.csv_safe import csv_cell
 from reviewapp.selectors_stats import ProjectStats, ReviewerStats
 
 PALETTE = ["#4353d6", "#177245", "#c2312b", "#8a5a00", "#7a3fb0", "#0f7c8c", "#b0437a", "#5f6878"]
@@ -34,8 +35,8 @@ class Chart:
     def csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(self.headers)
-        writer.writerows(["" if v is None else v for v in row] for row in self.rows)
+        writer.writerow([csv_cell(h) for h in self.headers])
+        writer.writerows(["" if v is None else csv_cell(v) for v in row] for row in self.rows)
         return out.getvalue()
 
 

@@ -13,6 +13,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -367,3 +369,40 @@ class ApiTokenForm(forms.Form):
     def __init__(self, *args: Any, projects: Iterable[tuple[str, str]] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["project"].choices = [("", "All my projects"), *projects]
+
+
+class ThrottledLoginMixin:
+    """Refuse sign-ins while their username or address is slowed down or locked
+    (services.login_throttle), and count failures. For the app's and the admin's login forms."""
+
+    request: Any
+    cleaned_data: dict[str, Any]
+
+    def clean(self) -> dict[str, Any]:
+        from reviewapp.services.login_throttle import (
+            login_throttle_check,
+            login_throttle_failed,
+            login_throttle_succeeded,
+        )
+
+        username = str(self.data.get("username") or "")  # type: ignore[attr-defined]
+        ip = self.request.META.get("REMOTE_ADDR") if self.request is not None else None
+        refusal = login_throttle_check(username=username, ip=ip)
+        if refusal is not None:
+            raise forms.ValidationError(refusal.message, code="throttled")
+        try:
+            cleaned = super().clean()  # type: ignore[misc]
+        except forms.ValidationError as exc:
+            if getattr(exc, "code", None) == "invalid_login":
+                login_throttle_failed(username=username, ip=ip)
+            raise
+        login_throttle_succeeded(username=username)
+        return cleaned
+
+
+class LoginForm(ThrottledLoginMixin, AuthenticationForm):
+    pass
+
+
+class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    pass

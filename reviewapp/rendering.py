@@ -4,14 +4,21 @@ Two layers, so that a bug in one is not an XSS: markdown-it-py runs with raw HTM
 (``<script>`` in a response shows up as text) and only lets through URLs it considers safe;
 nh3 (ammonia) then keeps an allow-list of tags, attributes and URL schemes. Images are shown
 as links, never loaded: an item must not make the reviewer's browser fetch third-party URLs.
+
+Bidirectional control characters (RLO, LRI, …) can make text read differently from what it is
+("Trojan Source"), so untrusted text never carries them into a page: each is shown as a marked
+escape, ``<span class="bidi">⟨U+202E⟩</span>`` (plain ``⟨U+202E⟩`` inside an attribute). Plain
+untrusted text goes through :func:`render_untrusted` (the ``untrusted`` template filter).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import nh3
+from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
@@ -36,6 +43,7 @@ ALLOWED_TAGS = {
     "p",
     "pre",
     "s",
+    "span",
     "strong",
     "table",
     "tbody",
@@ -48,18 +56,47 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
     "ol": {"start"},
+    "span": {"class", "title"},
     # markdown-it writes column alignment as style="text-align:…"; only that property survives.
     "th": {"style"},
     "td": {"style"},
 }
 URL_SCHEMES = {"http", "https", "mailto"}
 
+# Embedding/override/isolate controls and the LRM/RLM marks (Unicode TR9).
+BIDI_CONTROLS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_BIDI_RE = re.compile(f"[{BIDI_CONTROLS}]")
+# Markdown text carries each control as <U+E000>hex<U+E001> (private-use code points, which markdown
+# and nh3 leave alone) until sanitising is over; those code points are never kept from the input.
+_SENTINEL_IN, _SENTINEL_OUT = "\ue000", "\ue001"
+_SENTINEL_RE = re.compile(f"{_SENTINEL_IN}([0-9A-F]{{4}}){_SENTINEL_OUT}")
+
+
+def bidi_escape_text(text: str) -> str:
+    """``text`` with each bidi control written out as ``⟨U+XXXX⟩`` (for attributes and plain text)."""
+    return _BIDI_RE.sub(lambda m: f"\u27e8U+{ord(m.group()):04X}\u27e9", text)
+
+
+def _bidi_span(code: str) -> str:
+    return f'<span class="bidi" title="A hidden text-direction control character">\u27e8U+{code}\u27e9</span>'
+
+
+def render_untrusted(text: object) -> SafeString:
+    """Untrusted plain text as HTML: escaped, and with bidi controls shown as marked escapes."""
+    if text is None:
+        return mark_safe("")
+    escaped = str(conditional_escape(text))
+    return mark_safe(_BIDI_RE.sub(lambda m: _bidi_span(f"{ord(m.group()):04X}"), escaped))  # noqa: S308
+
 
 def _absolute_urls_only(tag: str, attribute: str, value: str) -> str | None:
     # nh3 passes relative URLs through; a response has no business linking into this app.
     if attribute == "href" and not value.lower().startswith(("http://", "https://", "mailto:")):
         return None
-    return value
+    if tag == "span" and attribute == "class" and value != "bidi":
+        return None
+    # In an attribute a marked <span> cannot exist: write the control out as plain text.
+    return _SENTINEL_RE.sub(lambda m: f"\u27e8U+{m.group(1)}\u27e9", value)
 
 
 _cleaner = nh3.Cleaner(
@@ -94,7 +131,12 @@ def sanitize_html(html: str) -> str:
 
 
 def render_markdown(text: str | None) -> SafeString:
-    """Markdown to sanitised HTML, safe to insert into a page as is."""
+    """Markdown to sanitised HTML, safe to insert into a page as is, bidi controls made visible."""
     if not text:
         return mark_safe("")
-    return mark_safe(sanitize_html(_md.render(text)))  # noqa: S308 - nh3 output is allow-listed markup
+    text = text.replace(_SENTINEL_IN, "\ufffd").replace(_SENTINEL_OUT, "\ufffd")
+    text = _BIDI_RE.sub(lambda m: f"{_SENTINEL_IN}{ord(m.group()):04X}{_SENTINEL_OUT}", text)
+    html = sanitize_html(_md.render(text))
+    # What is left of the sentinels is in text nodes (attribute_filter rewrote attributes'), so a span fits.
+    html = _SENTINEL_RE.sub(lambda m: _bidi_span(m.group(1)), html)
+    return mark_safe(html)  # noqa: S308 - nh3 output is allow-listed markup

@@ -73,6 +73,18 @@ if not SECRET_KEY:
         SECRET_KEY = "insecure-development-key-only-used-with-DEBUG"  # noqa: S105 - dev only
     else:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (see .env.example)")
+# The key signs sessions, CSRF tokens and password-reset links: a short or repetitive one can be
+# guessed offline. Same thresholds as Django's security.W009 check, but fatal outside DEBUG/tests.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
+if not (DEBUG or TESTING) and (
+    len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is too weak: it needs at least {SECRET_KEY_MIN_LENGTH} characters and "
+        f"{SECRET_KEY_MIN_UNIQUE_CHARACTERS} different ones (it has {len(SECRET_KEY)} and {len(set(SECRET_KEY))}). "
+        'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(50))"'
+    )
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG or TESTING else [])
 if not ALLOWED_HOSTS:
@@ -92,6 +104,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our own static files, no CDN
     "django_htmx",
+    "csp",
     "template_partials",
     "reviewapp",
     "evaluations",
@@ -109,6 +122,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "reviewapp.urls"
@@ -148,9 +162,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME") or None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Accounts here approve model releases: long passwords, not derived from the user's own name or email.
+# (Demo and test users are made with create_user, which does not run validators.)
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 if TESTING:
     # Test users are made by the hundred; a slow password hash would dominate the suite.
@@ -158,6 +176,15 @@ if TESTING:
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"
+# Sign-in throttling (reviewapp/services/login_throttle.py), counted per username and per client IP
+# in the shared cache: from the DELAY_AFTER-th failure on, the next attempt must wait 2, 4, 8 … s
+# (at most 60 s); at LOCK_AFTER failures the username (or IP) is locked for LOCK_SECONDS. Failures
+# are forgotten WINDOW_SECONDS after the last one. API tokens are not affected.
+LOGIN_THROTTLE_DELAY_AFTER = envint("LOGIN_THROTTLE_DELAY_AFTER", 3, minimum=1)
+LOGIN_THROTTLE_USER_LOCK_AFTER = envint("LOGIN_THROTTLE_USER_LOCK_AFTER", 10, minimum=1)
+LOGIN_THROTTLE_IP_LOCK_AFTER = envint("LOGIN_THROTTLE_IP_LOCK_AFTER", 50, minimum=1)
+LOGIN_THROTTLE_LOCK_SECONDS = envint("LOGIN_THROTTLE_LOCK_SECONDS", 900, minimum=1)
+LOGIN_THROTTLE_WINDOW_SECONDS = envint("LOGIN_THROTTLE_WINDOW_SECONDS", 3600, minimum=1)
 
 # --- Cache: shared by web and worker processes ---------------------------------------------
 # Dashboard figures are computed in the background (reviewapp.stats_refresh) and served from here,
@@ -197,6 +224,26 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 
+# Content-Security-Policy on every response (django-csp 4): scripts, styles, images and fetches only
+# from this site; no inline or eval'd script, no <style> elements. Style *attributes* stay allowed
+# (progress-bar widths and table alignment of rendered markdown, which nh3 limits to text-align).
+# Pages that really need more (none today) use csp.decorators.csp_update.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -212,6 +259,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "reviewapp.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# The API schema and its Swagger page: public only when the operator says so (the demo runs with
+# DEBUG=true, so they are public there); otherwise a signed-in user or an API token is needed.
+API_DOCS_PUBLIC = envbool("API_DOCS_PUBLIC", DEBUG)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Reviewdesk API",
     "DESCRIPTION": "Ingest RAG outputs, review them, and read back reviews.",

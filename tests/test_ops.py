@@ -287,7 +287,7 @@ def test_the_wsgi_app_compose_serves_loads_with_production_settings(services, tm
     module, attr = target.groups()
     env = production_env(
         DEBUG="false",
-        SECRET_KEY="x" * 60,
+        SECRET_KEY="k3!" + "a1B2c3D4e5F6g7H8i9J0" * 3,
         ALLOWED_HOSTS="example.com",
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
         REVIEWDESK_VAR_DIR=str(tmp_path),
@@ -319,7 +319,7 @@ def test_check_deploy_passes_with_production_env(tmp_path):
     ],
 )
 def test_settings_refuse_to_start_without_required_values(tmp_path, unset, message):
-    values = {"DEBUG": "false", "SECRET_KEY": "x" * 60, "ALLOWED_HOSTS": "example.com"}
+    values = {"DEBUG": "false", "SECRET_KEY": "k3!" + "a1B2c3D4e5F6g7H8i9J0" * 3, "ALLOWED_HOSTS": "example.com"}
     values.pop(unset)
     env = production_env(**values, REVIEWDESK_VAR_DIR=str(tmp_path))
     result = run([PYTHON, "manage.py", "check"], env)

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import ApiToken, Membership, Project
+from reviewapp.permissions import ROLE_CAPABILITIES, SCOPE_FOR_CAPABILITY
 from reviewapp.services.audit import audit_record
 
 SCOPES = [choice.value for choice in ApiToken.Scope]
@@ -24,6 +25,24 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_token_scopes_allowed(*, user: Any, project: Project | None = None) -> set[str]:
+    """The scopes ``user``'s roles allow: on ``project`` when the token is pinned to it, else on any
+    of their projects. A token never grants more than its user could do, but a scope the roles lack
+    would still be a lie on the tokens page and a surprise the day the user's role changes."""
+    if user.is_superuser:
+        return set(SCOPES)
+    memberships = Membership.objects.filter(user=user)
+    if project is not None:
+        memberships = memberships.filter(project=project)
+    allowed: set[str] = set()
+    for role in set(memberships.values_list("role", flat=True)):
+        for capability in ROLE_CAPABILITIES.get(role, frozenset()):
+            scope = SCOPE_FOR_CAPABILITY.get(capability)
+            if scope:
+                allowed.add(scope)
+    return allowed
 
 
 def api_token_create(
@@ -45,6 +64,17 @@ def api_token_create(
         and not Membership.objects.filter(project=project, user=user).exists()
     ):
         errors.append({"index": None, "field": "project", "message": "You are not a member of that project."})
+    elif not unknown:
+        beyond = sorted(set(scopes) - api_token_scopes_allowed(user=user, project=project))
+        if beyond:
+            where = f"on {project.name}" if project is not None else "on any of your projects"
+            errors.append(
+                {
+                    "index": None,
+                    "field": "scopes",
+                    "message": f"Your roles {where} do not allow the scope(s): {', '.join(beyond)}.",
+                }
+            )
     if errors:
         raise ValidationFailed(errors, "The token could not be created.")
     prefix = secrets.token_hex(6)

@@ -8,7 +8,7 @@ from typing import Any
 from django import template
 from django.utils.safestring import SafeString
 
-from reviewapp.rendering import render_markdown
+from reviewapp.rendering import bidi_escape_text, render_markdown, render_untrusted
 
 register = template.Library()
 
@@ -17,6 +17,18 @@ register = template.Library()
 def markdown_filter(text: str | None) -> SafeString:
     """Render markdown to sanitised HTML (see reviewapp.rendering)."""
     return render_markdown(text)
+
+
+@register.filter
+def untrusted(text: Any) -> SafeString:
+    """Untrusted plain text (requests, chunks, comments, model output): escaped, bidi controls shown."""
+    return render_untrusted(text)
+
+
+@register.filter
+def untrusted_attr(text: Any) -> str:
+    """The same for an attribute value (title=…): controls written out; autoescape does the rest."""
+    return "" if text is None else bidi_escape_text(str(text))
 
 
 @register.filter

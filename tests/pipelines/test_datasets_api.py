@@ -15,7 +15,7 @@ from django.test import Client
 
 from pipelines.datasets import dataset_create, dataset_version_create
 from pipelines.models import Dataset, DatasetVersion
-from reviewapp.models import ApiToken
+from reviewapp.models import ApiToken, Membership
 from reviewapp.services.tokens import api_token_create, api_token_revoke
 from tests.factories import ProjectFactory, member, standard_questions
 from tests.pipelines.datasets_helpers import EXPECTED_0, bearer, build_curated, session
@@ -204,8 +204,10 @@ def test_tokens_need_the_export_scope_and_the_right_project(version, engineer, c
     api_token_revoke(token=ApiToken.objects.get(pk=token.pk), user=engineer)
     revoked = Client(headers={"authorization": f"Bearer {raw}"})
     assert revoked.get(export_url(version)).status_code == 401
-    # An engineer may export but not curate.
+    # An engineer may export but not curate, even with a curate token made while an admin.
+    Membership.objects.filter(project=version.dataset.project, user=engineer).update(role="admin")
     engineer_client = bearer(engineer, "export", "curate")
+    Membership.objects.filter(project=version.dataset.project, user=engineer).update(role="engineer")
     assert engineer_client.post(f"/api/v1/datasets/{version.dataset_id}/versions/", {}).status_code == 403
     assert bearer(curator, "export").post(f"/api/v1/datasets/{version.dataset_id}/versions/", {}).status_code == 403
     assert Dataset.objects.count() == 1 and DatasetVersion.objects.count() == 1

@@ -177,7 +177,8 @@ def test_sync_now_reads_the_registry(project, engineer, settings, tmp_path: Path
     assert bearer(engineer, "export").post(f"{VERSIONS}sync/").status_code == 403
 
 
-def test_openapi_schema_documents_the_endpoints(db) -> None:
+def test_openapi_schema_documents_the_endpoints(db, settings) -> None:
+    settings.API_DOCS_PUBLIC = True  # the operator's choice; tests/security covers the default
     schema = Client().get("/api/schema/", {"format": "json"}).json()
     paths = schema["paths"]
     assert "get" in paths["/api/v1/projects/{slug}/model-versions/"]

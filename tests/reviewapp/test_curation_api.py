@@ -233,7 +233,8 @@ def test_schema_versions_list_every_question_set(project, reviewer):
     assert body[1]["questions"][1]["max_spread"] == 1
 
 
-def test_openapi_schema_documents_curation(db):
+def test_openapi_schema_documents_curation(db, settings):
+    settings.API_DOCS_PUBLIC = True  # the operator's choice; tests/security covers the default
     schema = Client().get("/api/schema/", {"format": "json"}).json()
     paths = schema["paths"]
     assert set(paths["/api/v1/projects/{slug}/adjudications/{item_id}/"]) == {"get", "post"}

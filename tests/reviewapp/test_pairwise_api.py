@@ -256,7 +256,8 @@ def test_results_need_export_and_count_by_version(project, reviewer, reviewer2, 
 # --- schema ------------------------------------------------------------------------------------
 
 
-def test_the_schema_documents_the_pairwise_operations(db):
+def test_the_schema_documents_the_pairwise_operations(db, settings):
+    settings.API_DOCS_PUBLIC = True  # the operator's choice; tests/security covers the default
     schema = Client().get("/api/schema/", {"format": "json"}).json()
     operations = {
         path: {method: op["operationId"] for method, op in ops.items()}

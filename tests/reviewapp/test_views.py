@@ -432,13 +432,13 @@ def test_others_cannot_open_or_edit_a_review(client, reviewer, reviewer2, curato
 
 
 def test_token_is_shown_once_and_only_its_hash_is_stored(rita, reviewer, project):
-    response = rita.post(reverse("token-list"), {"name": "ci", "scopes": ["ingest", "review"], "project": "support"})
+    response = rita.post(reverse("token-list"), {"name": "ci", "scopes": ["review"], "project": "support"})
     html = response.content.decode()
     assert response.status_code == 201
     assert "no-store" in response["Cache-Control"]
     secret = re.search(r'value="(rd_[0-9a-f]+_[-\w]+)"', html).group(1)
     token = ApiToken.objects.get(user=reviewer)
-    assert token.scopes == ["ingest", "review"] and token.project == project
+    assert token.scopes == ["review"] and token.project == project
     _, prefix, raw = secret.split("_", 2)
     assert token.prefix == prefix and token.secret_hash == hashlib.sha256(raw.encode()).hexdigest()
     assert raw not in str(ApiToken.objects.filter(pk=token.pk).values().get())

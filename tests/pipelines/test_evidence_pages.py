@@ -73,14 +73,14 @@ def test_the_champions_page_has_no_diff(project, versions, engineer) -> None:
 def test_gates_page_admins_add_and_remove_engineers_read(project, versions, engineer) -> None:
     admin = member(project, "admin", username="ada")
     client = session(admin)
-    bad = client.post("/projects/support/gates/", {"kind": "min_reviews", "params": '{"count": 0}'})
+    bad = client.post("/projects/support/gates/", {"kind": "min_items", "params": '{"count": 0}'})
     assert bad.status_code == 422 and "params.count" in bad.content.decode()
-    ok = client.post("/projects/support/gates/", {"kind": "min_reviews", "params": '{"count": 3}', "environment": ""})
+    ok = client.post("/projects/support/gates/", {"kind": "min_items", "params": '{"count": 3}', "environment": ""})
     assert ok.status_code == 302
     gate = PromotionGate.objects.get()
 
     page = session(engineer).get("/projects/support/gates/").content.decode()
-    assert "At least 3 human reviews" in page and "data-gate-form" not in page
+    assert "At least 3 reviewed items" in page and "data-gate-form" not in page
     assert session(engineer).post(f"/projects/support/gates/{gate.pk}/delete/").status_code == 403
     assert session(engineer).post("/projects/support/gates/", {"kind": "min_reviews"}).status_code == 403
     assert client.post(f"/projects/support/gates/{gate.pk}/toggle/").status_code == 302

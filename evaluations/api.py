@@ -154,6 +154,13 @@ class MetricSerializer(serializers.Serializer):
             "kappa_high": serializers.FloatField(allow_null=True),
             "confusion": serializers.DictField(child=serializers.IntegerField()),
             "unlabelled": serializers.IntegerField(help_text="Items with a verdict but no curated answer."),
+            "different_response": serializers.IntegerField(
+                help_text="Rows left out: the scored response is not the one the humans reviewed (regenerated)."
+            ),
+            "applicable": serializers.BooleanField(
+                help_text="False when no scored response is the reviewed one: there is no alignment figure."
+            ),
+            "reason": serializers.CharField(help_text='Why not applicable, e.g. "not applicable: humans reviewed ..."'),
         },
         allow_null=True,
     )
@@ -454,19 +461,23 @@ class CompareSerializer(serializers.Serializer):
     a = RunSerializer()
     b = RunSerializer()
     paired_by = serializers.CharField(help_text="item (the runs share items) or request (paired by request text).")
-    n_pairs = serializers.IntegerField()
+    n_pairs = serializers.IntegerField(help_text="Shared items: every figure below is computed on these only.")
+    n_shared = serializers.IntegerField(help_text="The same as n_pairs.")
+    only_a = serializers.IntegerField(help_text="Items only run A scored (left out).")
+    only_b = serializers.IntegerField(help_text="Items only run B scored (left out).")
+    summary = serializers.CharField(help_text='E.g. "compared on 20 shared items; 5 only in A, 3 only in B".')
     scorers = inline_serializer(
         "ScorerComparison",
         many=True,
         fields={
             "scorer": serializers.CharField(),
-            "mean_a": serializers.FloatField(allow_null=True),
-            "mean_b": serializers.FloatField(allow_null=True),
-            "pass_rate_a": serializers.FloatField(allow_null=True),
-            "pass_rate_b": serializers.FloatField(allow_null=True),
-            "n_a": serializers.IntegerField(),
-            "n_b": serializers.IntegerField(),
-            "n_paired": serializers.IntegerField(),
+            "mean_a": serializers.FloatField(allow_null=True, help_text="Mean of A over the paired rows."),
+            "mean_b": serializers.FloatField(allow_null=True, help_text="Mean of B over the paired rows."),
+            "pass_rate_a": serializers.FloatField(allow_null=True, help_text="A's pass rate over paired verdicts."),
+            "pass_rate_b": serializers.FloatField(allow_null=True, help_text="B's pass rate over paired verdicts."),
+            "n_a": serializers.IntegerField(help_text="Rows this scorer scored in A (shared or not)."),
+            "n_b": serializers.IntegerField(help_text="Rows this scorer scored in B (shared or not)."),
+            "n_paired": serializers.IntegerField(help_text="Shared items with a value on both sides."),
             "mean_diff": serializers.FloatField(allow_null=True, help_text="B - A over paired rows."),
             "mean_ci": serializers.ListField(child=serializers.FloatField(), allow_null=True),
             "n_paired_verdicts": serializers.IntegerField(),
@@ -484,8 +495,9 @@ class RunsCompareApi(BaseApi):
         operation_id="runs_compare",
         tags=TAGS,
         summary="Compare two runs scorer by scorer",
-        description="Means and pass rates of each, the difference B - A with a paired bootstrap 95% interval, "
-        "and the rows whose verdict changed.",
+        description="On the items both runs share (paired by item, else by request): the means and pass rates "
+        "of each, the difference B - A with a paired bootstrap 95% interval (shared items resampled, seeded), "
+        "and the rows whose verdict changed. Items only one run has are counted (only_a, only_b), not compared.",
         parameters=[
             OpenApiParameter("a", int, required=True, description="Run A (e.g. the champion)."),
             OpenApiParameter("b", int, required=True, description="Run B (e.g. the candidate)."),
@@ -510,6 +522,10 @@ class RunsCompareApi(BaseApi):
                 "b": RunSerializer(b).data,
                 "paired_by": comparison.paired_by,
                 "n_pairs": comparison.n_pairs,
+                "n_shared": comparison.n_pairs,
+                "only_a": comparison.only_a,
+                "only_b": comparison.only_b,
+                "summary": comparison.summary,
                 "scorers": scorers,
             }
         )

@@ -216,7 +216,8 @@ def project_charts(stats: ProjectStats) -> list[Chart]:
         chart = stacked_bars(
             name=f"distribution-{d.key}",
             title=f"Answers to “{d.title}” per model version",
-            desc="Share of each answer per model version" + (", with the pass rate." if d.kind == "pass_fail" else "."),
+            desc="Share of each answer (all reviews) per model version"
+            + (", with the pass rate over items (each item counted once)." if d.kind == "pass_fail" else "."),
             segments=d.values,
             rows=[(f"v{v.model_version}", [v.counts[x] for x in d.values]) for v in d.versions],
             extra="pass_rate" if d.kind == "pass_fail" else "",

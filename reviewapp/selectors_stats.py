@@ -3,6 +3,9 @@
 Each function runs a fixed number of queries whatever the size of the project (one per
 question at most for distributions, one for all agreement values). Only current reviews count
 (not the ones a curator sent back).
+
+Answer distributions count answers (reviews). Every decision figure (pass rates, rating means)
+is over items, with its n of items and reviews (``version_figures``, ``reviewapp.services.item_stats``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from reviewapp.models import Item, Project, Question, Review
 from reviewapp.models.curation import Adjudication, CuratedLabel
 from reviewapp.selectors import GoldAccuracy, gold_accuracy_for_reviewers, questions_for_project, wilson_interval
 from reviewapp.services.agreement import Agreement, Level, krippendorff_alpha, percent_agreement
+from reviewapp.services.item_stats import ItemAnswers, ItemFigure, items_mean, items_rate, question_values
 
 THROUGHPUT_DAYS = 30
 # Agreement level by question kind; kinds not listed (free text, facts) have no agreement figure.
@@ -65,8 +69,36 @@ class Progress:
 class VersionDistribution:
     model_version: str
     counts: dict[str, int]  # answer value (as text) -> number of answers
-    n: int
-    pass_rate: float | None  # pass_fail only
+    n: int  # answers (reviews) counted in ``counts``
+    pass_rate: float | None  # pass_fail only: over items (see ``VersionFigure``), not over answers
+    items: int = 0  # pass_fail only: the items behind ``pass_rate``
+    pass_low: float | None = None
+    pass_high: float | None = None
+
+
+@dataclass(frozen=True)
+class VersionFigure:
+    """A pass/fail or rating question's figure for one model version, over items with its n.
+
+    See ``reviewapp.services.item_stats``: each item counts once (its curated answer, else its
+    reviews' mean); pass rates have a Wilson interval over items (a bootstrap over items when split
+    votes give fractions), rating means a bootstrap over items.
+    """
+
+    model_version: str
+    question: str
+    title: str
+    kind: str
+    figure: ItemFigure
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version,
+            "question": self.question,
+            "title": self.title,
+            "kind": self.kind,
+            **self.figure.as_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -101,6 +133,7 @@ class ProjectStats:
     distributions: list[QuestionDistribution] = field(default_factory=list)
     agreement: list[QuestionAgreement] = field(default_factory=list)
     hot_spots: HotSpots | None = None
+    figures: list[VersionFigure] = field(default_factory=list)  # per version and question, over items
 
 
 @dataclass(frozen=True)
@@ -184,7 +217,54 @@ def _domain(question: Question) -> list[str]:
     return []
 
 
-def rating_distributions(*, project: Project, questions: list[Question]) -> list[QuestionDistribution]:
+FIGURE_KINDS = {Question.Kind.PASS_FAIL: "pass_fail", Question.Kind.RATING: "rating"}
+
+
+def version_figures(*, project: Project, questions: list[Question]) -> list[VersionFigure]:
+    """Per model version and pass/fail or rating question: the figure over items, with its n.
+
+    Two queries (current reviews' answers to those questions, curated labels' answers), reading
+    only the answer keys needed; item values are formed here (``item_stats.question_values``).
+    """
+    wanted = [q for q in questions if q.kind in FIGURE_KINDS]
+    if not wanted:
+        return []
+    annotations = {f"a{i}": KeyTransform(q.key, "answers") for i, q in enumerate(wanted)}
+    per_version: dict[str, dict[int, ItemAnswers]] = defaultdict(dict)
+    reviews = (
+        _current_reviews(project)
+        .annotate(**annotations)
+        .values_list("item__model_version", "item_id", *annotations)
+        .order_by()
+    )
+    for version, item_id, *values in reviews.iterator(chunk_size=5000):
+        entry = per_version[version or ""].setdefault(item_id, ItemAnswers(item_id=item_id, reviews=[]))
+        entry.reviews.append({q.key: v for q, v in zip(wanted, values, strict=True)})  # type: ignore[union-attr]
+    labels = (
+        CuratedLabel.objects.filter(project=project)
+        .annotate(**annotations)
+        .values_list("item__model_version", "item_id", *annotations)
+        .order_by()
+    )
+    for version, item_id, *values in labels.iterator(chunk_size=5000):
+        entry = per_version[version or ""].setdefault(item_id, ItemAnswers(item_id=item_id, reviews=[]))
+        entry.curated = {q.key: v for q, v in zip(wanted, values, strict=True)}
+    out = []
+    for version in sorted(per_version):
+        entries = list(per_version[version].values())
+        for q in wanted:
+            kind = FIGURE_KINDS[q.kind]
+            values, counts, curated = question_values(entries, key=q.key, kind=kind)
+            make = items_rate if kind == "pass_fail" else items_mean
+            figure = make(list(values.values()), reviews=sum(counts.values()), curated=curated)
+            if figure.items:
+                out.append(VersionFigure(version or "(none)", q.key, q.title, kind, figure))
+    return out
+
+
+def rating_distributions(
+    *, project: Project, questions: list[Question], figures: list[VersionFigure] | None = None
+) -> list[QuestionDistribution]:
     """Per question, per model version: how often each answer was given.
 
     One GROUP BY over (model version, every question's answer); the groups are few (versions times
@@ -208,6 +288,7 @@ def rating_distributions(*, project: Project, questions: list[Question]) -> list
         for question, value, per_version in zip(stat_questions, values, per_question, strict=True):
             for v in _expand(question.kind, value):
                 per_version[version][_value_text(v)] += n
+    by_version = {(f.model_version, f.question): f.figure for f in figures or []}
     result = []
     for question, per_version in zip(stat_questions, per_question, strict=True):
         domain = _domain(question)
@@ -217,11 +298,18 @@ def rating_distributions(*, project: Project, questions: list[Question]) -> list
         for version in sorted(per_version):
             counts = per_version[version]
             total = sum(counts.values())
-            pass_rate = None
-            if question.kind == Question.Kind.PASS_FAIL and total:
-                pass_rate = counts.get("pass", 0) / total
+            label = version or "(none)"
+            figure = by_version.get((label, question.key)) if question.kind == Question.Kind.PASS_FAIL else None
             versions.append(
-                VersionDistribution(version or "(none)", {v: counts.get(v, 0) for v in values_order}, total, pass_rate)
+                VersionDistribution(
+                    label,
+                    {v: counts.get(v, 0) for v in values_order},
+                    total,
+                    figure.value if figure else None,
+                    figure.items if figure else 0,
+                    figure.low if figure else None,
+                    figure.high if figure else None,
+                )
             )
         result.append(QuestionDistribution(question.key, question.title, question.kind, values_order, versions))
     return result
@@ -324,10 +412,12 @@ def project_stats(*, project: Project, full: bool = True) -> ProjectStats:
     if not full:
         return ProjectStats(progress=progress)
     questions = questions_for_project(project=project)
+    figures = version_figures(project=project, questions=questions)
     return ProjectStats(
         progress=progress,
         throughput=project_throughput(project=project),
-        distributions=rating_distributions(project=project, questions=questions),
+        figures=figures,
+        distributions=rating_distributions(project=project, questions=questions, figures=figures),
         agreement=question_agreement(project=project, questions=questions),
         hot_spots=disagreement_hot_spots(project=project),
     )
@@ -399,7 +489,8 @@ def _stats_fingerprint_portable(*, project: Project) -> tuple[object, ...]:
 
 
 def _stats_key(project: Project, full: bool) -> str:
-    return f"reviewdesk:stats:{project.pk}:{int(full)}"
+    # v2: figures over items (older cached ProjectStats lack them)
+    return f"reviewdesk:stats:v2:{project.pk}:{int(full)}"
 
 
 def project_stats_cached(*, project: Project, full: bool = True) -> ProjectStats:
@@ -547,12 +638,21 @@ def project_stats_as_dict(*, stats: ProjectStats, reviewers: list[ReviewerStats]
                 "kind": d.kind,
                 "values": d.values,
                 "versions": [
-                    {"model_version": v.model_version, "counts": v.counts, "n": v.n, "pass_rate": v.pass_rate}
+                    {
+                        "model_version": v.model_version,
+                        "counts": v.counts,
+                        "n": v.n,
+                        "pass_rate": v.pass_rate,
+                        "items": v.items,
+                        "pass_low": v.pass_low,
+                        "pass_high": v.pass_high,
+                    }
                     for v in d.versions
                 ],
             }
             for d in stats.distributions
         ],
+        "figures": [f.as_dict() for f in stats.figures],
         "agreement": [
             {
                 "question": a.key,

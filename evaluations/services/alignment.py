@@ -8,6 +8,13 @@ without a curated label, a curated answer, or a verdict (value missing or errore
 interval, Cohen's kappa with a bootstrap interval (``reviewapp.services.agreement.cohen_kappa``),
 and the 2x2 confusion matrix (judge verdict x human answer).
 
+Only rows whose scored response is the response the humans reviewed count (the same content
+hash, ``reviewapp.services.item_stats.content_hash``): a judge verdict on a freshly generated
+answer says nothing about how the humans judged another answer. A run whose target regenerates
+every answer differently therefore has no alignment figure: ``applicable`` is false and
+``reason`` says "not applicable: humans reviewed different answers"; ``different_response``
+counts the rows left out for that reason.
+
 Disagreements are the items where a scorer's verdict differs from the curated answer, and —
 among LLM judges that answer the same human question — items where those judges disagree with
 each other (useful before any human label exists; code scorers measure different things, so
@@ -30,7 +37,7 @@ from typing import Any
 
 from django.db import transaction
 
-from evaluations.models import Run, RunChunk, RunResult
+from evaluations.models import Run, RunChunk, RunResult, RunRow
 from evaluations.scorers.registry import scorer_get
 from reviewapp.models import CuratedLabel, Flag, Item
 from reviewapp.selectors import wilson_interval
@@ -38,8 +45,10 @@ from reviewapp.services.agreement import cohen_kappa
 from reviewapp.services.assignments import ItemFilter, assignments_bulk_assign
 from reviewapp.services.audit import audit_record
 from reviewapp.services.flags import flag_create
+from reviewapp.services.item_stats import content_hash
 
 DISAGREEMENT_PRIORITY = 10
+NOT_APPLICABLE = "not applicable: humans reviewed different answers"
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,9 @@ class Alignment:
     fail_pass: int = 0
     fail_fail: int = 0
     unlabelled: int = 0  # items with a verdict but no curated answer
+    different_response: int = 0  # rows left out: the scored response is not the one humans reviewed
+    applicable: bool = True
+    reason: str = ""  # why there is no figure, when not applicable
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,24 +136,66 @@ def _verdicts(run: Run, names: list[str]) -> dict[str, dict[int, bool]]:
     return out
 
 
+def regenerated_items(*, run: Run) -> set[int]:
+    """Items whose scored response in this run is not the response the humans reviewed.
+
+    A run over stored responses scores the items' own responses: none. A run whose target
+    generates answers scores ``RunRow.response``; it counts as the reviewed answer only when its
+    content hash equals the item's stored response's.
+    """
+    if (run.target or {}).get("kind", "stored") == "stored":
+        return set()
+    generated = RunRow.objects.filter(run=run).values_list("item_id", "response", "item__response")
+    return {
+        item_id
+        for item_id, response, reviewed in generated.iterator(chunk_size=5000)
+        if content_hash(response) != content_hash(reviewed)
+    }
+
+
 def alignment_compute(*, run: Run) -> dict[str, Alignment]:
-    """Per scorer with a human question: agreement of its verdicts with the curated labels."""
+    """Per scorer with a human question: agreement of its verdicts with the curated labels.
+
+    Only on rows whose scored response is the reviewed one (see the module doc).
+    """
     questions = _questions(run)
     if not questions:
         return {}
     humans = _human_answers(run, set(questions.values()))
     verdicts = _verdicts(run, list(questions))
+    regenerated = regenerated_items(run=run)
     out: dict[str, Alignment] = {}
     for name, question in questions.items():
         pairs: list[tuple[bool, bool]] = []
         unlabelled = 0
+        different = 0
         for item_id, passed in verdicts.get(name, {}).items():
+            if item_id in regenerated:
+                different += 1
+                continue
             human = humans.get(item_id, {}).get(question)
             if human is None:
                 unlabelled += 1
             else:
                 pairs.append((passed, human))
         n = len(pairs)
+        if not n and different:
+            out[name] = Alignment(
+                scorer=name,
+                question=question,
+                n=0,
+                agree=0,
+                accuracy=None,
+                accuracy_low=None,
+                accuracy_high=None,
+                kappa=None,
+                kappa_low=None,
+                kappa_high=None,
+                different_response=different,
+                applicable=False,
+                reason=NOT_APPLICABLE,
+            )
+            continue
         agree = sum(1 for judge, human in pairs if judge == human)
         low, high = wilson_interval(agree, n)
         kappa = cohen_kappa(pairs)
@@ -161,6 +215,7 @@ def alignment_compute(*, run: Run) -> dict[str, Alignment]:
             fail_pass=sum(1 for j, h in pairs if not j and h),
             fail_fail=sum(1 for j, h in pairs if not j and not h),
             unlabelled=unlabelled,
+            different_response=different,
         )
     return out
 
@@ -189,10 +244,13 @@ def disagreements_list(*, run: Run, scorers: list[str] | None = None) -> list[Di
         return []
     humans = _human_answers(run, set(questions.values()))
     verdicts = _verdicts(run, list(questions))
+    regenerated = regenerated_items(run=run)
     with_humans: dict[int, list[str]] = defaultdict(list)
     between: dict[int, list[str]] = defaultdict(list)
     for name, question in questions.items():
         for item_id, passed in verdicts.get(name, {}).items():
+            if item_id in regenerated:
+                continue  # the humans judged another answer: no disagreement with them to report
             human = humans.get(item_id, {}).get(question)
             if human is not None and human != passed:
                 with_humans[item_id].append(name)

@@ -52,7 +52,10 @@ class ModelVersionListApi(BaseApi):
         run_id = serializers.CharField()
         uri = serializers.CharField()
         environments = serializers.ListField(child=serializers.CharField(), help_text="Serving it at 100%.")
-        evidence = serializers.DictField(help_text="reviews, pass_rate, pass_low, pass_high, passes, judged, runs.")
+        evidence = serializers.DictField(
+            help_text="Per item: reviews, items, pass_rate, pass_low, pass_high, passes, judged (n items), "
+            "judged_reviews, runs."
+        )
 
     @extend_schema(
         operation_id="model_versions_list",
@@ -60,8 +63,9 @@ class ModelVersionListApi(BaseApi):
         summary="List the project's registered model versions",
         description=(
             "Versions synced from the MLflow registry, newest first (cursor-paginated), with the environments "
-            "serving each and a short evidence summary (human reviews, the primary pass/fail question's pass "
-            "rate with a Wilson 95% interval, evaluation runs). Needs the `promote` capability (token scope "
+            "serving each and a short evidence summary (human reviews and items, the primary pass/fail question's "
+            "pass rate over items — each item its curated label, else its reviews' mean — with a 95% interval over "
+            "items and its n, evaluation runs). Needs the `promote` capability (token scope "
             "`promote`)."
         ),
         responses={200: paginated("ModelVersionPage", OutputSerializer(many=True))},
@@ -200,8 +204,11 @@ class GateOutputSerializer(serializers.Serializer):
 
 GATE_DOC = (
     "Kinds: `suite_metric` {suite_id, metric, statistic mean|pass_rate, op >=|<=, threshold, max_age_days}; "
-    "`min_reviews` {count}; `min_pass_rate` {question, threshold 0..1, confidence 0.95}; `not_worse_than_champion` "
-    "{metric (a scorer, or human_pass_rate), suite_id, statistic, question, margin 0, confidence 0.95}. "
+    "`min_items` {count}: reviewed items (a curated label or a complete set of reviews; the old name `min_reviews` "
+    "is still accepted and stored as `min_items`, deprecated); `min_pass_rate` {question, threshold 0..1, confidence "
+    "0.95}: the lower bound of the pass rate over items; `not_worse_than_champion` {metric (a scorer, or "
+    "human_pass_rate), suite_id, statistic, question, margin 0, confidence 0.95, min_shared_items 20}: paired on "
+    "the items (requests) both versions share, failing below min_shared_items. "
     "`environment` is an environment's name or id, or null for every environment."
 )
 

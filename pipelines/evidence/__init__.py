@@ -7,11 +7,16 @@ For a :class:`ModelVersion` of a project:
   run over stored responses whose dataset filter is ``model_version == <version>``. Each comes
   with its suite metrics (``evaluations.selectors.run_metrics``) and, for succeeded runs, its
   judge–human alignment (``evaluations.services.alignment.alignment_compute``);
-- **human reviews** of the project's items with ``Item.model_version == <version>`` (current
-  reviews only, not ones a curator sent back): how many, the pass rate of each pass/fail
-  question with a Wilson interval (the first pass/fail question of the schema is the primary
-  one), and the mean and median of each rating question. Each review counts once, so an item
-  reviewed twice counts twice (as on the project dashboard);
+- **human figures** of the project's items with ``Item.model_version == <version>``, per item
+  (``reviewapp.services.item_stats``): an item's value is its curated label's answer, else the
+  mean of its current reviews' answers (reviews a curator sent back do not count). The pass rate
+  of each pass/fail question (the schema's first is the primary one) is the mean over items with
+  a Wilson interval over items (a bootstrap over items when split votes give fractional values),
+  each rating question's mean and median over items with a bootstrap interval; every figure
+  carries its n of items and the reviews behind them;
+- **paired against the champion** (``human_paired``): the two versions' items pair up by
+  request (the normalised request text); each side's mean over the shared requests, the
+  difference and a paired bootstrap interval, with the shared count and what only one side has;
 - **pairwise wins** against the champion: ``reviewapp`` Preference rows whose recorded (true)
   winner and loser versions are this version and the champion's, with a Wilson interval on the
   win rate over decisive judgements (ties and "both bad" are counted, not in the rate).
@@ -20,10 +25,10 @@ The **champion** (:func:`champion_for`) is the version serving at 100% in the pr
 environment whose alias is ``champion``; when no environment serves one, the synced version
 carrying the registry alias ``champion``.
 
-Statistics used by the gates live here too: :func:`wilson_interval` (one proportion),
-:func:`newcombe_difference` (difference of two independent proportions, Newcombe 1998 method 10,
-the hybrid score interval built from the two Wilson intervals), and :func:`welch_difference`
-(difference of two independent means, normal approximation with Welch's standard error).
+Decisions compare like with like: the gate ``not_worse_than_champion`` uses the paired figures
+(shared requests for human figures, shared items of the two newest suite runs for a suite
+metric). :func:`newcombe_difference` and :func:`welch_difference` (unpaired differences) remain
+for callers outside the gates.
 """
 
 # ruff: noqa: RUF002 - text for people: en dashes and minus signs are intended
@@ -40,14 +45,17 @@ from pipelines.evidence.comparison import (
 from pipelines.evidence.intervals import newcombe_difference, welch_difference, wilson_interval, z_for
 from pipelines.evidence.reviews import (
     HumanEvidence,
+    HumanPaired,
     PairwiseEvidence,
     PassRate,
     RatingSummary,
     human_evidence,
+    human_paired,
+    humans_paired,
     pairwise_evidence,
     primary_pass_question,
 )
-from pipelines.evidence.runs import RunEvidence, latest_suite_run, run_scores, runs_for_version
+from pipelines.evidence.runs import RunEvidence, latest_suite_run, run_scores, run_scores_paired, runs_for_version
 from pipelines.evidence.summary import VersionSummary, versions_summary
 
 __all__ = [
@@ -55,6 +63,7 @@ __all__ = [
     "MAX_RUNS",
     "EvidenceComparison",
     "HumanEvidence",
+    "HumanPaired",
     "PairwiseEvidence",
     "PassRate",
     "RatingSummary",
@@ -65,11 +74,14 @@ __all__ = [
     "champion_for",
     "evidence_compare",
     "human_evidence",
+    "human_paired",
+    "humans_paired",
     "latest_suite_run",
     "newcombe_difference",
     "pairwise_evidence",
     "primary_pass_question",
     "run_scores",
+    "run_scores_paired",
     "runs_for_version",
     "version_evidence",
     "versions_summary",

@@ -6,8 +6,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from evaluations.models import Run
+from evaluations.services.compare import runs_compare
 from pipelines.evidence.champion import champion_for
-from pipelines.evidence.reviews import HumanEvidence, PairwiseEvidence, human_evidence, pairwise_evidence
+from pipelines.evidence.reviews import (
+    HumanEvidence,
+    HumanPaired,
+    PairwiseEvidence,
+    human_evidence,
+    humans_paired,
+    pairwise_evidence,
+)
 from pipelines.evidence.runs import RunEvidence, _run_evidence, runs_for_version
 from pipelines.models import Environment, ModelVersion
 
@@ -33,10 +41,14 @@ class VersionEvidence:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        primary = self.human.primary
-        out["human"]["primary"] = asdict(primary) if primary else None
-        return out
+        return {
+            "version": self.version,
+            "model_version_id": self.model_version_id,
+            "human": self.human.as_dict(),
+            "runs": [asdict(run) for run in self.runs],
+            "runs_total": self.runs_total,
+            "pairwise": asdict(self.pairwise) if self.pairwise else None,
+        }
 
 
 def version_evidence(*, model_version: ModelVersion, champion: ModelVersion | None = None) -> VersionEvidence:
@@ -76,6 +88,9 @@ class SuiteRow:
     candidate: dict[str, Any] = field(default_factory=dict)  # the run's metrics of this scorer
     champion: dict[str, Any] = field(default_factory=dict)
     alignment: dict[str, Any] = field(default_factory=dict)  # of the candidate's run
+    # Both runs on the items they share (``evaluations.services.compare.runs_compare``, A = champion):
+    # shared, only_champion, only_candidate, paired means, delta B - A with its paired bootstrap interval.
+    paired: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,13 +100,22 @@ class EvidenceComparison:
     champion_version: ModelVersion | None
     is_champion: bool  # the candidate is the champion itself
 
+    human_paired: list[HumanPaired] = field(default_factory=list)  # against the champion, on shared requests
+    _rows: list[SuiteRow] | None = field(default=None, init=False, repr=False)
+
     def suite_rows(self) -> list[SuiteRow]:
+        if self._rows is None:
+            self._rows = self._suite_rows()
+        return self._rows
+
+    def _suite_rows(self) -> list[SuiteRow]:
         mine = self.candidate.latest_by_suite()
         theirs = self.champion.latest_by_suite() if self.champion else {}
         rows = []
         for suite_id in list(dict.fromkeys([*mine, *theirs])):
             a, b = mine.get(suite_id), theirs.get(suite_id)
             names = list(dict.fromkeys([*(a.metrics if a else {}), *(b.metrics if b else {})]))
+            paired = _suite_paired(champion_run=b.id, candidate_run=a.id) if a and b else {}
             for name in names:
                 rows.append(
                     SuiteRow(
@@ -103,6 +127,7 @@ class EvidenceComparison:
                         candidate=(a.metrics.get(name) or {}) if a else {},
                         champion=(b.metrics.get(name) or {}) if b else {},
                         alignment=(a.alignment.get(name) or {}) if a else {},
+                        paired=paired.get(name, {}),
                     )
                 )
         return rows
@@ -113,7 +138,41 @@ class EvidenceComparison:
             "champion": self.champion.as_dict() if self.champion else None,
             "champion_version": self.champion_version.version if self.champion_version else None,
             "is_champion": self.is_champion,
+            "human_paired": [p.as_dict() for p in self.human_paired],
+            "suites_paired": [
+                {"suite_id": row.suite_id, "scorer": row.scorer, **row.paired}
+                for row in self.suite_rows()
+                if row.paired
+            ],
         }
+
+
+def _suite_paired(*, champion_run: int, candidate_run: int) -> dict[str, dict[str, Any]]:
+    """Per scorer: the champion's run (A) and the candidate's (B) on the items they share."""
+    runs = {r.pk: r for r in Run.objects.filter(pk__in=[champion_run, candidate_run]).select_related("suite_version")}
+    comparison = runs_compare(a=runs[champion_run], b=runs[candidate_run], max_changes=0)
+    out = {}
+    for s in comparison.scorers:
+        out[s.scorer] = {
+            "shared": comparison.n_pairs,
+            "only_champion": comparison.only_a,
+            "only_candidate": comparison.only_b,
+            "paired_by": comparison.paired_by,
+            "summary": comparison.summary.replace("only in A", "only in the champion's run").replace(
+                "only in B", "only in this version's run"
+            ),
+            "n_paired": s.n_paired,
+            "mean_champion": s.mean_a,
+            "mean_candidate": s.mean_b,
+            "mean_delta": s.mean_diff,
+            "mean_ci": list(s.mean_ci) if s.mean_ci else None,
+            "n_paired_verdicts": s.n_paired_verdicts,
+            "pass_rate_champion": s.pass_rate_a,
+            "pass_rate_candidate": s.pass_rate_b,
+            "pass_rate_delta": s.pass_rate_diff,
+            "pass_rate_ci": list(s.pass_rate_ci) if s.pass_rate_ci else None,
+        }
+    return out
 
 
 def evidence_compare(*, model_version: ModelVersion, environment: Environment | None = None) -> EvidenceComparison:
@@ -122,8 +181,16 @@ def evidence_compare(*, model_version: ModelVersion, environment: Environment | 
     candidate = version_evidence(model_version=model_version, champion=champion)
     is_champion = champion is not None and champion.pk == model_version.pk
     champion_evidence = None
+    paired: list[HumanPaired] = []
     if champion is not None and not is_champion:
         champion_evidence = version_evidence(model_version=champion)
+        paired = humans_paired(
+            project=model_version.project, candidate=candidate.human, champion=champion_evidence.human
+        )
     return EvidenceComparison(
-        candidate=candidate, champion=champion_evidence, champion_version=champion, is_champion=is_champion
+        candidate=candidate,
+        champion=champion_evidence,
+        champion_version=champion,
+        is_champion=is_champion,
+        human_paired=paired,
     )

@@ -11,6 +11,7 @@ from django.urls import reverse
 from evaluations.models import Run, RunResult
 from evaluations.selectors import run_metrics
 from evaluations.services.alignment import alignment_compute
+from evaluations.services.compare import run_pairs
 from pipelines.models import ModelVersion
 
 # --- runs -------------------------------------------------------------------------------------
@@ -53,6 +54,29 @@ def run_scores(*, run: Run, scorer: str, statistic: str) -> list[float]:
     if statistic == "pass_rate":
         return [1.0 if p else 0.0 for p in results.filter(passed__isnull=False).values_list("passed", flat=True)]
     return [float(n) for n in results.filter(number__isnull=False).values_list("number", flat=True)]
+
+
+def run_scores_paired(
+    *, champion_run: Run, run: Run, scorer: str, statistic: str
+) -> tuple[dict[str, float], dict[str, float]]:
+    """One scorer's per-row values of two runs, keyed so that rows of the same item (or request) share a key.
+
+    Rows pair as on the compare page (``evaluations.services.compare.run_pairs``: by item, else by
+    request); a row without a partner keeps a key of its own, so it counts as "only in" its run.
+    """
+    _, pairs, _, _ = run_pairs(champion_run, run)
+    partner_a = {id_a: f"pair:{id_a}:{id_b}" for id_a, id_b in pairs}
+    partner_b = {id_b: f"pair:{id_a}:{id_b}" for id_a, id_b in pairs}
+
+    def values(of: Run, partner: dict[int, str], side: str) -> dict[str, float]:
+        results = RunResult.objects.filter(run=of, scorer=scorer, error="")
+        if statistic == "pass_rate":
+            rows = results.filter(passed__isnull=False).values_list("item_id", "passed")
+        else:
+            rows = results.filter(number__isnull=False).values_list("item_id", "number")
+        return {partner.get(item_id, f"{side}:{item_id}"): float(value) for item_id, value in rows}
+
+    return values(champion_run, partner_a, "a"), values(run, partner_b, "b")
 
 
 @dataclass

@@ -10,19 +10,24 @@ Kinds and their ``params`` (validated by :func:`gate_params_validate`; errors na
   max_age_days=None}``: the newest *succeeded* run of that suite for the version (see
   ``pipelines.evidence.runs_for_version``) must have ``metrics[metric][statistic] op threshold``,
   and be at most ``max_age_days`` old when given.
-- ``min_reviews`` ``{count}``: at least that many current human reviews of the version's items.
-- ``min_pass_rate`` ``{question="", threshold, confidence=0.95}``: the **Wilson lower bound** of
-  the human pass rate on that pass/fail question (default: the schema's first) must be at least
-  ``threshold`` — not the raw rate, so 3/3 does not pass a 0.8 gate.
+- ``min_items`` ``{count}``: at least that many *done* items of the version: items with a
+  curated label or a complete set of current reviews (``Project.reviews_per_item``). The old
+  name ``min_reviews`` (which counted reviews) is still read, in stored gates and API input,
+  as ``min_items`` (deprecated; migration 0005 renamed stored gates).
+- ``min_pass_rate`` ``{question="", threshold, confidence=0.95}``: the **lower bound** of the
+  human pass rate over items (``reviewapp.services.item_stats``: each item its curated answer,
+  else its reviews' mean; a Wilson interval over items, or a bootstrap over items when split
+  votes give fractional values) on that pass/fail question (default: the schema's first) must be
+  at least ``threshold`` — not the raw rate, so 3/3 does not pass a 0.8 gate.
 - ``not_worse_than_champion`` ``{metric, suite_id (for a suite metric), statistic="mean",
-  question="", margin=0, confidence=0.95}``: passes when there is no champion (or the version is
-  the champion); otherwise the lower end of the two-sided ``confidence`` interval of
-  *candidate − champion* must be at least ``-margin``. ``metric="human_pass_rate"`` compares the
-  two versions' human pass rates with Newcombe's hybrid score interval (method 10) for a
-  difference of independent proportions; a suite metric compares the two versions' newest
-  succeeded runs of the suite: for ``pass_rate`` the same Newcombe interval over the verdicts, for
-  ``mean`` a normal interval with Welch's standard error over the per-row scores (runs of two
-  versions usually cover different items, so the rows are not paired).
+  question="", margin=0, confidence=0.95, min_shared_items=20}``: passes when there is no
+  champion (or the version is the champion); otherwise compares like with like, on the items
+  both sides share: ``metric="human_pass_rate"`` pairs the two versions' items by request
+  (normalised request text) and uses each request's per-item value; a suite metric pairs the
+  rows of the two versions' newest succeeded runs of the suite (by item, else by request, as
+  the compare page). The lower end of the two-sided ``confidence`` paired bootstrap interval
+  (shared items resampled, seeded) of *candidate − champion* must be at least ``-margin``.
+  Fewer than ``min_shared_items`` shared items fails, saying how many are shared.
 
 The champion is ``pipelines.evidence.champion_for(project=..., environment=environment)``.
 """
@@ -40,7 +45,9 @@ from pipelines.gates.checklist import (
 from pipelines.gates.params import (
     ALLOWED,
     DEFAULT_CONFIDENCE,
+    DEFAULT_MIN_SHARED_ITEMS,
     HUMAN_PASS_RATE,
+    LEGACY_KINDS,
     OPS,
     STATISTICS,
     Kind,
@@ -49,12 +56,15 @@ from pipelines.gates.params import (
     gate_params_validate,
     gate_title,
     gate_update,
+    kind_normalise,
 )
 
 __all__ = [
     "ALLOWED",
     "DEFAULT_CONFIDENCE",
+    "DEFAULT_MIN_SHARED_ITEMS",
     "HUMAN_PASS_RATE",
+    "LEGACY_KINDS",
     "OPS",
     "STATISTICS",
     "GateLine",
@@ -69,4 +79,5 @@ __all__ = [
     "gates_evaluate",
     "gates_evaluate_all",
     "gates_for",
+    "kind_normalise",
 ]

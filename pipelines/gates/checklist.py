@@ -13,10 +13,20 @@ from django.utils import timezone
 
 from evaluations.selectors import run_metrics
 from pipelines import evidence as ev
-from pipelines.gates.params import _UNSET, HUMAN_PASS_RATE, Kind, _pct, gate_params_validate, gate_title
+from pipelines.gates.params import (
+    _UNSET,
+    DEFAULT_MIN_SHARED_ITEMS,
+    HUMAN_PASS_RATE,
+    Kind,
+    _pct,
+    gate_params_validate,
+    gate_title,
+    kind_normalise,
+)
 from pipelines.models import Environment, ModelVersion, PromotionGate
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Project
+from reviewapp.services import item_stats
 
 
 @dataclass
@@ -109,20 +119,21 @@ def _gate_line(
     gate: PromotionGate, model_version: ModelVersion, environment: Environment | None, ctx: _Context | None = None
 ) -> GateLine:
     ctx = ctx or _Context(model_version, environment)
-    line = GateLine(gate_id=gate.pk, kind=gate.kind, title=gate_title(gate), passed=False)
+    kind = kind_normalise(gate.kind)  # a gate stored as "min_reviews" is read as "min_items"
+    line = GateLine(gate_id=gate.pk, kind=kind, title=gate_title(gate), passed=False)
     try:
         params = gate_params_validate(project=model_version.project, kind=gate.kind, params=gate.params)
     except ValidationFailed as exc:
         # A gate made invalid later (its suite deleted, a question removed) fails rather than passing silently.
         line.detail = "This gate is no longer valid: " + "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
         return line
-    if gate.kind == Kind.SUITE_METRIC:
+    if kind == Kind.SUITE_METRIC:
         _suite_metric(line, params, model_version)
-    elif gate.kind == Kind.MIN_REVIEWS:
-        _min_reviews(line, params, model_version, ctx)
-    elif gate.kind == Kind.MIN_PASS_RATE:
+    elif kind == Kind.MIN_ITEMS:
+        _min_items(line, params, model_version, ctx)
+    elif kind == Kind.MIN_PASS_RATE:
         _min_pass_rate(line, params, model_version, ctx)
-    elif gate.kind == Kind.NOT_WORSE:
+    elif kind == Kind.NOT_WORSE:
         _not_worse(line, params, model_version, ctx)
     return line
 
@@ -168,50 +179,70 @@ def _suite_metric(line: GateLine, p: dict[str, Any], version: ModelVersion) -> N
     )
 
 
-def _min_reviews(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx: _Context) -> None:
+def _min_items(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx: _Context) -> None:
     human = ctx.human(version)
-    line.figures = {"n": human.reviews, "value": human.reviews, "threshold": p["count"], "items": human.items}
+    done, reviews = human.items_complete, human.reviews_complete
+    line.figures = {
+        "n": done,
+        "value": done,
+        "threshold": p["count"],
+        "items": done,
+        "reviews": reviews,
+        "items_reviewed": human.items,
+        "reviews_total": human.reviews,
+    }
     line.links = [_dashboard_link(version.project)]
-    line.passed = human.reviews >= p["count"]
+    line.passed = done >= p["count"]
+    partial = human.items - done
+    rest = f"; {partial} more item{'s' * (partial != 1)} still short of reviews" if partial else ""
     line.detail = (
-        f"{human.reviews} current reviews of {human.items} items of version {version.version} (needs {p['count']})."
+        f"{reviews} reviews of {done} items of version {version.version} (curated, or with a complete set of "
+        f"reviews){rest}; needs {p['count']} items."
     )
 
 
-def _pass_counts(human: ev.HumanEvidence, question: str) -> tuple[str, int, int]:
-    key = question or human.primary_question
-    rate = human.pass_rates.get(key)
-    return key, (rate.passes if rate else 0), (rate.n if rate else 0)
-
-
 def _min_pass_rate(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx: _Context) -> None:
-    key, passes, n = _pass_counts(ctx.human(version), p["question"])
-    ci = ev.wilson_interval(passes, n, confidence=p["confidence"])
+    human = ctx.human(version)
+    key = p["question"] or human.primary_question
+    values = list(human.values.get(key, {}).values())
+    rate = item_stats.items_rate(
+        values, reviews=sum(human.review_counts.get(key, {}).values()), confidence=p["confidence"]
+    )
     line.figures = {
         "question": key,
-        "n": n,
-        "passes": passes,
-        "value": passes / n if n else None,
-        "interval": list(ci) if ci else None,
-        "lower_bound": ci[0] if ci else None,
+        "n": rate.items,
+        "items": rate.items,
+        "reviews": rate.reviews,
+        "passes": rate.passes,
+        "value": rate.value,
+        "interval": [rate.low, rate.high] if rate.low is not None else None,
+        "lower_bound": rate.low,
         "threshold": p["threshold"],
         "confidence": p["confidence"],
-        "test": "Wilson score interval",
+        "test": rate.interval or "Wilson score interval over items",
     }
     line.links = [_dashboard_link(version.project)]
-    if ci is None:
-        line.detail = f"No review of version {version.version} answers “{key}” yet."
+    if not rate.items or rate.low is None or rate.value is None:
+        line.detail = f"No item of version {version.version} has an answer to “{key}” yet."
         return
-    line.passed = ci[0] >= p["threshold"]
+    line.passed = rate.low >= p["threshold"]
+    passes = f"{rate.passes:g}" if rate.passes is not None else "–"
     line.detail = (
-        f"{passes}/{n} passed ({passes / n:.1%}); the {_pct(p['confidence'])} Wilson interval is "
-        f"{ci[0]:.1%}–{ci[1]:.1%}, lower bound {'≥' if line.passed else '<'} {_pct(float(p['threshold']))}."
+        f"{passes} of {rate.items} items passed ({rate.value:.1%}; {rate.reviews} reviews of {rate.items} items); "
+        f"the {_pct(p['confidence'])} interval ({rate.interval}) is {rate.low:.1%}–{rate.high:.1%}, "
+        f"lower bound {'≥' if line.passed else '<'} {_pct(float(p['threshold']))}."
     )
 
 
 def _not_worse(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx: _Context) -> None:
     champion = ctx.champion
-    line.figures = {"margin": p["margin"], "confidence": p["confidence"], "metric": p["metric"]}
+    minimum = int(p.get("min_shared_items", DEFAULT_MIN_SHARED_ITEMS))
+    line.figures = {
+        "margin": p["margin"],
+        "confidence": p["confidence"],
+        "metric": p["metric"],
+        "min_shared_items": minimum,
+    }
     if champion is None:
         line.passed = True
         line.detail = "No champion yet: nothing to compare with."
@@ -226,15 +257,15 @@ def _not_worse(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx: _C
         "url": reverse("model-version-detail", args=[version.project.slug, champion.version]),
     }
     if p["metric"] == HUMAN_PASS_RATE:
-        key, x1, n1 = _pass_counts(ctx.human(version), p.get("question", ""))
-        _, x2, n2 = _pass_counts(ctx.human(champion), key)
+        human = ctx.human(version)
+        key = p.get("question", "") or human.primary_question
+        paired = ev.human_paired(
+            candidate=human, champion=ctx.human(champion), question=key, confidence=p["confidence"]
+        )
         line.links = [_dashboard_link(version.project), champion_link]
-        test = "Newcombe hybrid score interval (method 10) for the difference of two proportions"
-        line.figures.update({"question": key, "n": n1, "champion_n": n2, "test": test})
-        line.figures.update({"value": x1 / n1 if n1 else None, "champion_value": x2 / n2 if n2 else None})
-        result = ev.newcombe_difference(x1, n1, x2, n2, confidence=p["confidence"])
-        missing = "this version" if not n1 else f"the champion (v{champion.version})"
+        line.figures.update({"question": key, "reviews": paired.reviews_b, "champion_reviews": paired.reviews_a})
         what = "human pass rate"
+        unit = "requests answered by both versions with a human verdict"
     else:
         run = ev.latest_suite_run(version=version, suite_id=p["suite_id"])
         champion_run = ev.latest_suite_run(version=champion, suite_id=p["suite_id"])
@@ -250,34 +281,38 @@ def _not_worse(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx: _C
             who = "this version" if run is None else f"the champion (v{champion.version})"
             line.detail = f"No succeeded run of the suite for {who}: cannot compare."
             return
-        a = ev.run_scores(run=run, scorer=p["metric"], statistic=p["statistic"])
-        b = ev.run_scores(run=champion_run, scorer=p["metric"], statistic=p["statistic"])
-        line.figures.update(
-            {
-                "run_id": run.pk,
-                "champion_run_id": champion_run.pk,
-                "n": len(a),
-                "champion_n": len(b),
-                "value": sum(a) / len(a) if a else None,
-                "champion_value": sum(b) / len(b) if b else None,
-            }
-        )
-        if p["statistic"] == "pass_rate":
-            line.figures["test"] = "Newcombe hybrid score interval (method 10) for the difference of two proportions"
-            result = ev.newcombe_difference(int(sum(a)), len(a), int(sum(b)), len(b), confidence=p["confidence"])
-        else:
-            line.figures["test"] = "Normal interval with Welch's standard error for the difference of two means"
-            result = ev.welch_difference(a, b, confidence=p["confidence"])
-        missing = "this version" if len(a) < 2 else f"the champion (v{champion.version})"
+        a, b = ev.run_scores_paired(champion_run=champion_run, run=run, scorer=p["metric"], statistic=p["statistic"])
+        paired = item_stats.paired_interval(a, b, confidence=p["confidence"])
+        line.figures.update({"run_id": run.pk, "champion_run_id": champion_run.pk})
         what = f"{p['metric']} {p['statistic']}"
-    if result is None:
-        line.detail = f"Not enough data for {missing} to compare {what}."
+        unit = "items both runs scored"
+    line.figures.update(
+        {
+            "n": paired.shared,
+            "shared": paired.shared,
+            "only_champion": paired.only_a,
+            "only_candidate": paired.only_b,
+            "value": paired.mean_b,
+            "champion_value": paired.mean_a,
+            "test": "Paired bootstrap over shared items (seeded), percentile interval of the mean difference",
+        }
+    )
+    summary = paired.summary("the champion", "this version")
+    if paired.shared < minimum:
+        line.detail = (
+            f"Only {paired.shared} shared {unit} ({summary}); the gate needs at least {minimum} to compare "
+            f"{what} fairly."
+        )
         return
-    diff, low, high = result
+    if paired.delta is None or paired.low is None or paired.high is None:
+        line.detail = f"Not enough shared items to compare {what} ({summary})."
+        return
+    diff, low, high = paired.delta, paired.low, paired.high
     line.figures.update({"difference": diff, "interval": [low, high], "lower_bound": low, "threshold": -p["margin"]})
     line.passed = low >= -p["margin"]
     line.detail = (
-        f"{what}: this version − champion = {diff:+.3f}, {_pct(p['confidence'])} interval {low:+.3f} to {high:+.3f}; "
+        f"{what}, {summary}: champion {paired.mean_a:.3f}, this version {paired.mean_b:.3f}; "
+        f"difference {diff:+.3f}, {_pct(p['confidence'])} paired interval {low:+.3f} to {high:+.3f}; "
         f"lower bound {'≥' if line.passed else '<'} −{p['margin']}."
     )
 

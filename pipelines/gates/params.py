@@ -17,6 +17,15 @@ HUMAN_PASS_RATE = "human_pass_rate"  # noqa: S105 - a metric name, not a passwor
 STATISTICS = ("mean", "pass_rate")
 OPS = (">=", "<=")
 DEFAULT_CONFIDENCE = 0.95
+DEFAULT_MIN_SHARED_ITEMS = 20
+# Deprecated kind names still read (stored gates, API input) and mapped to the current kind.
+LEGACY_KINDS = {"min_reviews": Kind.MIN_ITEMS.value}
+
+
+def kind_normalise(kind: Any) -> Any:
+    """The current name of a gate kind (``min_reviews`` is read as ``min_items``)."""
+    return LEGACY_KINDS.get(kind, kind) if isinstance(kind, str) else kind
+
 
 # --- validation -------------------------------------------------------------------------------
 
@@ -35,9 +44,9 @@ def _is_int(value: Any) -> bool:
 
 ALLOWED = {
     Kind.SUITE_METRIC: ("suite_id", "metric", "statistic", "op", "threshold", "max_age_days"),
-    Kind.MIN_REVIEWS: ("count",),
+    Kind.MIN_ITEMS: ("count",),
     Kind.MIN_PASS_RATE: ("question", "threshold", "confidence"),
-    Kind.NOT_WORSE: ("metric", "suite_id", "statistic", "question", "margin", "confidence"),
+    Kind.NOT_WORSE: ("metric", "suite_id", "statistic", "question", "margin", "confidence", "min_shared_items"),
 }
 
 
@@ -90,6 +99,7 @@ def _question(project: Project, params: dict[str, Any], errors: list[FieldError]
 
 def gate_params_validate(*, project: Project, kind: Any, params: Any) -> dict[str, Any]:
     """The params of a gate of ``kind``, complete with defaults; ValidationFailed naming each bad one."""
+    kind = kind_normalise(kind)
     if kind not in Kind.values:
         raise ValidationFailed(
             [{"index": None, "field": "kind", "message": f"Choose one of {', '.join(Kind.values)}."}],
@@ -124,10 +134,10 @@ def gate_params_validate(*, project: Project, kind: Any, params: Any) -> dict[st
         if max_age is not None and (not _is_int(max_age) or max_age < 1):
             errors.append(_err("max_age_days", "Give a whole number of days, at least 1 (or leave it out)."))
         out["max_age_days"] = max_age
-    elif kind == Kind.MIN_REVIEWS:
+    elif kind == Kind.MIN_ITEMS:
         count = params.get("count")
         if not _is_int(count) or count < 1:
-            errors.append(_err("count", "Give a whole number of reviews, at least 1."))
+            errors.append(_err("count", "Give a whole number of reviewed items, at least 1."))
         out["count"] = count
     elif kind == Kind.MIN_PASS_RATE:
         out["question"] = _question(project, params, errors)
@@ -162,6 +172,10 @@ def gate_params_validate(*, project: Project, kind: Any, params: Any) -> dict[st
             errors.append(_err("margin", "Give a margin of at least 0 (how much worse is still acceptable)."))
         out["margin"] = margin
         out["confidence"] = _confidence(params, errors)
+        shared = params.get("min_shared_items", DEFAULT_MIN_SHARED_ITEMS)
+        if not _is_int(shared) or shared < 2:
+            errors.append(_err("min_shared_items", "Give a whole number of shared items, at least 2, e.g. 20."))
+        out["min_shared_items"] = shared
     if errors:
         raise ValidationFailed(errors, "The gate is not valid.")
     return out
@@ -191,7 +205,11 @@ def _environment(project: Project, environment: Any) -> Environment | None:
 def gate_create(
     *, project: Project, kind: Any, params: Any, actor: Any, environment: Any = None, enabled: bool = True
 ) -> PromotionGate:
-    """A new gate; ``environment`` (an Environment, its id or name, or None for every environment)."""
+    """A new gate; ``environment`` (an Environment, its id or name, or None for every environment).
+
+    The deprecated kind ``min_reviews`` is stored as ``min_items``.
+    """
+    kind = kind_normalise(kind)
     clean = gate_params_validate(project=project, kind=kind, params=params)
     env = _environment(project, environment)
     with transaction.atomic():
@@ -216,6 +234,9 @@ def gate_update(
     if params is not _UNSET:
         gate.params = gate_params_validate(project=gate.project, kind=gate.kind, params=params)
         fields.append("params")
+        if kind_normalise(gate.kind) != gate.kind:  # a gate stored under a deprecated name
+            gate.kind = kind_normalise(gate.kind)
+            fields.append("kind")
     if environment is not _UNSET:
         gate.environment = _environment(gate.project, environment)
         fields.append("environment")
@@ -264,8 +285,8 @@ def gate_title(gate: PromotionGate) -> str:
         age = f", at most {p['max_age_days']} days old" if p.get("max_age_days") else ""
         what = f"{p.get('metric')} {p.get('statistic', 'mean')} {p.get('op', '>=')} {p.get('threshold')}"
         return f"{what} on suite “{suite}” (latest run{age})"
-    if gate.kind == Kind.MIN_REVIEWS:
-        return f"At least {p.get('count')} human reviews"
+    if kind_normalise(gate.kind) == Kind.MIN_ITEMS:
+        return f"At least {p.get('count')} reviewed items (curated, or with a complete set of reviews)"
     if gate.kind == Kind.MIN_PASS_RATE:
         question = p.get("question") or "the primary pass/fail question"
         confidence = float(p.get("confidence", DEFAULT_CONFIDENCE))
@@ -279,5 +300,9 @@ def gate_title(gate: PromotionGate) -> str:
             what = f"{p.get('metric')} {p.get('statistic', 'mean')} of suite “{suite}”"
         margin = p.get("margin", 0)
         confidence = float(p.get("confidence", DEFAULT_CONFIDENCE))
-        return f"Not worse than the champion on {what} (margin {margin}, {_pct(confidence)} confidence)"
+        shared = p.get("min_shared_items", DEFAULT_MIN_SHARED_ITEMS)
+        return (
+            f"Not worse than the champion on {what} (margin {margin}, {_pct(confidence)} confidence, "
+            f"paired on at least {shared} shared items)"
+        )
     return str(gate.kind)

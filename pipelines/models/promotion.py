@@ -86,7 +86,9 @@ class PromotionGate(models.Model):
 
     class Kind(models.TextChoices):
         SUITE_METRIC = "suite_metric", "Evaluation suite metric"
-        MIN_REVIEWS = "min_reviews", "Minimum human reviews"
+        # Was "min_reviews" (counted reviews); migration 0005 renamed stored gates, and
+        # pipelines.gates.LEGACY_KINDS still reads the old name.
+        MIN_ITEMS = "min_items", "Minimum reviewed items"
         MIN_PASS_RATE = "min_pass_rate", "Minimum human pass rate (lower bound)"
         NOT_WORSE = "not_worse_than_champion", "Not worse than the champion"
 

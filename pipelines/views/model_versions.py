@@ -136,9 +136,14 @@ def model_version_detail_view(request: AuthedHtmxRequest, slug: str, version: st
 
 PARAM_EXAMPLES = {
     PromotionGate.Kind.SUITE_METRIC: {"suite_id": 1, "metric": "correctness", "op": ">=", "threshold": 0.8},
-    PromotionGate.Kind.MIN_REVIEWS: {"count": 30},
+    PromotionGate.Kind.MIN_ITEMS: {"count": 30},
     PromotionGate.Kind.MIN_PASS_RATE: {"threshold": 0.8, "confidence": 0.95},
-    PromotionGate.Kind.NOT_WORSE: {"metric": "human_pass_rate", "margin": 0.02, "confidence": 0.95},
+    PromotionGate.Kind.NOT_WORSE: {
+        "metric": "human_pass_rate",
+        "margin": 0.02,
+        "confidence": 0.95,
+        "min_shared_items": 20,
+    },
 }
 
 

@@ -29,8 +29,30 @@ class StatsThroughputSerializer(serializers.Serializer):
 class StatsVersionDistributionSerializer(serializers.Serializer):
     model_version = serializers.CharField()
     counts = serializers.DictField(child=serializers.IntegerField(), help_text="Answer -> how often it was given.")
-    n = serializers.IntegerField()
-    pass_rate = serializers.FloatField(allow_null=True, help_text="pass_fail questions only.")
+    n = serializers.IntegerField(help_text="Answers (reviews) counted in counts.")
+    pass_rate = serializers.FloatField(
+        allow_null=True, help_text="pass_fail questions only: over items (each item once), not over answers."
+    )
+    items = serializers.IntegerField(help_text="pass_fail: the items behind pass_rate.")
+    pass_low = serializers.FloatField(allow_null=True, help_text="95% interval over items.")
+    pass_high = serializers.FloatField(allow_null=True)
+
+
+class StatsFigureSerializer(serializers.Serializer):
+    model_version = serializers.CharField()
+    question = serializers.CharField()
+    title = serializers.CharField()
+    kind = serializers.CharField(help_text="pass_fail (value: pass rate) or rating (value: mean rating).")
+    items = serializers.IntegerField(help_text="n: items with a value (each counts once).")
+    reviews = serializers.IntegerField(help_text="Current reviews behind those items' values.")
+    curated = serializers.IntegerField(help_text="Items valued by their curated label.")
+    value = serializers.FloatField(allow_null=True, help_text="Mean of the item values.")
+    low = serializers.FloatField(allow_null=True)
+    high = serializers.FloatField(allow_null=True)
+    interval = serializers.CharField(help_text="Wilson over items, or a bootstrap over items (split votes, ratings).")
+    confidence = serializers.FloatField()
+    passes = serializers.FloatField(allow_null=True, help_text="pass_fail: sum of item values.")
+    median = serializers.FloatField(allow_null=True, help_text="rating: median item value.")
 
 
 class StatsDistributionSerializer(serializers.Serializer):
@@ -94,6 +116,9 @@ class ProjectStatsApi(BaseApi):
         progress = StatsProgressSerializer()
         throughput = StatsThroughputSerializer(many=True, help_text="Reviews per day, last 30 days, oldest first.")
         distributions = StatsDistributionSerializer(many=True)
+        figures = StatsFigureSerializer(
+            many=True, help_text="Per model version and pass/fail or rating question: the figure over items with n."
+        )
         agreement = StatsAgreementSerializer(many=True)
         hot_spots = StatsHotSpotsSerializer()
         reviewers = StatsReviewerFiguresSerializer(many=True, required=False, help_text="Curators only.")
@@ -103,8 +128,10 @@ class ProjectStatsApi(BaseApi):
         tags=["stats"],
         summary="The dashboards' figures",
         description=(
-            "Progress, throughput, answer distributions per model version, agreement per question with 95% "
-            "intervals, disagreement hot spots, and (for curators) per-reviewer figures. Needs `export` "
+            "Progress, throughput, answer distributions per model version (counts of answers), pass rates and "
+            "rating means per model version over items (each item its curated label, else its reviews' mean; "
+            "n items and reviews; a Wilson interval over items, or a bootstrap over items), agreement per question "
+            "with 95% intervals, disagreement hot spots, and (for curators) per-reviewer figures. Needs `export` "
             "(token scope `export`)."
         ),
         responses=OutputSerializer,

@@ -42,7 +42,7 @@ def test_an_engineer_reads_the_diff_evidence_and_checklist(page: Page, live_serv
     reviews_for(project, "1", [{"correct": True}] * 10 + [{"correct": False}] * 10, reviewer)
     core = suite(project)
     run = finished_run(project, core, version="2", scores={"correctness": [1.0, 1.0, 0.0, 1.0]})
-    PromotionGate.objects.create(project=project, kind="min_reviews", params={"count": 10})
+    PromotionGate.objects.create(project=project, kind="min_items", params={"count": 10})
     PromotionGate.objects.create(project=project, kind="min_pass_rate", params={"threshold": 0.95})
     PromotionGate.objects.create(
         project=project, kind="suite_metric", params={"suite_id": core.pk, "metric": "correctness", "threshold": 0.7}
@@ -62,7 +62,7 @@ def test_an_engineer_reads_the_diff_evidence_and_checklist(page: Page, live_serv
     expect(page.locator('[data-param="llm_endpoint"]')).not_to_have_class("param-changed")
 
     expect(page.locator('[data-row="pass-correct"]')).to_contain_text("90%")
-    expect(page.locator('[data-row="pass-correct"]')).to_contain_text("18/20, 95% CI 70\u201397%")
+    expect(page.locator('[data-row="pass-correct"]')).to_contain_text("n=20 items (20 reviews), 95% CI 70\u201397%")
     expect(page.locator('[data-row="pass-correct"] td.champion')).to_contain_text("50%")
 
     checklist = page.locator('[data-gate-report="production"]')

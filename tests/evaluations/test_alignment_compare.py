@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from evaluations.models import Run, RunChunk, RunResult
 from evaluations.services.alignment import alignment_compute, disagreements_list, disagreements_send_to_review
@@ -16,6 +19,7 @@ from evaluations.services.suites import suite_create
 from reviewapp.models import Assignment, Flag, Item
 from reviewapp.services.agreement import cohen_kappa
 from tests.evaluations.conftest import curate, ingest, rag_row
+from tests.fakes.openai_chat import FakeChatServer
 
 EXPECTED = "Open Settings, then Security, and choose Reset password."
 
@@ -123,6 +127,68 @@ def test_uncurated_disagreements_move_up_the_review_queue(project, engineer) -> 
     assert slot.priority == 10  # the open review slot follows, so the queue serves it first
 
 
+# --- alignment needs the answers the humans reviewed -------------------------------------------
+
+
+@pytest.fixture
+def candidate(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeChatServer]:
+    with FakeChatServer(model="candidate-llm").running() as fake:
+        monkeypatch.setenv("TEST_CANDIDATE_KEY", fake.token)
+        fake.answer = lambda messages: "A freshly generated answer."
+        settings.EVALUATION_ENDPOINTS = [
+            {
+                "name": "candidate",
+                "kind": "openai_compatible",
+                "url": fake.base_url,
+                "model": fake.model,
+                "credential_env": "TEST_CANDIDATE_KEY",
+                "timeout_seconds": 2,
+                "max_retries": 0,
+                "max_concurrency": 4,
+                "backoff_seconds": 0.01,
+            }
+        ]
+        yield fake
+
+
+def test_alignment_is_not_applicable_on_regenerated_answers(project, rag_questions, reviewer, engineer, candidate):
+    verdicts = [True, True, False, False]
+    items = ingest(project, [rag_row(n, metadata={"verdict": v}) for n, v in enumerate(verdicts)])
+    for item, human in zip(items, [True, False, False, True], strict=True):
+        curate(item, reviewer, {"correct": human})
+    run = execute(project, ["test_judge"], target={"kind": "endpoint", "endpoint": "candidate"})
+    assert run.status == Run.Status.SUCCEEDED
+
+    a = alignment_compute(run=run)["test_judge"]
+
+    # The judge's verdicts are about answers nobody reviewed: no figure against the labels.
+    assert not a.applicable and a.reason == "not applicable: humans reviewed different answers"
+    assert (a.n, a.accuracy, a.kappa, a.different_response) == (0, None, None, 4)
+    assert disagreements_list(run=run) == []
+    client = Client()
+    client.force_login(engineer)
+    page = client.get(reverse("evaluations-run", args=[run.pk])).content.decode()
+    assert "not applicable: humans reviewed different answers" in page and "data-alignment-na" in page
+    body = client.get(f"/api/v1/runs/{run.pk}/").json()
+    judge = next(m for m in body["metrics"] if m["scorer"] == "test_judge")["alignment"]
+    assert (judge["applicable"], judge["accuracy"], judge["different_response"]) == (False, None, 4)
+
+
+def test_alignment_counts_regenerated_rows_only_when_the_answer_is_the_reviewed_one(
+    project, rag_questions, reviewer, candidate
+) -> None:
+    items = ingest(project, [rag_row(n, metadata={"verdict": True}) for n in range(4)])
+    for item in items:
+        curate(item, reviewer, {"correct": True})
+    # The endpoint gives back the stored answer for the first two requests, a new one for the others.
+    candidate.answer = lambda messages: EXPECTED if "(0)" in str(messages) or "(1)" in str(messages) else "New."
+    run = execute(project, ["test_judge"], target={"kind": "endpoint", "endpoint": "candidate"})
+
+    a = alignment_compute(run=run)["test_judge"]
+
+    assert a.applicable and (a.n, a.agree, a.different_response) == (2, 2, 2)
+
+
 # --- comparison -------------------------------------------------------------------------------
 
 
@@ -180,3 +246,33 @@ def test_runs_over_two_model_versions_pair_by_request(project) -> None:
     assert pii.mean_diff == -1.0 and pii.mean_ci == (-1.0, -1.0)
     length = next(s for s in comparison.scorers if s.scorer == "response_length")
     assert length.mean_diff == pytest.approx(2 - 6) and length.n_b == 5 and length.n_paired == 4
+    # The means beside the difference are over the same 4 shared requests: B's unpaired row stays out.
+    assert (length.mean_a, length.mean_b) == (6, 2)
+    assert (comparison.only_a, comparison.only_b) == (0, 1)
+    assert comparison.summary == "compared on 4 shared items; 1 only in B"
+
+
+def test_runs_over_different_item_sets_compare_only_the_shared_items(project, rag_questions) -> None:
+    items = ingest(project, [rag_row(n, response="word " * (n + 1)) for n in range(8)])
+    ids = [i.pk for i in items]
+    a = execute(project, ["response_length"], name="a", dataset={"ids": ids[:6]})  # items 0-5
+    b = execute(project, ["response_length"], name="b", dataset={"ids": ids[3:]})  # items 3-7
+    comparison = runs_compare(a=a, b=b)
+    assert (comparison.paired_by, comparison.n_pairs, comparison.only_a, comparison.only_b) == ("item", 3, 3, 2)
+    assert comparison.summary == "compared on 3 shared items; 3 only in A, 2 only in B"
+    length = comparison.scorers[0]
+    # Shared items 3, 4, 5 have lengths 4, 5, 6 in both runs: equal means, no difference.
+    assert (length.mean_a, length.mean_b, length.mean_diff, length.n_paired) == (5, 5, 0, 3)
+    assert (length.n_a, length.n_b) == (6, 5)
+
+
+def test_the_paired_bootstrap_is_seeded(project, rag_questions) -> None:
+    items = ingest(project, [rag_row(n, response="word " * (n % 4 + 1)) for n in range(12)])
+    a = execute(project, ["response_length"], name="a")
+    for item in items[::3]:
+        Item.objects.filter(pk=item.pk).update(response="a much longer answer than before")
+    b = execute(project, ["response_length"], name="b")
+    first, second = runs_compare(a=a, b=b), runs_compare(a=a, b=b)
+    assert first.scorers[0].mean_ci == second.scorers[0].mean_ci
+    assert first.scorers[0].mean_ci[0] < first.scorers[0].mean_diff < first.scorers[0].mean_ci[1]
+    assert runs_compare(a=a, b=b, seed=1).scorers[0].mean_ci != first.scorers[0].mean_ci  # the seed is what fixes it

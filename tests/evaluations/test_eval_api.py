@@ -179,6 +179,8 @@ def test_compare_and_disagreements(api: Client, suite_id: int, project, rag_ques
     execute(b)
     comparison = api.get("/api/v1/runs/compare/", {"a": a, "b": b}).json()
     assert comparison["paired_by"] == "item" and comparison["n_pairs"] == 3
+    assert (comparison["n_shared"], comparison["only_a"], comparison["only_b"]) == (3, 0, 0)
+    assert comparison["summary"] == "compared on 3 shared items"
     judge = next(s for s in comparison["scorers"] if s["scorer"] == "test_judge")
     assert judge["regressed"] == 1 and judge["changes"][0]["item_b"] == items[1].pk
     assert judge["changes"][0]["direction"] == "regressed" and judge["pass_rate_diff"] == pytest.approx(-1 / 3)

@@ -213,4 +213,11 @@ def test_the_comparison_page(project, engineer, suite: Suite) -> None:
     assert f'<option value="{a.pk}">' in page and "data-compare-form" in page
     compare = client.get(reverse("evaluations-compare"), {"a": a.pk, "b": b.pk}).content.decode()
     assert "paired by item" in compare and 'data-changes="test_judge"' in compare and "regressed" in compare
+    assert "Compared on 3 shared items" in compare and "Mean A <span" in compare
     assert client.get(reverse("evaluations-compare"), {"a": a.pk}).status_code == 404
+
+    # B over fewer items: the page says so and compares the shared ones only.
+    first_two = list(Item.objects.order_by("id").values_list("pk", flat=True)[:2])
+    c = execute(run_start(project=project, suite_version=suite.versions.get(), actor=None, dataset={"ids": first_two}))
+    compare = client.get(reverse("evaluations-compare"), {"a": a.pk, "b": c.pk}).content.decode()
+    assert "Compared on 2 shared items; 1 only in A" in compare and "left out of every figure" in compare

@@ -116,16 +116,19 @@ def model_version(project: Project, number: str, *, name: str = "support-bot", *
 _counter = {"n": 0}
 
 
-def items_for(project: Project, version: str, count: int, *, prefix: str = "") -> list[Item]:
+def items_for(
+    project: Project, version: str, count: int, *, prefix: str = "", requests: list[str] | None = None
+) -> list[Item]:
+    """``count`` items answered by ``version``; ``requests`` gives their requests (for pairing versions)."""
     out = []
-    for _ in range(count):
+    for i in range(count):
         _counter["n"] += 1
         n = _counter["n"]
         out.append(
             Item.objects.create(
                 project=project,
                 external_id=f"{prefix or 'it'}-{version}-{n}",
-                request=f"Question {n}?",
+                request=requests[i] if requests else f"Question {n}?",
                 response=f"Answer {n} by v{version}",
                 model_name="support-bot",
                 model_version=version,
@@ -134,9 +137,11 @@ def items_for(project: Project, version: str, count: int, *, prefix: str = "") -
     return out
 
 
-def reviews_for(project: Project, version: str, answers: list[dict[str, Any]], reviewer: Any) -> list[Item]:
+def reviews_for(
+    project: Project, version: str, answers: list[dict[str, Any]], reviewer: Any, *, requests: list[str] | None = None
+) -> list[Item]:
     """One item per answer dict, each reviewed once by ``reviewer`` with those answers."""
-    items = items_for(project, version, len(answers))
+    items = items_for(project, version, len(answers), requests=requests)
     now = timezone.now()
     for item, given in zip(items, answers, strict=True):
         Review.objects.create(
@@ -190,13 +195,17 @@ def finished_run(
     status: str = Run.Status.SUCCEEDED,
     target: dict[str, Any] | None = None,
     finished_days_ago: float = 0,
+    requests: list[str] | None = None,
 ) -> Run:
-    """A run over stored responses of ``version`` (or ``target``), with per-item results and stored metrics."""
+    """A run over stored responses of ``version`` (or ``target``), with per-item results and stored metrics.
+
+    ``requests``: the rows' requests, so that runs of two versions pair up by request.
+    """
     from evaluations.selectors import run_metrics_compute
 
     suite_version = suite_obj.versions.order_by("-number").first()
     n_items = max(len(v) for v in [*scores.values(), *(verdicts or {}).values()])
-    items = items_for(project, version, n_items, prefix="run")
+    items = items_for(project, version, n_items, prefix="run", requests=requests)
     finished = timezone.now() - dt.timedelta(days=finished_days_ago)
     run = Run.objects.create(
         project=project,

@@ -47,8 +47,19 @@ def test_demo_pipelines_load_everything_once_and_v2_passes_its_gates(tmp_path: P
         # The demo's story: v2 has the evidence to be promoted to production, v1 does not.
         production = Environment.objects.get(project=project, name="production")
         v1, v2 = (ModelVersion.objects.get(project=project, version=n) for n in ("1", "2"))
-        assert gates_evaluate(model_version=v2, environment=production).passed
+        report = gates_evaluate(model_version=v2, environment=production)
+        assert report.passed
         assert not gates_evaluate(model_version=v1, environment=production).passed
+        lines = {line.kind: line for line in report.lines}
+        assert "24 reviews of 12 items" in lines["min_items"].detail  # two reviews per item, counted as items
+        # Against v1 as the champion, the two versions are compared on the 12 requests both answered.
+        production.current_version = v1
+        production.save(update_fields=["current_version"])
+        not_worse = next(line for line in gates_evaluate(model_version=v2, environment=production).lines
+                         if line.kind == "not_worse_than_champion")  # fmt: skip
+        assert not_worse.figures["shared"] == 12 and not_worse.figures["lower_bound"] is not None, not_worse.detail
+        production.current_version = None
+        production.save(update_fields=["current_version"])
 
         again = StringIO()
         call_command("load_demo_pipelines", stdout=again)

@@ -17,8 +17,9 @@ from pipelines.evidence import (
     wilson_interval,
 )
 from pipelines.models import Environment
-from reviewapp.models import Review
-from tests.pipelines.evidence_helpers import finished_run, model_version, preferences, reviews_for, suite
+from reviewapp.models import CuratedLabel, Review
+from tests.factories import member
+from tests.pipelines.evidence_helpers import finished_run, items_for, model_version, preferences, reviews_for, suite
 
 
 def test_wilson_interval_of_18_of_20_matches_the_hand_computation() -> None:
@@ -150,3 +151,91 @@ def test_versions_summary_for_lists(project, reviewer) -> None:
     assert (summary[v1.pk].reviews, summary[v1.pk].runs, summary[v1.pk].pass_rate) == (0, 0, None)
     assert (summary[v2.pk].reviews, summary[v2.pk].passes, summary[v2.pk].runs) == (20, 18, 1)
     assert summary[v2.pk].pass_low == pytest.approx(0.69897, abs=1e-4)
+
+
+def ten_reviews_of_one_item(project, version: str) -> None:  # type: ignore[no-untyped-def]
+    """One item passed by ten reviewers, three items failed by one each: 10/13 reviews, 1/4 items."""
+    people = [member(project, "reviewer", username=f"p{version}-{i}") for i in range(10)]
+    popular, *others = items_for(project, version, 4)
+    now = timezone.now()
+    for person in people:
+        Review.objects.create(
+            project=project, item=popular, reviewer=person, answers={"correct": True, "helpfulness": 5},
+            submitted_at=now, updated_at=now,
+        )  # fmt: skip
+    for item in others:
+        Review.objects.create(
+            project=project, item=item, reviewer=people[0], answers={"correct": False, "helpfulness": 1},
+            submitted_at=now, updated_at=now,
+        )  # fmt: skip
+
+
+def test_human_evidence_counts_each_item_once(project) -> None:
+    ten_reviews_of_one_item(project, "2")
+
+    human = human_evidence(project=project, model_version="2")
+
+    assert (human.reviews, human.items) == (13, 4)
+    primary = human.primary
+    assert (primary.rate, primary.n, primary.reviews, primary.passes) == (0.25, 4, 13, 1.0)
+    assert primary.low == pytest.approx(0.04559, abs=1e-4) and primary.high == pytest.approx(0.69936, abs=1e-4)
+    (rating,) = human.ratings
+    assert (rating.mean, rating.n, rating.reviews) == (2.0, 4, 13)  # (5 + 1 + 1 + 1) / 4, not 53/13
+    assert rating.low is not None and rating.low <= 2.0 <= rating.high
+
+
+def test_a_curated_label_is_the_items_value(project, reviewer, reviewer2) -> None:
+    item = reviews_for(project, "2", [{"correct": True, "helpfulness": 5}], reviewer)[0]
+    now = timezone.now()
+    Review.objects.create(
+        project=project, item=item, reviewer=reviewer2, answers={"correct": True, "helpfulness": 4},
+        submitted_at=now, updated_at=now,
+    )  # fmt: skip
+    CuratedLabel.objects.create(
+        project=project, item=item, answers={"correct": False, "helpfulness": 2}, method="adjudicated",
+        decided_by=reviewer, schema_version=1, created_at=now, updated_at=now,
+    )  # fmt: skip
+
+    human = human_evidence(project=project, model_version="2")
+
+    assert (human.primary.rate, human.primary.n, human.primary.reviews, human.primary.curated) == (0.0, 1, 2, 1)
+    assert human.ratings[0].mean == 2.0 and human.items_complete == 1
+
+
+def test_versions_summary_counts_items(project) -> None:
+    v2 = model_version(project, "2")
+    ten_reviews_of_one_item(project, "2")
+
+    summary = versions_summary(project=project, versions=[v2])[v2.pk]
+
+    assert (summary.reviews, summary.items, summary.judged, summary.judged_reviews) == (13, 4, 4, 13)
+    assert summary.pass_rate == 0.25 and summary.pass_low == pytest.approx(0.04559, abs=1e-4)
+
+
+def test_evidence_against_the_champion_is_paired_on_shared_requests(project, reviewer) -> None:
+    model_version(project, "1", aliases=["champion"])
+    v2 = model_version(project, "2")
+    shared = [f"Shared {i}?" for i in range(4)]
+    reviews_for(project, "1", [{"correct": c} for c in (True, False, False, True, True)], reviewer,
+                requests=[*shared, "Only the champion?"])  # fmt: skip
+    reviews_for(project, "2", [{"correct": c} for c in (True, True, True, True, False, False)], reviewer,
+                requests=[*shared, "Only v2 a?", "Only v2 b?"])  # fmt: skip
+    core = suite(project)
+    finished_run(project, core, version="2", scores={"correctness": [1.0, 1.0, 0.0]}, requests=shared[:3])
+    finished_run(project, core, version="1", scores={"correctness": [0.0, 1.0, 0.0, 1.0]}, requests=shared)
+
+    comparison = evidence_compare(model_version=v2)
+
+    # Unpaired, each version alone: v1 3/5, v2 4/6. Paired on the 4 shared requests: 2/4 against 4/4.
+    assert comparison.champion.human.primary.rate == 0.6
+    correct = next(p for p in comparison.human_paired if p.question == "correct")
+    f = correct.figure
+    assert (f.shared, f.only_a, f.only_b, f.mean_a, f.mean_b, f.delta) == (4, 1, 2, 0.5, 1.0, 0.5)
+    assert correct.summary == "compared on 4 shared items; 1 only in the champion, 2 only in this version"
+    (row,) = comparison.suite_rows()
+    assert (row.paired["shared"], row.paired["only_champion"], row.paired["only_candidate"]) == (3, 1, 0)
+    assert (row.paired["mean_champion"], row.paired["mean_candidate"]) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
+    data = comparison.as_dict()
+    assert data["human_paired"][0]["shared"] == 4 and data["human_paired"][0]["summary"].startswith("compared on 4")
+    assert data["suites_paired"][0]["shared"] == 3
+    assert "values" not in data["candidate"]["human"]  # the per-item table stays inside

@@ -130,7 +130,9 @@ def test_gates_are_read_by_engineers_and_changed_by_admins(project, versions, en
     )
     assert created.status_code == 201
     gate = created.json()
-    assert (gate["environment"], gate["params"], gate["title"]) == ("staging", {"count": 5}, "At least 5 human reviews")
+    # The deprecated kind name is still accepted, and stored under the new one.
+    assert (gate["kind"], gate["environment"], gate["params"]) == ("min_items", "staging", {"count": 5})
+    assert gate["title"].startswith("At least 5 reviewed items")
 
     assert session(engineer).get(GATES).json()[0]["id"] == gate["id"]
     refused = session(engineer).post(

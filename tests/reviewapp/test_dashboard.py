@@ -115,9 +115,20 @@ def test_project_figures_match_hand_computed_values(data) -> None:  # type: igno
     dist = {d.key: d for d in stats.distributions}
     correct = {v.model_version: v for v in dist["correct"].versions}
     assert correct["1"].counts == {"pass": 3, "fail": 1}
-    assert correct["1"].pass_rate == pytest.approx(0.75)
-    assert correct["2"].counts == {"pass": 1, "fail": 2}
-    assert correct["2"].pass_rate == pytest.approx(1 / 3)
+    # Over items: v1 = i0 curated pass (1) and i1 split (0.5); v2 = i2 curated fail (0), i3 one pass (1).
+    assert (correct["1"].pass_rate, correct["1"].items) == (pytest.approx(0.75), 2)
+    assert correct["2"].counts == {"pass": 1, "fail": 2}  # 1 of 3 answers pass, but 1 of 2 items
+    assert (correct["2"].pass_rate, correct["2"].items) == (pytest.approx(0.5), 2)
+    assert (correct["2"].pass_low, correct["2"].pass_high) == (
+        pytest.approx(0.09453, abs=1e-4),
+        pytest.approx(0.90547, abs=1e-4),
+    )
+    figures = {(f.model_version, f.question): f.figure for f in stats.figures}
+    assert (figures["2", "correct"].items, figures["2", "correct"].reviews) == (2, 3)
+    assert figures["2", "correct"].interval.startswith("Wilson")
+    assert figures["1", "correct"].interval.startswith("bootstrap")  # a split vote: values are not all 0/1
+    assert (figures["1", "helpfulness"].value, figures["2", "helpfulness"].value) == (3.5, 3.0)  # 4, (3+3)/2; 2, 4
+    assert figures["1", "helpfulness"].curated == 1
     helpful = {v.model_version: v for v in dist["helpfulness"].versions}
     assert helpful["1"].counts == {"1": 0, "2": 0, "3": 2, "4": 1, "5": 1}
     assert helpful["2"].counts == {"1": 1, "2": 1, "3": 0, "4": 1, "5": 0}
@@ -157,8 +168,8 @@ def test_reviewer_figures_match_hand_computed_values(data, reviewer, reviewer2) 
 
 
 def test_query_count_does_not_grow_with_data(data, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
-    # progress 3 + throughput 1 + questions 1 + distributions 1 + agreement 1 + hot spots 2
-    with django_assert_num_queries(9):
+    # progress 3 + throughput 1 + questions 1 + figures over items 2 + distributions 1 + agreement 1 + hot spots 2
+    with django_assert_num_queries(11):
         project_stats(project=data)
     make_items(data, 20, start=100, model_version="3")
     for item in Item.objects.filter(project=data, model_version="3"):
@@ -167,7 +178,7 @@ def test_query_count_does_not_grow_with_data(data, django_assert_num_queries) ->
                 project=data, item=item, reviewer_id=user, answers={"correct": True},
                 submitted_at=timezone.now(), updated_at=timezone.now(),
             )  # fmt: skip
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(11):
         project_stats(project=data)
 
 
@@ -182,6 +193,7 @@ def test_dashboard_page_has_svg_charts_with_tables(data, curator) -> None:  # ty
     assert "?format=csv&amp;chart=throughput" in html
     assert "<script" not in html.split("<main", 1)[1]
     assert "0.444" in html  # alpha of "correct" in the agreement table
+    assert 'data-figure="2-correct"' in html and "2 items, 3 reviews" in html  # every figure says its n
     assert f"/projects/{data.slug}/reviewers/" in html
 
 
@@ -190,7 +202,7 @@ def test_csv_download(data, curator) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     lines = response.content.decode().splitlines()
-    assert lines == ["label,pass,fail,n,pass_rate", "v1,3,1,4,0.75", "v2,1,2,3,0.3333"]
+    assert lines == ["label,pass,fail,n,pass_rate", "v1,3,1,4,0.75", "v2,1,2,3,0.5"]  # the rate is over items
     progress = session(curator).get(f"/projects/{data.slug}/dashboard/?format=csv&chart=progress")
     assert "left,1" in progress.content.decode().splitlines()
     missing = session(curator).get(f"/projects/{data.slug}/dashboard/?format=csv&chart=nope")
@@ -232,6 +244,11 @@ def test_stats_api(data, curator, engineer) -> None:  # type: ignore[no-untyped-
     assert correct["alpha"]["value"] == pytest.approx(4 / 9)
     assert correct["alpha"]["n_items"] == 3
     assert body["hot_spots"]["by_question"][0] == {"question": "correct", "adjudications": 2}
+    v2 = next(f for f in body["figures"] if (f["model_version"], f["question"]) == ("2", "correct"))
+    assert (v2["value"], v2["items"], v2["reviews"], v2["curated"]) == (0.5, 2, 3, 1)
+    assert v2["low"] == pytest.approx(0.09453, abs=1e-4) and v2["interval"].startswith("Wilson")
+    dist_v2 = next(d for d in body["distributions"] if d["question"] == "correct")["versions"][1]
+    assert (dist_v2["n"], dist_v2["items"], dist_v2["pass_rate"]) == (3, 2, 0.5)
     assert {r["reviewer"]: r["consensus_rate"] for r in body["reviewers"]} == {"rita": 0.5, "rob": 1.0}
     # Engineers may export but not curate: figures without the per-reviewer part.
     eng = session(engineer).get(f"/api/v1/projects/{data.slug}/stats/").json()

@@ -147,7 +147,7 @@ def test_min_reviews_is_read_as_min_items(project, candidate, production, review
 def test_the_migration_renames_stored_min_reviews_gates(project) -> None:
     from django.apps import apps
 
-    migration = importlib.import_module("pipelines.migrations.0005_gate_min_items")
+    migration = importlib.import_module("pipelines.migrations.0006_gate_min_items")
     old = PromotionGate.objects.create(project=project, kind="min_reviews", params={"count": 7})
     other = PromotionGate.objects.create(project=project, kind="min_pass_rate", params={"threshold": 0.5})
     migration.rename_forward(apps, None)

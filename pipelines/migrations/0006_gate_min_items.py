@@ -19,7 +19,7 @@ def rename_backward(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("pipelines", "0004_push_rows_deleted"),
+        ("pipelines", "0005_dataset_version_failed_expectation_rows"),
     ]
 
     operations = [

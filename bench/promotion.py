@@ -145,7 +145,7 @@ def rollback(request_id: int, b: Any, timeout: float = 600) -> dict[str, Any]:
 
     started = time.perf_counter()
     at = timezone.now()
-    rollback_request(actor=b, request_id=request_id)
+    rollback_request(actor=b, request_id=request_id, reason="bench rollback")
     rollout = Rollout.objects.filter(request_id=request_id, kind=Rollout.Kind.ROLLBACK).latest("pk")
     return wait(rollout.pk, started, at, timeout)
 

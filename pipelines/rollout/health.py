@@ -98,6 +98,9 @@ def _state(step: RolloutStep, target: Any, environment: Any) -> dict[str, Any]:
     detail = dict(step.detail or {})
     if detail.get("soak_started_at") and detail.get("target_version") == str(target.version):
         detail["soak_resumed"] = int(detail.get("soak_resumed") or 0) + 1
+        resumes = list(detail.get("resumes") or [])
+        resumes.append({"at": timezone.now().isoformat(), "watched_seconds": detail.get("soak_watched_seconds")})
+        detail["resumes"] = resumes
         return detail
     return _fresh(target, environment)
 
@@ -152,6 +155,10 @@ def _step_health(run: _Run, step: RolloutStep) -> dict[str, Any]:
     )
     state = _state(step, rollout.to_version, environment)
     _save(step, state)
+    try:
+        serving.serving_prepare(environment=environment)  # a fresh worker's client setup is not query latency
+    except PipelineError:
+        pass  # the queries below meet the same error and record it
     # The health check proper: each real request once (skipped for the ones a resumed soak already sent).
     for record in records[len(state["answers"]) :]:
         run.renew()

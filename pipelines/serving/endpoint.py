@@ -44,6 +44,12 @@ def serving_query(
     )
 
 
+def serving_prepare(*, environment: Environment) -> None:
+    """Get the client to the environment's endpoint ready before requests are timed (errors surface later)."""
+    if environment.serving_kind == Environment.ServingKind.DATABRICKS:
+        databricks.client_ready()
+
+
 def _version_of_entity(served: str) -> str:
     """Our served entity names end in ``-<version>`` (``entity_name``); "" for a name we did not give."""
     head, _, tail = served.rpartition("-")

@@ -30,7 +30,7 @@ from django.utils import timezone
 from pipelines import serving
 from pipelines.errors import PermanentPipelineError, PipelineError
 from pipelines.models import RolloutStep
-from pipelines.rollout.lease import _Run
+from pipelines.rollout.lease import LeaseLost, _Run
 from reviewapp.models import Item
 
 LOG_MAX = 300  # per-query records kept in the step (versions and counts cover every query)
@@ -142,9 +142,12 @@ def _ask(run: _Run, state: dict[str, Any], record: dict[str, Any], *, initial: b
     state["p95_ms"] = p95(state["latencies_ms"])
 
 
-def _save(step: RolloutStep, state: dict[str, Any]) -> None:
+def _save(run: _Run, step: RolloutStep, state: dict[str, Any]) -> None:
+    """Write the soak's progress, only while this worker still owns the rollout (else stop: LeaseLost)."""
     step.detail = state
-    RolloutStep.objects.filter(pk=step.pk).update(detail=state)
+    saved = RolloutStep.objects.filter(pk=step.pk, rollout__lease_owner=run.owner).update(detail=state)
+    if not saved:
+        raise LeaseLost(f"rollout {run.rollout.pk}: lease lost during the soak")
 
 
 def _step_health(run: _Run, step: RolloutStep) -> dict[str, Any]:
@@ -154,7 +157,7 @@ def _step_health(run: _Run, step: RolloutStep) -> dict[str, Any]:
         project_id=rollout.request.project_id, limit=max(1, environment.health_check_queries)
     )
     state = _state(step, rollout.to_version, environment)
-    _save(step, state)
+    _save(run, step, state)
     try:
         serving.serving_prepare(environment=environment)  # a fresh worker's client setup is not query latency
     except PipelineError:
@@ -163,7 +166,7 @@ def _step_health(run: _Run, step: RolloutStep) -> dict[str, Any]:
     for record in records[len(state["answers"]) :]:
         run.renew()
         _ask(run, state, record, initial=True)
-        _save(step, state)
+        _save(run, step, state)
     # The soak: keep asking the candidate at a steady pace until enough time has been watched.
     interval = float(settings.ROLLOUT_SOAK_INTERVAL_SECONDS)
     i = state["queries"]
@@ -178,10 +181,10 @@ def _step_health(run: _Run, step: RolloutStep) -> dict[str, Any]:
         now = time.monotonic()
         state["soak_watched_seconds"] = round(state["soak_watched_seconds"] + (now - last), 3)
         last = now
-        _save(step, state)
+        _save(run, step, state)
     verdict = _verdict(state)
     state["verdict"] = verdict or "passed"
-    _save(step, state)
+    _save(run, step, state)
     if verdict:
         stage = step.key.split("_", 1)[1]
         raise PermanentPipelineError(f"health at {stage}%: {verdict}", system="serving")

@@ -4,8 +4,10 @@
     real SDK): each config update takes ``--ready-seconds`` (default 1 s) to become ready, as an
     endpoint would; stages 10% -> 50% -> 100%. Printed: the total (approval -> the traffic step at
     100% done, and -> the rollout recorded), the endpoint's own readiness time (the sum of the
-    updates' waits, measured by the fake) and our overhead = total - readiness (queueing, polling,
-    health checks, database writes). ``--poll-ms`` is the rollout's poll interval (ROLLOUT_POLL_MILLISECONDS).
+    updates' waits, measured by the fake), the soak (``--soak-seconds`` per canary stage, the time the
+    health checks watch the candidate by design) and our overhead = total - readiness - soak (queueing,
+    polling, health queries beyond the soak, database writes). ``--poll-ms`` is the rollout's poll
+    interval (ROLLOUT_POLL_MILLISECONDS).
 (b) **Local MLflow model servers** (the demo RAG chain as ``support-assistant`` v1/v2): v2's first
     promotion (its ``mlflow models serve`` start-up included, printed on its own line), then a
     rollback and a second promotion of v2 whose servers already run (no start-up).
@@ -145,7 +147,7 @@ def rollback(request_id: int, b: Any, timeout: float = 600) -> dict[str, Any]:
 
     started = time.perf_counter()
     at = timezone.now()
-    rollback_request(actor=b, request_id=request_id)
+    rollback_request(actor=b, request_id=request_id, reason="bench rollback")
     rollout = Rollout.objects.filter(request_id=request_id, kind=Rollout.Kind.ROLLBACK).latest("pk")
     return wait(rollout.pk, started, at, timeout)
 
@@ -166,7 +168,13 @@ def wait(rollout_id: int, started: float, approved_at: Any, timeout: float) -> d
         raise RuntimeError(f"rollout {rollout_id} failed: {rollout.error}")
     steps = list(rollout.steps.order_by("position"))
     traffic_100 = next(s for s in steps if s.key == "traffic_100")
+    soaks = [
+        (s.position, float(s.detail.get("soak_watched_seconds") or 0)) for s in steps if s.key.startswith("health_")
+    ]
     return {
+        # watched soak time before traffic reached 100% (the stages before it), and in all
+        "soak_to_100": sum(sec for pos, sec in soaks if pos < traffic_100.position),
+        "soak_total": sum(sec for _, sec in soaks),
         "wall": wall,
         "to_100": (traffic_100.finished_at - approved_at).total_seconds(),
         "to_done": (rollout.finished_at - approved_at).total_seconds(),
@@ -187,7 +195,7 @@ def step_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
 # --- (a) Databricks -----------------------------------------------------------------------------
 
 
-def bench_databricks(runs: int, ready_seconds: float, poll_ms: int) -> None:
+def bench_databricks(runs: int, ready_seconds: float, poll_ms: int, soak_seconds: int) -> None:
     from tests.fakes.databricks_api import FakeDatabricks
 
     with FakeDatabricks().running() as fake:
@@ -219,6 +227,7 @@ def bench_databricks(runs: int, ready_seconds: float, poll_ms: int) -> None:
             canary_stages=[10, 50, 100],
             ready_timeout_seconds=120,
             health_check_queries=2,
+            soak_seconds=soak_seconds,
             current_version=versions[0],
         )
         fake.add_model_endpoint(
@@ -242,16 +251,21 @@ def bench_databricks(runs: int, ready_seconds: float, poll_ms: int) -> None:
             worker.stop()
     print(
         f"\n(a) Databricks fake: stages 10/50/100, readiness {ready_seconds:g} s per config update, "
-        f"rollout poll {poll_ms} ms, {runs} promotions"
+        f"rollout poll {poll_ms} ms, soak {soak_seconds} s per stage, {runs} promotions"
     )
     rows = []
     for i, r in enumerate(results, start=1):
         if i == 1:
             rows.append(("#1 is the worker's first rollout:", "", "it imports databricks-sdk and builds its client"))
-        overhead = r["to_100"] - r["readiness"]
+        overhead = r["to_100"] - r["readiness"] - r["soak_to_100"]
         rows += [
             (f"#{i} approval -> 100% traffic", f"{r['to_100']:.2f} s", f"({r['to_done']:.2f} s to recorded live)"),
             (f"#{i} endpoint readiness (sum)", f"{r['readiness']:.2f} s", f"{r['updates']} config updates"),
+            (
+                f"#{i} soak before 100% (sum)",
+                f"{r['soak_to_100']:.2f} s",
+                f"by design; {r['soak_total']:.2f} s with the 100% stage's",
+            ),
             (f"#{i} our overhead", f"{overhead:.2f} s", f"{100 * overhead / max(r['to_100'], 1e-9):.0f}% of the total"),
         ]
     print_table("promotion on Databricks (fake)", rows)
@@ -261,7 +275,7 @@ def bench_databricks(runs: int, ready_seconds: float, poll_ms: int) -> None:
 # --- (b) local MLflow model servers ---------------------------------------------------------------
 
 
-def bench_local(poll_ms: int) -> None:
+def bench_local(poll_ms: int, soak_seconds: int) -> None:
     environ = env(ROLLOUT_POLL_MILLISECONDS=str(poll_ms))
     setup(environ)
     from django.utils import timezone
@@ -292,6 +306,7 @@ def bench_local(poll_ms: int) -> None:
         canary_stages=[10, 50, 100],
         ready_timeout_seconds=180,
         health_check_queries=2,
+        soak_seconds=soak_seconds,
     )
     worker = Worker(environ)
     try:
@@ -309,7 +324,10 @@ def bench_local(poll_ms: int) -> None:
         first_traffic = next(s for s in result["steps"] if s[0].startswith("traffic_"))
         return float(first_traffic[2].get("waited_seconds") or 0.0)
 
-    print(f"\n(b) local MLflow model servers (mlflow models serve), stages 10/50/100, rollout poll {poll_ms} ms")
+    print(
+        f"\n(b) local MLflow model servers (mlflow models serve), stages 10/50/100, rollout poll {poll_ms} ms, "
+        f"soak {soak_seconds} s per stage"
+    )
     print_table(
         "promotion on the local MLflow server",
         [
@@ -317,9 +335,16 @@ def bench_local(poll_ms: int) -> None:
             ("  of which v1 server start-up", f"{startup(first):.2f} s", "first traffic step"),
             ("v2 promotion: approval -> 100%", f"{cold['to_100']:.2f} s", "v2 server start-up included"),
             ("  of which v2 server start-up", f"{startup(cold):.2f} s", "traffic_10 step"),
-            ("  without the start-up", f"{cold['to_100'] - startup(cold):.2f} s", ""),
+            ("  of which the soak before 100%", f"{cold['soak_to_100']:.2f} s", "10% and 50% stages, by design"),
+            (
+                "  our overhead (no start-up, no soak)",
+                f"{cold['to_100'] - startup(cold) - cold['soak_to_100']:.2f} s",
+                "",
+            ),
             ("rollback to v1: request -> 100%", f"{back['to_100']:.2f} s", "servers already running"),
             ("v2 again (warm): approval -> 100%", f"{warm['to_100']:.2f} s", "servers already running"),
+            ("  of which the soak before 100%", f"{warm['soak_to_100']:.2f} s", ""),
+            ("  our overhead (no soak)", f"{warm['to_100'] - warm['soak_to_100']:.2f} s", ""),
         ],
     )
     print_table("steps of the v2 promotion (cold)", step_rows(cold))
@@ -331,13 +356,14 @@ def main() -> None:
     parser.add_argument("--ready-seconds", type=float, default=1.0, help="the fake endpoint's readiness per update")
     parser.add_argument("--poll-ms", type=int, default=200, help="ROLLOUT_POLL_MILLISECONDS for the worker")
     parser.add_argument("--only", choices=["databricks", "local"], help="run one half")
+    parser.add_argument("--soak-seconds", type=int, default=2, help="Environment.soak_seconds per canary stage")
     args = parser.parse_args()
     VAR.mkdir(parents=True, exist_ok=True)
     ensure_database()
     if args.only in (None, "databricks"):
-        bench_databricks(args.runs, args.ready_seconds, args.poll_ms)
+        bench_databricks(args.runs, args.ready_seconds, args.poll_ms, args.soak_seconds)
     if args.only in (None, "local"):
-        bench_local(args.poll_ms)
+        bench_local(args.poll_ms, args.soak_seconds)
 
 
 if __name__ == "__main__":

@@ -233,15 +233,53 @@ def serving_endpoint_create(
 
 def serving_endpoint_query_records(*, name: str, records: list[dict[str, Any]]) -> list[Any]:
     """``POST /serving-endpoints/{name}/invocations`` with ``dataframe_records``; the predictions (a list)."""
+    return serving_endpoint_query_served(name=name, records=records)[0]
+
+
+def client_ready() -> None:
+    """Build (and cache) the deployment's client now: the first one of a process takes seconds (imports,
+    host probe), which must not count as the latency of the first request timed after it."""
+    _call("connect to Databricks", settings_client)
+
+
+def serving_endpoint_query_served(
+    *, name: str, records: list[dict[str, Any]], served_entity: str | None = None
+) -> tuple[list[Any], str]:
+    """Query the endpoint, or one served entity behind it; ``(predictions, served model name)``.
+
+    Without ``served_entity``: ``serving_endpoints.query`` (``POST /serving-endpoints/{name}/invocations``,
+    split by the endpoint's routes). With it: the served entity's own invocation path, ``POST
+    /serving-endpoints/{name}/served-models/{served_entity}/invocations`` (Databricks' "query individual
+    models behind an endpoint"), which the SDK has no method for, so it goes through the SDK's API
+    client (same auth, retries and error mapping). The served model name is the ``served-model-name``
+    response header ("" when absent).
+    """
     client = settings_client()
-    response = _call(
-        f"query serving endpoint {name!r}",
-        lambda: client.serving_endpoints.query(name=name, dataframe_records=records),
-    )
-    predictions = response.predictions
+    if served_entity is None:
+        response = _call(
+            f"query serving endpoint {name!r}",
+            lambda: client.serving_endpoints.query(name=name, dataframe_records=records),
+        )
+        predictions, served = response.predictions, response.served_model_name or ""
+    else:
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if client.config.workspace_id:
+            headers["X-Databricks-Workspace-Id"] = client.config.workspace_id
+        raw = _call(
+            f"query served model {served_entity!r} of serving endpoint {name!r}",
+            lambda: client.api_client.do(
+                "POST",
+                f"/serving-endpoints/{name}/served-models/{served_entity}/invocations",
+                body={"dataframe_records": records},
+                headers=headers,
+                response_headers=["served-model-name"],
+            ),
+        )
+        raw = raw if isinstance(raw, dict) else {}
+        predictions, served = raw.get("predictions"), str(raw.get("served-model-name") or "")
     if predictions is None:
         raise PermanentPipelineError(f"serving endpoint {name!r} answered without 'predictions'", system=SYSTEM)
-    return list(predictions)
+    return list(predictions), served
 
 
 def uc_model_alias_get(*, full_name: str, alias: str) -> str | None:

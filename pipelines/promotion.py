@@ -40,7 +40,11 @@ ENV_FIELDS = (
     "required_approvals",
     "ready_timeout_seconds",
     "health_check_queries",
+    "soak_seconds",
+    "max_error_rate",
+    "max_p95_ms",
 )
+DEMO_SOAK_SECONDS = 3  # the demo's environments soak briefly; production shape is the model default (60 s)
 
 
 class AlreadyApproved(Conflict):
@@ -82,7 +86,21 @@ def _environment_clean(values: dict[str, Any]) -> dict[str, Any]:
         raise _error("ready_timeout_seconds", "Between 1 and 7200 seconds.")
     if out.get("local_port") is not None and not (1024 <= int(out["local_port"]) <= 65535):
         raise _error("local_port", "A port between 1024 and 65535.")
+    _canary_limits_clean(out)
     return out
+
+
+def _canary_limits_clean(out: dict[str, Any]) -> None:
+    """The soak and its limits: seconds per stage, the error rate (a fraction) and p95 latency a stage may reach."""
+    if "soak_seconds" in out and not (0 <= int(out["soak_seconds"]) <= 3600):
+        raise _error("soak_seconds", "The soak per canary stage is between 0 and 3600 seconds.")
+    if "max_error_rate" in out:
+        rate = out["max_error_rate"]
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not (0 <= float(rate) <= 1):
+            raise _error("max_error_rate", "max_error_rate is a fraction between 0 and 1 (0.05 = 5% of queries).")
+        out["max_error_rate"] = float(rate)
+    if "max_p95_ms" in out and not (1 <= int(out["max_p95_ms"]) <= 600_000):
+        raise _error("max_p95_ms", "max_p95_ms is between 1 and 600000 milliseconds.")
 
 
 def environment_create(*, project: Project, actor: Any, name: str, **values: Any) -> Environment:
@@ -125,6 +143,8 @@ def environments_ensure_default(*, project: Project, base_port: int | None = Non
         ("staging", {"alias": "staging", "local_port": base + 1, "canary_stages": [100]}),
         ("production", {"alias": "champion", "local_port": base + 2, "canary_stages": list(DEFAULT_STAGES)}),
     ]
+    for _, values in defaults:
+        values["soak_seconds"] = DEMO_SOAK_SECONDS
     out = []
     for name, values in defaults:
         environment, _ = Environment.objects.get_or_create(
@@ -204,12 +224,8 @@ def promotion_approve(
         report = gates_evaluate(model_version=request.model_version, environment=request.environment)
         overriding = False
         if not report.passed:
-            failing = "; ".join(line.title for line in report.lines if not line.passed)
             if not override_justification:
-                raise GatesFailed(
-                    f"The gates no longer pass ({failing}). New evidence arrived since the request; "
-                    "an admin may still approve with a written justification."
-                )
+                raise GatesFailed(_gates_failed_message(request, report))
             if role_for(user=actor, project=request.project) != Role.ADMIN:
                 raise PermissionDenied("Only an admin may override failing gates.")
             overriding = True
@@ -260,6 +276,18 @@ def promotion_approve(
     return request
 
 
+def _gates_failed_message(request: PromotionRequest, report: Any) -> str:
+    """Which gates fail and why; "new evidence" only when they passed when the request was made."""
+    failing = [line for line in report.lines if not line.passed]
+    reasons = "; ".join(f"{line.title}: {line.detail}" if line.detail else line.title for line in failing)
+    count = f"{len(failing)} gate{'s' if len(failing) != 1 else ''} fail{'' if len(failing) != 1 else 's'}"
+    passed_before = bool((request.gate_report or {}).get("passed"))
+    since = " They passed when the request was made; new evidence arrived since." if passed_before else ""
+    return (
+        f"Cannot approve: {count} ({reasons}).{since} An admin may still approve with a written override justification."
+    )
+
+
 def promotion_override(*, actor: Any, request_id: int, justification: str, comment: str = "") -> PromotionRequest:
     """An admin's approval despite failing gates; the written justification is required and audited."""
     if not (justification or "").strip():
@@ -305,8 +333,14 @@ def promotion_cancel(*, actor: Any, request_id: int) -> PromotionRequest:
     return request
 
 
-def rollback_request(*, actor: Any, request_id: int) -> Rollout:
-    """Put the environment's previous version back (alias and traffic): a rollout of kind rollback."""
+def rollback_request(*, actor: Any, request_id: int, reason: str) -> Rollout:
+    """Put the environment's previous version back (alias and traffic): a rollout of kind rollback.
+
+    The written ``reason`` is required; it is kept on the rollout, audited and sent in the webhooks.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise _error("reason", "Say why this version is rolled back: a rollback needs a written reason.")
     with transaction.atomic():
         request = _locked(request_id)
         environment = Environment.objects.select_for_update().get(pk=request.environment_id)
@@ -321,14 +355,16 @@ def rollback_request(*, actor: Any, request_id: int) -> Rollout:
             from_version=environment.current_version,
             kind=Rollout.Kind.ROLLBACK,
             actor=actor,
+            reason=reason,
         )
         audit_record(
             actor=actor,
             action="promotion.rollback_requested",
             target=request,
             project=request.project,
-            data={"rollout": rollout.pk, "to_version": environment.previous_version.version},
+            data={"rollout": rollout.pk, "to_version": environment.previous_version.version, "reason": reason},
         )
+        webhook_emit(event="rollback_requested", request=request, rollout=rollout, reason=reason)
     return rollout
 
 

@@ -6,6 +6,10 @@ whenever the file changes: ``{"generation": n, "routes": [{"name", "version", "p
 (weights in percent), and spreads requests over the backends by smooth weighted round robin, so a
 10% canary gets exactly 1 request in 10. Each answer says which version served it
 (``X-Reviewdesk-Served-Version``). ``GET /__reviewdesk/routes`` returns the routes it serves now.
+
+A request with ``X-Reviewdesk-Version: <version>`` goes to that version's backend whatever the
+weights (a rollout's health checks address the canary directly this way); a version that is not
+routed here gets 404 ``VERSION_NOT_ROUTED``, never another version's answer.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 ROUTES_PATH = "/__reviewdesk/routes"
+PIN_HEADER = "X-Reviewdesk-Version"
 
 
 class Routes:
@@ -61,6 +66,13 @@ class Routes:
             self.current[best] -= total
             return dict(routes[best])
 
+    def pinned(self, version: str) -> dict[str, Any] | None:
+        """The route of ``version`` (even at weight 0), without moving the weighted round robin."""
+        for route in self.refresh()["routes"]:
+            if str(route["version"]) == version:
+                return dict(route)
+        return None
+
 
 def make_handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -87,7 +99,11 @@ def make_handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
             if self.path == ROUTES_PATH:
                 self._json(200, routes.refresh())
                 return
-            route = routes.pick()
+            pin = (self.headers.get(PIN_HEADER) or "").strip()
+            route = routes.pinned(pin) if pin else routes.pick()
+            if route is None and pin:
+                self._json(404, {"error_code": "VERSION_NOT_ROUTED", "message": f"Version {pin} is not served here."})
+                return
             if route is None:
                 self._json(503, {"error_code": "NOT_READY", "message": "No model version is routed here yet."})
                 return

@@ -1,5 +1,5 @@
 """Signed outgoing webhooks on promotion events (requested, approved, rejected, rollout_succeeded,
-rollout_failed, rolled_back).
+rollout_failed, rollback_requested, rolled_back). A rollback's written reason is in ``rollout.reason``.
 
 Each event is sent, after the transaction that caused it commits, by one Celery task per URL in
 ``settings.PROMOTION_WEBHOOK_URLS``, retried with backoff on connection errors and non-2xx answers;
@@ -28,7 +28,15 @@ from pipelines.errors import PermanentPipelineError, TransientPipelineError
 from pipelines.models import PromotionRequest, Rollout
 
 SYSTEM = "webhook"
-EVENTS = ("requested", "approved", "rejected", "rollout_succeeded", "rollout_failed", "rolled_back")
+EVENTS = (
+    "requested",
+    "approved",
+    "rejected",
+    "rollout_succeeded",
+    "rollout_failed",
+    "rollback_requested",
+    "rolled_back",
+)
 SIGNATURE_HEADER = "X-Reviewdesk-Signature"
 TIMESTAMP_HEADER = "X-Reviewdesk-Timestamp"
 
@@ -58,6 +66,8 @@ def webhook_payload(
     }
     if rollout is not None:
         payload["rollout"] = {"id": rollout.pk, "kind": rollout.kind, "status": rollout.status}
+        if rollout.kind == Rollout.Kind.ROLLBACK:
+            payload["rollout"]["reason"] = rollout.reason
     payload.update(extra)
     return payload
 

@@ -392,6 +392,9 @@ ROLLOUT_LEASE_SECONDS = envint("ROLLOUT_LEASE_SECONDS", 60, minimum=2)
 ROLLOUT_POLL_SECONDS = envint("ROLLOUT_POLL_MILLISECONDS", 1000, minimum=50) / 1000
 # Attempts of one rollout step on transient errors (5xx, timeouts) before the rollout fails.
 ROLLOUT_STEP_MAX_ATTEMPTS = envint("ROLLOUT_STEP_MAX_ATTEMPTS", 3, minimum=1)
+# The pace of a canary stage's soak: one health query to the candidate this often (the soak's length
+# and its error-rate / p95 limits are Environment settings).
+ROLLOUT_SOAK_INTERVAL_SECONDS = envint("ROLLOUT_SOAK_INTERVAL_MILLISECONDS", 1000, minimum=10) / 1000
 # Local serving (the default, no Databricks): `mlflow models serve` processes and a weighted proxy
 # per environment, tracked by state files in this directory; first port of the demo environments.
 LOCAL_SERVING_DIR = Path(os.environ.get("LOCAL_SERVING_DIR") or VAR_DIR / "serving").resolve()

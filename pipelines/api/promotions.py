@@ -50,6 +50,9 @@ class EnvironmentSerializer(serializers.Serializer):
     required_approvals = serializers.IntegerField()
     ready_timeout_seconds = serializers.IntegerField()
     health_check_queries = serializers.IntegerField()
+    soak_seconds = serializers.IntegerField()
+    max_error_rate = serializers.FloatField()
+    max_p95_ms = serializers.IntegerField()
     current_version = serializers.CharField(source="current_version.version", allow_null=True, default=None)
     previous_version = serializers.CharField(source="previous_version.version", allow_null=True, default=None)
     endpoint = serializers.SerializerMethodField()
@@ -81,6 +84,7 @@ class RolloutSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField()
     steps = StepSerializer(many=True, source="steps.all")
 
 
@@ -220,10 +224,16 @@ class PromotionCancelApi(BaseApi):
 
 
 class PromotionRollbackApi(BaseApi):
-    @extend_schema(tags=TAGS, request=None, responses={202: PromotionDetailSerializer}, summary="Roll back")
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(
+            required=False, allow_blank=True, default="", help_text="Required: why the live version is rolled back."
+        )
+
+    @extend_schema(tags=TAGS, request=InputSerializer, responses={202: PromotionDetailSerializer}, summary="Roll back")
     def post(self, request: Request, pk: int) -> Response:
         promotion_get_for_user(user=request.user, pk=pk, token=request.auth)
-        rollback_request(actor=request.user, request_id=pk)
+        data = _valid(self.InputSerializer, request.data)
+        rollback_request(actor=request.user, request_id=pk, reason=data["reason"])
         response = _detail(request, pk)
         response.status_code = status.HTTP_202_ACCEPTED
         return response
@@ -251,6 +261,9 @@ class EnvironmentInputSerializer(serializers.Serializer):
     required_approvals = serializers.IntegerField(required=False)
     ready_timeout_seconds = serializers.IntegerField(required=False)
     health_check_queries = serializers.IntegerField(required=False, min_value=1, max_value=20)
+    soak_seconds = serializers.IntegerField(required=False, min_value=0, max_value=3600)
+    max_error_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
+    max_p95_ms = serializers.IntegerField(required=False, min_value=1, max_value=600_000)
 
 
 class ProjectEnvironmentsApi(BaseApi):

@@ -65,6 +65,11 @@ class Environment(models.Model):
     required_approvals = models.PositiveSmallIntegerField(default=1)
     ready_timeout_seconds = models.PositiveIntegerField(default=600)
     health_check_queries = models.PositiveSmallIntegerField(default=3)  # real queries after each traffic stage
+    # The soak: after each traffic stage the candidate is queried directly for this long; the stage
+    # fails when the error rate or the p95 latency of those queries is above these limits.
+    soak_seconds = models.PositiveIntegerField(default=60)
+    max_error_rate = models.FloatField(default=0.05)  # a fraction: 0.05 = 5% of health queries may fail
+    max_p95_ms = models.PositiveIntegerField(default=10_000)
     # The version serving at 100% now, and the one before it (what rollback returns to).
     current_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -182,6 +187,7 @@ class Rollout(models.Model):
     to_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
     from_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     stages = models.JSONField(default=list, blank=True)  # traffic % for to_version at each stage
+    reason = models.TextField(blank=True)  # a rollback's written reason (audited, sent in webhooks)
     error = models.TextField(blank=True)
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)

@@ -13,13 +13,15 @@ request; the ``pipelines.rollout_advance`` task is sent once that commits. The t
    after that, or on a permanent error, the rollout fails: traffic and the alias go back to the
    version that served before (``from_version``), the step keeps its error, the request is FAILED.
 
-Steps of a rollout: ``alias``; for each canary stage ``traffic_<p>`` then ``health_<p>``; ``finish``.
+Steps of a rollout: ``alias``; for each canary stage ``traffic_<p>`` then ``health_<p>`` (real queries
+sent to the candidate itself, then a soak watched for error rate and p95 latency: ``rollout.health``); ``finish``.
 A rollback has the same shape with one stage at 100%. ``rollout_retry`` resumes a failed rollout
 from its failed step (the alias step runs again, since the failure put the alias back).
 ``rollouts_sweep`` (beat) re-sends rollouts whose worker died or whose message was lost.
 """
 
 from pipelines.rollout.engine import rollout_advance
+from pipelines.rollout.health import health_check_records
 from pipelines.rollout.lease import LeaseLost, RolloutStatus, StepStatus
 from pipelines.rollout.queueing import (
     PENDING_RESEND_SECONDS,
@@ -28,7 +30,6 @@ from pipelines.rollout.queueing import (
     rollout_retry,
     rollouts_sweep,
 )
-from pipelines.rollout.steps import health_check_records
 
 __all__ = [
     "PENDING_RESEND_SECONDS",

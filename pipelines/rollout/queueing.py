@@ -40,7 +40,13 @@ def _step_specs(rollout: Rollout) -> list[tuple[str, str]]:
         else:
             title = f"Serve v{to_v.version} at {stage}% beside v{from_v.version} at {100 - stage}%"
         specs.append((f"traffic_{stage}", title))
-        specs.append((f"health_{stage}", f"Health check at {stage}%: {env.health_check_queries} real queries"))
+        soak = f", then a {env.soak_seconds} s soak" if env.soak_seconds else ""
+        specs.append(
+            (
+                f"health_{stage}",
+                f"Health check at {stage}%: {env.health_check_queries} real queries to v{to_v.version}{soak}",
+            )
+        )
     label = "rolled back to" if rollout.kind == Rollout.Kind.ROLLBACK else "now serving"
     specs.append(("finish", f"Record {env.name} {label} v{to_v.version}"))
     return specs
@@ -54,6 +60,7 @@ def rollout_create(
     from_version: ModelVersion | None,
     kind: str = Rollout.Kind.ROLLOUT,
     actor: Any = None,
+    reason: str = "",
 ) -> Rollout:
     """A queued rollout with its steps; refused (Conflict) while another is queued or running on the environment.
 
@@ -73,6 +80,7 @@ def rollout_create(
                 to_version=to_version,
                 from_version=from_version,
                 stages=stages,
+                reason=reason,
                 created_by=actor if getattr(actor, "is_authenticated", False) else None,
                 enqueued_at=timezone.now(),
             )
@@ -118,7 +126,11 @@ def rollout_retry(*, rollout: Rollout, actor: Any) -> Rollout:
         reset = Q(key="alias") | Q(status__in=[StepStatus.FAILED, StepStatus.RUNNING])
         if failed is not None:
             reset |= Q(position__gt=failed.position)
-        rollout.steps.filter(reset).update(status=StepStatus.PENDING, error="", finished_at=None)
+            if failed.key.startswith("health_"):
+                # The failure put traffic back on the old version: the stage's split is served again first.
+                reset |= Q(key=f"traffic_{failed.key.split('_', 1)[1]}")
+        # A retried health step soaks again from the start (its detail holds the soak's progress).
+        rollout.steps.filter(reset).update(status=StepStatus.PENDING, error="", finished_at=None, detail={})
         rollout.status = RolloutStatus.QUEUED
         rollout.error = ""
         rollout.finished_at = None

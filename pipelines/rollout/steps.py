@@ -1,18 +1,16 @@
-"""The steps of a rollout: alias, traffic at each stage, health check on real queries, finish."""
+"""The steps of a rollout: alias, traffic at each stage, health check and soak on the candidate (``health``), finish."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from pipelines import databricks, mlflow_registry, serving
-from pipelines.errors import PermanentPipelineError
 from pipelines.models import Environment, ModelVersion, PromotionRequest, Rollout, RolloutStep
+from pipelines.rollout.health import _step_health
 from pipelines.rollout.lease import RolloutStatus, StepStatus, _deadline, _Run
-from reviewapp.models import Item
 from reviewapp.services.audit import audit_record
 
 
@@ -83,61 +81,6 @@ def _step_traffic(run: _Run, step: RolloutStep) -> dict[str, Any]:
         deadline=_deadline(rollout.environment),
         heartbeat=run.renew,
     )
-
-
-def health_check_records(*, project_id: int, limit: int) -> list[dict[str, Any]]:
-    """Real requests for a health check: the project's latest items (``{"request": ...}``)."""
-    records: list[dict[str, Any]] = []
-    for request in Item.objects.filter(project_id=project_id).order_by("-id").values_list("request", flat=True)[:50]:
-        if request and request not in [r["request"] for r in records]:
-            records.append({"request": request})
-        if len(records) >= limit:
-            break
-    return records or [{"request": "Hello, are you there?"}][:limit]
-
-
-def _empty(prediction: Any) -> bool:
-    if prediction is None:
-        return True
-    if isinstance(prediction, str):
-        return not prediction.strip()
-    if isinstance(prediction, dict):
-        if "response" in prediction:
-            return _empty(prediction["response"])
-        return all(_empty(v) for v in prediction.values()) if prediction else True
-    if isinstance(prediction, list):
-        return not prediction
-    return False
-
-
-def _step_health(run: _Run, step: RolloutStep) -> dict[str, Any]:
-    rollout = run.rollout
-    environment = rollout.environment
-    records = health_check_records(
-        project_id=rollout.request.project_id, limit=max(1, environment.health_check_queries)
-    )
-    answers = []
-    served: dict[str, int] = {}
-    started = time.monotonic()
-    for record in records:
-        run.renew()
-        out = serving.serving_query(environment=environment, records=[record])
-        if not out or _empty(out[0]["prediction"]):
-            raise PermanentPipelineError(
-                f"health check: the endpoint gave an empty answer to {str(record['request'])[:80]!r}", system="serving"
-            )
-        served[out[0]["served_by"] or "?"] = served.get(out[0]["served_by"] or "?", 0) + 1
-        prediction = out[0]["prediction"]
-        text = prediction.get("response", prediction) if isinstance(prediction, dict) else prediction
-        answers.append(
-            {"request": str(record["request"])[:120], "answer": str(text)[:200], "served_by": out[0]["served_by"]}
-        )
-    return {
-        "queries": len(records),
-        "served_by": served,
-        "seconds": round(time.monotonic() - started, 3),
-        "answers": answers,
-    }
 
 
 def _step_finish(run: _Run, step: RolloutStep) -> dict[str, Any]:

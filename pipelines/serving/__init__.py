@@ -15,7 +15,7 @@ does nothing the second time.
   ``settings.LOCAL_SERVING_DIR``; a worker restart leaves the endpoint answering.
 """
 
-from pipelines.serving.endpoint import serving_apply, serving_describe, serving_query
+from pipelines.serving.endpoint import serving_apply, serving_describe, serving_prepare, serving_query
 from pipelines.serving.local import (
     local_endpoint_restore,
     local_model_server_ensure,
@@ -44,5 +44,6 @@ __all__ = [
     "local_serving_stop_all",
     "serving_apply",
     "serving_describe",
+    "serving_prepare",
     "serving_query",
 ]

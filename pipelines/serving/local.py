@@ -301,13 +301,24 @@ def local_serving_stop_all() -> None:
         state_file.unlink(missing_ok=True)
 
 
-def local_query(*, port: int, records: list[dict[str, Any]], timeout: float = 60.0) -> list[dict[str, Any]]:
-    """``POST /invocations`` with ``dataframe_records`` on the local endpoint; predictions with the serving version."""
+def local_query(
+    *, port: int, records: list[dict[str, Any]], timeout: float = 60.0, version: str | None = None
+) -> list[dict[str, Any]]:
+    """``POST /invocations`` with ``dataframe_records`` on the local endpoint; predictions with the serving version.
+
+    With ``version`` the proxy sends the request to that version's server only (``X-Reviewdesk-Version``).
+    """
     import requests
 
+    from pipelines.serving_proxy import PIN_HEADER
+
+    headers = {PIN_HEADER: str(version)} if version else {}
     try:
         response = requests.post(
-            f"http://127.0.0.1:{port}/invocations", json={"dataframe_records": records}, timeout=timeout
+            f"http://127.0.0.1:{port}/invocations",
+            json={"dataframe_records": records},
+            timeout=timeout,
+            headers=headers,
         )
     except requests.RequestException as exc:
         raise TransientPipelineError(

@@ -130,7 +130,7 @@ def promotion_action(request: AuthedHtmxRequest, pk: int, action: str) -> HttpRe
             promotion_reject(actor=request.user, request_id=pk, reason=post.get("reason", ""))
             messages.success(request, "Rejected.")
         elif action == "rollback":
-            rollback_request(actor=request.user, request_id=pk)
+            rollback_request(actor=request.user, request_id=pk, reason=post.get("reason", ""))
             messages.success(request, "Rollback queued.")
         elif action == "retry":
             promotion_retry(actor=request.user, request_id=pk)

@@ -19,6 +19,7 @@ from pipelines.promotion import promotion_approve, promotion_request
 from pipelines.registry import registry_sync
 from pipelines.serving import local_serving_stop_all
 from pipelines.serving.local import _alive, _dir, _read_json
+from reviewapp.models import AuditEvent
 from tests.evaluations.conftest import ingest, rag_row
 from tests.factories import PASSWORD, member
 from tests.pipelines.promotion_fixtures import engineers
@@ -92,9 +93,13 @@ def test_request_approve_roll_out_and_roll_back_in_the_browser(  # type: ignore[
             canary_stages=[50, 100],
             ready_timeout_seconds=120,
             health_check_queries=2,
+            soak_seconds=1,
         )
         worker = cluster.start_worker(
-            "promo-ui", LOCAL_SERVING_DIR=str(settings.LOCAL_SERVING_DIR), ROLLOUT_POLL_MILLISECONDS="200"
+            "promo-ui",
+            LOCAL_SERVING_DIR=str(settings.LOCAL_SERVING_DIR),
+            ROLLOUT_POLL_MILLISECONDS="200",
+            ROLLOUT_SOAK_INTERVAL_MILLISECONDS="250",
         )
         # v1 is the champion already (promoted through the services, as an earlier day's work).
         v1 = ModelVersion.objects.get(project=project, registered_model="support-assistant", version="1")
@@ -142,8 +147,12 @@ def test_request_approve_roll_out_and_roll_back_in_the_browser(  # type: ignore[
         expect(steps).to_have_count(6)
         for key in ("alias", "traffic_50", "health_50", "traffic_100", "health_100", "finish"):
             expect(b_panel.locator(f'[data-step="{key}"]').last).to_have_attribute("data-step-status", "done")
-        expect(b_panel.locator('[data-step="health_50"]')).to_contain_text("v1\u00d71")
-        expect(b_panel.locator('[data-step="health_50"]')).to_contain_text("v2\u00d71")
+        # The 50% stage's health queries all went to the candidate, and the page says which version answered.
+        health_50 = b_panel.locator('[data-step="health_50"]')
+        expect(health_50.locator("[data-served-by]")).to_contain_text("asked v2 directly")
+        expect(health_50.locator("[data-served-by]")).not_to_contain_text("v1\u00d7")
+        expect(health_50.locator("[data-soak]")).to_contain_text("of 1 s")
+        expect(health_50.locator("[data-soak]")).to_contain_text("0 errors")
         expect(b_panel.locator("[data-approvals]")).to_contain_text("ezra")
         started = serving_pids()
 
@@ -152,10 +161,26 @@ def test_request_approve_roll_out_and_roll_back_in_the_browser(  # type: ignore[
         assert answer.json()["predictions"][0]
         b.screenshot(path=str(artifacts / "promotion-page.png"), full_page=True)
 
-        # B rolls back in one click; the page follows the rollback; the endpoint answers with v1.
+        # B rolls back: a confirm dialog asks for a written reason; without one nothing happens.
         rollback = b_panel.locator("[data-rollback]")
         expect(rollback).to_have_text("Roll back to v1")
         rollback.click()
+        dialog = b.locator("[data-rollback-dialog]")
+        expect(dialog).to_be_visible()
+        dialog.locator("[data-rollback-confirm]").click()  # empty reason: the browser refuses to send it
+        expect(dialog).to_be_visible()
+        assert dialog.locator("[data-rollback-reason]").evaluate("e => e.validity.valueMissing")
+        # A blank reason gets past the browser; the server refuses it and says why.
+        dialog.locator("[data-rollback-reason]").fill("   ")
+        dialog.locator("[data-rollback-confirm]").click()
+        b.wait_for_url(f"{base}/promotions/{promotion.pk}/")
+        expect(b.locator(".messages li").filter(has_text="a rollback needs a written reason")).to_have_count(1)
+        expect(b_panel).to_have_attribute("data-status", "live")
+        assert env.rollouts.filter(kind="rollback").count() == 0
+        # With a reason it goes ahead; the page follows the rollback; the endpoint answers with v1.
+        b.locator("[data-rollback]").click()
+        b.locator("[data-rollback-reason]").fill("v2 quotes an outdated SSO price")
+        b.locator("[data-rollback-confirm]").click()
         b.wait_for_url(f"{base}/promotions/{promotion.pk}/")
         expect(b_panel).to_have_attribute("data-status", "rolled_back", timeout=ROLLOUT_TIMEOUT_MS)
         expect(b_panel.locator('[data-rollout-status="succeeded"]')).to_have_count(2)
@@ -166,6 +191,9 @@ def test_request_approve_roll_out_and_roll_back_in_the_browser(  # type: ignore[
         assert ask(port, "hi").headers["X-Reviewdesk-Served-Version"] == "1"
         env.refresh_from_db()
         assert env.current_version_id == v1.pk
+        rollback_rollout = env.rollouts.get(kind="rollback")
+        assert rollback_rollout.reason == "v2 quotes an outdated SSO price"
+        assert AuditEvent.objects.get(action="promotion.rollback_requested").data["reason"] == rollback_rollout.reason
 
         # A reviewer cannot see promotions at all.
         r_context = browser.new_context()

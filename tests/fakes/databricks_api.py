@@ -9,7 +9,12 @@ It serves what databricks-sdk 0.162.0 actually requests (checked in
   ``workspace_id``, which the SDK then sends back as ``X-Databricks-Workspace-Id``;
 - ``GET /api/2.0/serving-endpoints`` and ``GET /api/2.0/serving-endpoints/{name}``;
 - ``POST /serving-endpoints/{name}/invocations`` (no ``/api/2.0`` prefix), the path of
-  ``serving_endpoints.query``, for chat endpoints (``task = llm/v1/chat``).
+  ``serving_endpoints.query``, for chat endpoints (``task = llm/v1/chat``), and
+  ``POST /serving-endpoints/{name}/served-models/{served_model}/invocations``, Databricks' path to query
+  one served model behind a multi-model endpoint (404 for a name the endpoint's config does not serve);
+  both answer with the ``served-model-name`` header. Per served model faults: ``entity_fail_rate``
+  (``{name: fraction}``, that share of its requests answer 500, spread evenly) and ``entity_latency``
+  (``{name: seconds}`` before it answers).
 - serving-endpoint configuration for promotion rollouts: ``POST /api/2.0/serving-endpoints`` (create),
   ``PUT /api/2.0/serving-endpoints/{name}/config`` (``update_config``: the body is checked against the
   published shape, unknown keys are a 400), the state machine behind them (the new config is
@@ -201,6 +206,48 @@ class FakeDatabricks(UnityCatalogMixin, FakeHttpServer):
             headers={"served-model-name": model},
         )
 
+    @route("POST", r"/serving-endpoints/(?P<name>[^/]+)/served-models/(?P<served>[^/]+)/invocations")
+    def served_model_query(self, request: Request) -> Reply:
+        """One served model behind the endpoint, whatever the traffic split (model endpoints only)."""
+        denied = self.check_auth(request)
+        if denied:
+            return denied
+        endpoint = self.serving_endpoints.get(request.params["name"])
+        if endpoint is None:
+            return error(
+                404, "RESOURCE_DOES_NOT_EXIST", f"Endpoint with name '{request.params['name']}' does not exist."
+            )
+        served = request.params["served"]
+        names = [e["name"] for e in endpoint["config"]["served_entities"]]
+        if served not in names:
+            return error(
+                404,
+                "RESOURCE_DOES_NOT_EXIST",
+                f"Served model '{served}' does not exist in endpoint '{endpoint['name']}'.",
+            )
+        if endpoint["state"]["ready"] != "READY":
+            return error(503, "TEMPORARILY_UNAVAILABLE", f"Endpoint '{endpoint['name']}' is not ready.")
+        body = request.json
+        if not isinstance(body, dict):
+            return error(400, "BAD_REQUEST", "The request body is not a JSON object.")
+        unknown = set(body) - QUERY_KEYS
+        if unknown:
+            return error(400, "INVALID_PARAMETER_VALUE", f"Unknown fields: {', '.join(sorted(unknown))}")
+        return self.model_invocation(endpoint, body, served=served)
+
+    def _entity_fault(self, served: str) -> Reply | None:
+        delay = self.entity_latency.get(served)
+        if delay:
+            time.sleep(delay)
+        rate = self.entity_fail_rate.get(served, 0.0)
+        if rate > 0:
+            with self._lock:
+                count = self._entity_calls[served] = self._entity_calls.get(served, 0) + 1
+            # evenly spread: request k fails when floor(k * rate) moves
+            if int(count * rate) > int((count - 1) * rate):
+                return error(500, "INTERNAL_ERROR", f"Served model '{served}' raised an exception.")
+        return None
+
     # --- serving endpoint configuration (promotion rollouts) -------------------------------
 
     def _serving_init(self) -> None:
@@ -211,6 +258,9 @@ class FakeDatabricks(UnityCatalogMixin, FakeHttpServer):
         self.update_fails_after: float | None = None  # a stuck update then ends in UPDATE_FAILED
         self.invocations_fail = False
         self.empty_predictions = False
+        self.entity_fail_rate: dict[str, float] = {}  # served model name -> share of its requests answering 500
+        self.entity_latency: dict[str, float] = {}  # served model name -> seconds before it answers
+        self._entity_calls: dict[str, int] = {}
         self.model_aliases: dict[tuple[str, str], int] = {}
         self.config_history: dict[str, list[dict[str, Any]]] = {}  # every config that took over, in order
         self._wrr: dict[str, list[int]] = {}
@@ -394,7 +444,7 @@ class FakeDatabricks(UnityCatalogMixin, FakeHttpServer):
             out = {k: v for k, v in endpoint.items() if not k.startswith("_")}
         return Reply(200, out)
 
-    def model_invocation(self, endpoint: dict[str, Any], body: dict[str, Any]) -> Reply:
+    def model_invocation(self, endpoint: dict[str, Any], body: dict[str, Any], served: str | None = None) -> Reply:
         records = body.get("dataframe_records")
         if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
             return error(
@@ -402,13 +452,16 @@ class FakeDatabricks(UnityCatalogMixin, FakeHttpServer):
             )
         if self.invocations_fail:
             return error(500, "INTERNAL_ERROR", "The model raised an exception.")
+        pinned = served
         predictions = []
-        served = ""
         for record in records:
-            served = self._pick(endpoint)
+            served = pinned or self._pick(endpoint)
+            fault = self._entity_fault(served)
+            if fault is not None:
+                return fault
             text = "" if self.empty_predictions else f"answer from {served} to {str(record.get('request'))[:60]}"
             predictions.append({"response": text})
-        return Reply(200, {"predictions": predictions}, headers={"served-model-name": served})
+        return Reply(200, {"predictions": predictions}, headers={"served-model-name": served or ""})
 
     def _pick(self, endpoint: dict[str, Any]) -> str:
         routes = endpoint["config"]["traffic_config"]["routes"]

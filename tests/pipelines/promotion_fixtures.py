@@ -47,6 +47,7 @@ def databricks_environment(project: Project, **overrides: Any) -> Environment:
         "canary_stages": [10, 50, 100],
         "ready_timeout_seconds": 5,
         "health_check_queries": 2,
+        "soak_seconds": 0,  # tests that watch a soak set their own
     }
     values.update(overrides)
     return Environment.objects.create(project=project, **values)

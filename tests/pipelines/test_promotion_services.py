@@ -124,8 +124,11 @@ def test_approval_rechecks_gates_and_only_an_admin_with_a_justification_override
     # New evidence: a gate the version does not meet (no human reviews at all).
     PromotionGate.objects.create(project=setup["project"], kind="min_reviews", params={"count": 5})
 
-    with pytest.raises(GatesFailed, match="no longer pass"):
+    with pytest.raises(GatesFailed) as failed:
         promotion_approve(actor=setup["ezra"], request_id=req.pk)
+    # which gate fails and why; "new evidence" because the gates passed when the request was made
+    assert "1 gate fails" in failed.value.message and "new evidence arrived since" in failed.value.message
+    assert "0 current reviews of 0 items of version 2 (needs 5)" in failed.value.message
     with pytest.raises(PermissionDenied, match="Only an admin"):
         promotion_approve(actor=setup["ezra"], request_id=req.pk, override_justification="trust me")
     with pytest.raises(ValidationFailed) as exc:
@@ -180,7 +183,7 @@ def test_a_second_rollout_on_the_same_environment_is_refused(setup) -> None:  # 
 def test_rollback_needs_a_live_version_with_a_predecessor(setup) -> None:  # type: ignore[no-untyped-def]
     req = request_v2(setup)
     with pytest.raises(Conflict, match="Only the version live"):
-        rollback_request(actor=setup["ezra"], request_id=req.pk)
+        rollback_request(actor=setup["ezra"], request_id=req.pk, reason="test")
 
 
 def test_reviewers_cannot_see_promotions_and_outsiders_get_404(setup, reviewer, outsider) -> None:  # type: ignore[no-untyped-def]
@@ -236,3 +239,33 @@ def test_two_approvals_racing_on_one_environment_create_one_rollout(project) -> 
     assert Rollout.objects.filter(environment=env).count() == 1
     assert PromotionRequest.objects.filter(status="approved").count() == 1
     assert PromotionRequest.objects.filter(status="pending").count() == 1
+
+
+def test_approving_while_gates_fail_says_which_gates_fail_and_why(setup) -> None:  # type: ignore[no-untyped-def]
+    """Gates that already failed at the request: the refusal names them, and claims no new evidence."""
+    PromotionGate.objects.create(project=setup["project"], kind="min_reviews", params={"count": 5})
+    PromotionGate.objects.create(project=setup["project"], kind="min_reviews", params={"count": 7})
+    req = request_v2(setup)
+    assert req.gate_report["passed"] is False
+    failing = [line for line in req.gate_report["lines"] if not line["passed"]]
+    assert len(failing) == 2
+
+    with pytest.raises(GatesFailed) as exc:
+        promotion_approve(actor=setup["ezra"], request_id=req.pk)
+
+    message = exc.value.message
+    assert message.startswith("Cannot approve: 2 gates fail (")
+    for line in failing:
+        assert line["title"] in message and line["detail"] in message
+    assert "New evidence" not in message and "new evidence" not in message
+    assert "override justification" in message
+    assert not Approval.objects.exists()
+
+
+def test_a_rollback_needs_a_written_reason(setup) -> None:  # type: ignore[no-untyped-def]
+    req = request_v2(setup)
+    for blank in ("", "   "):
+        with pytest.raises(ValidationFailed) as exc:
+            rollback_request(actor=setup["ezra"], request_id=req.pk, reason=blank)
+        assert exc.value.errors[0]["field"] == "reason"
+    assert not Rollout.objects.exists()

@@ -94,11 +94,54 @@ def test_bad_input_names_the_field(world) -> None:  # type: ignore[no-untyped-de
         f"/api/v1/promotions/{pk}/reject/", {"reason": ""}, content_type="application/json"
     )
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "reason"
+    for body in ({}, {"reason": ""}, {"reason": "   "}):  # a rollback needs a written reason, whatever the state
+        response = session(world["ezra"]).post(
+            f"/api/v1/promotions/{pk}/rollback/", body, content_type="application/json"
+        )
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] == "reason", response.json()
     # environments are managed by admins only
     env = {"name": "qa", "local_port": 6100}
     assert a.post("/api/v1/projects/support/environments/", env, content_type="application/json").status_code == 403
     created = session(world["ada"]).post("/api/v1/projects/support/environments/", env, content_type="application/json")
     assert created.status_code == 201 and created.json()["canary_stages"] == [10, 50, 100]
+    body = created.json()
+    assert (body["soak_seconds"], body["max_error_rate"], body["max_p95_ms"]) == (60, 0.05, 10_000)
+    for payload, field in [
+        ({"soak_seconds": -1}, "soak_seconds"),
+        ({"max_error_rate": 1.5}, "max_error_rate"),
+        ({"max_p95_ms": 0}, "max_p95_ms"),
+    ]:
+        response = session(world["ada"]).patch(
+            "/api/v1/projects/support/environments/qa/", payload, content_type="application/json"
+        )
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] == field, response.json()
+    patched = session(world["ada"]).patch(
+        "/api/v1/projects/support/environments/qa/",
+        {"soak_seconds": 5, "max_error_rate": 0.02, "max_p95_ms": 800},
+        content_type="application/json",
+    )
+    assert patched.status_code == 200
+    assert (patched.json()["soak_seconds"], patched.json()["max_error_rate"], patched.json()["max_p95_ms"]) == (
+        5,
+        0.02,
+        800,
+    )
+
+
+@pytest.mark.django_db
+def test_approving_while_gates_fail_names_them_over_the_api(world) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.models import PromotionGate
+
+    PromotionGate.objects.create(project=world["project"], kind="min_reviews", params={"count": 3})
+    a = bearer(world["erin"], "promote")
+    pk = a.post("/api/v1/promotions/", request_payload(), content_type="application/json").json()["id"]
+    response = bearer(world["ezra"], "promote").post(
+        f"/api/v1/promotions/{pk}/approve/", {}, content_type="application/json"
+    )
+    assert response.status_code == 409
+    detail = response.json()["detail"]
+    assert "1 gate fails" in detail and "0 current reviews of 0 items of version 2 (needs 3)" in detail
+    assert "New evidence" not in detail and "new evidence" not in detail
 
 
 # --- end to end: local MLflow model server, real worker ----------------------------------------------
@@ -138,8 +181,14 @@ def test_end_to_end_on_the_local_mlflow_server(project, settings, tmp_path: Path
             canary_stages=[50, 100],
             ready_timeout_seconds=90,
             health_check_queries=2,
+            soak_seconds=2,
         )
-        worker = cluster.start_worker("promo", LOCAL_SERVING_DIR=str(serving_dir), ROLLOUT_POLL_MILLISECONDS="200")
+        worker = cluster.start_worker(
+            "promo",
+            LOCAL_SERVING_DIR=str(serving_dir),
+            ROLLOUT_POLL_MILLISECONDS="200",
+            ROLLOUT_SOAK_INTERVAL_MILLISECONDS="250",
+        )
         a, b = bearer(erin, "promote"), bearer(ezra, "promote")
 
         def promote(version: str) -> dict[str, Any]:
@@ -157,7 +206,13 @@ def test_end_to_end_on_the_local_mlflow_server(project, settings, tmp_path: Path
         steps = second["rollouts"][0]["steps"]
         assert [s["key"] for s in steps] == ["alias", "traffic_50", "health_50", "traffic_100", "health_100", "finish"]
         assert all(s["status"] == "done" for s in steps)
-        assert set(steps[2]["detail"]["served_by"]) == {"1", "2"}  # the 50% canary really split the requests
+        # At 50% every health query still went to the candidate (the proxy's pin header), and says so.
+        health = steps[2]["detail"]
+        assert health["target_version"] == "2" and health["verdict"] == "passed"
+        assert health["served_by"] == {"2": health["queries"]} and health["queries"] >= 2 + 4
+        assert {q["version"] for q in health["log"]} == {"2"} and len(health["log"]) == health["queries"]
+        assert health["soak_watched_seconds"] >= 2 and health["soak_seconds"] == 2
+        assert health["p95_ms"] > 0 and health["errors"] == 0
 
         answer = requests.post(
             f"http://127.0.0.1:{port}/invocations",
@@ -167,7 +222,22 @@ def test_end_to_end_on_the_local_mlflow_server(project, settings, tmp_path: Path
         assert answer.status_code == 200 and answer.headers["X-Reviewdesk-Served-Version"] == "2"
         assert answer.json()["predictions"][0]
 
-        assert b.post(f"/api/v1/promotions/{second['id']}/rollback/").status_code == 202
+        pinned = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            json={"dataframe_records": [{"request": "hi"}]},
+            headers={"X-Reviewdesk-Version": "1"},  # v1 no longer served here: refused, never answered by v2
+            timeout=30,
+        )
+        assert pinned.status_code == 404 and pinned.json()["error_code"] == "VERSION_NOT_ROUTED"
+
+        for body in ({}, {"reason": "  "}):
+            refused = b.post(f"/api/v1/promotions/{second['id']}/rollback/", body, content_type="application/json")
+            assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "reason"
+        reason = {"reason": "v2 answers SSO questions wrongly"}
+        assert (
+            b.post(f"/api/v1/promotions/{second['id']}/rollback/", reason, content_type="application/json").status_code
+            == 202
+        )
         back = wait_status(b, second["id"], "rolled_back", worker)
         assert back["rollouts"][-1]["kind"] == "rollback" and back["rollouts"][-1]["status"] == "succeeded"
         answer = requests.post(
@@ -178,6 +248,22 @@ def test_end_to_end_on_the_local_mlflow_server(project, settings, tmp_path: Path
 
         assert mlflow_registry.registered_model_alias_get(model_name="support-assistant", alias="champion") == "1"
         assert PromotionRequest.objects.get(pk=first["id"]).status == "live"
+        assert back["rollouts"][-1]["reason"] == "v2 answers SSO questions wrongly"
+
+        # A stage whose candidate is slower than the environment allows fails; traffic and alias go back.
+        Environment.objects.filter(local_port=port).update(max_p95_ms=1)
+        third = a.post("/api/v1/promotions/", request_payload(model_version="2"), content_type="application/json")
+        assert third.status_code == 201, third.json()
+        assert b.post(f"/api/v1/promotions/{third.json()['id']}/approve/", {}, content_type="application/json")
+        failed = wait_status(b, third.json()["id"], "failed", worker)
+        step = next(s for s in failed["rollouts"][-1]["steps"] if s["key"] == "health_50")
+        assert step["status"] == "failed" and "p95 latency" in step["error"] and "limit of 1 ms" in step["error"]
+        assert "Traffic is back on v1 (100%)" in failed["rollouts"][-1]["error"]
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/invocations", json={"dataframe_records": [{"request": "hi"}]}, timeout=30
+        )
+        assert answer.headers["X-Reviewdesk-Served-Version"] == "1"
+        assert mlflow_registry.registered_model_alias_get(model_name="support-assistant", alias="champion") == "1"
     finally:
         cluster.stop()
         local_serving_stop_all()
@@ -188,7 +274,9 @@ def wait_status(client: Client, pk: int, status: str, worker: Any) -> dict[str, 
 
     def done() -> bool:
         seen.update(client.get(f"/api/v1/promotions/{pk}/").json())
-        return seen["status"] in (status, "failed")
+        return seen["status"] in (status, "failed") and not (
+            status == "failed" and seen["rollouts"] and seen["rollouts"][-1]["status"] != "failed"
+        )
 
     assert wait_for(done, timeout=180, interval=0.5), worker.log[-3000:]
     assert seen["status"] == status, (seen["rollouts"][-1], worker.log[-3000:])

@@ -251,7 +251,7 @@ def test_the_rollout_points_the_uc_alias_through_mlflow_and_rollback_moves_it_ba
     registry_sync(project=uc_world["project"])
     assert dict(ModelVersion.objects.values_list("version", "aliases")) == {"1": [], "2": ["champion"]}
 
-    back = rollback_request(actor=uc_world["ezra"], request_id=req.pk)
+    back = rollback_request(actor=uc_world["ezra"], request_id=req.pk, reason="uc rollback")
     mark = len(fake.requests)
     assert rollout_advance(rollout_id=back.pk) == "succeeded"
 

@@ -27,6 +27,7 @@ from tests.pipelines.promotion_fixtures import (
 pytestmark = pytest.mark.django_db
 databricks_fake = promotion_fixtures.databricks_fake
 CONFIG_PATH = "/api/2.0/serving-endpoints/support-prod/config"
+V2_PATH = "/serving-endpoints/support-prod/served-models/support_assistant-2/invocations"  # v2's own entity
 
 
 def entity(version: int) -> dict[str, object]:
@@ -91,13 +92,20 @@ def test_a_rollout_moves_traffic_in_canary_stages_and_records_every_step(world) 
     ]
     queries = fake.invocations()
     assert len(queries) == 6  # 2 real requests after each of the 3 stages
-    assert queries[0].path == "/serving-endpoints/support-prod/invocations"
+    # every health query went to the candidate's own served entity, even at 10%
+    assert {q.path for q in queries} == {V2_PATH}
+    assert all(q.bearer == fake.token for q in queries)
     assert queries[0].json == {"dataframe_records": [{"request": "Is SSO supported?"}]}
 
     rollout.refresh_from_db()
     steps = list(rollout.steps.all())
     assert all(s.status == "done" and s.attempts == 1 and s.finished_at for s in steps)
     assert steps[1].detail["action"] == "updated" and steps[1].detail["polls"] >= 2
+    health_10 = rollout.steps.get(key="health_10").detail
+    assert health_10["target_version"] == "2" and health_10["target_entity"] == "support_assistant-2"
+    assert health_10["served_by"] == {"2": 2}  # the served-model-name header of each answer, as a version
+    assert [(q["version"], q["ok"]) for q in health_10["log"]] == [("2", True), ("2", True)]
+    assert health_10["queries"] == 2 and health_10["errors"] == 0 and health_10["verdict"] == "passed"
     assert rollout.status == "succeeded" and rollout.finished_at and not rollout.lease_owner
     world["env"].refresh_from_db()
     assert (world["env"].current_version, world["env"].previous_version) == (world["v2"], world["v1"])
@@ -211,7 +219,8 @@ def test_a_failing_health_check_restores_the_old_version(world) -> None:  # type
     assert rollout_advance(rollout_id=rollout.pk) == "failed"
 
     step = rollout.steps.get(key="health_10")
-    assert step.status == "failed" and "empty answer" in step.error
+    assert step.status == "failed" and "error rate 100.0% (2 of 2 queries to v2 failed)" in step.error
+    assert "empty answer" in step.error
     assert fake.calls("PUT", CONFIG_PATH)[-1].json == {
         "served_entities": [entity(1)],
         "traffic_config": routes(v1=100),
@@ -224,7 +233,7 @@ def test_rollback_returns_alias_and_traffic_to_the_previous_version(world) -> No
     rollout = approve_v2(world)
     rollout_advance(rollout_id=rollout.pk)
 
-    back = rollback_request(actor=world["ezra"], request_id=rollout.request_id)
+    back = rollback_request(actor=world["ezra"], request_id=rollout.request_id, reason="v2 confuses SSO answers")
     assert list(back.steps.values_list("key", flat=True)) == ["alias", "traffic_100", "health_100", "finish"]
     assert rollout_advance(rollout_id=back.pk) == "succeeded"
 
@@ -273,9 +282,132 @@ def test_one_request_per_environment_shows_as_live(world) -> None:  # type: igno
     second.request.refresh_from_db()
     assert (first.status, second.request.status) == (Status.REPLACED, Status.LIVE)
 
-    back = rollback_request(actor=world["ezra"], request_id=second.request_id)
+    back = rollback_request(actor=world["ezra"], request_id=second.request_id, reason="back to the first")
     assert rollout_advance(rollout_id=back.pk) == "succeeded"
     first.refresh_from_db()
     second.request.refresh_from_db()
     assert (first.status, second.request.status) == (Status.LIVE, Status.ROLLED_BACK)
     assert PromotionRequest.objects.filter(environment=env, status=Status.LIVE).count() == 1
+
+
+# --- the soak: error rate and p95 latency of queries sent to the candidate ---------------------------
+
+
+def soaking(world, settings, **limits: object) -> None:  # type: ignore[no-untyped-def]
+    settings.ROLLOUT_SOAK_INTERVAL_SECONDS = 0.05
+    for key, value in limits.items():
+        setattr(world["env"], key, value)
+    world["env"].save()
+
+
+def test_a_candidate_that_errors_fails_its_stage_on_error_rate_and_traffic_and_alias_go_back(world, settings) -> None:  # type: ignore[no-untyped-def]
+    fake: FakeDatabricks = world["fake"]
+    soaking(world, settings, soak_seconds=1, max_error_rate=0.1)
+    fake.entity_fail_rate["support_assistant-2"] = 0.5  # every other request to v2 answers 500
+    fake.entity_fail_rate["support_assistant-1"] = 0.0
+    rollout = approve_v2(world)
+
+    assert rollout_advance(rollout_id=rollout.pk) == "failed"
+
+    step = rollout.steps.get(key="health_10")
+    detail = step.detail
+    assert step.status == "failed"
+    assert detail["queries"] >= 6 and detail["soak_watched_seconds"] >= 1
+    assert detail["errors"] == detail["queries"] // 2  # exactly the requests the fake failed
+    assert f"error rate {detail['error_rate_pct']}% ({detail['errors']} of {detail['queries']} queries to v2" in (
+        step.error
+    )
+    assert "above the limit of 10.0%" in step.error and "InternalError" in step.error
+    # every query went to v2's own entity; the failed ones have no answering version, the others say v2
+    queries = fake.invocations()
+    assert {q.path for q in queries} == {V2_PATH}
+    assert len(queries) == detail["queries"]
+    assert {q["version"] for q in detail["log"] if q["ok"]} == {"2"}
+    assert {q["version"] for q in detail["log"] if not q["ok"]} == {None}
+    # restored as for any failed step: traffic and alias on v1, the request failed, nothing else ran
+    assert fake.routes_of("support-prod") == {"support_assistant-1": 100}
+    assert fake.model_aliases[(UC_MODEL, "champion")] == 1
+    rollout.refresh_from_db()
+    assert "Traffic is back on v1 (100%)" in rollout.error and "Alias 'champion' points at v1 again" in rollout.error
+    assert rollout.request.status == PromotionRequest.Status.FAILED
+    assert rollout.steps.get(key="traffic_50").status == "pending"
+
+
+def test_a_slow_candidate_fails_its_stage_on_p95_latency(world, settings) -> None:  # type: ignore[no-untyped-def]
+    fake: FakeDatabricks = world["fake"]
+    soaking(world, settings, soak_seconds=0, max_p95_ms=150)
+    fake.entity_latency["support_assistant-2"] = 0.3
+    rollout = approve_v2(world)
+
+    assert rollout_advance(rollout_id=rollout.pk) == "failed"
+
+    step = rollout.steps.get(key="health_10")
+    assert step.status == "failed" and step.detail["errors"] == 0 and step.detail["p95_ms"] >= 300
+    assert "p95 latency" in step.error and "above the limit of 150 ms" in step.error
+    assert fake.routes_of("support-prod") == {"support_assistant-1": 100}
+    assert fake.model_aliases[(UC_MODEL, "champion")] == 1
+
+    # within the limit it passes: the same latency, a looser limit, the rollout retried soaks afresh
+    world["env"].max_p95_ms = 2000
+    world["env"].save()
+    promotion_retry(actor=world["ezra"], request_id=rollout.request_id)
+    assert rollout_advance(rollout_id=rollout.pk) == "succeeded"
+    health = rollout.steps.get(key="health_10").detail
+    assert health["verdict"] == "passed" and health["queries"] == 2 and health["soak_resumed"] == 0
+
+
+def test_a_soak_within_the_limits_passes_and_records_every_query(world, settings) -> None:  # type: ignore[no-untyped-def]
+    fake: FakeDatabricks = world["fake"]
+    soaking(world, settings, soak_seconds=1, max_error_rate=0.5)
+    fake.entity_fail_rate["support_assistant-2"] = 0.25
+    fake.entity_fail_rate["support_assistant-1"] = 1.0  # the old version is broken: the checks never ask it
+    rollout = approve_v2(world)
+
+    assert rollout_advance(rollout_id=rollout.pk) == "succeeded"
+
+    detail = rollout.steps.get(key="health_10").detail
+    assert detail["verdict"] == "passed" and detail["soak_watched_seconds"] >= 1
+    assert 0 < detail["errors"] <= detail["queries"] // 4 + 1
+    assert [q["n"] for q in detail["log"]] == list(range(1, detail["queries"] + 1))
+    assert detail["served_by"] == {"2": detail["queries"] - detail["errors"]}
+
+
+def test_a_rollback_with_its_reason_is_audited_and_sent_in_the_webhooks(  # type: ignore[no-untyped-def]
+    world, settings, django_capture_on_commit_callbacks
+) -> None:
+    from reviewapp.celery import app
+    from reviewapp.errors import ValidationFailed
+    from tests.pipelines.test_webhooks import SECRET, Receiver
+
+    rollout = approve_v2(world)
+    rollout_advance(rollout_id=rollout.pk)
+    with pytest.raises(ValidationFailed) as refused:
+        rollback_request(actor=world["ezra"], request_id=rollout.request_id, reason="  ")
+    assert refused.value.errors[0]["field"] == "reason"
+    assert Rollout.objects.filter(kind="rollback").count() == 0
+
+    settings.PROMOTION_WEBHOOK_SECRET = SECRET
+    eager = app.conf.task_always_eager
+    with Receiver().running() as receiver:
+        settings.PROMOTION_WEBHOOK_URLS = [f"{receiver.url}/hook"]
+        app.conf.task_always_eager = True  # deliver in this process, through the real task and signature
+        try:
+            with django_capture_on_commit_callbacks(execute=True):  # the rollback's rollout_advance runs too
+                back = rollback_request(
+                    actor=world["ezra"], request_id=rollout.request_id, reason="v2 misquotes the SSO pricing"
+                )
+        finally:
+            app.conf.task_always_eager = eager
+        import json
+
+        payloads = [json.loads(r.raw) for r in receiver.requests]
+    back.refresh_from_db()
+    assert back.status == "succeeded" and back.reason == "v2 misquotes the SSO pricing"
+    event = AuditEvent.objects.get(action="promotion.rollback_requested")
+    assert event.data["reason"] == "v2 misquotes the SSO pricing" and event.actor == world["ezra"]
+    events = {p["event"]: p for p in payloads}
+    assert set(events) >= {"promotion.rollback_requested", "promotion.rolled_back"}
+    for name in ("promotion.rollback_requested", "promotion.rolled_back"):
+        assert events[name]["rollout"]["reason"] == "v2 misquotes the SSO pricing"
+        assert events[name]["rollout"]["kind"] == "rollback"
+    assert events["promotion.rollback_requested"]["reason"] == "v2 misquotes the SSO pricing"

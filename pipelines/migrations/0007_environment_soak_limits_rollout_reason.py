@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipelines', '0004_push_rows_deleted'),
+        ('pipelines', '0006_gate_min_items'),
     ]
 
     operations = [

@@ -285,7 +285,7 @@ def test_judges_run_concurrently_and_their_errors_are_row_errors(project, settin
 @pytest.fixture
 def candidate(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeChatServer]:
     with FakeChatServer(model="candidate-llm").running() as fake:
-        monkeypatch.setenv("TEST_CANDIDATE_KEY", fake.token)
+        monkeypatch.setenv("REVIEWDESK_SECRET_TEST_CANDIDATE_KEY", fake.token)
         fake.answer = lambda messages: "Passwords are reset from Settings, under Security."
         settings.EVALUATION_ENDPOINTS = [
             {
@@ -293,7 +293,7 @@ def candidate(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeChatSer
                 "kind": "openai_compatible",
                 "url": fake.base_url,
                 "model": fake.model,
-                "credential_env": "TEST_CANDIDATE_KEY",
+                "credential_env": "REVIEWDESK_SECRET_TEST_CANDIDATE_KEY",
                 "timeout_seconds": 2,
                 "max_retries": 0,
                 "max_concurrency": 4,

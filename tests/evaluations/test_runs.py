@@ -342,6 +342,8 @@ def test_a_dead_endpoint_errors_every_row_and_fails_the_run(project, candidate) 
 
 def test_a_registry_that_is_down_releases_the_chunk_for_a_retry(project, settings, monkeypatch) -> None:
     """TransientPipelineError from the target: the task's autoretry claims the chunk again later."""
+    project.mlflow_registered_model = "support-rag"  # only the project's own model may be a target
+    project.save(update_fields=["mlflow_registered_model"])
     ingest(project, [rag_row(0)])
     run = run_start(
         project=project,

@@ -416,8 +416,11 @@ def _call(what: str, fn: Callable[[], T]) -> T:
     except errors.DatabricksError as exc:
         raise PermanentPipelineError(f"{what}: {type(exc).__name__}: {exc}", system=SYSTEM) from None
     except (TimeoutError, requests.Timeout, requests.ConnectionError) as exc:
-        # The SDK raises TimeoutError when its own retry budget (429/503/timeouts) runs out.
-        raise TransientPipelineError(f"{what}: {type(exc).__name__}: {exc}", system=SYSTEM) from None
+        # The SDK raises TimeoutError when its own retry budget (429/503/timeouts) runs out. The exception's
+        # text names the host and URL; engineers see this message, so only its type is kept.
+        raise TransientPipelineError(
+            f"{what}: {type(exc).__name__}: the workspace did not answer", system=SYSTEM
+        ) from None
     except (ValueError, TypeError, KeyError) as exc:
         # Bad configuration (an invalid host) or a response of the wrong shape.
         raise PermanentPipelineError(f"{what}: {type(exc).__name__}: {exc}", system=SYSTEM) from None

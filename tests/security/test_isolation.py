@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from evaluations.endpoints import endpoint_create
 from evaluations.services.suites import suite_create
-from pipelines.errors import PermanentPipelineError
+from pipelines.errors import PermanentPipelineError, PipelineError
 from pipelines.llm_client import EndpointConfig, chat_complete
 from pipelines.models import Environment, ModelVersion
 from pipelines.serving.local import local_proxy_ensure, local_routes_read, local_serving_stop_all, port_owner
@@ -376,3 +376,12 @@ def test_a_model_server_starts_without_the_applications_secrets(settings, tmp_pa
         )
     finally:
         local_model_server_stop(model_uri=uri)
+
+
+def test_a_workspace_that_does_not_answer_is_reported_without_its_address() -> None:
+    from pipelines import databricks
+
+    port = free_port()  # nothing listens here
+    with pytest.raises(PipelineError) as caught:
+        databricks.serving_endpoint_get(host=f"http://127.0.0.1:{port}", token="dapi-x", name="e", timeout_seconds=2)
+    assert "127.0.0.1" not in caught.value.message and str(port) not in caught.value.message

@@ -30,6 +30,7 @@ from reviewapp.errors import FieldError, ValidationFailed
 
 if TYPE_CHECKING:
     from pipelines.llm_client import EndpointConfig
+    from reviewapp.models import Project
 
 TARGET_KINDS = ("stored", "mlflow_model", "endpoint")
 GENERATION_MAX_TOKENS = 1024
@@ -43,8 +44,23 @@ class GeneratedResponse:
     error: str = ""
 
 
-def target_validate(target: dict[str, Any]) -> dict[str, Any]:
-    """The target in canonical form, or ValidationFailed naming the bad field (``target.model_uri``, ...)."""
+def model_uri_problem(*, project: Project, model_uri: str) -> str | None:
+    """Why ``project`` may not load ``model_uri`` (a version of another registered model), or None."""
+    match = MODEL_URI_RE.match(model_uri.strip())
+    if match is None:
+        return None  # the form is checked elsewhere
+    allowed = project.registered_models()
+    if match.group("name") in allowed:
+        return None
+    if not allowed:
+        return "This project names no registered model; an admin sets it on the project before models are evaluated."
+    return f"Only versions of this project's registered model ({', '.join(sorted(allowed))}) may be used here."
+
+
+def target_validate(target: dict[str, Any], *, project: Project | None = None) -> dict[str, Any]:
+    """The target in canonical form, or ValidationFailed naming the bad field (``target.model_uri``, ...).
+
+    With ``project``, a model must be a version of one of the project's registered models."""
     errors: list[FieldError] = []
 
     def bad(field: str, message: str) -> None:
@@ -68,6 +84,8 @@ def target_validate(target: dict[str, Any]) -> dict[str, Any]:
                 "Must be a registered model version, models:/<name>/<version> (a run pins the version; "
                 "resolve an alias such as @champion to its version first).",
             )
+        elif project is not None and (problem := model_uri_problem(project=project, model_uri=uri)):
+            bad("model_uri", problem)
     elif kind == "endpoint":
         name = target.get("endpoint")
         if not isinstance(name, str) or not name.strip():
@@ -76,9 +94,16 @@ def target_validate(target: dict[str, Any]) -> dict[str, Any]:
             from evaluations.endpoints import EndpointNotFound, endpoint_get
 
             try:
-                endpoint_get(name=name.strip())
+                endpoint = endpoint_get(name=name.strip())
             except EndpointNotFound as exc:
                 bad("endpoint", exc.message)
+            else:
+                if (
+                    endpoint.kind == "mlflow_model"
+                    and project is not None
+                    and (problem := model_uri_problem(project=project, model_uri=endpoint.model))
+                ):
+                    bad("endpoint", problem)
     if errors:
         raise ValidationFailed(errors)
     if kind == "mlflow_model":
@@ -88,14 +113,16 @@ def target_validate(target: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "stored"}
 
 
-def responses_generate(*, target: dict[str, Any], rows: list[ScoreInput]) -> list[GeneratedResponse]:
+def responses_generate(
+    *, target: dict[str, Any], rows: list[ScoreInput], project: Project | None = None
+) -> list[GeneratedResponse]:
     """One response per row from the target (see the module docstring for the error contract)."""
     from evaluations.endpoints import endpoint_get
     from pipelines.errors import PermanentPipelineError
 
     try:
         # Checked again at execution: the endpoint may have been disabled since the run started.
-        target = target_validate(target)
+        target = target_validate(target, project=project)
     except ValidationFailed as exc:
         reasons = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
         raise PermanentPipelineError(f"the run's target cannot be used: {reasons}", system="targets") from None

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pipelines import outbound
 from pipelines.errors import PermanentPipelineError, TransientPipelineError
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ def workspace_client(
     with ``token``, or OAuth M2M (a service principal's ``client_id``/``client_secret``) when no token is given."""
     if not host:
         raise PermanentPipelineError("no Databricks workspace host configured", system=SYSTEM)
+    # The same outbound rule as LLM endpoints and webhooks: no private or metadata address unless allowed.
+    outbound.url_guard(host if "://" in host else f"https://{host}", what="Databricks host", system=SYSTEM)
     secret = token if token else f"{client_id}\0{client_secret}"
     # Keyed by a hash: the credentials themselves are never kept anywhere but in the SDK's config.
     key = (host.rstrip("/"), hashlib.sha256(secret.encode()).hexdigest(), float(timeout_seconds))
@@ -451,8 +454,11 @@ def _call(what: str, fn: Callable[[], T]) -> T:
     except errors.DatabricksError as exc:
         raise PermanentPipelineError(f"{what}: {type(exc).__name__}: {exc}", system=SYSTEM) from None
     except (TimeoutError, requests.Timeout, requests.ConnectionError) as exc:
-        # The SDK raises TimeoutError when its own retry budget (429/503/timeouts) runs out.
-        raise TransientPipelineError(f"{what}: {type(exc).__name__}: {exc}", system=SYSTEM) from None
+        # The SDK raises TimeoutError when its own retry budget (429/503/timeouts) runs out. The exception's
+        # text names the host and URL; engineers see this message, so only its type is kept.
+        raise TransientPipelineError(
+            f"{what}: {type(exc).__name__}: the workspace did not answer", system=SYSTEM
+        ) from None
     except (ValueError, TypeError, KeyError) as exc:
         # Bad configuration (an invalid host) or a response of the wrong shape.
         raise PermanentPipelineError(f"{what}: {type(exc).__name__}: {exc}", system=SYSTEM) from None

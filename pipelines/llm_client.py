@@ -29,6 +29,7 @@ from typing import Any, Literal
 import requests
 from requests.adapters import HTTPAdapter
 
+from pipelines import outbound
 from pipelines.errors import PermanentPipelineError, TransientPipelineError
 
 EndpointKind = Literal["databricks_serving", "openai_compatible", "mlflow_model"]
@@ -125,6 +126,12 @@ def credential_for(endpoint: EndpointConfig) -> str | None:
     """The secret named by ``credential_env``; a named but unset variable is a configuration error."""
     if not endpoint.credential_env:
         return None
+    if outbound.credential_env_problem(endpoint.credential_env):
+        # Never read (and send to a provider) a variable outside SECRET_ENV_PREFIX, e.g. DATABASE_URL.
+        raise PermanentPipelineError(
+            f"endpoint {endpoint.name!r}: {outbound.credential_env_problem(endpoint.credential_env)}",
+            system=endpoint.name,
+        )
     value = os.environ.get(endpoint.credential_env)
     if not value:
         raise PermanentPipelineError(
@@ -149,6 +156,8 @@ def chat_complete(
     if not messages:
         raise PermanentPipelineError("a chat needs at least one message", system=endpoint.name)
     state = _state_for(endpoint)
+    if endpoint.kind == "openai_compatible":
+        outbound.url_guard(endpoint.url, what=f"endpoint {endpoint.name!r}", system=endpoint.name)
     token = credential_for(endpoint)
     attempts = 1 + max(0, endpoint.max_retries)
     last_reason = ""
@@ -200,9 +209,12 @@ def _openai_chat(
     except requests.Timeout:
         raise _Retryable(f"no answer within {endpoint.timeout_seconds:g} s") from None
     except requests.ConnectionError as exc:
-        raise _Retryable(f"cannot connect to {url}: {type(exc).__name__}") from None
+        # The URL is not repeated: errors are shown to engineers, and an internal address is information.
+        raise _Retryable(f"cannot connect to the endpoint: {type(exc).__name__}") from None
     except requests.RequestException as exc:
-        raise PermanentPipelineError(f"endpoint {endpoint.name!r}: bad request: {exc}", system=endpoint.name) from None
+        raise PermanentPipelineError(
+            f"endpoint {endpoint.name!r}: bad request: {type(exc).__name__}", system=endpoint.name
+        ) from None
     if response.status_code in RETRYABLE_STATUS:
         raise _Retryable(f"HTTP {response.status_code}", _retry_after(response.headers.get("Retry-After")))
     if response.status_code >= 400:

@@ -17,14 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pipelines.gates import gates_evaluate
 from pipelines.models import Approval, Environment, ModelVersion, PromotionRequest, Rollout
 from pipelines.rollout import rollout_create, rollout_retry
 from pipelines.webhooks import webhook_emit
-from reviewapp.errors import Conflict, ValidationFailed
+from reviewapp.errors import Conflict, ServiceError, ValidationFailed
 from reviewapp.models import Project, Role
 from reviewapp.selectors import role_for
 from reviewapp.services.audit import audit_record
@@ -45,6 +45,12 @@ ENV_FIELDS = (
     "max_p95_ms",
 )
 DEMO_SOAK_SECONDS = 3  # the demo's environments soak briefly; production shape is the model default (60 s)
+
+
+class ResourceTaken(Conflict):
+    """A local port or Databricks serving endpoint that another environment owns."""
+
+    code = "resource_in_use"
 
 
 class AlreadyApproved(Conflict):
@@ -103,6 +109,38 @@ def _canary_limits_clean(out: dict[str, Any]) -> None:
         raise _error("max_p95_ms", "max_p95_ms is between 1 and 600000 milliseconds.")
 
 
+def _owner_check(*, values: dict[str, Any], actor: Any, exclude_pk: int | None = None) -> None:
+    """409 when another environment owns the port or endpoint name; the owner's project is named only
+    to a caller who may see that project (otherwise "already in use": nothing leaks across projects)."""
+    checks = []
+    if values.get("local_port") is not None:
+        checks.append(("local_port", "port", {"local_port": int(values["local_port"])}))
+    if values.get("serving_endpoint"):
+        checks.append(("serving_endpoint", "serving endpoint", {"serving_endpoint": values["serving_endpoint"]}))
+    for _field, label, lookup in checks:
+        owner = Environment.objects.filter(**lookup).exclude(pk=exclude_pk).select_related("project").first()
+        if owner is None:
+            continue
+        what = f"{label} {next(iter(lookup.values()))}"
+        if actor is not None and role_for(user=actor, project=owner.project) is not None:
+            raise ResourceTaken(
+                f"The {what} belongs to environment {owner.name!r} of project {owner.project.name!r}; "
+                "choose another one."
+            )
+        raise ResourceTaken(f"The {what} is already in use; choose another one.")
+
+
+def _save_owned(save: Any, *, values: dict[str, Any], actor: Any, exclude_pk: int | None) -> Any:
+    """Run ``save`` in a savepoint; a unique-constraint race ends as the same 409 as the check before it."""
+    _owner_check(values=values, actor=actor, exclude_pk=exclude_pk)
+    try:
+        with transaction.atomic():
+            return save()
+    except IntegrityError:
+        _owner_check(values=values, actor=actor, exclude_pk=exclude_pk)
+        raise
+
+
 def environment_create(*, project: Project, actor: Any, name: str, **values: Any) -> Environment:
     name = (name or "").strip().lower()
     if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -116,22 +154,32 @@ def environment_create(*, project: Project, actor: Any, name: str, **values: Any
         raise _error("serving_endpoint", "A Databricks environment names its serving endpoint.")
     if values.get("serving_kind", "local") == Environment.ServingKind.LOCAL and not values.get("local_port"):
         raise _error("local_port", "A local environment needs a port for its endpoint.")
-    with transaction.atomic():
+
+    def save() -> Environment:
         environment = Environment.objects.create(project=project, name=name, **values)
         audit_record(actor=actor, action="environment.created", target=environment, project=project, data=values)
-    return environment
+        return environment
+
+    return _save_owned(save, values=values, actor=actor, exclude_pk=None)
 
 
 def environment_update(*, environment: Environment, actor: Any, **values: Any) -> Environment:
     values = _environment_clean({k: v for k, v in values.items() if k in ENV_FIELDS})
-    with transaction.atomic():
+
+    def save() -> Environment:
         for key, value in values.items():
             setattr(environment, key, value)
         environment.save(update_fields=list(values) or None)
         audit_record(
             actor=actor, action="environment.updated", target=environment, project=environment.project, data=values
         )
-    return environment
+        return environment
+
+    try:
+        return _save_owned(save, values=values, actor=actor, exclude_pk=environment.pk)
+    except ServiceError:
+        environment.refresh_from_db()  # the refused values were set on the instance; drop them
+        raise
 
 
 def environments_ensure_default(*, project: Project, base_port: int | None = None) -> list[Environment]:
@@ -140,17 +188,32 @@ def environments_ensure_default(*, project: Project, base_port: int | None = Non
 
     base = base_port or settings.LOCAL_SERVING_BASE_PORT
     defaults = [
-        ("staging", {"alias": "staging", "local_port": base + 1, "canary_stages": [100]}),
-        ("production", {"alias": "champion", "local_port": base + 2, "canary_stages": list(DEFAULT_STAGES)}),
+        ("staging", {"alias": "staging", "canary_stages": [100]}),
+        ("production", {"alias": "champion", "canary_stages": list(DEFAULT_STAGES)}),
     ]
     for _, values in defaults:
         values["soak_seconds"] = DEMO_SOAK_SECONDS
     out = []
-    for name, values in defaults:
-        environment, _ = Environment.objects.get_or_create(
-            project=project, name=name, defaults={**values, "serving_kind": Environment.ServingKind.LOCAL}
-        )
-        out.append(environment)
+    with transaction.atomic():
+        # A port belongs to one environment: the first project gets base+1 and base+2, later ones the
+        # next ports no environment owns.
+        taken = set(Environment.objects.exclude(local_port=None).values_list("local_port", flat=True))
+        port = base
+        for name, values in defaults:
+            environment = Environment.objects.filter(project=project, name=name).first()
+            if environment is None:
+                port += 1
+                while port in taken:
+                    port += 1
+                taken.add(port)
+                environment = Environment.objects.create(
+                    project=project,
+                    name=name,
+                    local_port=port,
+                    serving_kind=Environment.ServingKind.LOCAL,
+                    **values,
+                )
+            out.append(environment)
     return out
 
 
@@ -166,6 +229,15 @@ def promotion_request(
         raise _error("reason", "Say why this version should be promoted.")
     if environment.project_id != model_version.project_id:
         raise _error("environment", "The environment belongs to another project.")
+    allowed = environment.project.registered_models()
+    if model_version.registered_model not in allowed:
+        # Model code is not anybody's: only versions of the project's own registered model(s) go live.
+        raise _error(
+            "model_version",
+            f"Only versions of this project's registered model ({', '.join(sorted(allowed))}) may be promoted."
+            if allowed
+            else "This project names no registered model; an admin sets it before versions are promoted.",
+        )
     if environment.current_version_id == model_version.pk:
         raise Conflict(f"v{model_version.version} is already live on {environment.name}.")
     open_statuses = [Status.PENDING, Status.APPROVED, Status.ROLLING_OUT]

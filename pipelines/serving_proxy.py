@@ -5,7 +5,8 @@ library only, no Django), so it outlives the worker that started it. It re-reads
 whenever the file changes: ``{"generation": n, "routes": [{"name", "version", "port", "weight"}]}``
 (weights in percent), and spreads requests over the backends by smooth weighted round robin, so a
 10% canary gets exactly 1 request in 10. Each answer says which version served it
-(``X-Reviewdesk-Served-Version``). ``GET /__reviewdesk/routes`` returns the routes it serves now.
+(``X-Reviewdesk-Served-Version``). ``GET /__reviewdesk/routes`` returns the routes it serves now
+and its owner. Started with ``--owner``, it only takes a routes file written for that owner.
 
 A request with ``X-Reviewdesk-Version: <version>`` goes to that version's backend whatever the
 weights (a rollout's health checks address the canary directly this way); a version that is not
@@ -27,8 +28,11 @@ PIN_HEADER = "X-Reviewdesk-Version"
 
 
 class Routes:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, owner: str = "") -> None:
         self.path = path
+        # The environment that owns this port: a routes file written for another owner is not taken
+        # (the proxy keeps what it serves), so one project cannot take over another's endpoint.
+        self.owner = owner
         self.key: tuple[int, int] | None = None
         self.data: dict[str, Any] = {"generation": 0, "routes": []}
         self.current: list[int] = []
@@ -44,11 +48,13 @@ class Routes:
             if key != self.key:
                 try:
                     with open(self.path) as f:
-                        self.data = json.load(f)
+                        data = json.load(f)
                 except (FileNotFoundError, ValueError):
-                    self.data = {"generation": 0, "routes": []}
+                    data = {"generation": 0, "routes": []}
                 self.key = key
-                self.current = [0] * len(self.data["routes"])
+                if not self.owner or data.get("owner") == self.owner:
+                    self.data = {**data, "owner": self.owner}
+                    self.current = [0] * len(self.data["routes"])
             return self.data
 
     def pick(self) -> dict[str, Any] | None:
@@ -140,8 +146,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--routes", required=True)
+    parser.add_argument("--owner", default="", help="the environment that owns the port")
     args = parser.parse_args()
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(Routes(args.routes)))
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(Routes(args.routes, args.owner)))
     server.daemon_threads = True
     server.serve_forever(poll_interval=0.2)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 
+from pipelines import outbound
 from pipelines.errors import PermanentPipelineError, TransientPipelineError
 from pipelines.models import PromotionRequest, Rollout
 
@@ -102,12 +103,20 @@ def webhook_deliver(*, url: str, payload: dict[str, Any], delivery_id: str = "")
         headers[SIGNATURE_HEADER] = webhook_sign(
             secret=settings.PROMOTION_WEBHOOK_SECRET, timestamp=timestamp, body=body
         )
+    # Named by its position, never by its URL: the receiver may be an internal address.
+    what = f"webhook #{_position(url)}"
+    outbound.url_guard(url, what=what, system=SYSTEM)
     try:
         response = requests.post(url, data=body, headers=headers, timeout=(3, 10), allow_redirects=False)
     except requests.RequestException as exc:
-        raise TransientPipelineError(f"webhook {url}: {type(exc).__name__}", system=SYSTEM) from None
+        raise TransientPipelineError(f"{what}: {type(exc).__name__}", system=SYSTEM) from None
     if response.status_code >= 500 or response.status_code in (408, 429):
-        raise TransientPipelineError(f"webhook {url}: HTTP {response.status_code}", system=SYSTEM)
+        raise TransientPipelineError(f"{what}: HTTP {response.status_code}", system=SYSTEM)
     if response.status_code >= 300:
-        raise PermanentPipelineError(f"webhook {url}: HTTP {response.status_code}", system=SYSTEM)
+        raise PermanentPipelineError(f"{what}: HTTP {response.status_code}", system=SYSTEM)
     return response.status_code
+
+
+def _position(url: str) -> int:
+    urls = list(settings.PROMOTION_WEBHOOK_URLS)
+    return urls.index(url) + 1 if url in urls else 0

@@ -406,6 +406,44 @@ LOCAL_SERVING_HOST = os.environ.get("LOCAL_SERVING_HOST") or "127.0.0.1"
 PROMOTION_WEBHOOK_URLS = envlist("PROMOTION_WEBHOOK_URL", [])
 PROMOTION_WEBHOOK_SECRET = envsecret("PROMOTION_WEBHOOK_SECRET") or ""
 
+# --- Isolation: what a project may reach outside (pipelines/outbound.py, docs/security.md) ----------
+# Hosts outgoing HTTP may reach although they are loopback, link-local or private addresses (LLM
+# endpoints, webhooks, Databricks hosts): comma-separated host names, IP addresses or CIDR networks.
+# Public addresses need no entry. Cloud metadata addresses are refused whatever this says. The demo
+# (DEBUG) and the tests allow loopback; production allows none unless listed (e.g. "mlflow,10.0.0.0/8").
+OUTBOUND_ALLOWED_HOSTS = envlist(
+    "OUTBOUND_ALLOWED_HOSTS", ["localhost", "127.0.0.0/8", "::1"] if DEBUG or TESTING else []
+)
+# LLM endpoints may only name credential variables that start with this prefix, so an endpoint can
+# never make the application send DATABASE_URL, SECRET_KEY or cloud credentials to a provider.
+SECRET_ENV_PREFIX = (os.environ.get("REVIEWDESK_SECRET_PREFIX") or "REVIEWDESK_SECRET_").strip()
+if len(SECRET_ENV_PREFIX) < 4 or not SECRET_ENV_PREFIX.replace("_", "").isalnum() or not SECRET_ENV_PREFIX.isupper():
+    raise ImproperlyConfigured("REVIEWDESK_SECRET_PREFIX must be 4+ upper-case letters, digits or '_'")
+# Where Delta targets may lie: comma-separated absolute local folders and object-store prefixes
+# (s3://bucket/prefix/). DELTA_ROOT (where default targets go) is always allowed.
+DELTA_ALLOWED_ROOTS = envlist("DELTA_ALLOWED_ROOTS", [DELTA_ROOT])
+# Unity Catalog schemas each project may deliver to: rules separated by ';', each
+# "<project slug or *>=<catalog.schema>[,<catalog.schema>...]", where the schema may be '*' (every
+# schema of the catalog), e.g. "support=main.reviewdesk,main.support;*=sandbox.*". Unset: none.
+UC_ALLOWED_SCHEMAS_RAW = os.environ.get("UC_ALLOWED_SCHEMAS", "")
+
+
+def _isolation_settings_check() -> None:
+    from pipelines import outbound  # standard library only; settings is the wiring and may name it
+
+    for name, check in (
+        ("OUTBOUND_ALLOWED_HOSTS", lambda: outbound.allowed_hosts_parse(OUTBOUND_ALLOWED_HOSTS)),
+        ("DELTA_ALLOWED_ROOTS", lambda: outbound.delta_roots_parse([*DELTA_ALLOWED_ROOTS, DELTA_ROOT])),
+        ("UC_ALLOWED_SCHEMAS", lambda: outbound.uc_schemas_parse(UC_ALLOWED_SCHEMAS_RAW)),
+    ):
+        try:
+            check()
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+_isolation_settings_check()
+
 # --- Evaluations: model endpoints and LLM judges -------------------------------------------
 # Model endpoints the deployment manages as code: a JSON list of objects with name, kind
 # (databricks_serving | openai_compatible | mlflow_model), url, endpoint_name, model,

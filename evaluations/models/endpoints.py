@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from pipelines import outbound
 from reviewapp.errors import FieldError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -101,6 +102,10 @@ def endpoint_fields_validate(values: Mapping[str, Any]) -> list[FieldError]:
         return errors
     if url and not URL_RE.match(url):
         bad("url", "Must be an http:// or https:// URL.")
+    elif url:
+        problem = outbound.url_problem(url)
+        if problem:
+            bad("url", f"The URL {problem}.")
     if kind == Endpoint.Kind.OPENAI_COMPATIBLE:
         if not url:
             bad("url", "An OpenAI-compatible endpoint needs its base URL, e.g. https://api.openai.com/v1.")
@@ -112,7 +117,11 @@ def endpoint_fields_validate(values: Mapping[str, Any]) -> list[FieldError]:
         if not values.get("endpoint_name"):
             bad("endpoint_name", "A Databricks endpoint needs the serving endpoint name.")
         if not credential_env:
-            bad("credential_env", "A Databricks endpoint needs the variable holding a token, e.g. DATABRICKS_TOKEN.")
+            bad(
+                "credential_env",
+                "A Databricks endpoint needs the variable holding a token, e.g. "
+                f"{settings.SECRET_ENV_PREFIX}DATABRICKS_TOKEN.",
+            )
     elif kind == Endpoint.Kind.MLFLOW_MODEL and not MODEL_URI_RE.match(model):
         bad("model", "An MLflow model endpoint needs a registered model version: models:/<name>/<version>.")
     if credential_env and not ENV_NAME_RE.match(credential_env):
@@ -120,6 +129,10 @@ def endpoint_fields_validate(values: Mapping[str, Any]) -> list[FieldError]:
             "credential_env",
             "Give the NAME of an environment variable (A-Z, 0-9, _), not the key itself.",
         )
+    elif credential_env:
+        problem = outbound.credential_env_problem(credential_env)
+        if problem:
+            bad("credential_env", problem)
     _check_number(values, "rate_limit_rpm", bad, minimum=1, maximum=1_000_000, integer=True)
     _check_number(values, "timeout_seconds", bad, minimum=0.1, maximum=600)
     _check_number(values, "max_retries", bad, minimum=0, maximum=10, integer=True)

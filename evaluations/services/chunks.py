@@ -261,7 +261,7 @@ def _generate(*, run: Run, items: list[Item], snapshots: dict[str, dict[str, Any
         raise PermanentPipelineError("Response generation (evaluations.targets) is not installed.", system="targets")
     requests = [_input(item, snapshots) for item in items]
     try:
-        generated = list(targets.responses_generate(target=run.target, rows=requests))
+        generated = list(targets.responses_generate(target=run.target, rows=requests, project=run.project))
         if len(generated) != len(items):
             raise PermanentPipelineError(f"The target answered {len(generated)} of {len(items)} requests.")
         made = [

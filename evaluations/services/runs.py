@@ -72,7 +72,7 @@ def targets_module() -> ModuleType | None:
     return targets
 
 
-def target_validate(*, target: Any) -> dict[str, Any]:
+def target_validate(*, target: Any, project: Project | None = None) -> dict[str, Any]:
     """``{"kind": "stored"}`` (score the items' own responses) or a generation target, checked."""
     if target in (None, "", "stored"):
         return {"kind": "stored"}
@@ -99,7 +99,7 @@ def target_validate(*, target: Any) -> dict[str, Any]:
     targets = targets_module()
     if targets is None:
         raise ValidationFailed([_err("target.kind", f"Generating responses ({kind}) is not available here.")])
-    return dict(targets.target_validate(target))
+    return dict(targets.target_validate(target, project=project))
 
 
 # --- start and cancel --------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def run_start(
     except ValidationFailed as exc:
         errors.extend(exc.errors)
     try:
-        clean_target = target_validate(target=target)
+        clean_target = target_validate(target=target, project=project)
     except ValidationFailed as exc:
         errors.extend(exc.errors)
     if errors:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from reviewapp.models import Project
 
@@ -80,7 +81,17 @@ class Environment(models.Model):
 
     class Meta:
         ordering = ["project", "name"]
-        constraints = [models.UniqueConstraint(fields=["project", "name"], name="environment_name_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="environment_name_unique"),
+            # A local port and a Databricks serving endpoint (one workspace per deployment) belong to one
+            # environment: otherwise one project's rollout would replace another project's live model.
+            models.UniqueConstraint(
+                fields=["local_port"], condition=Q(local_port__isnull=False), name="environment_local_port_owned"
+            ),
+            models.UniqueConstraint(
+                fields=["serving_endpoint"], condition=~Q(serving_endpoint=""), name="environment_endpoint_owned"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.project_id}/{self.name}"

@@ -19,7 +19,7 @@ from django.db.models import F, Prefetch, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from pipelines import delta
+from pipelines import delta, outbound
 from pipelines.errors import PermanentPipelineError, PipelineError, TransientPipelineError
 from pipelines.models import DatasetRow, DeliveryTarget, Push, TargetKind
 from pipelines.pushes.queueing import _labels_between
@@ -222,6 +222,10 @@ def _dataset_id(push: Push) -> int | None:
 
 def _push_delta(push: Push) -> PushOutcome:
     uri = push.target
+    # Checked again here: the operator may have narrowed DELTA_ALLOWED_ROOTS since the target was made.
+    problem = outbound.delta_location_problem(uri)
+    if problem:
+        raise PermanentPipelineError(problem, system="delta")
     # Replay check before reading any row: a batch the table already holds costs one log read.
     applied = delta.delta_batch_version(uri=uri, batch_id=push.batch_id)
     if applied is not None:
@@ -250,6 +254,9 @@ def _stage(push: Push, path: Path) -> int:
 def _push_unity_catalog(push: Push) -> PushOutcome:
     from pipelines.unity_catalog import uc_push_batch, uc_push_check
 
+    problem = outbound.uc_schema_problem(project_slug=push.project.slug, full_name=push.target)
+    if problem:
+        raise PermanentPipelineError(problem, system="unity_catalog")
     uc_push_check(full_name=push.target)  # configuration errors before reading or writing anything
     kinds = feedback_kinds(push=push)
     with tempfile.TemporaryDirectory(prefix="reviewdesk-push-") as folder:

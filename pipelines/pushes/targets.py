@@ -8,9 +8,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.text import slugify
 
-from pipelines import delta
+from pipelines import delta, outbound
 from pipelines.models import DeliveryTarget, TargetKind
-from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import Project
 from reviewapp.services.audit import audit_record
 
@@ -22,16 +22,43 @@ def delta_default_uri(*, project: Project, name: str = "curated") -> str:
     return f"{settings.DELTA_ROOT.rstrip('/')}/{project.slug}/{slugify(name) or 'curated'}"
 
 
-def target_validate(*, kind: str, target: str, field: str = "target") -> list[FieldError]:
+def target_validate(
+    *, kind: str, target: str, field: str = "target", project: Project | None = None
+) -> list[FieldError]:
+    """Errors of a target: its form, then where it may be (DELTA_ALLOWED_ROOTS, UC_ALLOWED_SCHEMAS)."""
     from pipelines.unity_catalog import uc_name_validate
 
     if kind == TargetKind.DELTA:
-        problem = delta.table_uri_validate(target)
+        problem = delta.table_uri_validate(target) or outbound.delta_location_problem(target)
     elif kind == TargetKind.UNITY_CATALOG:
         problem = uc_name_validate(target)
+        if problem is None and project is not None:
+            problem = outbound.uc_schema_problem(project_slug=project.slug, full_name=target)
     else:
         return [{"index": None, "field": "kind", "message": "Choose delta or unity_catalog."}]
     return [{"index": None, "field": field, "message": problem}] if problem else []
+
+
+class TargetTaken(Conflict):
+    code = "target_in_use"
+
+
+def _location_owner_check(*, project: Project, kind: str, target: str, user: Any) -> None:
+    """409 when another project's target is this table, or lies under it or above it: a table location
+    belongs to one project. The owner is named only to a user who may see its project."""
+    from reviewapp.selectors import role_for
+
+    others = DeliveryTarget.objects.filter(kind=kind).exclude(project=project).select_related("project")
+    if kind == TargetKind.UNITY_CATALOG:
+        clashes = [t for t in others if t.target.replace("`", "").lower() == target.replace("`", "").lower()]
+    else:
+        clashes = [t for t in others if outbound.locations_overlap(t.target, target)]
+    if not clashes:
+        return
+    owner = clashes[0].project
+    if _is_user(user) and role_for(user=user, project=owner) is not None:
+        raise TargetTaken(f"This table location is used by a delivery target of project {owner.name!r}.")
+    raise TargetTaken("This table location is already in use.")
 
 
 def delivery_target_create(
@@ -41,10 +68,11 @@ def delivery_target_create(
     target = (target or "").strip()
     if kind == TargetKind.DELTA and not target:
         target = delta_default_uri(project=project)
-    errors = target_validate(kind=kind, target=target)
+    errors = target_validate(kind=kind, target=target, project=project)
     if errors:
         raise ValidationFailed(errors)
     with transaction.atomic():
+        _location_owner_check(project=project, kind=kind, target=target, user=user)
         found, created = DeliveryTarget.objects.get_or_create(
             project=project,
             kind=kind,

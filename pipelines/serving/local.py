@@ -17,6 +17,7 @@ from django.conf import settings
 
 from pipelines.errors import PermanentPipelineError, TransientPipelineError
 from pipelines.models import Environment
+from pipelines.outbound import environ_without_secrets
 from pipelines.serving.split import SYSTEM, EndpointNotReady, Heartbeat, Split, entity_name
 
 
@@ -109,8 +110,9 @@ def local_model_server_ensure(*, model_uri: str, deadline: float, heartbeat: Hea
     port = _free_port()
     log = _dir("logs") / f"{_server_key(model_uri)}.log"
     bin_dir = str(Path(sys.executable).parent)
+    # Model code is not trusted with the application's secrets (database, secret key, tokens).
     env = {
-        **os.environ,
+        **environ_without_secrets(),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",  # the server runs `uvicorn` from PATH
         "MLFLOW_TRACKING_URI": str(settings.MLFLOW_TRACKING_URI),
         "MLFLOW_REGISTRY_URI": str(getattr(settings, "MLFLOW_REGISTRY_URI", "") or settings.MLFLOW_TRACKING_URI),
@@ -184,13 +186,49 @@ def local_model_server_stop(*, model_uri: str) -> None:
     state_path.unlink(missing_ok=True)
 
 
-def local_proxy_ensure(*, port: int, deadline: float) -> dict[str, Any]:
-    """The environment's endpoint on ``port``: the weighted proxy, started (detached) when not running."""
+def port_owner(environment: Environment) -> str:
+    """The owner key a port's proxy and routes file carry: one environment (see serving_proxy --owner)."""
+    return f"environment:{environment.pk}"
+
+
+def _port_check(*, environment: Environment, port: int) -> None:
+    """Refuse to serve ``environment`` on ``port`` unless it owns the port (the database says who does)."""
+    owner = Environment.objects.filter(local_port=port).exclude(pk=environment.pk).first()
+    if owner is not None or environment.local_port != port:
+        raise PermanentPipelineError(
+            f"port {port} belongs to another environment; this environment does not own it", system=SYSTEM
+        )
+
+
+def _foreign_proxy(*, environment: Environment, port: int, answer: tuple[int, bytes] | None) -> bool:
+    """True when the proxy on ``port`` serves another environment that still owns the port."""
+    if answer is None or answer[0] != 200:
+        return False
+    try:
+        running = str(json.loads(answer[1]).get("owner") or "")
+    except ValueError:
+        return False
+    if not running or running == port_owner(environment):
+        return False
+    other = running.removeprefix("environment:")
+    return other.isdigit() and Environment.objects.filter(pk=int(other), local_port=port).exists()
+
+
+def local_proxy_ensure(*, port: int, deadline: float, environment: Environment) -> dict[str, Any]:
+    """The environment's endpoint on ``port``: the weighted proxy, started (detached) when not running.
+
+    Only the environment that owns ``port`` gets it: a proxy that serves another environment which
+    still owns the port is never stopped or re-routed (PermanentPipelineError).
+    """
+    _port_check(environment=environment, port=port)
+    owner = port_owner(environment)
     state_path = _dir("proxies") / f"{port}.json"
     routes_path = _dir("proxies") / f"{port}.routes.json"
     answer = _http_get(port, "/__reviewdesk/routes")
+    if _foreign_proxy(environment=environment, port=port, answer=answer):
+        raise PermanentPipelineError(f"port {port} serves another environment's model", system=SYSTEM)
     state = _read_json(state_path)
-    if answer is not None and answer[0] == 200 and state and _alive(state.get("pid")):
+    if answer is not None and answer[0] == 200 and state and _alive(state.get("pid")) and state.get("owner") == owner:
         return state
     if state and _alive(state.get("pid")):
         _stop_group(int(state["pid"]))
@@ -198,8 +236,9 @@ def local_proxy_ensure(*, port: int, deadline: float) -> dict[str, Any]:
         raise PermanentPipelineError(
             f"port {port} is taken by another program; choose another local port for this environment", system=SYSTEM
         )
-    if not routes_path.exists():
-        _write_json(routes_path, {"generation": 0, "routes": []})
+    if (_read_json(routes_path) or {}).get("owner") != owner:
+        # Routes left by an environment that no longer owns the port are not served by this one.
+        _write_json(routes_path, {"generation": 0, "routes": [], "owner": owner})
     log = _dir("logs") / f"proxy-{port}.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
@@ -213,6 +252,8 @@ def local_proxy_ensure(*, port: int, deadline: float) -> dict[str, Any]:
                 str(port),
                 "--routes",
                 str(routes_path),
+                "--owner",
+                owner,
             ],
             cwd=str(settings.BASE_DIR),
             stdout=out,
@@ -220,7 +261,7 @@ def local_proxy_ensure(*, port: int, deadline: float) -> dict[str, Any]:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    state = {"port": port, "pid": process.pid, "routes": str(routes_path), "log": str(log)}
+    state = {"port": port, "pid": process.pid, "routes": str(routes_path), "log": str(log), "owner": owner}
     _write_json(state_path, state)
     while _http_get(port, "/__reviewdesk/routes") is None:
         if not _alive(process.pid) or time.monotonic() >= deadline:
@@ -245,7 +286,7 @@ def _local_apply(
     if not port:
         raise PermanentPipelineError(f"environment {environment.name!r} has no local port", system=SYSTEM)
     started = time.monotonic()
-    proxy = local_proxy_ensure(port=port, deadline=deadline)
+    proxy = local_proxy_ensure(port=port, deadline=deadline, environment=environment)
     routes = []
     for s in split:
         server = local_model_server_ensure(model_uri=s.model_version.uri, deadline=deadline, heartbeat=heartbeat)
@@ -262,7 +303,7 @@ def _local_apply(
     if current.get("routes") == routes:
         return {"action": "already serving", "waited_seconds": round(time.monotonic() - started, 3), "routes": routes}
     generation = int(current.get("generation") or 0) + 1
-    _write_json(Path(proxy["routes"]), {"generation": generation, "routes": routes})
+    _write_json(Path(proxy["routes"]), {"generation": generation, "routes": routes, "owner": port_owner(environment)})
     while int(local_routes_read(port=port).get("generation") or 0) < generation:
         if time.monotonic() >= deadline:
             raise EndpointNotReady(f"the local endpoint on port {port} did not take the new routes", system=SYSTEM)
@@ -352,8 +393,11 @@ def local_endpoint_restore(*, environment: Environment, deadline: float, heartbe
     port = environment.local_port
     if not port:
         raise PermanentPipelineError(f"environment {environment.name!r} has no local port", system=SYSTEM)
+    _port_check(environment=environment, port=port)
     routes_path = _dir("proxies") / f"{port}.routes.json"
     saved = _read_json(routes_path) or {}
+    if saved.get("owner") != port_owner(environment):
+        saved = {}  # another environment's routes (the port changed hands): never restored here
     routes = [dict(r) for r in saved.get("routes") or [] if r.get("model_uri")]
     if not routes:
         if environment.current_version is None:
@@ -370,9 +414,10 @@ def local_endpoint_restore(*, environment: Environment, deadline: float, heartbe
             started.append(f"model server v{route['version']}")
         route["port"] = int(server["port"])
     if routes != saved.get("routes"):
-        _write_json(routes_path, {"generation": int(saved.get("generation") or 0) + 1, "routes": routes})
+        generation = int(saved.get("generation") or 0) + 1
+        _write_json(routes_path, {"generation": generation, "routes": routes, "owner": port_owner(environment)})
     proxy_before = (_read_json(_dir("proxies") / f"{port}.json") or {}).get("pid")
-    proxy = local_proxy_ensure(port=port, deadline=deadline)
+    proxy = local_proxy_ensure(port=port, deadline=deadline, environment=environment)
     if proxy.get("pid") != proxy_before:
         started.append(f"endpoint on port {port}")
     generation = int((_read_json(routes_path) or {}).get("generation") or 0)

@@ -22,7 +22,7 @@ from pipelines.pushes import (
     push_create,
 )
 from pipelines.selectors.pushes import delivery_target_get_for_user, delivery_target_list, push_list
-from reviewapp.errors import ValidationFailed
+from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors import project_get_for_user
 from reviewapp.views.http import AuthedHtmxRequest
@@ -75,6 +75,8 @@ def delivery_target_create_view(request: AuthedHtmxRequest, slug: str) -> HttpRe
     except ValidationFailed as exc:
         errors = [f"{e['field']}: {e['message']}" for e in exc.errors]
         return render(request, TEMPLATE, _context(project, errors=errors, form=request.POST), status=400)
+    except Conflict as exc:  # the location belongs to another project's target
+        return render(request, TEMPLATE, _context(project, errors=[exc.message], form=request.POST), status=409)
     messages.success(request, f"Delivery target {target.target} added.")
     return redirect("pushes-list", slug=project.slug)
 

@@ -61,6 +61,12 @@ class Project(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def registered_models(self) -> set[str]:
+        """The registered model(s) whose versions this project may evaluate and promote (set by an admin);
+        a model URI of any other registered model is refused (its code is not this project's)."""
+        name = self.mlflow_registered_model.strip()
+        return {name} if name else set()
+
 
 class Role(models.TextChoices):
     REVIEWER = "reviewer", "Reviewer"

@@ -139,13 +139,13 @@ def test_an_unreachable_host_fails_within_the_timeout() -> None:
 def test_chat_complete_reaches_databricks_through_the_adapter_and_retries_5xx(
     fake: FakeDatabricks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TEST_DBX_TOKEN", fake.token)
+    monkeypatch.setenv("REVIEWDESK_SECRET_TEST_DBX_TOKEN", fake.token)
     endpoint = EndpointConfig(
         name="dbx-judge",
         kind="databricks_serving",
         url=fake.url,
         endpoint_name="judge-llm",
-        credential_env="TEST_DBX_TOKEN",
+        credential_env="REVIEWDESK_SECRET_TEST_DBX_TOKEN",
         timeout_seconds=5,
         backoff_seconds=0.01,
     )

@@ -22,7 +22,7 @@ DECLARED = {
     "kind": "openai_compatible",
     "url": "http://127.0.0.1:9/v1",
     "model": "gpt-4o-mini",
-    "credential_env": "OPENAI_API_KEY",
+    "credential_env": "REVIEWDESK_SECRET_OPENAI_API_KEY",
     "max_concurrency": 8,
 }
 
@@ -41,7 +41,7 @@ def test_a_declared_endpoint_resolves_by_name(settings) -> None:  # type: ignore
         "openai_compatible",
         "http://127.0.0.1:9/v1",
         "gpt-4o-mini",
-        "OPENAI_API_KEY",
+        "REVIEWDESK_SECRET_OPENAI_API_KEY",
     )
     assert config.max_concurrency == 8
     assert config.timeout_seconds == 30.0  # the default when the entry does not say
@@ -54,7 +54,7 @@ def test_an_admin_endpoint_resolves_by_name() -> None:
         kind="databricks_serving",
         url="https://adb-1.azuredatabricks.net",
         endpoint_name="judge-llm",
-        credential_env="DATABRICKS_TOKEN",
+        credential_env="REVIEWDESK_SECRET_DATABRICKS_TOKEN",
         rate_limit_rpm=120,
     )
 

@@ -16,7 +16,7 @@ from pipelines.llm_client import EndpointConfig, chat_complete
 from tests.fakes.http import Reply
 from tests.fakes.openai_chat import FakeChatServer
 
-KEY_ENV = "TEST_LLM_CLIENT_KEY"
+KEY_ENV = "REVIEWDESK_SECRET_TEST_LLM_CLIENT_KEY"
 HELLO = [{"role": "user", "content": "Say hello"}]
 
 
@@ -141,8 +141,8 @@ def test_a_refused_connection_is_transient(endpoint: EndpointConfig) -> None:
 
 
 def test_a_missing_credential_variable_is_a_configuration_error(endpoint: EndpointConfig) -> None:
-    with pytest.raises(PermanentPipelineError, match="environment variable NOT_SET_ANYWHERE is not set"):
-        chat_complete(replace(endpoint, credential_env="NOT_SET_ANYWHERE"), HELLO)
+    with pytest.raises(PermanentPipelineError, match="environment variable REVIEWDESK_SECRET_UNSET is not set"):
+        chat_complete(replace(endpoint, credential_env="REVIEWDESK_SECRET_UNSET"), HELLO)
 
 
 def test_the_concurrency_limit_holds_across_threads(server: FakeChatServer, endpoint: EndpointConfig) -> None:

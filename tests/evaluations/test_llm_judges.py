@@ -19,7 +19,7 @@ from tests.fakes.http import Reply
 from tests.fakes.openai_chat import FakeChatServer
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY_ENV = "TEST_JUDGE_KEY"
+KEY_ENV = "REVIEWDESK_SECRET_TEST_JUDGE_KEY"
 CONTEXT = [{"doc_uri": "kb/billing/refunds.md", "content": "Annual plans are refundable within 14 days."}]
 
 
@@ -281,14 +281,14 @@ def test_a_databricks_serving_endpoint_can_be_the_judge(settings, monkeypatch, t
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "absent.cfg"))
     with FakeDatabricks().running() as fake:
         fake.add_chat_endpoint("judge-llm")
-        monkeypatch.setenv("TEST_DBX_TOKEN", fake.token)
+        monkeypatch.setenv("REVIEWDESK_SECRET_TEST_DBX_TOKEN", fake.token)
         settings.EVALUATION_ENDPOINTS = [
             {
                 "name": "dbx",
                 "kind": "databricks_serving",
                 "url": fake.url,
                 "endpoint_name": "judge-llm",
-                "credential_env": "TEST_DBX_TOKEN",
+                "credential_env": "REVIEWDESK_SECRET_TEST_DBX_TOKEN",
                 "timeout_seconds": 5,
             }
         ]

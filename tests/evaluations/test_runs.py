@@ -285,7 +285,7 @@ def test_judges_run_concurrently_and_their_errors_are_row_errors(project, settin
 @pytest.fixture
 def candidate(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeChatServer]:
     with FakeChatServer(model="candidate-llm").running() as fake:
-        monkeypatch.setenv("TEST_CANDIDATE_KEY", fake.token)
+        monkeypatch.setenv("REVIEWDESK_SECRET_TEST_CANDIDATE_KEY", fake.token)
         fake.answer = lambda messages: "Passwords are reset from Settings, under Security."
         settings.EVALUATION_ENDPOINTS = [
             {
@@ -293,7 +293,7 @@ def candidate(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeChatSer
                 "kind": "openai_compatible",
                 "url": fake.base_url,
                 "model": fake.model,
-                "credential_env": "TEST_CANDIDATE_KEY",
+                "credential_env": "REVIEWDESK_SECRET_TEST_CANDIDATE_KEY",
                 "timeout_seconds": 2,
                 "max_retries": 0,
                 "max_concurrency": 4,
@@ -342,6 +342,8 @@ def test_a_dead_endpoint_errors_every_row_and_fails_the_run(project, candidate) 
 
 def test_a_registry_that_is_down_releases_the_chunk_for_a_retry(project, settings, monkeypatch) -> None:
     """TransientPipelineError from the target: the task's autoretry claims the chunk again later."""
+    project.mlflow_registered_model = "support-rag"  # only the project's own model may be a target
+    project.save(update_fields=["mlflow_registered_model"])
     ingest(project, [rag_row(0)])
     run = run_start(
         project=project,

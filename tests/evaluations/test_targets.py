@@ -14,7 +14,7 @@ from reviewapp.errors import ValidationFailed
 from tests.fakes.http import Reply
 from tests.fakes.openai_chat import FakeChatServer
 
-KEY_ENV = "TEST_TARGET_KEY"
+KEY_ENV = "REVIEWDESK_SECRET_TEST_TARGET_KEY"
 
 
 def errors_of(target: object) -> dict[str, str]:

@@ -107,6 +107,9 @@ def registry_client(registry: Registry) -> Any:
 
 
 def model_version(project: Project, number: str, *, name: str = "support-bot", **fields: Any) -> ModelVersion:
+    from tests.pipelines.promotion_fixtures import project_model_name
+
+    project_model_name(project, name)
     defaults = {"synced_at": timezone.now(), "status": "READY", **fields}
     return ModelVersion.objects.update_or_create(
         project=project, registered_model=name, version=number, defaults=defaults

@@ -17,7 +17,15 @@ from tests.fakes.databricks_api import FakeDatabricks
 UC_MODEL = "main.default.support_assistant"
 
 
+def project_model_name(project: Project, name: str) -> None:
+    """As registry sync does: a project's versions are of the registered model it names (set it if blank)."""
+    if not project.mlflow_registered_model:
+        project.mlflow_registered_model = name
+        project.save(update_fields=["mlflow_registered_model"])
+
+
 def versions(project: Project, *numbers: int, name: str = UC_MODEL) -> list[ModelVersion]:
+    project_model_name(project, name)
     return [
         ModelVersion.objects.get_or_create(
             project=project,

@@ -33,6 +33,7 @@ SOON = timedelta(seconds=10)  # past the feed's settle delay
 @pytest.fixture
 def shared(project: Any, settings: Any, tmp_path: Path) -> DeliveryTarget:
     settings.DELTA_ROOT = str(tmp_path / "delta")
+    settings.DELTA_ALLOWED_ROOTS = [str(tmp_path)]
     return delivery_target_create(project=project, kind="delta", target=str(tmp_path / "shared"), user=None)
 
 

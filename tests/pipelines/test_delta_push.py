@@ -234,9 +234,10 @@ def test_an_unwritable_location_fails_the_push_with_a_clear_error(project, setti
     assert push.rows_written == 0 and push.table_version is None
 
 
-def test_targets_are_validated_before_anything_is_written(project, delta_root: Path) -> None:
+def test_targets_are_validated_before_anything_is_written(project, delta_root: Path, settings) -> None:
     from reviewapp.errors import ValidationFailed
 
+    settings.DELTA_ALLOWED_ROOTS = ["s3://bucket/"]
     for bad in ("relative/path", "/tmp/../etc", "ftp://host/x", "s3://"):
         with pytest.raises(ValidationFailed) as caught:
             delivery_target_create(project=project, kind="delta", target=bad, user=None)

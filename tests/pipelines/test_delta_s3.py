@@ -123,6 +123,8 @@ def s3(s3_server: S3Server, settings: Any) -> S3Server:
             client.delete_object(Bucket=BUCKET, Key=obj["Key"])
     settings.DELTA_STORAGE_OPTIONS = s3_server.options()
     settings.DELTA_STORAGE_TIMEOUT_SECONDS = 5
+    # The operator allows the buckets these tests write to (no-such-bucket: to see the store refuse it).
+    settings.DELTA_ALLOWED_ROOTS = [f"s3://{BUCKET}/reviewdesk/", "s3://no-such-bucket/"]
     return s3_server
 
 

@@ -47,6 +47,7 @@ def fake(settings: Any) -> Iterator[FakeDatabricks]:
         settings.DATABRICKS_WAREHOUSE_ID = "wh-reviewdesk"
         settings.DATABRICKS_UC_VOLUME = VOLUME
         settings.DATABRICKS_TIMEOUT_SECONDS = 5
+        settings.UC_ALLOWED_SCHEMAS_RAW = "*=main.reviewdesk"
         yield server
 
 

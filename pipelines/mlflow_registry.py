@@ -12,7 +12,16 @@ that fails on an input).
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +47,7 @@ PERMANENT_CODES = {
     "NOT_FOUND",
 }
 
-_models: dict[tuple[str, str], Any] = {}
+_models: dict[tuple[str, str], ModelProcess] = {}
 _models_lock = threading.Lock()
 _load_locks: dict[tuple[str, str], threading.Lock] = {}
 
@@ -161,36 +170,120 @@ def pyfunc_loader_model_register(
     return _call(f"register {model_name!r}", log)
 
 
-def pyfunc_model_load(model_uri: str) -> Any:
-    """``mlflow.pyfunc.load_model(model_uri)``, once per process: ``models:/name/version`` never changes."""
+# Model code runs in a process of its own (pipelines/model_runner.py) whose environment holds none of
+# the application's secrets; the worker only downloads the model's files.
+MODEL_LOAD_TIMEOUT = 180.0
+MODEL_PREDICT_TIMEOUT = 120.0
+_BASE_DIR = Path(__file__).resolve().parent.parent
+_REGISTRY_ENV = {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD"}
+
+
+class ModelProcess:
+    """One ``pipelines.model_runner`` process serving one downloaded model, a request at a time."""
+
+    def __init__(self, model_uri: str, path: str) -> None:
+        from pipelines.outbound import environ_without_secrets
+
+        self.model_uri = model_uri
+        self.lock = threading.Lock()
+        self._buffer = b""
+        self.process = subprocess.Popen(  # noqa: S603 - our own module, a path we downloaded
+            [sys.executable, "-m", "pipelines.model_runner", path],
+            cwd=_BASE_DIR,
+            # The model is on disk already: it needs no registry address either (which may hold a password).
+            env={k: v for k, v in environ_without_secrets().items() if k not in _REGISTRY_ENV},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        reply = self._read(MODEL_LOAD_TIMEOUT, f"load {model_uri}")
+        if "error" in reply:
+            self.stop()
+            raise PermanentPipelineError(f"load {model_uri}: {reply['error']}", system=SYSTEM)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def predict(self, inputs: list[dict[str, Any]]) -> list[Any]:
+        assert self.process.stdin is not None
+        with self.lock:
+            try:
+                self.process.stdin.write(json.dumps(inputs).encode() + b"\n")
+                self.process.stdin.flush()
+            except (BrokenPipeError, OSError):
+                raise TransientPipelineError(
+                    f"{self.model_uri}: the model process has stopped", system=SYSTEM
+                ) from None
+            reply = self._read(MODEL_PREDICT_TIMEOUT, f"predict {self.model_uri}")
+        if "error" in reply:
+            raise PermanentPipelineError(f"{self.model_uri} failed on its input: {reply['error']}", system=SYSTEM)
+        return list(reply.get("output") or [])
+
+    def _read(self, timeout: float, what: str) -> dict[str, Any]:
+        """The next protocol line, within ``timeout`` seconds; a dead or silent process is transient."""
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.stop()
+                raise TransientPipelineError(f"{what}: no answer in {timeout:.0f} s", system=SYSTEM)
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self.stop()
+                    raise TransientPipelineError(f"{what}: the model process exited", system=SYSTEM)
+                self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+def _model_download(model_uri: str) -> str:
+    """The model's files in a local folder, fetched through the registry; no model code runs here."""
+    import mlflow.artifacts
+
+    _client()
+    folder = tempfile.mkdtemp(prefix="reviewdesk-model-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return _call(
+        f"download {model_uri}",
+        lambda: mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=folder, tracking_uri=tracking_uri()
+        ),
+    )
+
+
+def pyfunc_model_load(model_uri: str) -> ModelProcess:
+    """The model process serving ``model_uri``, started once per worker process (``models:/name/version``
+    never changes) and again if it died."""
     key = (tracking_uri(), model_uri)
     with _models_lock:
-        if key in _models:
-            return _models[key]
+        running = _models.get(key)
+        if running is not None and running.alive():
+            return running
         lock = _load_locks.setdefault(key, threading.Lock())
     with lock:  # one load per model, without blocking loads of other models
-        if key not in _models:
-            import mlflow.pyfunc
-
-            _client()
-            _models[key] = _call(f"load {model_uri}", lambda: mlflow.pyfunc.load_model(model_uri))
-        return _models[key]
+        running = _models.get(key)
+        if running is None or not running.alive():
+            running = ModelProcess(model_uri, _model_download(model_uri))
+            atexit.register(running.stop)
+            _models[key] = running
+        return running
 
 
 def pyfunc_predict(*, model_uri: str, inputs: list[dict[str, Any]]) -> list[Any]:
     """Predict with a registered pyfunc model; one output per input (a list, whatever the model returns)."""
-    model = pyfunc_model_load(model_uri)
-    try:
-        output = model.predict(inputs)
-    except Exception as exc:  # the model's own code: any exception means "this input failed"
-        raise PermanentPipelineError(
-            f"{model_uri} failed on its input: {type(exc).__name__}: {exc}", system=SYSTEM
-        ) from None
-    if hasattr(output, "to_dict"):
-        output = output.to_dict(orient="records")
-    elif hasattr(output, "tolist"):
-        output = output.tolist()
-    output = list(output)
+    output = pyfunc_model_load(model_uri).predict(inputs)
     if len(output) != len(inputs):
         raise PermanentPipelineError(
             f"{model_uri} returned {len(output)} outputs for {len(inputs)} inputs", system=SYSTEM

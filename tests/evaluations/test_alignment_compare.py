@@ -133,7 +133,7 @@ def test_uncurated_disagreements_move_up_the_review_queue(project, engineer) -> 
 @pytest.fixture
 def candidate(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeChatServer]:
     with FakeChatServer(model="candidate-llm").running() as fake:
-        monkeypatch.setenv("TEST_CANDIDATE_KEY", fake.token)
+        monkeypatch.setenv("REVIEWDESK_SECRET_TEST_CANDIDATE_KEY", fake.token)
         fake.answer = lambda messages: "A freshly generated answer."
         settings.EVALUATION_ENDPOINTS = [
             {
@@ -141,7 +141,7 @@ def candidate(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeChatSer
                 "kind": "openai_compatible",
                 "url": fake.base_url,
                 "model": fake.model,
-                "credential_env": "TEST_CANDIDATE_KEY",
+                "credential_env": "REVIEWDESK_SECRET_TEST_CANDIDATE_KEY",
                 "timeout_seconds": 2,
                 "max_retries": 0,
                 "max_concurrency": 4,

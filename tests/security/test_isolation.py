@@ -378,6 +378,39 @@ def test_a_model_server_starts_without_the_applications_secrets(settings, tmp_pa
         local_model_server_stop(model_uri=uri)
 
 
+def test_evaluation_model_code_runs_without_the_applications_secrets(settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An ``mlflow_model`` target's code runs in its own process: no database URL, secret key, tokens
+    or registry address in its environment."""
+
+    from pipelines import mlflow_registry
+    from pipelines.demo_models import demo_models_ensure
+
+    settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings.MLFLOW_ARTIFACT_ROOT = str(tmp_path / "mlartifacts")
+    monkeypatch.setenv("DATABASE_URL", "postgres://app:db-password@db/reviewdesk")
+    monkeypatch.setenv("SECRET_KEY", "the-django-secret-key")
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-secret")
+    monkeypatch.setenv("REVIEWDESK_SECRET_OPENAI_KEY", "sk-secret")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://mlflow:mlflow-password@db/mlflow")
+    demo_models_ensure(model_name="support-assistant")
+    uri = "models:/support-assistant/2"
+
+    [answer] = mlflow_registry.pyfunc_predict(model_uri=uri, inputs=[{"request": "Can I get a refund?"}])
+    runner = mlflow_registry.pyfunc_model_load(uri)
+    try:
+        assert "refund" in answer["response"].lower() and answer["retrieved_context"]
+        assert runner.pid != os.getpid() and runner.alive()
+        environ = Path(f"/proc/{runner.pid}/environ").read_bytes()
+        names = {entry.split(b"=", 1)[0].decode() for entry in environ.split(b"\0") if entry}
+        assert "PATH" in names
+        for secret in ("DATABASE_URL", "SECRET_KEY", "DATABRICKS_TOKEN", "REVIEWDESK_SECRET_OPENAI_KEY"):
+            assert secret not in names
+        assert b"db-password" not in environ and b"mlflow-password" not in environ and b"sk-secret" not in environ
+        assert mlflow_registry.pyfunc_model_load(uri) is runner  # one process per model, reused
+    finally:
+        runner.stop()
+
+
 def test_a_workspace_that_does_not_answer_is_reported_without_its_address() -> None:
     from pipelines import databricks
 

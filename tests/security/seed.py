@@ -53,7 +53,7 @@ def seed_project() -> Seeded:
     Environment.objects.create(project=project, name="staging", alias="challenger")
     dataset = dataset_create(project=project, user=admin, name="core")
     target = DeliveryTarget.objects.create(project=project, kind="delta", target="var/delta/seeded")
-    gate = gate_create(project=project, kind=PromotionGate.Kind.MIN_REVIEWS, params={"count": 1}, actor=admin)
+    gate = gate_create(project=project, kind=PromotionGate.Kind.MIN_ITEMS, params={"count": 1}, actor=admin)
     version = dataset_version_create(dataset=dataset, user=admin, allow_unchanged=True)
     job = export_job_create(project=project, user=admin, fmt="jsonl", shape="mlflow", version=version)
     export_job_run(job_id=job.pk)  # a finished file, so the download is exercised too

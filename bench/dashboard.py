@@ -92,8 +92,8 @@ def main() -> None:
     setup_django()
     from bench.fixtures import bench_project, bench_user
     from reviewapp.models import Item
-    from reviewapp.selectors import questions_for_project
-    from reviewapp.selectors_stats import agreement_units, project_stats
+    from reviewapp.selectors.projects import questions_for_project
+    from reviewapp.selectors.stats import agreement_units, project_stats
 
     project = bench_project("bench-queue", reviews_per_item=1)
     n_items = Item.objects.filter(project=project).count()
@@ -116,7 +116,7 @@ def main() -> None:
     from django.utils import timezone
 
     from reviewapp.models import Review
-    from reviewapp.selectors_stats import projects_stats_refresh
+    from reviewapp.selectors.stats import projects_stats_refresh
 
     cache.clear()
     path = f"/projects/{project.slug}/dashboard/"

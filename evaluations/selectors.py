@@ -16,10 +16,10 @@ from django.http import Http404
 from evaluations.models import Run, RunChunk, RunResult, RunRow, Suite, SuiteVersion
 from reviewapp.models import ApiToken, Item, Membership, Project
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 if TYPE_CHECKING:
-    from reviewapp.selectors import AnyUser
+    from reviewapp.selectors.projects import AnyUser
 
 
 def projects_for_evaluation(*, user: AnyUser) -> list[Project]:

@@ -44,7 +44,7 @@ from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.models import Item, Project, Question
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.views.http import AuthedHtmxRequest, Notice, partial
 
 RUN_TEMPLATE = "evaluations/run_detail.html"

@@ -40,7 +40,7 @@ from django.db import transaction
 from evaluations.models import Run, RunChunk, RunResult, RunRow
 from evaluations.scorers.registry import scorer_get
 from reviewapp.models import CuratedLabel, Flag, Item
-from reviewapp.selectors import wilson_interval
+from reviewapp.selectors.gold import wilson_interval
 from reviewapp.services.agreement import cohen_kappa
 from reviewapp.services.assignments import ItemFilter, assignments_bulk_assign
 from reviewapp.services.audit import audit_record

@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from reviewapp.errors import AlreadyDecided, FieldError, ItemRemoved, NotAllowed, ReviewsChanged, ValidationFailed
 from reviewapp.models import Adjudication, CuratedLabel, CuratedLabelRevision, Item, Project, Question, Review
-from reviewapp.selectors import consensus_questions_for_version, questions_for_project
+from reviewapp.selectors.curation import consensus_questions_for_version
+from reviewapp.selectors.projects import questions_for_project
 from reviewapp.services.answers import answers_validate, expectation_errors
 from reviewapp.services.audit import audit_record
 from reviewapp.services.consensus import Consensus, consensus_compute, reviews_basis

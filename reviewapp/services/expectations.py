@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from reviewapp.models import CuratedLabel, CuratedLabelRevision, Item, Project, Question, Review, SchemaVersion
-from reviewapp.selectors import schema_questions_for_version
+from reviewapp.selectors.curation import schema_questions_for_version
 from reviewapp.services.answers import answers_fail, expectation_repeats_failed
 from reviewapp.services.audit import audit_record
 from reviewapp.services.consensus import reviews_basis

@@ -23,7 +23,7 @@ from reviewapp.errors import Conflict, NotAllowed, ValidationFailed
 from reviewapp.forms import QuestionField, ReviewAnswersForm, _raw_from_answer
 from reviewapp.models import Adjudication, Project, Question
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import (
+from reviewapp.selectors.curation import (
     AdjudicationDetail,
     ComparisonRow,
     adjudication_counts,
@@ -31,9 +31,8 @@ from reviewapp.selectors import (
     adjudication_get_for_user,
     adjudication_list,
     adjudication_next,
-    project_get_for_user,
-    questions_for_project,
 )
+from reviewapp.selectors.projects import project_get_for_user, questions_for_project
 from reviewapp.services.curation import SELF_ADJUDICATION_REFUSED, adjudication_decide, curator_reviewed_item
 from reviewapp.services.projects import project_set_self_adjudication
 from reviewapp.views.http import AuthedHtmxRequest, Notice, partial

@@ -12,7 +12,8 @@ from django.utils import timezone
 from reviewapp.errors import ReviewReturned, ValidationFailed
 from reviewapp.models import Assignment, AuditEvent, Flag, GoldAnswer, Item, Review, Skip
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
-from reviewapp.selectors import gold_accuracy_for_reviewers, queue_progress, wilson_interval
+from reviewapp.selectors.gold import gold_accuracy_for_reviewers, wilson_interval
+from reviewapp.selectors.queue import queue_progress
 from reviewapp.services.assignments import (
     ITEM_FILTERS,
     ItemFilter,

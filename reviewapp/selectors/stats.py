@@ -29,7 +29,8 @@ from django.utils import timezone
 
 from reviewapp.models import Item, Project, Question, Review
 from reviewapp.models.curation import Adjudication, CuratedLabel
-from reviewapp.selectors import GoldAccuracy, gold_accuracy_for_reviewers, questions_for_project, wilson_interval
+from reviewapp.selectors.gold import GoldAccuracy, gold_accuracy_for_reviewers, wilson_interval
+from reviewapp.selectors.projects import questions_for_project
 from reviewapp.services.agreement import Agreement, Level, krippendorff_alpha, percent_agreement
 from reviewapp.services.item_stats import ItemAnswers, ItemFigure, items_mean, items_rate, question_values
 

@@ -67,7 +67,7 @@ def seed_reviews(project: object, *, items: int, per_item: int, seed: int = 7) -
 
 
 def agreement_timing(n_reviews: int, per_item: int = 3, seed: int = 1) -> dict[str, float]:
-    from reviewapp.services.agreement import krippendorff_alpha, percent_agreement
+    from reviewapp.agreement import krippendorff_alpha, percent_agreement
 
     rnd = random.Random(seed)
     n_items = n_reviews // per_item

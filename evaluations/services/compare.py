@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from evaluations.models import Run, RunResult
+from reviewapp.item_stats import bootstrap_mean_interval
 from reviewapp.models import Item
-from reviewapp.services.item_stats import bootstrap_mean_interval
 from reviewapp.services.pairwise import request_key
 
 BOOTSTRAP_SAMPLES = 1000

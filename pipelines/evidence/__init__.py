@@ -8,7 +8,7 @@ For a :class:`ModelVersion` of a project:
   with its suite metrics (``evaluations.selectors.run_metrics``) and, for succeeded runs, its
   judge–human alignment (``evaluations.services.alignment.alignment_compute``);
 - **human figures** of the project's items with ``Item.model_version == <version>``, per item
-  (``reviewapp.services.item_stats``): an item's value is its curated label's answer, else the
+  (``reviewapp.item_stats``): an item's value is its curated label's answer, else the
   mean of its current reviews' answers (reviews a curator sent back do not count). The pass rate
   of each pass/fail question (the schema's first is the primary one) is the mean over items with
   a Wilson interval over items (a bootstrap over items when split votes give fractional values),

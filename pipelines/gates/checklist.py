@@ -24,9 +24,9 @@ from pipelines.gates.params import (
     kind_normalise,
 )
 from pipelines.models import Environment, ModelVersion, PromotionGate
+from reviewapp import item_stats
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Project
-from reviewapp.services import item_stats
 
 
 @dataclass

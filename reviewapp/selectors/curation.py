@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import BooleanField, Count, Exists, OuterRef, Prefetch, QuerySet, Value
 from django.http import Http404
 
+from reviewapp.consensus import consensus_compute, question_snapshot, reviews_basis
 from reviewapp.models import ApiToken, Item, Project, Question, Review
 from reviewapp.models.curation import Adjudication, CuratedLabel, SchemaVersion
 from reviewapp.permissions import Capability
@@ -18,13 +19,11 @@ if TYPE_CHECKING:
 
 
 def schema_questions_for_version(*, project: Project, version: int) -> list[dict[str, Any]]:
-    """The questions that reviews of ``version`` answered, as snapshots (see services.consensus).
+    """The questions that reviews of ``version`` answered, as snapshots (see reviewapp.consensus).
 
     Falls back to today's questions for a version that has no snapshot (data from before versions
     were recorded).
     """
-    from reviewapp.services.consensus import question_snapshot
-
     snapshot = SchemaVersion.objects.filter(project=project, version=version).values_list("questions", flat=True)
     for questions in snapshot:
         return list(questions)
@@ -164,8 +163,6 @@ class AdjudicationDetail:
 
 def adjudication_detail(*, adjudication: Adjudication) -> AdjudicationDetail:
     """All reviews of the item side by side, question by question, for the deciding page and the API."""
-    from reviewapp.services.consensus import consensus_compute, reviews_basis
-
     project, item = adjudication.project, adjudication.item
     label = CuratedLabel.objects.select_related("decided_by").filter(item=item).first()
     current = Review.objects.filter(item=item, returned_at__isnull=True)  # sent-back reviews no longer count

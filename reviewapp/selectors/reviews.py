@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, QuerySet, Subquery, Value
 from django.http import Http404
 
-from reviewapp.models import ApiToken, Item, Membership, Project, Review, Role
+from reviewapp.models import ApiToken, Membership, Project, Review, Role
 from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
 
@@ -48,7 +48,3 @@ def review_list_for_reviewer(*, user: AnyUser, project: Project | None = None) -
     if project is not None:
         qs = qs.filter(project=project)
     return qs.order_by("-submitted_at", "-id")
-
-
-def item_has_reviews(*, item: Item) -> bool:
-    return Review.objects.filter(item=item).exists()

@@ -277,7 +277,7 @@ def by_request(
 ) -> tuple[dict[str, float], dict[str, int]]:
     """Item values and review counts re-keyed by request.
 
-    Two versions' items pair up by request (``reviewapp.services.pairwise.request_key``: the
+    Two versions' items pair up by request (``reviewapp.blind.request_key``: the
     normalised request text). When a version answered one request more than once, its value for
     that request is the mean of those items' values.
     """

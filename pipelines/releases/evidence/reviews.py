@@ -9,7 +9,6 @@ from typing import Any
 
 from django.db.models import Q
 
-from pipelines.releases.evidence.intervals import wilson_interval
 from reviewapp import item_stats
 from reviewapp.models import Preference, Project, Question
 from reviewapp.selectors.items import item_answers_for
@@ -181,7 +180,7 @@ def human_paired(
     """Champion (A) and candidate (B) on the requests both versions answered and humans valued.
 
     Two versions' items pair up by their request (the normalised request text, see
-    ``reviewapp.services.pairwise.request_key``); a delta is B - A, its interval a paired
+    ``reviewapp.blind.request_key``); a delta is B - A, its interval a paired
     bootstrap over the shared requests (seeded).
     """
     a, reviews_a = champion.by_request(question)
@@ -233,7 +232,7 @@ def pairwise_evidence(*, project: Project, version: str, against: str) -> Pairwi
         elif outcome == Preference.Outcome.BOTH_BAD:
             both_bad += 1
     n = wins + losses
-    ci = wilson_interval(wins, n)
+    ci = item_stats.wilson(wins, n)
     return PairwiseEvidence(
         against=against,
         wins=wins,

@@ -19,7 +19,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import exceptions, serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from evaluations.models import Run, Suite
@@ -40,7 +39,7 @@ from evaluations.services.compare import runs_compare
 from evaluations.services.runs import run_cancel, run_start
 from evaluations.services.suites import suite_create, suite_version_create
 from pipelines.selectors.assessments import dataset_version_for_run
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
@@ -209,7 +208,7 @@ class SuiteListApi(BaseApi):
         parameters=PAGE_PARAMETERS,
         responses=paginated("PaginatedSuiteList", SuiteSerializer(many=True)),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EVALUATE, token=request.auth)
         return paginated_response(
             queryset=suite_list(project=project, with_versions=True),
@@ -240,7 +239,7 @@ class SuiteCreateApi(BaseApi):
         request=InputSerializer,
         responses={201: SuiteSerializer, 400: OpenApiResponse(ValidationErrorSerializer)},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EVALUATE, token=request.auth)
         serializer = SuiteCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -264,7 +263,7 @@ class SuiteDetailApi(BaseApi):
     @extend_schema(
         operation_id="suites_retrieve", tags=TAGS, summary="One suite and its versions", responses=SuiteSerializer
     )
-    def get(self, request: Request, slug: str, pk: int) -> Response:
+    def get(self, request: ApiRequest, slug: str, pk: int) -> Response:
         suite = suite_get_for_user(user=request.user, pk=pk, slug=slug, token=request.auth)
         return Response(SuiteSerializer(suite).data)
 
@@ -282,7 +281,7 @@ class SuiteVersionCreateApi(BaseApi):
         request=InputSerializer,
         responses={201: SuiteVersionSerializer, 400: OpenApiResponse(ValidationErrorSerializer)},
     )
-    def post(self, request: Request, slug: str, pk: int) -> Response:
+    def post(self, request: ApiRequest, slug: str, pk: int) -> Response:
         suite = suite_get_for_user(user=request.user, pk=pk, slug=slug, token=request.auth)
         serializer = SuiteVersionCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -309,7 +308,7 @@ class RunListApi(BaseApi):
         ],
         responses=paginated("PaginatedRunList", RunSerializer(many=True)),
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         slug = request.query_params.get("project")
         if slug:
             projects = [
@@ -366,7 +365,7 @@ class RunStartApi(BaseApi):
         request=InputSerializer,
         responses={201: RunSerializer, 400: OpenApiResponse(ValidationErrorSerializer)},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         serializer = RunStartApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -400,12 +399,12 @@ class RunDetailApi(BaseApi):
         summary="A run: status, progress, timings, metrics with judge-human alignment, MLflow link",
         responses=RunDetailSerializer,
     )
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: ApiRequest, pk: int) -> Response:
         run = run_get_for_user(user=request.user, pk=pk, token=request.auth)
         return Response(run_detail_data(run))
 
 
-def _bool_param(request: Request, name: str) -> bool | None:
+def _bool_param(request: ApiRequest, name: str) -> bool | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
@@ -430,7 +429,7 @@ class RunResultsApi(BaseApi):
         ],
         responses=paginated("PaginatedRunResultList", RunResultSerializer(many=True)),
     )
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: ApiRequest, pk: int) -> Response:
         run = run_get_for_user(user=request.user, pk=pk, token=request.auth)
         results = run_results(
             run=run,
@@ -449,7 +448,7 @@ class RunCancelApi(BaseApi):
         request=None,
         responses={200: RunSerializer, 409: OpenApiResponse(description="The run already finished.")},
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: ApiRequest, pk: int) -> Response:
         run = run_get_for_user(user=request.user, pk=pk, token=request.auth)
         return Response(RunSerializer(run_cancel(run=run, actor=request.user)).data)
 
@@ -501,7 +500,7 @@ class RunsCompareApi(BaseApi):
         ],
         responses=CompareSerializer,
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         try:
             a, b = run_get_pair_for_user(
                 user=request.user, a=request.query_params.get("a"), b=request.query_params.get("b"), token=request.auth
@@ -542,7 +541,7 @@ class RunDisagreementsListApi(BaseApi):
         parameters=[OpenApiParameter("scorer", str, many=True, description="Only these scorers (repeatable).")],
         responses=RunDisagreementSerializer(many=True),
     )
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: ApiRequest, pk: int) -> Response:
         run = run_get_for_user(user=request.user, pk=pk, token=request.auth)
         found = disagreements_list(run=run, scorers=request.query_params.getlist("scorer") or None)
         return Response(RunDisagreementSerializer(found, many=True).data)
@@ -567,7 +566,7 @@ class RunDisagreementsSendApi(BaseApi):
         request=InputSerializer,
         responses=OutputSerializer,
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: ApiRequest, pk: int) -> Response:
         run = run_get_for_user(user=request.user, pk=pk, token=request.auth)
         serializer = RunDisagreementsSendApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

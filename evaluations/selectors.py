@@ -17,14 +17,15 @@ from evaluations.models import Run, RunChunk, RunResult, RunRow, Suite, SuiteVer
 from reviewapp.models import ApiToken, Item, Membership, Project
 from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.usertypes import is_signed_in
 
 if TYPE_CHECKING:
-    from reviewapp.selectors.projects import AnyUser
+    from reviewapp.usertypes import AnyUser
 
 
 def projects_for_evaluation(*, user: AnyUser) -> list[Project]:
     """The projects whose suites this user may see and run, by name."""
-    if not user.is_authenticated:
+    if not is_signed_in(user):
         return []
     if getattr(user, "is_superuser", False):
         return list(Project.objects.order_by("name"))

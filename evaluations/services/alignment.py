@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -45,6 +45,9 @@ from reviewapp.models import CuratedLabel, Flag, Item
 from reviewapp.services.assignments import ItemFilter, assignments_bulk_assign
 from reviewapp.services.audit import audit_record
 from reviewapp.services.flags import flag_create
+
+if TYPE_CHECKING:
+    from reviewapp.usertypes import Actor
 
 DISAGREEMENT_PRIORITY = 10
 NOT_APPLICABLE = "not applicable: humans reviewed different answers"
@@ -280,7 +283,7 @@ class SendResult:
 
 
 def disagreements_send_to_review(
-    *, run: Run, actor: Any, scorers: list[str] | None = None, priority: int = DISAGREEMENT_PRIORITY
+    *, run: Run, actor: Actor, scorers: list[str] | None = None, priority: int = DISAGREEMENT_PRIORITY
 ) -> SendResult:
     """Raise the priority of every disagreement item and flag the curated ones (see the module doc)."""
     found = disagreements_list(run=run, scorers=scorers)

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -44,6 +44,9 @@ from evaluations.services.datasets import (
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import Item, Project
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from reviewapp.usertypes import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +112,7 @@ def run_start(
     *,
     project: Project,
     suite_version: SuiteVersion,
-    actor: Any,
+    actor: Actor,
     dataset: Any = None,
     target: Any = None,
     dataset_version: VersionSnapshot | None = None,
@@ -219,7 +222,7 @@ def _enqueue(chunk_ids: Iterable[int]) -> None:
         run_chunk_task.delay_on_commit(chunk_id)
 
 
-def run_cancel(*, run: Run, actor: Any) -> Run:
+def run_cancel(*, run: Run, actor: Actor) -> Run:
     """Stop a queued or running run: pending chunks are dropped, running ones stop at their next step."""
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,6 +22,9 @@ from evaluations.scorers.registry import scorer_get, scorer_list
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Project, Question
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from reviewapp.usertypes import Actor
 
 MAX_SCORERS = 50
 ENTRY_KEYS = ("name", "scorer", "threshold", "params", "human_question")
@@ -266,7 +269,7 @@ def suite_create(
     project: Project,
     name: str,
     scorers: Any,
-    actor: Any,
+    actor: Actor,
     description: str = "",
     config: Any = None,
 ) -> Suite:
@@ -303,7 +306,7 @@ def suite_create(
     return suite
 
 
-def suite_version_create(*, suite: Suite, scorers: Any, actor: Any, config: Any = None) -> SuiteVersion:
+def suite_version_create(*, suite: Suite, scorers: Any, actor: Actor, config: Any = None) -> SuiteVersion:
     """The suite's next version (earlier versions, and the runs that used them, stay as they are)."""
     entries, config_out = suite_definition_validate(project=suite.project, scorers=scorers, config=config)
     with transaction.atomic():
@@ -322,5 +325,5 @@ def suite_version_create(*, suite: Suite, scorers: Any, actor: Any, config: Any 
     return version
 
 
-def _user(actor: Any) -> Any:
+def _user(actor: Actor) -> Any:
     return actor if getattr(actor, "is_authenticated", False) else None

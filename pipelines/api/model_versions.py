@@ -14,7 +14,6 @@ from django.urls import URLPattern, path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
@@ -32,7 +31,7 @@ from pipelines.selectors.model_versions import (
     project_for_models,
     template_diff,
 )
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.pagination import IdCursorPagination
 from reviewapp.api.schema import paginated
 from reviewapp.api.serializers import ValidationErrorSerializer
@@ -70,7 +69,7 @@ class ModelVersionListApi(BaseApi):
         ),
         responses={200: paginated("ModelVersionPage", OutputSerializer(many=True))},
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_for_models(user=request.user, slug=slug, token=request.auth)
         paginator = IdCursorPagination()
         paginator.ordering = "-id"
@@ -113,7 +112,7 @@ class ModelVersionSyncApi(BaseApi):
             503: None,
         },
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_for_models(user=request.user, slug=slug, token=request.auth)
         try:
             result = registry_sync(project=project)
@@ -178,7 +177,7 @@ class ModelVersionDetailApi(BaseApi):
         ),
         responses={200: OpenApiTypes.OBJECT},
     )
-    def get(self, request: Request, slug: str, version: str) -> Response:
+    def get(self, request: ApiRequest, slug: str, version: str) -> Response:
         model_version = model_version_get_for_user(user=request.user, slug=slug, version=version, token=request.auth)
         return Response(model_version_detail(model_version=model_version))
 
@@ -226,7 +225,7 @@ class GateListApi(BaseApi):
         summary="List the project's promotion gates",
         responses={200: GateOutputSerializer(many=True)},
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_for_models(user=request.user, slug=slug, token=request.auth)
         return Response(GateOutputSerializer(gate_list(project=project), many=True).data)
 
@@ -238,7 +237,7 @@ class GateListApi(BaseApi):
         request=InputSerializer,
         responses={201: GateOutputSerializer},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_for_models(user=request.user, slug=slug, token=request.auth, manage=True)
         serializer = GateListApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -255,7 +254,7 @@ class GateDetailApi(BaseApi):
     @extend_schema(
         operation_id="gates_get", tags=TAGS, summary="One promotion gate", responses={200: GateOutputSerializer}
     )
-    def get(self, request: Request, slug: str, pk: int) -> Response:
+    def get(self, request: ApiRequest, slug: str, pk: int) -> Response:
         gate = gate_get_for_user(user=request.user, slug=slug, pk=pk, token=request.auth)
         return Response(GateOutputSerializer(gate).data)
 
@@ -267,7 +266,7 @@ class GateDetailApi(BaseApi):
         request=InputSerializer,
         responses={200: GateOutputSerializer},
     )
-    def patch(self, request: Request, slug: str, pk: int) -> Response:
+    def patch(self, request: ApiRequest, slug: str, pk: int) -> Response:
         gate = gate_get_for_user(user=request.user, slug=slug, pk=pk, token=request.auth, manage=True)
         serializer = GateDetailApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -275,7 +274,7 @@ class GateDetailApi(BaseApi):
         return Response(GateOutputSerializer(gate).data)
 
     @extend_schema(operation_id="gates_delete", tags=TAGS, summary="Remove a gate (admins)", responses={204: None})
-    def delete(self, request: Request, slug: str, pk: int) -> Response:
+    def delete(self, request: ApiRequest, slug: str, pk: int) -> Response:
         gate = gate_get_for_user(user=request.user, slug=slug, pk=pk, token=request.auth, manage=True)
         gate_delete(gate=gate, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -15,7 +15,6 @@ from django.http import Http404
 from django.urls import URLPattern, path
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pipelines.models import Environment, ModelVersion
@@ -31,7 +30,7 @@ from pipelines.releases.promotion import (
 )
 from pipelines.releases.serving import serving_describe
 from pipelines.selectors.promotions import environment_list, promotion_get_for_user, promotion_list
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.errors import ValidationFailed
 from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
@@ -121,7 +120,7 @@ class PromotionDetailSerializer(PromotionSerializer):
     rollouts = RolloutSerializer(many=True, source="rollouts.all")
 
 
-def _detail(request: Request, pk: int) -> Response:
+def _detail(request: ApiRequest, pk: int) -> Response:
     promotion = promotion_get_for_user(user=request.user, pk=pk, token=request.auth)
     return Response(PromotionDetailSerializer(promotion).data)
 
@@ -132,7 +131,7 @@ class ProjectPromotionsApi(BaseApi):
         responses=inline_serializer("PromotionList", {"results": PromotionSerializer(many=True)}),
         summary="Promotion requests of a project",
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.PROMOTE, token=request.auth)
         items = promotion_list(project=project).prefetch_related("approvals__user")
         status_filter = request.query_params.get("status")
@@ -150,7 +149,7 @@ class PromotionCreateApi(BaseApi):
         reason = serializers.CharField(allow_blank=True)
 
     @extend_schema(tags=TAGS, request=InputSerializer, responses={201: PromotionDetailSerializer}, summary="Request")
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         data = _valid(self.InputSerializer, request.data)
         project = project_get_for_user(
             user=request.user, slug=data["project"], capability=Capability.PROMOTE, token=request.auth
@@ -179,7 +178,7 @@ class PromotionCreateApi(BaseApi):
 
 class PromotionDetailApi(BaseApi):
     @extend_schema(tags=TAGS, responses=PromotionDetailSerializer, summary="A request with its gates and rollouts")
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: ApiRequest, pk: int) -> Response:
         return _detail(request, pk)
 
 
@@ -191,7 +190,7 @@ class PromotionApproveApi(BaseApi):
         )
 
     @extend_schema(tags=TAGS, request=InputSerializer, responses=PromotionDetailSerializer, summary="Approve")
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: ApiRequest, pk: int) -> Response:
         promotion_get_for_user(user=request.user, pk=pk, token=request.auth)
         data = _valid(self.InputSerializer, request.data)
         promotion_approve(
@@ -208,7 +207,7 @@ class PromotionRejectApi(BaseApi):
         reason = serializers.CharField(allow_blank=True)
 
     @extend_schema(tags=TAGS, request=InputSerializer, responses=PromotionDetailSerializer, summary="Reject")
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: ApiRequest, pk: int) -> Response:
         promotion_get_for_user(user=request.user, pk=pk, token=request.auth)
         data = _valid(self.InputSerializer, request.data)
         promotion_reject(actor=request.user, request_id=pk, reason=data["reason"])
@@ -217,7 +216,7 @@ class PromotionRejectApi(BaseApi):
 
 class PromotionCancelApi(BaseApi):
     @extend_schema(tags=TAGS, request=None, responses=PromotionDetailSerializer, summary="Cancel a pending request")
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: ApiRequest, pk: int) -> Response:
         promotion_get_for_user(user=request.user, pk=pk, token=request.auth)
         promotion_cancel(actor=request.user, request_id=pk)
         return _detail(request, pk)
@@ -230,7 +229,7 @@ class PromotionRollbackApi(BaseApi):
         )
 
     @extend_schema(tags=TAGS, request=InputSerializer, responses={202: PromotionDetailSerializer}, summary="Roll back")
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: ApiRequest, pk: int) -> Response:
         promotion_get_for_user(user=request.user, pk=pk, token=request.auth)
         data = _valid(self.InputSerializer, request.data)
         rollback_request(actor=request.user, request_id=pk, reason=data["reason"])
@@ -243,7 +242,7 @@ class PromotionRetryApi(BaseApi):
     @extend_schema(
         tags=TAGS, request=None, responses={202: PromotionDetailSerializer}, summary="Retry a failed rollout"
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: ApiRequest, pk: int) -> Response:
         promotion_get_for_user(user=request.user, pk=pk, token=request.auth)
         promotion_retry(actor=request.user, request_id=pk)
         response = _detail(request, pk)
@@ -272,12 +271,12 @@ class ProjectEnvironmentsApi(BaseApi):
         responses=inline_serializer("EnvironmentList", {"results": EnvironmentSerializer(many=True)}),
         summary="Environments of a project",
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.PROMOTE, token=request.auth)
         return Response({"results": EnvironmentSerializer(environment_list(project=project), many=True).data})
 
     @extend_schema(tags=TAGS, request=EnvironmentInputSerializer, responses={201: EnvironmentSerializer})
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.MANAGE, token=request.auth)
         data = _valid(EnvironmentInputSerializer, request.data)
         name = data.pop("name", "")
@@ -287,7 +286,7 @@ class ProjectEnvironmentsApi(BaseApi):
 
 class EnvironmentDetailApi(BaseApi):
     @extend_schema(tags=TAGS, request=EnvironmentInputSerializer, responses=EnvironmentSerializer)
-    def patch(self, request: Request, slug: str, name: str) -> Response:
+    def patch(self, request: ApiRequest, slug: str, name: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.MANAGE, token=request.auth)
         environment = Environment.objects.filter(project=project, name=name).first()
         if environment is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.urls import URLPattern, path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pipelines.datasets.pushes import delivery_target_create, delivery_target_set_feed, feed_push_create, push_create
@@ -22,7 +21,7 @@ from pipelines.selectors.pushes import (
     push_get_for_user,
     push_list,
 )
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
@@ -86,7 +85,7 @@ class DeliveryTargetsApi(BaseApi):
         feed_enabled = serializers.BooleanField(required=False, default=False)
 
     @extend_schema(operation_id="delivery_targets_list", tags=TAGS, responses=DeliveryTargetSerializer(many=True))
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT, token=request.auth)
         return Response(DeliveryTargetSerializer(delivery_target_list(project=project), many=True).data)
 
@@ -96,7 +95,7 @@ class DeliveryTargetsApi(BaseApi):
         request=InputSerializer,
         responses={201: DeliveryTargetSerializer, 400: OpenApiResponse(ValidationErrorSerializer)},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
         data = DeliveryTargetsApi.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -109,14 +108,14 @@ class DeliveryTargetDetailApi(BaseApi):
         feed_enabled = serializers.BooleanField()
 
     @extend_schema(operation_id="delivery_targets_retrieve", tags=TAGS, responses=DeliveryTargetSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: ApiRequest, pk: int) -> Response:
         target = delivery_target_get_for_user(user=request.user, pk=pk, token=request.auth)
         return Response(DeliveryTargetSerializer(target).data)
 
     @extend_schema(
         operation_id="delivery_targets_update", tags=TAGS, request=InputSerializer, responses=DeliveryTargetSerializer
     )
-    def patch(self, request: Request, pk: int) -> Response:
+    def patch(self, request: ApiRequest, pk: int) -> Response:
         target = delivery_target_get_for_user(
             user=request.user, pk=pk, capability=Capability.CURATE, token=request.auth
         )
@@ -147,7 +146,7 @@ class PushesApi(BaseApi):
         parameters=PAGE_PARAMETERS,
         responses=paginated("PaginatedPushList", PushSerializer(many=True)),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT, token=request.auth)
         return paginated_response(
             queryset=push_list(project=project),
@@ -164,7 +163,7 @@ class PushesApi(BaseApi):
         request=InputSerializer,
         responses={201: PushSerializer, 400: OpenApiResponse(ValidationErrorSerializer)},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
         data = PushesApi.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -205,7 +204,7 @@ class PushesApi(BaseApi):
 
 class PushDetailApi(BaseApi):
     @extend_schema(operation_id="pushes_retrieve", tags=TAGS, responses=PushSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: ApiRequest, pk: int) -> Response:
         push = push_get_for_user(user=request.user, pk=pk, token=request.auth)
         return Response(PushSerializer(push).data)
 

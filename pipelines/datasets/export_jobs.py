@@ -12,7 +12,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -31,6 +31,9 @@ from pipelines.models import DatasetVersion, ExportJob
 from reviewapp.models import Project
 from reviewapp.services.audit import audit_record
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 LEASE = timedelta(minutes=5)  # renewed at every progress write; a dead worker's job is swept after it
 MAX_ATTEMPTS = 3
 
@@ -44,7 +47,7 @@ def exports_dir() -> Path:
 def export_job_create(
     *,
     project: Project,
-    user: Any,
+    user: User,
     fmt: str,
     shape: str,
     compression: str = "",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from django.db import connections, transaction
@@ -39,6 +39,9 @@ from reviewapp.models import CuratedLabel, Item, Project, Question, Review
 from reviewapp.models.gold import GoldAnswer
 from reviewapp.services.assignments import ItemFilter, items_matching
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 FILTER_KEYS = ("curated_only", "answers", "model_version", "source", "created_from", "created_to", "gold")
 FILTER_KEYS += ("tags", "metadata", "method")
@@ -373,7 +376,7 @@ def _name(value: Any) -> str:
 def dataset_create(
     *,
     project: Project,
-    user: Any,
+    user: User,
     name: str,
     description: str = "",
     filter: Any = None,
@@ -403,7 +406,7 @@ def dataset_create(
 def dataset_update(
     *,
     dataset: Dataset,
-    user: Any,
+    user: User,
     name: str | None = None,
     description: str | None = None,
     filter: Any = None,
@@ -430,7 +433,7 @@ def dataset_update(
 
 
 def dataset_version_create(
-    *, dataset: Dataset, user: Any, note: str = "", allow_unchanged: bool = False
+    *, dataset: Dataset, user: User, note: str = "", allow_unchanged: bool = False
 ) -> DatasetVersion:
     """Snapshot the dataset's matching curated rows as its next version, all or nothing.
 

@@ -23,7 +23,7 @@ from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors.projects import project_get_for_user
 
 if TYPE_CHECKING:
-    from reviewapp.selectors.projects import AnyUser
+    from reviewapp.usertypes import AnyUser
 
 
 def project_for_models(*, user: AnyUser, slug: str, token: ApiToken | None = None, manage: bool = False) -> Project:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
@@ -12,8 +12,11 @@ from reviewapp.models import ApiToken, Project
 from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
 
+if TYPE_CHECKING:
+    from reviewapp.usertypes import AnyUser
 
-def promotion_get_for_user(*, user: Any, pk: int, token: ApiToken | None = None) -> PromotionRequest:
+
+def promotion_get_for_user(*, user: AnyUser, pk: int, token: ApiToken | None = None) -> PromotionRequest:
     """A promotion request of a project where the user may promote (reviewers get 403, outsiders 404)."""
     request = (
         PromotionRequest.objects.select_related(
@@ -56,7 +59,7 @@ def environment_list(*, project: Project) -> QuerySet[Environment]:
     return Environment.objects.filter(project=project).select_related("current_version", "previous_version")
 
 
-def environment_get_for_user(*, user: Any, slug: str, name: str, capability: Capability) -> Environment:
+def environment_get_for_user(*, user: AnyUser, slug: str, name: str, capability: Capability) -> Environment:
     project = project_get_for_user(user=user, slug=slug, capability=capability)
     environment = Environment.objects.filter(project=project, name=name).first()
     if environment is None:

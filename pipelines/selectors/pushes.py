@@ -17,7 +17,7 @@ from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
 
 if TYPE_CHECKING:
-    from reviewapp.selectors.projects import AnyUser
+    from reviewapp.usertypes import AnyUser
 
 
 def push_get_for_user(

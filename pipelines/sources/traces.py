@@ -20,7 +20,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -28,6 +28,9 @@ from django.utils import timezone
 from pipelines.adapters import mlflow_tracking
 from reviewapp.models import Item, Project
 from reviewapp.services.ingest import items_ingest, items_validate
+
+if TYPE_CHECKING:
+    from reviewapp.usertypes import Actor
 
 SOURCE = "mlflow-trace"
 BATCH_SIZE = 500
@@ -90,7 +93,7 @@ def _row(trace: dict[str, Any], *, experiment_id: str) -> dict[str, Any]:
     }
 
 
-def _flush(*, project: Project, rows: list[dict[str, Any]], result: TraceIngestResult, actor: Any) -> None:
+def _flush(*, project: Project, rows: list[dict[str, Any]], result: TraceIngestResult, actor: Actor) -> None:
     if not rows:
         return
     _, errors = items_validate(rows)
@@ -125,7 +128,7 @@ def traces_ingest(
     since: datetime | None = None,
     sample_rate: float = 1.0,
     max_traces: int = 10_000,
-    actor: Any = None,
+    actor: Actor = None,
     batch_size: int = BATCH_SIZE,
 ) -> TraceIngestResult:
     """Ingest a sample of an experiment's traces as items; see the module docstring.

@@ -11,10 +11,9 @@ from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.fields import Int32Field, NumberField
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
@@ -43,7 +42,7 @@ from reviewapp.services.assignments import (
 INVALID = OpenApiResponse(ValidationErrorSerializer, description="Each bad field.")
 
 
-def _curated_project(request: Request, slug: str) -> Any:
+def _curated_project(request: ApiRequest, slug: str) -> Any:
     return project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
 
 
@@ -100,7 +99,7 @@ class AssignmentListApi(BaseApi):
         parameters=[FilterSerializer, *PAGE_PARAMETERS],
         responses=paginated("PaginatedAssignmentList", AssignmentSerializer(many=True)),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = _curated_project(request, slug)
         filters = AssignmentListApi.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -186,7 +185,7 @@ class AssignmentBulkAssignApi(BaseApi):
         request=InputSerializer,
         responses={200: OutputSerializer, 400: INVALID},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = _curated_project(request, slug)
         serializer = AssignmentBulkAssignApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -246,7 +245,7 @@ class GroupListApi(BaseApi):
         description="Needs `curate`: group members are reviewers' identities.",
         responses=GroupSerializer(many=True),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = _curated_project(request, slug)
         return Response(GroupSerializer(reviewer_group_list(project=project), many=True).data)
 
@@ -263,7 +262,7 @@ class GroupCreateApi(BaseApi):
         request=InputSerializer,
         responses={201: GroupSerializer, 400: INVALID},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = _curated_project(request, slug)
         serializer = GroupCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -287,7 +286,7 @@ class GroupDetailApi(BaseApi):
     @extend_schema(
         operation_id="groups_retrieve", tags=["assignments"], summary="A reviewer group", responses=GroupSerializer
     )
-    def get(self, request: Request, slug: str, pk: int) -> Response:
+    def get(self, request: ApiRequest, slug: str, pk: int) -> Response:
         project = _curated_project(request, slug)
         return Response(GroupSerializer(reviewer_group_get(project=project, pk=pk)).data)
 
@@ -298,7 +297,7 @@ class GroupDetailApi(BaseApi):
         request=InputSerializer,
         responses={200: GroupSerializer, 400: INVALID},
     )
-    def patch(self, request: Request, slug: str, pk: int) -> Response:
+    def patch(self, request: ApiRequest, slug: str, pk: int) -> Response:
         project = _curated_project(request, slug)
         group = reviewer_group_get(project=project, pk=pk)
         serializer = GroupDetailApi.InputSerializer(data=request.data)
@@ -315,7 +314,7 @@ class GroupDetailApi(BaseApi):
         description="Its open slots become assigned to nobody.",
         responses={204: OpenApiResponse(description="Deleted.")},
     )
-    def delete(self, request: Request, slug: str, pk: int) -> Response:
+    def delete(self, request: ApiRequest, slug: str, pk: int) -> Response:
         project = _curated_project(request, slug)
         reviewer_group_delete(group=reviewer_group_get(project=project, pk=pk), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -355,7 +354,7 @@ class QueueSettingsApi(BaseApi):
         summary="How the project's queue hands out items",
         responses=QueueSettingsSerializer,
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         return Response(QueueSettingsSerializer(_curated_project(request, slug)).data)
 
     @extend_schema(
@@ -369,7 +368,7 @@ class QueueSettingsApi(BaseApi):
         request=InputSerializer,
         responses={200: QueueSettingsSerializer, 400: INVALID},
     )
-    def patch(self, request: Request, slug: str) -> Response:
+    def patch(self, request: ApiRequest, slug: str) -> Response:
         project = _curated_project(request, slug)
         serializer = QueueSettingsApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -409,7 +408,7 @@ class ItemSendBackApi(BaseApi):
         request=InputSerializer,
         responses={200: OutputSerializer, 400: INVALID},
     )
-    def post(self, request: Request, slug: str, pk: int) -> Response:
+    def post(self, request: ApiRequest, slug: str, pk: int) -> Response:
         project = _curated_project(request, slug)
         item = item_get_for_user(user=request.user, project=project, pk=pk)
         serializer = ItemSendBackApi.InputSerializer(data=request.data)

@@ -6,10 +6,9 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
@@ -115,7 +114,7 @@ class AdjudicationListApi(BaseApi):
         parameters=[FilterSerializer, *PAGE_PARAMETERS],
         responses=paginated("PaginatedAdjudicationList", AdjudicationSerializer(many=True)),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
         filters = AdjudicationListApi.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -164,7 +163,7 @@ class AdjudicationDetailApi(BaseApi):
         description="Reviewer names, answers, comments and time on task, side by side. Needs `curate`.",
         responses=OutputSerializer,
     )
-    def get(self, request: Request, slug: str, item_id: int) -> Response:
+    def get(self, request: ApiRequest, slug: str, item_id: int) -> Response:
         adjudication = adjudication_get_for_user(user=request.user, slug=slug, item_id=item_id, token=request.auth)
         detail = adjudication_detail(adjudication=adjudication)
         return Response(AdjudicationDetailApi.OutputSerializer(detail).data)
@@ -207,7 +206,7 @@ class AdjudicationDecideApi(BaseApi):
             409: OpenApiResponse(CurationConflictSerializer, description="Reload the item and decide again."),
         },
     )
-    def post(self, request: Request, slug: str, item_id: int) -> Response:
+    def post(self, request: ApiRequest, slug: str, item_id: int) -> Response:
         adjudication = adjudication_get_for_user(user=request.user, slug=slug, item_id=item_id, token=request.auth)
         serializer = AdjudicationDecideApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -247,7 +246,7 @@ class CuratedLabelListApi(BaseApi):
         parameters=[FilterSerializer, *PAGE_PARAMETERS],
         responses=paginated("PaginatedCuratedLabelList", CuratedLabelSerializer(many=True)),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT, token=request.auth)
         filters = CuratedLabelListApi.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -281,7 +280,7 @@ class SchemaVersionListApi(BaseApi):
         ),
         responses=OutputSerializer(many=True),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.VIEW, token=request.auth)
         rows = list(schema_version_list(project=project))
         for row in rows:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
@@ -48,7 +47,7 @@ class FlagCreateApi(BaseApi):
         request=InputSerializer,
         responses={201: FlagSerializer, 200: FlagSerializer, 400: OpenApiResponse(ValidationErrorSerializer)},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW, token=request.auth)
         serializer = FlagCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -75,7 +74,7 @@ class FlagListApi(BaseApi):
         parameters=[FilterSerializer, *PAGE_PARAMETERS],
         responses=paginated("PaginatedFlagList", FlagSerializer(many=True)),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
         filters = FlagListApi.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
@@ -41,7 +40,7 @@ class GoldListApi(BaseApi):
         parameters=PAGE_PARAMETERS,
         responses=paginated("PaginatedGoldAnswerList", GoldAnswerSerializer(many=True)),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
         return paginated_response(
             queryset=gold_answer_list(project=project),
@@ -74,7 +73,7 @@ class GoldSetApi(BaseApi):
             400: OpenApiResponse(ValidationErrorSerializer),
         },
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
         serializer = GoldSetApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -100,7 +99,7 @@ class GoldDetailApi(BaseApi):
         summary="One gold item's known answers",
         responses=GoldAnswerSerializer,
     )
-    def get(self, request: Request, slug: str, item_id: int) -> Response:
+    def get(self, request: ApiRequest, slug: str, item_id: int) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
         return Response(GoldAnswerSerializer(gold_answer_get(project=project, item_id=item_id)).data)
 
@@ -111,7 +110,7 @@ class GoldDetailApi(BaseApi):
         description="Reviews made while it was gold are kept. Needs `curate`.",
         responses={204: OpenApiResponse(description="No longer gold.")},
     )
-    def delete(self, request: Request, slug: str, item_id: int) -> Response:
+    def delete(self, request: ApiRequest, slug: str, item_id: int) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
         gold_answer_delete(gold=gold_answer_get(project=project, item_id=item_id), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -137,7 +136,7 @@ class GoldAccuracyApi(BaseApi):
         description="Best first. Needs `curate`.",
         responses=OutputSerializer(many=True),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
         rows = gold_accuracy_for_reviewers(project=project)
         return Response(GoldAccuracyApi.OutputSerializer(rows, many=True).data)

@@ -8,10 +8,9 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import json_schema, paginated
 from reviewapp.api.serializers import BlindItemSerializer, ItemSerializer, ValidationErrorSerializer
@@ -126,7 +125,7 @@ class ItemIngestApi(BaseApi):
             415: OpenApiResponse(description="Use application/json or application/x-ndjson."),
         },
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.INGEST, token=request.auth)
         # Check the type before reading: a form body may already have been consumed (CSRF check).
         media_type = (request.content_type or "").split(";")[0].strip().lower()
@@ -178,7 +177,7 @@ class ItemListApi(BaseApi):
         parameters=[FilterSerializer, *PAGE_PARAMETERS],
         responses=paginated("PaginatedItemList", ItemSerializer(many=True)),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.VIEW, token=request.auth)
         filters = ItemListApi.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.fields import Int32Field
 from reviewapp.api.queue import CONFLICT
 from reviewapp.api.reviews import INVALID
@@ -62,7 +61,7 @@ class PairwiseTasksCreateApi(BaseApi):
         request=InputSerializer,
         responses={201: OutputSerializer, 200: OutputSerializer, 400: INVALID},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.INGEST, token=request.auth)
         serializer = PairwiseTasksCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -103,7 +102,7 @@ class PairwiseNextApi(BaseApi):
         request=None,
         responses={200: OutputSerializer, 204: OpenApiResponse(description="No pair left to judge.")},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW, token=request.auth)
         lease = pairwise_next(project=project, user=request.user)
         if lease is None:
@@ -142,7 +141,7 @@ class PairwisePreferenceSubmitApi(BaseApi):
         request=InputSerializer,
         responses={201: OutputSerializer, 400: INVALID, 409: CONFLICT},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW, token=request.auth)
         serializer = PairwisePreferenceSubmitApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -196,6 +195,6 @@ class PairwiseResultsApi(BaseApi):
         ),
         responses=OutputSerializer,
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT, token=request.auth)
         return Response(PairwiseResultsApi.OutputSerializer({"results": pairwise_results(project=project)}).data)

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.serializers import QuestionSerializer
 from reviewapp.models import Role
 from reviewapp.permissions import Capability
@@ -32,7 +31,7 @@ class ProjectListApi(BaseApi):
         "A token pinned to one project sees only that project.",
         responses=OutputSerializer(many=True),
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         rows = project_list_for_user(user=request.user)
         token = request.auth
         if token is not None and token.project_id is not None:
@@ -63,7 +62,7 @@ class ProjectDetailApi(BaseApi):
         summary="A project and its questions",
         responses=OutputSerializer,
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.VIEW, token=request.auth)
         project.questions_list = questions_for_project(project=project)  # type: ignore[attr-defined]
         data = ProjectDetailApi.OutputSerializer(project).data

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.serializers import ConflictSerializer, ItemSerializer, QuestionSerializer
 from reviewapp.blind import project_model_identity_visible
 from reviewapp.permissions import Capability
@@ -43,7 +42,7 @@ class QueueNextApi(BaseApi):
         request=None,
         responses={200: OutputSerializer, 204: OpenApiResponse(description="Nothing left to review.")},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW, token=request.auth)
         lease = queue_next(project=project, user=request.user)
         if lease is None:
@@ -63,7 +62,7 @@ class AssignmentRenewApi(BaseApi):
         request=None,
         responses={200: LeaseSerializer, 409: CONFLICT},
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: ApiRequest, pk: int) -> Response:
         assignment = assignment_get_for_user(user=request.user, pk=pk, token=request.auth)
         assignment = assignment_renew(assignment=assignment, user=request.user)
         return Response(LeaseSerializer(assignment).data)
@@ -80,7 +79,7 @@ class AssignmentSkipApi(BaseApi):
         request=InputSerializer,
         responses={204: OpenApiResponse(description="Skipped."), 409: CONFLICT},
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: ApiRequest, pk: int) -> Response:
         assignment = assignment_get_for_user(user=request.user, pk=pk, token=request.auth)
         serializer = AssignmentSkipApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

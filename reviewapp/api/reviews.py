@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.fields import Int32Field
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
@@ -48,7 +47,7 @@ class ReviewSubmitApi(BaseApi):
         request=InputSerializer,
         responses={201: ReviewSerializer, 400: INVALID, 409: CONFLICT},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW, token=request.auth)
         serializer = ReviewSubmitApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -81,7 +80,7 @@ class ReviewListApi(BaseApi):
         parameters=[FilterSerializer, *PAGE_PARAMETERS],
         responses=paginated("PaginatedReviewList", ReviewSerializer(many=True)),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT, token=request.auth)
         serializer = ReviewListApi.FilterSerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)
@@ -103,7 +102,7 @@ class ReviewDetailApi(BaseApi):
         description="Your own review, or any review of a project where you may export.",
         responses=ReviewWithHistorySerializer,
     )
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: ApiRequest, pk: int) -> Response:
         review = review_get_for_user(user=request.user, pk=pk, token=request.auth)
         blind = not project_model_identity_visible(review.project)
         return Response(ReviewWithHistorySerializer(_with_history(review), context={"blind": blind}).data)
@@ -122,7 +121,7 @@ class ReviewEditApi(BaseApi):
         request=InputSerializer,
         responses={200: ReviewWithHistorySerializer, 400: INVALID},
     )
-    def patch(self, request: Request, pk: int) -> Response:
+    def patch(self, request: ApiRequest, pk: int) -> Response:
         review = review_get_for_user(user=request.user, pk=pk, for_write=True, token=request.auth)
         blind = not project_model_identity_visible(review.project)
         serializer = ReviewEditApi.InputSerializer(data=request.data)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.selectors.stats import project_stats_as_dict, project_stats_cached, reviewer_stats
@@ -136,7 +135,7 @@ class ProjectStatsApi(BaseApi):
         ),
         responses=OutputSerializer,
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT, token=request.auth)
         stats = project_stats_cached(project=project)
         reviewers = reviewer_stats(project=project) if role_allows(project.user_role, Capability.CURATE) else None  # type: ignore[attr-defined]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviewapp.api.base import BaseApi, SessionOnly
+from reviewapp.api.base import ApiRequest, BaseApi, SessionOnly
 from reviewapp.api.serializers import TokenSerializer, ValidationErrorSerializer
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import ApiToken
@@ -28,7 +27,7 @@ class TokenListApi(BaseApi):
         description="Session authentication only.",
         responses=TokenSerializer(many=True),
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         tokens = api_token_list_for_user(user=request.user)
         return Response(TokenSerializer(tokens, many=True).data)
 
@@ -54,7 +53,7 @@ class TokenCreateApi(BaseApi):
         request=InputSerializer,
         responses={201: OutputSerializer, 400: ValidationErrorSerializer},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         serializer = TokenCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -86,7 +85,7 @@ class TokenRevokeApi(BaseApi):
         description="Session authentication only. Revoking twice is harmless.",
         responses={204: OpenApiResponse(description="Revoked.")},
     )
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: ApiRequest, pk: int) -> Response:
         token = api_token_get_for_user(user=request.user, pk=pk)
         api_token_revoke(token=token, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -15,7 +15,7 @@ from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user, questions_for_project
 
 if TYPE_CHECKING:
-    from reviewapp.selectors.projects import AnyUser
+    from reviewapp.usertypes import AnyUser
 
 
 def schema_questions_for_version(*, project: Project, version: int) -> list[dict[str, Any]]:
@@ -104,7 +104,7 @@ def adjudication_next(
     """
     qs = adjudication_list(project=project, user=user)
     if user is not None:
-        qs = qs.filter(decidable_by_you=True)
+        qs = qs.filter(decidable_by_you=True)  # type: ignore[misc]  # annotated by adjudication_list
     if after is None:
         return qs.first()
     return qs.filter(id__gt=after.pk).first() or qs.exclude(pk=after.pk).first()

@@ -15,7 +15,7 @@ from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors.projects import role_for
 
 if TYPE_CHECKING:
-    from reviewapp.selectors.projects import AnyUser
+    from reviewapp.usertypes import AnyUser
 
 
 def item_get_for_user(*, user: AnyUser, project: Project, pk: int) -> Item:

@@ -15,7 +15,9 @@ from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.selectors.queue import QueueProgress
 
 if TYPE_CHECKING:
-    from reviewapp.selectors.projects import AnyUser
+    from django.contrib.auth.models import User
+
+    from reviewapp.usertypes import AnyUser
 
 
 def pairwise_slot_get_for_user(*, user: AnyUser, pk: int, token: ApiToken | None = None) -> PairwiseSlot:
@@ -27,7 +29,7 @@ def pairwise_slot_get_for_user(*, user: AnyUser, pk: int, token: ApiToken | None
     return slot
 
 
-def pairwise_open_slots_for_user(*, project: Project, user: AnyUser) -> QuerySet[PairwiseSlot]:
+def pairwise_open_slots_for_user(*, project: Project, user: User) -> QuerySet[PairwiseSlot]:
     """Pair slots this user could lease now: unfilled, free or expired, of pairs they never touched."""
     now = timezone.now()
     touched = PairwiseSlot.objects.filter(project=project, reviewer=user).values("task_id")
@@ -42,7 +44,7 @@ def pairwise_open_slots_for_user(*, project: Project, user: AnyUser) -> QuerySet
     )
 
 
-def pairwise_progress(*, project: Project, user: AnyUser) -> QueueProgress:
+def pairwise_progress(*, project: Project, user: User) -> QueueProgress:
     done = Preference.objects.filter(project=project, reviewer=user).count()
     left = pairwise_open_slots_for_user(project=project, user=user).values("task_id").distinct().count()
     held = PairwiseSlot.objects.filter(project=project, reviewer=user, submitted_at__isnull=True).count()

@@ -12,15 +12,14 @@ from django.http import Http404
 from reviewapp.models import ApiToken, Membership, Project, Question, Review, Role
 from reviewapp.models.pairwise import PairwiseTask
 from reviewapp.permissions import SCOPE_FOR_CAPABILITY, Capability, role_allows
+from reviewapp.usertypes import is_signed_in
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
-    AnyUser = AbstractBaseUser | AnonymousUser
+    from reviewapp.usertypes import AnyUser
 
 
 def role_for(*, user: AnyUser, project: Project) -> str | None:
-    if not user.is_authenticated:
+    if not is_signed_in(user):
         return None
     if getattr(user, "is_superuser", False):
         return Role.ADMIN
@@ -46,7 +45,7 @@ def project_get_for_user(
     Non-members get 404 (they must not learn the project exists); members without the
     capability get 403.
     """
-    if not user.is_authenticated:
+    if not is_signed_in(user):
         raise Http404("No such project.")
     # One round trip for the project and the caller's role: this runs on every request.
     projects = Project.objects.filter(slug=slug)
@@ -92,7 +91,7 @@ class ProjectProgress:
 
 def project_list_for_user(*, user: AnyUser) -> list[ProjectProgress]:
     """The user's projects with review progress, in a fixed number of queries."""
-    if not user.is_authenticated:
+    if not is_signed_in(user):
         return []
     projects = (
         Project.objects.all()

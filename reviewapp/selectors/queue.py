@@ -16,7 +16,9 @@ from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
 
 if TYPE_CHECKING:
-    from reviewapp.selectors.projects import AnyUser
+    from django.contrib.auth.models import User
+
+    from reviewapp.usertypes import AnyUser
 
 
 def assignment_get_for_user(*, user: AnyUser, pk: int, token: ApiToken | None = None) -> Assignment:
@@ -42,7 +44,7 @@ class QueueProgress:
         return round(100 * self.done / self.total) if self.total else 100
 
 
-def items_closed_to_user(*, project: Project, user: AnyUser) -> list[QuerySet[Any]]:
+def items_closed_to_user(*, project: Project, user: User) -> list[QuerySet[Any]]:
     """Subqueries of the item ids this user may never lease a slot of.
 
     Items they hold or held a slot of (so never the same reviewer twice), skipped, or whose review
@@ -55,7 +57,7 @@ def items_closed_to_user(*, project: Project, user: AnyUser) -> list[QuerySet[An
     ]
 
 
-def _free_slots_for_user(*, project: Project, user: AnyUser) -> QuerySet[Assignment]:
+def _free_slots_for_user(*, project: Project, user: User) -> QuerySet[Assignment]:
     now = timezone.now()
     slots = Assignment.objects.filter(project=project, submitted_at__isnull=True, is_gold=False).filter(
         Q(reviewer__isnull=True) | Q(expires_at__lt=now)
@@ -65,7 +67,7 @@ def _free_slots_for_user(*, project: Project, user: AnyUser) -> QuerySet[Assignm
     return slots
 
 
-def open_slots_for_user(*, project: Project, user: AnyUser) -> QuerySet[Assignment]:
+def open_slots_for_user(*, project: Project, user: User) -> QuerySet[Assignment]:
     """Review slots this user could lease now, in queue order (priority, then oldest).
 
     Unfilled, free or expired, not gold (gold items come through ``services.gold``), on items not
@@ -73,7 +75,7 @@ def open_slots_for_user(*, project: Project, user: AnyUser) -> QuerySet[Assignme
     assigned to them or one of their groups, or, in a shared pool, assigned to nobody. For counting
     and listing; queue_next leases through ``queue_sources_for_user`` (the same rules, indexed).
     """
-    their_groups = ReviewerGroup.members.through.objects.filter(user_id=user.pk, reviewergroup__project=project).values(
+    their_groups = ReviewerGroup.members.through.objects.filter(user=user, reviewergroup__project=project).values(
         "reviewergroup_id"
     )
     theirs = Q(assigned_to=user.pk) | Q(assigned_group__in=their_groups)
@@ -82,7 +84,7 @@ def open_slots_for_user(*, project: Project, user: AnyUser) -> QuerySet[Assignme
     return _free_slots_for_user(project=project, user=user).filter(theirs).order_by("-priority", "id")
 
 
-def queue_sources_for_user(*, project: Project, user: AnyUser) -> list[QuerySet[Assignment]]:
+def queue_sources_for_user(*, project: Project, user: User) -> list[QuerySet[Assignment]]:
     """``open_slots_for_user`` split by assignment, each part in queue order on its own index.
 
     One query with "assigned to me OR to my group OR to nobody" would walk the project's queue
@@ -93,7 +95,7 @@ def queue_sources_for_user(*, project: Project, user: AnyUser) -> list[QuerySet[
     """
     free = _free_slots_for_user(project=project, user=user)
     group_ids = list(
-        ReviewerGroup.members.through.objects.filter(user_id=user.pk, reviewergroup__project=project).values_list(
+        ReviewerGroup.members.through.objects.filter(user=user, reviewergroup__project=project).values_list(
             "reviewergroup_id", flat=True
         )
     )
@@ -103,7 +105,7 @@ def queue_sources_for_user(*, project: Project, user: AnyUser) -> list[QuerySet[
     return [source.order_by("-priority", "id") for source in sources]
 
 
-def queue_progress(*, project: Project, user: AnyUser) -> QueueProgress:
+def queue_progress(*, project: Project, user: User) -> QueueProgress:
     done = Review.objects.filter(project=project, reviewer=user).count()
     left = open_slots_for_user(project=project, user=user).order_by().values("item_id").distinct().count()
     held = Assignment.objects.filter(project=project, reviewer=user, submitted_at__isnull=True).count()

@@ -13,7 +13,9 @@ from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
 
 if TYPE_CHECKING:
-    from reviewapp.selectors.projects import AnyUser
+    from django.contrib.auth.models import User
+
+    from reviewapp.usertypes import AnyUser
 
 
 def review_get_for_user(*, user: AnyUser, pk: int, for_write: bool = False, token: ApiToken | None = None) -> Review:
@@ -36,7 +38,7 @@ def review_list(*, project: Project) -> QuerySet[Review]:
     return Review.objects.filter(project=project).select_related("reviewer", "item").order_by("id")
 
 
-def review_list_for_reviewer(*, user: AnyUser, project: Project | None = None) -> QuerySet[Review]:
+def review_list_for_reviewer(*, user: User, project: Project | None = None) -> QuerySet[Review]:
     qs = Review.objects.filter(reviewer=user).select_related("item", "project")
     # The caller's role in each review's project (blind review decides what they see), no extra query.
     if getattr(user, "is_superuser", False):

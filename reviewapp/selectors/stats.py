@@ -17,7 +17,7 @@ import statistics
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -218,7 +218,7 @@ def _domain(question: Question) -> list[str]:
     return []
 
 
-FIGURE_KINDS = {Question.Kind.PASS_FAIL: "pass_fail", Question.Kind.RATING: "rating"}
+FIGURE_KINDS: dict[str, str] = {Question.Kind.PASS_FAIL: "pass_fail", Question.Kind.RATING: "rating"}
 
 
 def version_figures(*, project: Project, questions: list[Question]) -> list[VersionFigure]:
@@ -510,7 +510,7 @@ def project_stats_cached(*, project: Project, full: bool = True) -> ProjectStats
     if cached is not None:
         cached_fingerprint, computed_at, stats = cached
         if cached_fingerprint == fingerprint or now - computed_at < _max_stale_seconds():
-            return stats
+            return cast("ProjectStats", stats)  # what the line below stored
     stats = project_stats(project=project, full=full)
     cache.set(key, (fingerprint, now, stats), STATS_CACHE_SECONDS)
     return stats
@@ -693,4 +693,5 @@ def project_stats_as_dict(*, stats: ProjectStats, reviewers: list[ReviewerStats]
             }
             for r in reviewers
         ]
-    return json.loads(json.dumps(data))
+    plain: dict[str, Any] = json.loads(json.dumps(data))
+    return plain

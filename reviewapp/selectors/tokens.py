@@ -10,16 +10,16 @@ from django.http import Http404
 from reviewapp.models import ApiToken
 
 if TYPE_CHECKING:
-    from reviewapp.selectors.projects import AnyUser
+    from django.contrib.auth.models import User
 
 
-def api_token_list_for_user(*, user: AnyUser) -> QuerySet[ApiToken]:
+def api_token_list_for_user(*, user: User) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user).select_related("project").order_by("-created_at")
 
 
-def api_token_get_for_user(*, user: AnyUser, pk: int) -> ApiToken:
+def api_token_get_for_user(*, user: User, pk: int) -> ApiToken:
     """One of the user's own API tokens; anybody else's is a 404 (their existence is not revealed)."""
-    token = ApiToken.objects.select_related("project").filter(pk=pk, user_id=getattr(user, "pk", None)).first()
+    token = ApiToken.objects.select_related("project").filter(pk=pk, user=user).first()
     if token is None:
         raise Http404("No such API token.")
     return token

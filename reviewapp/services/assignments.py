@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import F, OuterRef, QuerySet, Subquery
@@ -34,6 +34,9 @@ from reviewapp.models import Assignment, Item, Project, Review, ReviewerGroup, S
 from reviewapp.models.projects import QueueMode
 from reviewapp.services.audit import audit_record
 from reviewapp.services.curation import curation_item_update
+
+if TYPE_CHECKING:
+    from reviewapp.usertypes import Actor
 
 ID_CHUNK = 5_000  # ids per UPDATE ... WHERE id IN (...): far below PostgreSQL's 65,535 parameters
 METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
@@ -123,7 +126,7 @@ def assignments_bulk_assign(
     *,
     project: Project,
     item_filter: ItemFilter,
-    actor: Any,
+    actor: Actor,
     reviewers: Sequence[Any] = (),
     group: ReviewerGroup | None = None,
     priority: int | None = None,
@@ -270,7 +273,7 @@ def slots_priority_sync(*, project: Project, item_ids: Iterable[int]) -> int:
 # --- reviewer groups ---------------------------------------------------------------------------
 
 
-def reviewer_group_create(*, project: Project, name: str, members: Sequence[Any] = (), actor: Any) -> ReviewerGroup:
+def reviewer_group_create(*, project: Project, name: str, members: Sequence[Any] = (), actor: Actor) -> ReviewerGroup:
     name = _group_name(project=project, name=name)
     with transaction.atomic():
         group = ReviewerGroup.objects.create(project=project, name=name)
@@ -286,7 +289,7 @@ def reviewer_group_create(*, project: Project, name: str, members: Sequence[Any]
 
 
 def reviewer_group_update(
-    *, group: ReviewerGroup, actor: Any, name: str | None = None, members: Sequence[Any] | None = None
+    *, group: ReviewerGroup, actor: Actor, name: str | None = None, members: Sequence[Any] | None = None
 ) -> ReviewerGroup:
     with transaction.atomic():
         data: dict[str, Any] = {}
@@ -302,7 +305,7 @@ def reviewer_group_update(
     return group
 
 
-def reviewer_group_delete(*, group: ReviewerGroup, actor: Any) -> None:
+def reviewer_group_delete(*, group: ReviewerGroup, actor: Actor) -> None:
     """Delete a group; its open slots become unassigned (SET_NULL)."""
     with transaction.atomic():
         audit_record(actor=actor, action="group.delete", target=group, project=group.project, data={"name": group.name})
@@ -331,7 +334,7 @@ class SendBackResult:
 
 
 def item_send_back(
-    *, item: Item, actor: Any, review_ids: Sequence[int] | None = None, reason: str = ""
+    *, item: Item, actor: Actor, review_ids: Sequence[int] | None = None, reason: str = ""
 ) -> SendBackResult:
     """Send reviews of an item back for re-review (a curator action).
 
@@ -404,7 +407,7 @@ MAX_SIBLING_SPACING = 1000
 def project_queue_settings_set(
     *,
     project: Project,
-    actor: Any,
+    actor: Actor,
     queue_mode: str | None = None,
     gold_rate: float | None = None,
     lease_seconds: int | None = None,

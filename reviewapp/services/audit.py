@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reviewapp.models import AuditEvent, Project
+
+if TYPE_CHECKING:
+    from reviewapp.usertypes import Actor
 
 
 def audit_record(
     *,
-    actor: Any,
+    actor: Actor,
     action: str,
     target: Any,
     project: Project | None = None,

@@ -13,7 +13,7 @@ edit, are serialised.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -25,6 +25,9 @@ from reviewapp.selectors.curation import consensus_questions_for_version
 from reviewapp.selectors.projects import questions_for_project
 from reviewapp.services.answers import answers_validate, expectation_errors
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 Kind = Question.Kind
 Method = CuratedLabel.Method
@@ -79,7 +82,7 @@ def curation_item_update(*, item: Item, questions: list[Question] | None = None)
 def adjudication_decide(
     *,
     item: Item,
-    user: Any,
+    user: User,
     expected_version: int,
     answers: Any,
     expected_response: str | None = None,
@@ -182,7 +185,7 @@ SELF_ADJUDICATION_REFUSED = (
 )
 
 
-def curator_reviewed_item(*, item: Item, user: Any) -> bool:
+def curator_reviewed_item(*, item: Item, user: User) -> bool:
     """True when ``user`` submitted a review of the item (a review sent back still counts: they judged it)."""
     return Review.objects.filter(item_id=item.pk, reviewer_id=user.pk).exists()
 
@@ -288,7 +291,9 @@ def _write_consensus(
     return label
 
 
-def curated_label_revise(label: CuratedLabel, *, fields: dict[str, Any], replaced_by: Any, now: Any) -> CuratedLabel:
+def curated_label_revise(
+    label: CuratedLabel, *, fields: dict[str, Any], replaced_by: User | None, now: Any
+) -> CuratedLabel:
     """Keep the label's current state as a revision, then apply ``fields`` and count a new version."""
     CuratedLabelRevision.objects.create(
         label=label,
@@ -318,7 +323,7 @@ def _save_label(
     fields: dict[str, Any],
     now: Any,
     *,
-    replaced_by: Any,
+    replaced_by: User | None,
 ) -> CuratedLabel:
     """Create the label, or keep its current state in the history and update it."""
     if label is None:
@@ -417,7 +422,7 @@ def _reopen_decided(
     )
 
 
-def _stale(adjudication: Adjudication, label: CuratedLabel | None, user: Any) -> AlreadyDecided | ReviewsChanged:
+def _stale(adjudication: Adjudication, label: CuratedLabel | None, user: User) -> AlreadyDecided | ReviewsChanged:
     if adjudication.status == Adjudication.Status.DECIDED and label is not None and label.decided_by is not None:
         who = "You" if label.decided_by.pk == user.pk else label.decided_by.get_username()
         when = timezone.localtime(label.updated_at).strftime("%H:%M")

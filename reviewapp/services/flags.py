@@ -7,7 +7,7 @@ A flag never blocks the item: its review goes on as usual, and curators read the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
@@ -15,10 +15,13 @@ from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Flag, Item
 from reviewapp.services.audit import audit_record
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 NOTE_MAX = 2_000
 
 
-def flag_create(*, item: Item, user: Any, kind: str, note: str = "") -> tuple[Flag, bool]:
+def flag_create(*, item: Item, user: User, kind: str, note: str = "") -> tuple[Flag, bool]:
     """Flag ``item``; flagging it again with the same kind replaces the note. Returns (flag, created)."""
     note = (note or "").strip()
     errors: list[FieldError] = []

@@ -34,7 +34,7 @@ Accuracy (``selectors.gold_accuracy_for_reviewers``) compares every current revi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
 from django.db.models import Max, Q
@@ -49,8 +49,13 @@ from reviewapp.selectors.queue import items_closed_to_user
 from reviewapp.services.answers import answers_validate
 from reviewapp.services.audit import audit_record
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def gold_answer_set(*, project: Project, item: Item, answers: Any, actor: Any, note: str = "") -> GoldAnswer:
+    from reviewapp.usertypes import Actor
+
+
+def gold_answer_set(*, project: Project, item: Item, answers: Any, actor: Actor, note: str = "") -> GoldAnswer:
     """Mark ``item`` gold with these known answers (or replace them). Raises ValidationFailed.
 
     Answers may cover some of the questions, at least one of them scorable; each is validated
@@ -85,7 +90,7 @@ def gold_answer_set(*, project: Project, item: Item, answers: Any, actor: Any, n
     return gold
 
 
-def gold_answer_delete(*, gold: GoldAnswer, actor: Any) -> None:
+def gold_answer_delete(*, gold: GoldAnswer, actor: Actor) -> None:
     """The item is an ordinary item again; reviews made on its extra slots are kept."""
     with transaction.atomic():
         now = timezone.now()
@@ -103,7 +108,7 @@ def gold_answer_delete(*, gold: GoldAnswer, actor: Any) -> None:
         gold.delete()
 
 
-def gold_slot_lease(*, project: Project, user: Any, expires_at: datetime) -> Assignment | None:
+def gold_slot_lease(*, project: Project, user: User, expires_at: datetime) -> Assignment | None:
     """Lease an extra slot of a gold item this reviewer has not seen; None when there is none.
 
     Runs inside queue_next's transaction. The GoldAnswer row is locked (SKIP LOCKED), so two
@@ -134,7 +139,7 @@ def gold_slot_lease(*, project: Project, user: Any, expires_at: datetime) -> Ass
     return _lease(slot, user=user, now=now, expires_at=expires_at)
 
 
-def _lease(slot: Assignment, *, user: Any, now: datetime, expires_at: datetime) -> Assignment:
+def _lease(slot: Assignment, *, user: User, now: datetime, expires_at: datetime) -> Assignment:
     slot.reviewer = user
     slot.leased_at = now
     slot.expires_at = expires_at

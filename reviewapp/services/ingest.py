@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from django.conf import settings
@@ -24,6 +24,9 @@ from reviewapp.jsoninput import INT32_MAX, INT32_MIN, JsonInputError, check_valu
 from reviewapp.models import Assignment, Item, Project
 from reviewapp.services.assignments import slots_priority_sync
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from reviewapp.usertypes import Actor
 
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
 Version = Annotated[str, msgspec.Meta(max_length=100)]
@@ -178,7 +181,7 @@ def items_ingest(
     *,
     project: Project,
     rows: list[Any],
-    actor: Any = None,
+    actor: Actor = None,
     source: str = "api",
     positions: Sequence[int] | None = None,
 ) -> IngestResult:

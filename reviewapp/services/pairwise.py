@@ -18,7 +18,7 @@ import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
@@ -29,6 +29,11 @@ from reviewapp.errors import AlreadySubmitted, FieldError, ItemRemoved, LeaseLos
 from reviewapp.models import Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference, Project
 from reviewapp.selectors.pairwise import pairwise_open_slots_for_user
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from reviewapp.usertypes import Actor
 
 MAX_PREFERENCES_PER_TASK = 20
 MAX_REASON = 2000
@@ -71,7 +76,7 @@ def pairwise_tasks_create(
     project: Project,
     version_a: str,
     version_b: str,
-    actor: Any = None,
+    actor: Actor = None,
     preferences_per_task: int = 1,
     source: str = "",
     model_name: str = "",
@@ -173,7 +178,7 @@ def _with_items(qs: Any) -> Any:
     return qs.select_related("project", "task__item_a", "task__item_b")
 
 
-def pairwise_next(*, project: Project, user: Any) -> PairwiseSlot | None:
+def pairwise_next(*, project: Project, user: User) -> PairwiseSlot | None:
     """The reviewer's current pair (renewed, same sides), or a newly leased one; None when none is left."""
     for _attempt in range(3):
         try:
@@ -185,7 +190,7 @@ def pairwise_next(*, project: Project, user: Any) -> PairwiseSlot | None:
     return None
 
 
-def _pairwise_next_once(*, project: Project, user: Any) -> PairwiseSlot | None:
+def _pairwise_next_once(*, project: Project, user: User) -> PairwiseSlot | None:
     held = (
         _with_items(PairwiseSlot.objects.select_for_update(of=("self",)))
         .filter(project=project, reviewer=user, submitted_at__isnull=True)
@@ -221,7 +226,7 @@ def pairwise_slot_sides(slot: PairwiseSlot) -> tuple[Item, Item]:
     return task.item_a, task.item_b
 
 
-def _lock_own(*, slot: PairwiseSlot, user: Any, project: Project | None = None) -> PairwiseSlot:
+def _lock_own(*, slot: PairwiseSlot, user: User, project: Project | None = None) -> PairwiseSlot:
     slots = _with_items(PairwiseSlot.objects.select_for_update(of=("self",)))
     if project is not None:
         slots = slots.filter(project=project)
@@ -235,7 +240,7 @@ def _lock_own(*, slot: PairwiseSlot, user: Any, project: Project | None = None) 
     return current
 
 
-def pairwise_renew(*, slot: PairwiseSlot, user: Any) -> PairwiseSlot:
+def pairwise_renew(*, slot: PairwiseSlot, user: User) -> PairwiseSlot:
     """Extend the lease while the reviewer works; LeaseLost once someone else has the slot."""
     with transaction.atomic():
         current = _lock_own(slot=slot, user=user)
@@ -244,7 +249,7 @@ def pairwise_renew(*, slot: PairwiseSlot, user: Any) -> PairwiseSlot:
     return current
 
 
-def pairwise_skip(*, slot: PairwiseSlot, user: Any, reason: str = "") -> None:
+def pairwise_skip(*, slot: PairwiseSlot, user: User, reason: str = "") -> None:
     """Give the pair back and do not offer it to this reviewer again."""
     reason = (reason or "").strip()[:500]
     with transaction.atomic():
@@ -278,7 +283,7 @@ def _clamp_time(value: int | None) -> int | None:
 def pairwise_submit(
     *,
     slot_id: int,
-    user: Any,
+    user: User,
     lease_token: str,
     choice: str,
     reason: str = "",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -12,6 +12,11 @@ from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Assignment, Item, Membership, Project, Question, Review, Role, SchemaVersion
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from reviewapp.usertypes import Actor
 
 Kind = Question.Kind
 
@@ -51,7 +56,7 @@ def question_options_validate(*, kind: str, options: dict[str, Any], field: str 
     return opts
 
 
-def project_create(*, name: str, slug: str, actor: Any = None, **fields: Any) -> Project:
+def project_create(*, name: str, slug: str, actor: Actor = None, **fields: Any) -> Project:
     with transaction.atomic():
         project = Project(name=name, slug=slug, **fields)
         project.full_clean()
@@ -62,7 +67,9 @@ def project_create(*, name: str, slug: str, actor: Any = None, **fields: Any) ->
     return project
 
 
-def question_create(*, project: Project, key: str, title: str, kind: str, actor: Any = None, **fields: Any) -> Question:
+def question_create(
+    *, project: Project, key: str, title: str, kind: str, actor: Actor = None, **fields: Any
+) -> Question:
     """Add a question; once the current schema version has reviews, this starts a new version."""
     options = question_options_validate(kind=kind, options=fields.pop("options", {}))
     with transaction.atomic():
@@ -91,7 +98,7 @@ ANSWER_FIELDS = ("title", "instructions", "kind", "assessment_type", "required",
 EDITABLE_FIELDS = (*ANSWER_FIELDS, "order", "consensus_rule", "max_spread")
 
 
-def question_update(*, question: Question, actor: Any = None, **fields: Any) -> Question:
+def question_update(*, question: Question, actor: Actor = None, **fields: Any) -> Question:
     """Change a question's fields (not its key: answers are stored under it; add a new question instead)."""
     errors: list[FieldError] = [
         {
@@ -140,7 +147,7 @@ def question_update(*, question: Question, actor: Any = None, **fields: Any) -> 
     return current
 
 
-def question_delete(*, question: Question, actor: Any = None) -> int:
+def question_delete(*, question: Question, actor: Actor = None) -> int:
     """Remove a question; reviews keep their answers to it, under the version they answered.
 
     Returns the project's schema version afterwards.
@@ -186,7 +193,7 @@ def _schema_lock(project: Project) -> Project:
     return locked
 
 
-def _schema_changed(*, project: Project, locked: Project, actor: Any, answers_change: bool) -> None:
+def _schema_changed(*, project: Project, locked: Project, actor: Actor, answers_change: bool) -> None:
     """After a question change: start a new version if the current one has reviews, then snapshot."""
     if answers_change and Review.objects.filter(project=locked, schema_version=locked.schema_version).exists():
         old = locked.schema_version
@@ -206,7 +213,7 @@ def _schema_snapshot(project: Project) -> None:
     )
 
 
-def membership_set(*, project: Project, user: Any, role: str, actor: Any = None) -> Membership:
+def membership_set(*, project: Project, user: User, role: str, actor: Actor = None) -> Membership:
     if role not in Role.values:
         raise ValidationFailed([{"index": None, "field": "role", "message": f"Use one of {', '.join(Role.values)}."}])
     with transaction.atomic():
@@ -221,7 +228,7 @@ def membership_set(*, project: Project, user: Any, role: str, actor: Any = None)
     return membership
 
 
-def project_set_reviews_per_item(*, project: Project, reviews_per_item: int, actor: Any = None) -> Project:
+def project_set_reviews_per_item(*, project: Project, reviews_per_item: int, actor: Actor = None) -> Project:
     """Change how many reviews each item needs, adding or removing free slots to match."""
     if not 1 <= reviews_per_item <= 20:
         raise ValidationFailed([{"index": None, "field": "reviews_per_item", "message": "Use 1 to 20."}])
@@ -263,7 +270,7 @@ def project_set_reviews_per_item(*, project: Project, reviews_per_item: int, act
     return project
 
 
-def project_set_self_adjudication(*, project: Project, allowed: bool, actor: Any = None) -> Project:
+def project_set_self_adjudication(*, project: Project, allowed: bool, actor: Actor = None) -> Project:
     """Allow (or forbid) curators to decide items they reviewed themselves; recorded in the audit log."""
     with transaction.atomic():
         old = project.self_adjudication

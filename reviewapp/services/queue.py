@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
@@ -32,6 +32,9 @@ from reviewapp.selectors.queue import queue_sources_for_user
 from reviewapp.services.audit import audit_record
 from reviewapp.services.gold import gold_slot_lease
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 _dice = random.SystemRandom()  # which lease is a gold item must not be predictable
 
 
@@ -39,7 +42,7 @@ def _lease_until(project: Project) -> Any:
     return timezone.now() + timedelta(seconds=project.lease_seconds)
 
 
-def queue_next(*, project: Project, user: Any, rng: random.Random | None = None) -> Assignment | None:
+def queue_next(*, project: Project, user: User, rng: random.Random | None = None) -> Assignment | None:
     """The reviewer's current lease, or a newly leased free slot; None when nothing is left.
 
     A reviewer who already holds an unsubmitted slot gets it back (renewed), so a reload or a
@@ -59,7 +62,7 @@ def queue_next(*, project: Project, user: Any, rng: random.Random | None = None)
     return None
 
 
-def _queue_next_once(*, project: Project, user: Any, rng: random.Random) -> Assignment | None:
+def _queue_next_once(*, project: Project, user: User, rng: random.Random) -> Assignment | None:
     held = (
         Assignment.objects.select_for_update(of=("self",))
         .select_related("item")
@@ -92,7 +95,7 @@ def _queue_next_once(*, project: Project, user: Any, rng: random.Random) -> Assi
     return slot
 
 
-def recent_request_hashes(*, project: Project, user: Any) -> list[str]:
+def recent_request_hashes(*, project: Project, user: User) -> list[str]:
     """The request hashes of the items the reviewer met last: their siblings must wait.
 
     The items of their last ``sibling_spacing`` leases (submitted or held, by lease time) and of
@@ -133,7 +136,7 @@ def _best_slot(sources: list[QuerySet[Assignment]], *, recent: list[str]) -> Ass
     return slot
 
 
-def assignment_renew(*, assignment: Assignment, user: Any) -> Assignment:
+def assignment_renew(*, assignment: Assignment, user: User) -> Assignment:
     """Extend the lease while the reviewer works; LeaseLost if someone else has the slot now."""
     with transaction.atomic():
         current = _lock_own(assignment=assignment, user=user)
@@ -142,7 +145,7 @@ def assignment_renew(*, assignment: Assignment, user: Any) -> Assignment:
     return current
 
 
-def assignment_skip(*, assignment: Assignment, user: Any, reason: str = "") -> None:
+def assignment_skip(*, assignment: Assignment, user: User, reason: str = "") -> None:
     """Give the slot back and do not offer this item to the reviewer again.
 
     A slot assigned to this reviewer personally becomes unassigned (a group assignment stays), so
@@ -163,7 +166,7 @@ def assignment_skip(*, assignment: Assignment, user: Any, reason: str = "") -> N
         )
 
 
-def assignment_release(*, assignment: Assignment, user: Any) -> None:
+def assignment_release(*, assignment: Assignment, user: User) -> None:
     """Give the slot back without skipping (the reviewer may get the item again later)."""
     with transaction.atomic():
         _release(_lock_own(assignment=assignment, user=user))
@@ -176,7 +179,7 @@ def _release(slot: Assignment) -> None:
     slot.save(update_fields=["reviewer", "leased_at", "expires_at"])
 
 
-def _lock_own(*, assignment: Assignment, user: Any) -> Assignment:
+def _lock_own(*, assignment: Assignment, user: User) -> Assignment:
     current = (
         Assignment.objects.select_for_update(of=("self",))
         .select_related("project", "item")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import F
@@ -13,13 +13,16 @@ from reviewapp.services.answers import answers_validate
 from reviewapp.services.audit import audit_record
 from reviewapp.services.curation import curation_item_update
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 MAX_TIME_ON_TASK_MS = 24 * 3600 * 1000
 
 
 def review_submit(
     *,
     assignment_id: int,
-    user: Any,
+    user: User,
     answers: Any,
     comment: str = "",
     time_on_task_ms: int | None = None,
@@ -69,7 +72,7 @@ def review_submit(
     return review
 
 
-def review_edit(*, review: Review, user: Any, answers: Any, comment: str | None = None) -> Review:
+def review_edit(*, review: Review, user: User, answers: Any, comment: str | None = None) -> Review:
     """Change a submitted review; the previous answers go to its history."""
     with transaction.atomic():
         current = Review.objects.select_for_update(of=("self",)).select_related("project", "item").get(pk=review.pk)

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -18,6 +18,9 @@ from reviewapp.errors import ValidationFailed
 from reviewapp.models import ApiToken, Membership, Project
 from reviewapp.permissions import ROLE_CAPABILITIES, SCOPE_FOR_CAPABILITY
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 SCOPES = [choice.value for choice in ApiToken.Scope]
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute
@@ -27,7 +30,7 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def api_token_scopes_allowed(*, user: Any, project: Project | None = None) -> set[str]:
+def api_token_scopes_allowed(*, user: User, project: Project | None = None) -> set[str]:
     """The scopes ``user``'s roles allow: on ``project`` when the token is pinned to it, else on any
     of their projects. A token never grants more than its user could do, but a scope the roles lack
     would still be a lie on the tokens page and a surprise the day the user's role changes."""
@@ -46,7 +49,7 @@ def api_token_scopes_allowed(*, user: Any, project: Project | None = None) -> se
 
 
 def api_token_create(
-    *, user: Any, name: str, scopes: list[str], project: Project | None = None
+    *, user: User, name: str, scopes: list[str], project: Project | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the plaintext token, which is never stored."""
     errors = []
@@ -97,7 +100,7 @@ def api_token_create(
     return token, f"rd_{prefix}_{secret}"
 
 
-def api_token_revoke(*, token: ApiToken, user: Any) -> None:
+def api_token_revoke(*, token: ApiToken, user: User) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

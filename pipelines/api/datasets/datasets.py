@@ -5,7 +5,6 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pipelines.api.datasets.params import _bad
@@ -17,7 +16,7 @@ from pipelines.selectors.datasets import (
     dataset_version_get_for_user,
     dataset_versions,
 )
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
@@ -86,7 +85,7 @@ class ProjectDatasetsApi(BaseApi):
         description="Needs `export` (token scope `export`).",
         responses=DatasetListItemSerializer(many=True),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT, token=request.auth)
         return Response(DatasetListItemSerializer(dataset_list(project=project), many=True).data)
 
@@ -101,7 +100,7 @@ class ProjectDatasetsApi(BaseApi):
         request=InputSerializer,
         responses={201: DatasetSerializer, 400: ValidationErrorSerializer},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
         data = ProjectDatasetsApi.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -116,7 +115,7 @@ class DatasetDetailApi(BaseApi):
         filter = serializers.JSONField(required=False)
 
     @extend_schema(operation_id="datasets_retrieve", tags=["datasets"], responses=DatasetSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: ApiRequest, pk: int) -> Response:
         dataset = dataset_get_for_user(user=request.user, pk=pk, token=request.auth)
         return Response(DatasetSerializer(dataset).data)
 
@@ -127,7 +126,7 @@ class DatasetDetailApi(BaseApi):
         request=InputSerializer,
         responses={200: DatasetSerializer, 400: ValidationErrorSerializer},
     )
-    def patch(self, request: Request, pk: int) -> Response:
+    def patch(self, request: ApiRequest, pk: int) -> Response:
         dataset = dataset_get_for_user(user=request.user, pk=pk, capability=Capability.CURATE, token=request.auth)
         data = DatasetDetailApi.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -145,7 +144,7 @@ class DatasetVersionsApi(BaseApi):
     @extend_schema(
         operation_id="dataset_versions_list", tags=["datasets"], responses=DatasetVersionSerializer(many=True)
     )
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: ApiRequest, pk: int) -> Response:
         dataset = dataset_get_for_user(user=request.user, pk=pk, token=request.auth)
         return Response(DatasetVersionSerializer(dataset_versions(dataset=dataset), many=True).data)
 
@@ -159,7 +158,7 @@ class DatasetVersionsApi(BaseApi):
         request=InputSerializer,
         responses={201: DatasetVersionSerializer, 409: OpenApiResponse(description="No changes since the latest.")},
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: ApiRequest, pk: int) -> Response:
         dataset = dataset_get_for_user(user=request.user, pk=pk, capability=Capability.CURATE, token=request.auth)
         data = DatasetVersionsApi.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -169,7 +168,7 @@ class DatasetVersionsApi(BaseApi):
 
 class DatasetVersionDetailApi(BaseApi):
     @extend_schema(operation_id="dataset_versions_retrieve", tags=["datasets"], responses=DatasetVersionSerializer)
-    def get(self, request: Request, pk: int, number: int) -> Response:
+    def get(self, request: ApiRequest, pk: int, number: int) -> Response:
         version = dataset_version_get_for_user(user=request.user, dataset_pk=pk, number=number, token=request.auth)
         return Response(DatasetVersionSerializer(version).data)
 
@@ -182,7 +181,7 @@ class DatasetVersionDiffApi(BaseApi):
         parameters=[OpenApiParameter("against", int, required=True, description="The older version's number.")],
         responses={200: OpenApiTypes.OBJECT, 400: ValidationErrorSerializer},
     )
-    def get(self, request: Request, pk: int, number: int) -> Response:
+    def get(self, request: ApiRequest, pk: int, number: int) -> Response:
         version = dataset_version_get_for_user(user=request.user, dataset_pk=pk, number=number, token=request.auth)
         against = request.query_params.get("against", "")
         if not against.isdigit():
@@ -199,7 +198,7 @@ class DatasetVersionRowsApi(BaseApi):
         parameters=PAGE_PARAMETERS,
         responses=paginated("PaginatedDatasetRowList", DatasetRowSerializer(many=True)),
     )
-    def get(self, request: Request, pk: int, number: int) -> Response:
+    def get(self, request: ApiRequest, pk: int, number: int) -> Response:
         version = dataset_version_get_for_user(user=request.user, dataset_pk=pk, number=number, token=request.auth)
         rows = dataset_rows(version=version)
         return paginated_response(

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.http import HttpResponseNotModified
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.request import Request
 
 from pipelines.api.datasets.params import (
     FORMAT_PARAMETERS,
@@ -26,7 +25,7 @@ from pipelines.datasets.exports import (
     version_export_rows,
 )
 from pipelines.selectors.datasets import dataset_version_get_for_user
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
 
@@ -44,7 +43,7 @@ class DatasetVersionExportApi(BaseApi):
         parameters=FORMAT_PARAMETERS,
         responses={**STREAM_RESPONSES, 304: OpenApiResponse(description="Not modified.")},
     )
-    def get(self, request: Request, pk: int, number: int) -> Any:
+    def get(self, request: ApiRequest, pk: int, number: int) -> Any:
         version = dataset_version_get_for_user(user=request.user, dataset_pk=pk, number=number, token=request.auth)
         fmt, shape, compression = export_params(request)
         etag = version_etag(version=version, shape=shape, fmt=fmt, compression=compression)
@@ -86,7 +85,7 @@ class CuratedExportApi(BaseApi):
         parameters=FORMAT_PARAMETERS,
         responses=STREAM_RESPONSES,
     )
-    def get(self, request: Request, slug: str) -> Any:
+    def get(self, request: ApiRequest, slug: str) -> Any:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT, token=request.auth)
         fmt, shape, compression = export_params(request)
         filter_ = live_filter_from_query(request, project=project)

@@ -9,7 +9,6 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pipelines.api.datasets.params import IgnoreFormatNegotiation, _bad
@@ -18,7 +17,7 @@ from pipelines.datasets.exports import CONTENT_TYPES, FORMATS, SHAPES
 from pipelines.datasets.versions import dataset_filter_validate
 from pipelines.models import ExportJob
 from pipelines.selectors.datasets import dataset_version_get_for_user, export_job_get_for_user, export_jobs_recent
-from reviewapp.api.base import BaseApi
+from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
@@ -57,7 +56,7 @@ class ProjectExportJobsApi(BaseApi):
         filter = serializers.JSONField(required=False, help_text="Without a version: the live curated labels.")
 
     @extend_schema(operation_id="export_jobs_list", tags=["datasets"], responses=ExportJobSerializer(many=True))
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT, token=request.auth)
         return Response(ExportJobSerializer(export_jobs_recent(project=project, limit=50), many=True).data)
 
@@ -68,7 +67,7 @@ class ProjectExportJobsApi(BaseApi):
         request=InputSerializer,
         responses={202: ExportJobSerializer, 400: ValidationErrorSerializer},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT, token=request.auth)
         data = ProjectExportJobsApi.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -99,7 +98,7 @@ class ProjectExportJobsApi(BaseApi):
 
 class ExportJobApi(BaseApi):
     @extend_schema(operation_id="export_jobs_retrieve", tags=["datasets"], responses=ExportJobSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: ApiRequest, pk: int) -> Response:
         job = export_job_get_for_user(user=request.user, pk=pk, token=request.auth)
         return Response(ExportJobSerializer(job).data)
 
@@ -128,7 +127,7 @@ class ExportJobDownloadApi(BaseApi):
             ),
         },
     )
-    def get(self, request: Request, pk: int) -> Any:
+    def get(self, request: ApiRequest, pk: int) -> Any:
         job = export_job_get_for_user(user=request.user, pk=pk, token=request.auth)
         path = export_job_file(job)
         if job.status == ExportJob.Status.EXPIRED:

@@ -6,7 +6,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -18,6 +18,11 @@ from pipelines.models import DatasetVersion, DeliveryTarget, Push, TargetKind
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import CuratedLabel, Project
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from reviewapp.usertypes import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +44,7 @@ def push_create(
     project: Project,
     dataset_version: DatasetVersion,
     delivery_target: DeliveryTarget | None = None,
-    user: Any,
+    user: User,
 ) -> Push:
     """Queue a push of a dataset version (default target: a Delta table named after the dataset).
 
@@ -103,7 +108,9 @@ def _watermark(target: DeliveryTarget) -> Mark | None:
     return (target.watermark_at, target.watermark_id) if target.watermark_at is not None else None
 
 
-def feed_push_create(*, delivery_target: DeliveryTarget, user: Any = None, now: datetime | None = None) -> Push | None:
+def feed_push_create(
+    *, delivery_target: DeliveryTarget, user: Actor = None, now: datetime | None = None
+) -> Push | None:
     """Queue the next micro-batch of the target's feed, or None (nothing new, or one still unfinished).
 
     The batch covers ``(watermark_at - DELIVERY_FEED_OVERLAP_SECONDS, (to_at, to_id)]``, where

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -13,6 +13,9 @@ from pipelines.models import DeliveryTarget, TargetKind
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import Project
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # --- targets -----------------------------------------------------------------------------------
 
@@ -43,7 +46,7 @@ class TargetTaken(Conflict):
     code = "target_in_use"
 
 
-def _location_owner_check(*, project: Project, kind: str, target: str, user: Any) -> None:
+def _location_owner_check(*, project: Project, kind: str, target: str, user: User) -> None:
     """409 when another project's target is this table, or lies under it or above it: a table location
     belongs to one project. The owner is named only to a user who may see its project."""
     from reviewapp.selectors.projects import role_for
@@ -62,7 +65,7 @@ def _location_owner_check(*, project: Project, kind: str, target: str, user: Any
 
 
 def delivery_target_create(
-    *, project: Project, kind: str, target: str = "", feed_enabled: bool = False, user: Any
+    *, project: Project, kind: str, target: str = "", feed_enabled: bool = False, user: User
 ) -> DeliveryTarget:
     """A destination for the project's curated rows (blank Delta target: ``DELTA_ROOT/<slug>/curated``)."""
     target = (target or "").strip()
@@ -93,7 +96,7 @@ def delivery_target_create(
     return found
 
 
-def delivery_target_set_feed(*, delivery_target: DeliveryTarget, enabled: bool, user: Any) -> DeliveryTarget:
+def delivery_target_set_feed(*, delivery_target: DeliveryTarget, enabled: bool, user: User) -> DeliveryTarget:
     with transaction.atomic():
         delivery_target.feed_enabled = enabled
         delivery_target.save(update_fields=["feed_enabled"])
@@ -107,5 +110,5 @@ def delivery_target_set_feed(*, delivery_target: DeliveryTarget, enabled: bool, 
     return delivery_target
 
 
-def _is_user(user: Any) -> bool:
+def _is_user(user: User) -> bool:
     return bool(getattr(user, "is_authenticated", False))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -11,6 +11,9 @@ from pipelines.models import Environment, PromotionGate
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Project, Question
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from reviewapp.usertypes import Actor
 
 Kind = PromotionGate.Kind
 HUMAN_PASS_RATE = "human_pass_rate"  # noqa: S105 - a metric name, not a password
@@ -203,7 +206,7 @@ def _environment(project: Project, environment: Any) -> Environment | None:
 
 
 def gate_create(
-    *, project: Project, kind: Any, params: Any, actor: Any, environment: Any = None, enabled: bool = True
+    *, project: Project, kind: Any, params: Any, actor: Actor, environment: Any = None, enabled: bool = True
 ) -> PromotionGate:
     """A new gate; ``environment`` (an Environment, its id or name, or None for every environment).
 
@@ -227,7 +230,7 @@ def gate_create(
 
 
 def gate_update(
-    *, gate: PromotionGate, actor: Any, params: Any = _UNSET, enabled: Any = _UNSET, environment: Any = _UNSET
+    *, gate: PromotionGate, actor: Actor, params: Any = _UNSET, enabled: Any = _UNSET, environment: Any = _UNSET
 ) -> PromotionGate:
     """Change a gate's params, environment or enabled flag (its kind stays)."""
     fields = []
@@ -262,7 +265,7 @@ def gate_update(
     return gate
 
 
-def gate_delete(*, gate: PromotionGate, actor: Any) -> None:
+def gate_delete(*, gate: PromotionGate, actor: Actor) -> None:
     with transaction.atomic():
         audit_record(
             actor=actor,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -13,6 +13,9 @@ from pipelines.models import Environment, ModelVersion, PromotionRequest, Rollou
 from pipelines.releases.rollout.lease import RolloutStatus, StepStatus
 from reviewapp.errors import Conflict
 from reviewapp.services.audit import audit_record
+
+if TYPE_CHECKING:
+    from reviewapp.usertypes import Actor
 
 PENDING_RESEND_SECONDS = 60  # a queued rollout no worker picked up this long after it was sent is sent again
 
@@ -59,7 +62,7 @@ def rollout_create(
     to_version: ModelVersion,
     from_version: ModelVersion | None,
     kind: str = Rollout.Kind.ROLLOUT,
-    actor: Any = None,
+    actor: Actor = None,
     reason: str = "",
 ) -> Rollout:
     """A queued rollout with its steps; refused (Conflict) while another is queued or running on the environment.
@@ -109,7 +112,7 @@ def _enqueue(rollout_id: int) -> None:
     rollout_advance_task.delay_on_commit(rollout_id)
 
 
-def rollout_retry(*, rollout: Rollout, actor: Any) -> Rollout:
+def rollout_retry(*, rollout: Rollout, actor: Actor) -> Rollout:
     """Queue a failed rollout again: it resumes at its failed step (and re-points the alias first)."""
     with transaction.atomic():
         rollout = Rollout.objects.select_for_update().get(pk=rollout.pk)

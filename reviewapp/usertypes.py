@@ -13,9 +13,9 @@ AnyUser: TypeAlias = "User | AnonymousUser"
 Actor: TypeAlias = "User | AnonymousUser | None"
 
 
-def is_signed_in(user: AnyUser) -> TypeGuard[User]:
-    """``user.is_authenticated``, told to the type checker: past this check, ``user`` is a ``User``."""
-    return bool(user.is_authenticated)
+def is_signed_in(user: Actor) -> TypeGuard[User]:
+    """Whether ``user`` is signed in, told to the type checker: past this check, ``user`` is a ``User``."""
+    return bool(getattr(user, "is_authenticated", False))
 
 
 def signed_in(user: Actor) -> User | None:

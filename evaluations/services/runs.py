@@ -44,6 +44,7 @@ from evaluations.services.datasets import (
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import Item, Project
 from reviewapp.services.audit import audit_record
+from reviewapp.usertypes import signed_in
 
 if TYPE_CHECKING:
     from reviewapp.usertypes import Actor
@@ -169,7 +170,7 @@ def run_start(
             items_total=len(ids),
             chunks_total=math.ceil(len(ids) / size),
             max_error_rate=settings.EVALUATION_MAX_ERROR_RATE if max_error_rate is None else float(max_error_rate),
-            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            created_by=signed_in(actor),
         )
         chunks = RunChunk.objects.bulk_create(
             [

@@ -22,6 +22,7 @@ from evaluations.scorers.registry import scorer_get, scorer_list
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Project, Question
 from reviewapp.services.audit import audit_record
+from reviewapp.usertypes import signed_in
 
 if TYPE_CHECKING:
     from reviewapp.usertypes import Actor
@@ -289,10 +290,10 @@ def suite_create(
     try:
         with transaction.atomic():
             suite = Suite.objects.create(
-                project=project, name=name, description=(description or "").strip(), created_by=_user(actor)
+                project=project, name=name, description=(description or "").strip(), created_by=signed_in(actor)
             )
             version = SuiteVersion.objects.create(
-                suite=suite, number=1, scorers=entries, config=config_out, created_by=_user(actor)
+                suite=suite, number=1, scorers=entries, config=config_out, created_by=signed_in(actor)
             )
             audit_record(
                 actor=actor,
@@ -313,7 +314,7 @@ def suite_version_create(*, suite: Suite, scorers: Any, actor: Actor, config: An
         Suite.objects.select_for_update().filter(pk=suite.pk).first()  # numbers versions one at a time
         number = (SuiteVersion.objects.filter(suite=suite).aggregate(n=Max("number"))["n"] or 0) + 1
         version = SuiteVersion.objects.create(
-            suite=suite, number=number, scorers=entries, config=config_out, created_by=_user(actor)
+            suite=suite, number=number, scorers=entries, config=config_out, created_by=signed_in(actor)
         )
         audit_record(
             actor=actor,
@@ -323,7 +324,3 @@ def suite_version_create(*, suite: Suite, scorers: Any, actor: Actor, config: An
             data={"version": number, "scorers": version.scorer_names},
         )
     return version
-
-
-def _user(actor: Actor) -> Any:
-    return actor if getattr(actor, "is_authenticated", False) else None

@@ -30,9 +30,10 @@ from pipelines.datasets.exports import (
 from pipelines.models import DatasetVersion, ExportJob
 from reviewapp.models import Project
 from reviewapp.services.audit import audit_record
+from reviewapp.usertypes import signed_in
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+    from reviewapp.usertypes import Actor
 
 LEASE = timedelta(minutes=5)  # renewed at every progress write; a dead worker's job is swept after it
 MAX_ATTEMPTS = 3
@@ -47,7 +48,7 @@ def exports_dir() -> Path:
 def export_job_create(
     *,
     project: Project,
-    user: User,
+    user: Actor,
     fmt: str,
     shape: str,
     compression: str = "",
@@ -67,7 +68,7 @@ def export_job_create(
             shape=shape,
             compression=compression,
             rows_total=version.row_count if version is not None else None,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            created_by=signed_in(user),
         )
         audit_record(
             actor=user,

@@ -39,9 +39,10 @@ from reviewapp.models import CuratedLabel, Item, Project, Question, Review
 from reviewapp.models.gold import GoldAnswer
 from reviewapp.services.assignments import ItemFilter, items_matching
 from reviewapp.services.audit import audit_record
+from reviewapp.usertypes import signed_in
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+    from reviewapp.usertypes import Actor
 
 FILTER_KEYS = ("curated_only", "answers", "model_version", "source", "created_from", "created_to", "gold")
 FILTER_KEYS += ("tags", "metadata", "method")
@@ -376,7 +377,7 @@ def _name(value: Any) -> str:
 def dataset_create(
     *,
     project: Project,
-    user: User,
+    user: Actor,
     name: str,
     description: str = "",
     filter: Any = None,
@@ -391,7 +392,7 @@ def dataset_create(
             name=clean_name,
             description=(description or "").strip(),
             filter=clean_filter,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            created_by=signed_in(user),
         )
         audit_record(
             actor=user,
@@ -406,7 +407,7 @@ def dataset_create(
 def dataset_update(
     *,
     dataset: Dataset,
-    user: User,
+    user: Actor,
     name: str | None = None,
     description: str | None = None,
     filter: Any = None,
@@ -433,7 +434,7 @@ def dataset_update(
 
 
 def dataset_version_create(
-    *, dataset: Dataset, user: User, note: str = "", allow_unchanged: bool = False
+    *, dataset: Dataset, user: Actor, note: str = "", allow_unchanged: bool = False
 ) -> DatasetVersion:
     """Snapshot the dataset's matching curated rows as its next version, all or nothing.
 
@@ -450,7 +451,7 @@ def dataset_version_create(
             filter=locked.filter,
             content_hash="",
             note=(note or "").strip(),
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            created_by=signed_in(user),
         )
         order = question_order(project=locked.project)
         digest = hashlib.sha256()

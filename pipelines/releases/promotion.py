@@ -30,7 +30,7 @@ from reviewapp.selectors.projects import role_for
 from reviewapp.services.audit import audit_record
 
 if TYPE_CHECKING:
-    from reviewapp.usertypes import Actor
+    from django.contrib.auth.models import User
 
 Status = PromotionRequest.Status
 DEFAULT_STAGES = [10, 50, 100]
@@ -112,7 +112,7 @@ def _canary_limits_clean(out: dict[str, Any]) -> None:
         raise _error("max_p95_ms", "max_p95_ms is between 1 and 600000 milliseconds.")
 
 
-def _owner_check(*, values: dict[str, Any], actor: Actor, exclude_pk: int | None = None) -> None:
+def _owner_check(*, values: dict[str, Any], actor: User, exclude_pk: int | None = None) -> None:
     """409 when another environment owns the port or endpoint name; the owner's project is named only
     to a caller who may see that project (otherwise "already in use": nothing leaks across projects)."""
     checks = []
@@ -133,7 +133,7 @@ def _owner_check(*, values: dict[str, Any], actor: Actor, exclude_pk: int | None
         raise ResourceTaken(f"The {what} is already in use; choose another one.")
 
 
-def _save_owned(save: Any, *, values: dict[str, Any], actor: Actor, exclude_pk: int | None) -> Any:
+def _save_owned(save: Any, *, values: dict[str, Any], actor: User, exclude_pk: int | None) -> Any:
     """Run ``save`` in a savepoint; a unique-constraint race ends as the same 409 as the check before it."""
     _owner_check(values=values, actor=actor, exclude_pk=exclude_pk)
     try:
@@ -144,7 +144,7 @@ def _save_owned(save: Any, *, values: dict[str, Any], actor: Actor, exclude_pk: 
         raise
 
 
-def environment_create(*, project: Project, actor: Actor, name: str, **values: Any) -> Environment:
+def environment_create(*, project: Project, actor: User, name: str, **values: Any) -> Environment:
     name = (name or "").strip().lower()
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise _error("name", "A name is letters, digits, '-' or '_' (e.g. staging).")
@@ -166,7 +166,7 @@ def environment_create(*, project: Project, actor: Actor, name: str, **values: A
     return _save_owned(save, values=values, actor=actor, exclude_pk=None)
 
 
-def environment_update(*, environment: Environment, actor: Actor, **values: Any) -> Environment:
+def environment_update(*, environment: Environment, actor: User, **values: Any) -> Environment:
     values = _environment_clean({k: v for k, v in values.items() if k in ENV_FIELDS})
 
     def save() -> Environment:
@@ -224,7 +224,7 @@ def environments_ensure_default(*, project: Project, base_port: int | None = Non
 
 
 def promotion_request(
-    *, actor: Actor, model_version: ModelVersion, environment: Environment, reason: str
+    *, actor: User, model_version: ModelVersion, environment: Environment, reason: str
 ) -> PromotionRequest:
     """An engineer asks for ``model_version`` to go to ``environment``; the gate checklist is stored with it."""
     reason = (reason or "").strip()
@@ -282,7 +282,7 @@ def _locked(request_id: int) -> PromotionRequest:
 
 
 def promotion_approve(
-    *, actor: Actor, request_id: int, comment: str = "", override_justification: str = ""
+    *, actor: User, request_id: int, comment: str = "", override_justification: str = ""
 ) -> PromotionRequest:
     """Approve; the last required approval queues the rollout. Refusals: own request, twice, failing gates."""
     override_justification = (override_justification or "").strip()
@@ -363,14 +363,14 @@ def _gates_failed_message(request: PromotionRequest, report: Any) -> str:
     )
 
 
-def promotion_override(*, actor: Actor, request_id: int, justification: str, comment: str = "") -> PromotionRequest:
+def promotion_override(*, actor: User, request_id: int, justification: str, comment: str = "") -> PromotionRequest:
     """An admin's approval despite failing gates; the written justification is required and audited."""
     if not (justification or "").strip():
         raise _error("override_justification", "Write why the failing gates may be overridden.")
     return promotion_approve(actor=actor, request_id=request_id, comment=comment, override_justification=justification)
 
 
-def promotion_reject(*, actor: Actor, request_id: int, reason: str) -> PromotionRequest:
+def promotion_reject(*, actor: User, request_id: int, reason: str) -> PromotionRequest:
     reason = (reason or "").strip()
     if not reason:
         raise _error("reason", "Say why the request is rejected.")
@@ -394,7 +394,7 @@ def promotion_reject(*, actor: Actor, request_id: int, reason: str) -> Promotion
     return request
 
 
-def promotion_cancel(*, actor: Actor, request_id: int) -> PromotionRequest:
+def promotion_cancel(*, actor: User, request_id: int) -> PromotionRequest:
     with transaction.atomic():
         request = _locked(request_id)
         if request.status != Status.PENDING:
@@ -408,7 +408,7 @@ def promotion_cancel(*, actor: Actor, request_id: int) -> PromotionRequest:
     return request
 
 
-def rollback_request(*, actor: Actor, request_id: int, reason: str) -> Rollout:
+def rollback_request(*, actor: User, request_id: int, reason: str) -> Rollout:
     """Put the environment's previous version back (alias and traffic): a rollout of kind rollback.
 
     The written ``reason`` is required; it is kept on the rollout, audited and sent in the webhooks.
@@ -443,7 +443,7 @@ def rollback_request(*, actor: Actor, request_id: int, reason: str) -> Rollout:
     return rollout
 
 
-def promotion_retry(*, actor: Actor, request_id: int) -> Rollout:
+def promotion_retry(*, actor: User, request_id: int) -> Rollout:
     """Resume the request's last failed rollout from its failed step."""
     request = PromotionRequest.objects.select_related("project").get(pk=request_id)
     rollout = request.rollouts.order_by("-id").first()

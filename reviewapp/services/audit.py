@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from reviewapp.models import AuditEvent, Project
+from reviewapp.usertypes import signed_in
 
 if TYPE_CHECKING:
     from reviewapp.usertypes import Actor
@@ -19,7 +20,7 @@ def audit_record(
     """Append one event to the audit log. Call inside the transaction that made the change."""
     return AuditEvent.objects.create(
         project=project,
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        actor=signed_in(actor),
         action=action,
         target_type=type(target).__name__.lower(),
         target_id=str(target.pk),

@@ -29,6 +29,7 @@ from reviewapp.errors import AlreadySubmitted, FieldError, ItemRemoved, LeaseLos
 from reviewapp.models import Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference, Project
 from reviewapp.selectors.pairwise import pairwise_open_slots_for_user
 from reviewapp.services.audit import audit_record
+from reviewapp.usertypes import signed_in
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -136,7 +137,7 @@ def pairwise_tasks_create(
                     version_a=version_a,
                     version_b=version_b,
                     preferences_per_task=preferences_per_task,
-                    created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                    created_by=signed_in(actor),
                 )
                 for a, b in pairs
             ],

@@ -13,15 +13,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from pipelines.datasets.pushes.targets import _is_user, delivery_target_create, delta_default_uri
+from pipelines.datasets.pushes.targets import delivery_target_create, delta_default_uri
 from pipelines.models import DatasetVersion, DeliveryTarget, Push, TargetKind
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import CuratedLabel, Project
 from reviewapp.services.audit import audit_record
+from reviewapp.usertypes import signed_in
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
-
     from reviewapp.usertypes import Actor
 
 logger = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ def push_create(
     project: Project,
     dataset_version: DatasetVersion,
     delivery_target: DeliveryTarget | None = None,
-    user: User,
+    user: Actor,
 ) -> Push:
     """Queue a push of a dataset version (default target: a Delta table named after the dataset).
 
@@ -77,7 +76,7 @@ def push_create(
             target=delivery_target.target,
             batch_id=batch_id,
             rows_total=dataset_version.row_count,
-            created_by=user if _is_user(user) else None,
+            created_by=signed_in(user),
             enqueued_at=timezone.now(),
         )
         audit_record(
@@ -160,7 +159,7 @@ def feed_push_create(
             range_to_at=to_at,
             range_to_id=to_id,
             rows_total=len(window) + overlap,  # the new labels and those re-read before the watermark
-            created_by=user if _is_user(user) else None,
+            created_by=signed_in(user),
             enqueued_at=now,
         )
         _enqueue([push.pk])

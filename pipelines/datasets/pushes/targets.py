@@ -13,9 +13,10 @@ from pipelines.models import DeliveryTarget, TargetKind
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import Project
 from reviewapp.services.audit import audit_record
+from reviewapp.usertypes import is_signed_in, signed_in
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+    from reviewapp.usertypes import Actor
 
 # --- targets -----------------------------------------------------------------------------------
 
@@ -46,7 +47,7 @@ class TargetTaken(Conflict):
     code = "target_in_use"
 
 
-def _location_owner_check(*, project: Project, kind: str, target: str, user: User) -> None:
+def _location_owner_check(*, project: Project, kind: str, target: str, user: Actor) -> None:
     """409 when another project's target is this table, or lies under it or above it: a table location
     belongs to one project. The owner is named only to a user who may see its project."""
     from reviewapp.selectors.projects import role_for
@@ -59,13 +60,13 @@ def _location_owner_check(*, project: Project, kind: str, target: str, user: Use
     if not clashes:
         return
     owner = clashes[0].project
-    if _is_user(user) and role_for(user=user, project=owner) is not None:
+    if is_signed_in(user) and role_for(user=user, project=owner) is not None:
         raise TargetTaken(f"This table location is used by a delivery target of project {owner.name!r}.")
     raise TargetTaken("This table location is already in use.")
 
 
 def delivery_target_create(
-    *, project: Project, kind: str, target: str = "", feed_enabled: bool = False, user: User
+    *, project: Project, kind: str, target: str = "", feed_enabled: bool = False, user: Actor
 ) -> DeliveryTarget:
     """A destination for the project's curated rows (blank Delta target: ``DELTA_ROOT/<slug>/curated``)."""
     target = (target or "").strip()
@@ -80,7 +81,7 @@ def delivery_target_create(
             project=project,
             kind=kind,
             target=target,
-            defaults={"feed_enabled": feed_enabled, "created_by": user if _is_user(user) else None},
+            defaults={"feed_enabled": feed_enabled, "created_by": signed_in(user)},
         )
         if not created and feed_enabled and not found.feed_enabled:
             found.feed_enabled = True
@@ -96,7 +97,7 @@ def delivery_target_create(
     return found
 
 
-def delivery_target_set_feed(*, delivery_target: DeliveryTarget, enabled: bool, user: User) -> DeliveryTarget:
+def delivery_target_set_feed(*, delivery_target: DeliveryTarget, enabled: bool, user: Actor) -> DeliveryTarget:
     with transaction.atomic():
         delivery_target.feed_enabled = enabled
         delivery_target.save(update_fields=["feed_enabled"])
@@ -108,7 +109,3 @@ def delivery_target_set_feed(*, delivery_target: DeliveryTarget, enabled: bool, 
             data={"enabled": enabled},
         )
     return delivery_target
-
-
-def _is_user(user: User) -> bool:
-    return bool(getattr(user, "is_authenticated", False))

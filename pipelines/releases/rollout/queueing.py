@@ -13,6 +13,7 @@ from pipelines.models import Environment, ModelVersion, PromotionRequest, Rollou
 from pipelines.releases.rollout.lease import RolloutStatus, StepStatus
 from reviewapp.errors import Conflict
 from reviewapp.services.audit import audit_record
+from reviewapp.usertypes import signed_in
 
 if TYPE_CHECKING:
     from reviewapp.usertypes import Actor
@@ -84,7 +85,7 @@ def rollout_create(
                 from_version=from_version,
                 stages=stages,
                 reason=reason,
-                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                created_by=signed_in(actor),
                 enqueued_at=timezone.now(),
             )
     except IntegrityError:

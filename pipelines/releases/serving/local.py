@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.errors import PermanentPipelineError
 from pipelines.adapters.outbound import environ_without_secrets
 from pipelines.models import Environment
 from pipelines.releases.serving.split import SYSTEM, EndpointNotReady, Heartbeat, Split, entity_name
@@ -112,7 +112,7 @@ def local_model_server_ensure(*, model_uri: str, deadline: float, heartbeat: Hea
     bin_dir = str(Path(sys.executable).parent)
     # Model code is not trusted with the application's secrets (database, secret key, tokens).
     env = {
-        **environ_without_secrets(),
+        **environ_without_secrets(secret_env_prefix=settings.SECRET_ENV_PREFIX),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",  # the server runs `uvicorn` from PATH
         "MLFLOW_TRACKING_URI": str(settings.MLFLOW_TRACKING_URI),
         "MLFLOW_REGISTRY_URI": str(getattr(settings, "MLFLOW_REGISTRY_URI", "") or settings.MLFLOW_TRACKING_URI),
@@ -349,35 +349,9 @@ def local_query(
 
     With ``version`` the proxy sends the request to that version's server only (``X-Reviewdesk-Version``).
     """
-    import requests
+    from pipelines.adapters.serving_proxy import local_invocations
 
-    from pipelines.adapters.serving_proxy import PIN_HEADER
-
-    headers = {PIN_HEADER: str(version)} if version else {}
-    try:
-        response = requests.post(
-            f"http://127.0.0.1:{port}/invocations",
-            json={"dataframe_records": records},
-            timeout=timeout,
-            headers=headers,
-        )
-    except requests.RequestException as exc:
-        raise TransientPipelineError(
-            f"local endpoint on port {port}: {type(exc).__name__}: {exc}", system=SYSTEM
-        ) from None
-    if response.status_code >= 500 and response.status_code in (502, 503, 504):
-        raise TransientPipelineError(f"local endpoint on port {port}: HTTP {response.status_code}", system=SYSTEM)
-    if response.status_code != 200:
-        raise PermanentPipelineError(
-            f"local endpoint on port {port}: HTTP {response.status_code}: {response.text[:300]}", system=SYSTEM
-        )
-    try:
-        predictions = response.json()["predictions"]
-    except (ValueError, KeyError, TypeError):
-        raise PermanentPipelineError(
-            f"local endpoint on port {port} answered without predictions", system=SYSTEM
-        ) from None
-    served_by = response.headers.get("X-Reviewdesk-Served-Version", "")
+    predictions, served_by = local_invocations(port=port, records=records, timeout=timeout, version=version)
     return [{"prediction": p, "served_by": served_by} for p in predictions]
 
 

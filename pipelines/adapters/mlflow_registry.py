@@ -57,14 +57,10 @@ class ModelVersionInfo:
 
 
 def _client(config: MlflowConfig) -> MlflowClient:
-    import mlflow
     from mlflow import MlflowClient
 
-    uri = config.tracking_uri
-    # The fluent API (start_run, log_model, load_model) reads the process-wide URIs.
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # pyfunc models are registered in the tracking server's own registry.
+    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
 
 
 def _call(what: str, fn: Callable[[], T]) -> T:
@@ -133,6 +129,11 @@ def pyfunc_loader_model_register(
 
     experiment_id = experiment_ensure(config, experiment_name)
     client = _client(config)
+    # MLflow 3.17's logging of a pyfunc model (start_run, log_model) exists only in the fluent API,
+    # which reads the process-wide URIs (and MLflow exports the tracking URI to the environment). Only
+    # the demo's model registration (a command) comes here, always with the deployment's own URI.
+    mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_registry_uri(config.tracking_uri)
 
     def log() -> ModelVersionInfo:
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
@@ -244,13 +245,15 @@ def _model_download(config: MlflowConfig, model_uri: str) -> str:
     """The model's files in a local folder, fetched through the registry; no model code runs here."""
     import mlflow.artifacts
 
-    _client(config)
     folder = tempfile.mkdtemp(prefix="reviewdesk-model-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return _call(
         f"download {model_uri}",
         lambda: mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri, dst_path=folder, tracking_uri=config.tracking_uri
+            artifact_uri=model_uri,
+            dst_path=folder,
+            tracking_uri=config.tracking_uri,
+            registry_uri=config.tracking_uri,
         ),
     )
 

@@ -1,4 +1,4 @@
-"""OAuth M2M (a service principal's client id and secret) through ``settings_client()``: the real SDK
+"""OAuth M2M (a service principal's client id and secret) through ``DatabricksConfig.from_settings``: the real SDK
 discovers the OIDC endpoints, fetches a token with client_credentials / all-apis from the local
 workspace, and sends it as a bearer; a refused secret fails clearly before anything is written."""
 

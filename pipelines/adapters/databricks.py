@@ -4,8 +4,8 @@ Every call takes a :class:`DatabricksConfig` (the workspace, its credentials and
 builds it from its ``DATABRICKS_*`` settings) and plain values, and returns plain dicts; this module
 reads no settings. SDK and transport errors become :class:`TransientPipelineError` (408, 425, 429,
 5xx, timeouts, refused connections) or :class:`PermanentPipelineError` (bad credentials, unknown
-endpoint, invalid request, a body that is not what the API promises): see :func:`_call`. ``databricks.sdk`` costs ~1.3 s to import, so it is imported on
-first use, never at Django start-up.
+endpoint, invalid request, a body that is not what the API promises): see :func:`_call`.
+``databricks.sdk`` costs ~1.3 s to import, so it is imported on first use, never at Django start-up.
 
 Clients are built with short ``retry_timeout_seconds`` / ``http_timeout_seconds``: with the
 SDK's defaults the constructor alone can block for five minutes on an unreachable host (it

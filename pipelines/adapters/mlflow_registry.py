@@ -56,6 +56,18 @@ class ModelVersionInfo:
         return f"models:/{self.name}/{self.version}"
 
 
+def _process_uris(config: MlflowConfig) -> None:
+    """Point MLflow's process-wide URIs at the deployment's tracking server (which MLflow also exports
+    as MLFLOW_TRACKING_URI). Only for the two MLflow 3.17 paths that read nothing else: the fluent
+    logging of a pyfunc model (start_run, log_model) and the resolution of a ``models:/name/version``
+    URI when downloading (``ModelsArtifactRepository._get_model_uri_infos`` reads
+    ``mlflow.get_registry_uri()``). The value is the same every call: the deployment's own."""
+    import mlflow
+
+    mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_registry_uri(config.tracking_uri)
+
+
 def _client(config: MlflowConfig) -> MlflowClient:
     from mlflow import MlflowClient
 
@@ -129,11 +141,7 @@ def pyfunc_loader_model_register(
 
     experiment_id = experiment_ensure(config, experiment_name)
     client = _client(config)
-    # MLflow 3.17's logging of a pyfunc model (start_run, log_model) exists only in the fluent API,
-    # which reads the process-wide URIs (and MLflow exports the tracking URI to the environment). Only
-    # the demo's model registration (a command) comes here, always with the deployment's own URI.
-    mlflow.set_tracking_uri(config.tracking_uri)
-    mlflow.set_registry_uri(config.tracking_uri)
+    _process_uris(config)  # log_model exists only in the fluent API
 
     def log() -> ModelVersionInfo:
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
@@ -245,6 +253,7 @@ def _model_download(config: MlflowConfig, model_uri: str) -> str:
     """The model's files in a local folder, fetched through the registry; no model code runs here."""
     import mlflow.artifacts
 
+    _process_uris(config)  # models:/ URIs resolve through the process-wide registry URI
     folder = tempfile.mkdtemp(prefix="reviewdesk-model-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return _call(

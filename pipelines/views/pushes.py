@@ -24,7 +24,7 @@ from pipelines.selectors.pushes import delivery_target_get_for_user, delivery_ta
 from pipelines.wiring import databricks_config
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.views.http import AuthedHtmxRequest
 
 TEMPLATE = "pipelines/pushes.html"

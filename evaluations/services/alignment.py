@@ -47,7 +47,7 @@ from reviewapp.services.audit import audit_record
 from reviewapp.services.flags import flag_create
 
 if TYPE_CHECKING:
-    from reviewapp.usertypes import Actor
+    from django.contrib.auth.models import User
 
 DISAGREEMENT_PRIORITY = 10
 NOT_APPLICABLE = "not applicable: humans reviewed different answers"
@@ -134,7 +134,7 @@ def _verdicts(run: Run, names: list[str]) -> dict[str, dict[int, bool]]:
     out: dict[str, dict[int, bool]] = defaultdict(dict)
     rows = RunResult.objects.filter(run=run, scorer__in=names, passed__isnull=False, error="")
     for scorer, item_id, passed in rows.values_list("scorer", "item_id", "passed"):
-        out[scorer][item_id] = passed
+        out[scorer][item_id] = bool(passed)  # never None: filtered above
     return out
 
 
@@ -283,7 +283,7 @@ class SendResult:
 
 
 def disagreements_send_to_review(
-    *, run: Run, actor: Actor, scorers: list[str] | None = None, priority: int = DISAGREEMENT_PRIORITY
+    *, run: Run, actor: User, scorers: list[str] | None = None, priority: int = DISAGREEMENT_PRIORITY
 ) -> SendResult:
     """Raise the priority of every disagreement item and flag the curated ones (see the module doc)."""
     found = disagreements_list(run=run, scorers=scorers)

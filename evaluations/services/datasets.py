@@ -208,7 +208,7 @@ def score_input_for_item(
             metadata["latency_ms"] = latency_ms
     return ScoreInput(
         request=item.request,
-        response=response if generated else (item.response or ""),
+        response=response if response is not None else (item.response or ""),
         retrieved_context=list(retrieved_context or []) if generated else list(item.retrieved_context or []),
         expected_response=expected_response,
         expected_facts=expected_facts,

@@ -18,8 +18,8 @@ class ApiRequest(Request):
     """What an API view receives: every view needs a signed-in user, and a Bearer token authenticates
     as its ``ApiToken`` (a session leaves ``auth`` None)."""
 
-    user: User  # type: ignore[assignment]
-    auth: ApiToken | None  # type: ignore[assignment]
+    user: User
+    auth: ApiToken | None
 
 
 class BaseApi(APIView):

@@ -231,7 +231,7 @@ def _closed_pairs(*, project: Project, reviewer_ids: list[int], item_ids: list[i
     wanted = set(item_ids)
     pairs: set[tuple[int, int]] = set()
     for model, extra in ((Assignment, {}), (Skip, {}), (Review, {"returned_at__isnull": False})):
-        rows = model.objects.filter(project=project, reviewer_id__in=reviewer_ids, **extra).values_list(  # type: ignore[attr-defined]
+        rows = model.objects.filter(project=project, reviewer_id__in=reviewer_ids, **extra).values_list(
             "item_id", "reviewer_id"
         )
         pairs.update(pair for pair in rows if pair[0] in wanted)

@@ -48,8 +48,8 @@ def curation_item_update(*, item: Item, questions: list[Question] | None = None)
         if locked is None:
             return None
         project = locked.project
-        label = related_or_none(locked, "curated_label")
-        adjudication = related_or_none(locked, "adjudication")
+        label: CuratedLabel | None = related_or_none(locked, "curated_label")
+        adjudication: Adjudication | None = related_or_none(locked, "adjudication")
         n = project.reviews_per_item
         if locked.review_count < n and label is None and adjudication is None:
             return None  # the common case while an item collects its reviews: one query
@@ -123,7 +123,7 @@ def adjudication_decide(
             cleaned = answers_validate(questions=questions, item=locked, answers=merged)
         except ValidationFailed as exc:
             # Given as the top-level field, the error names that field.
-            named = [
+            named: list[FieldError] = [
                 {**e, "field": "expected_response"}
                 if expected_response is not None and e["field"] == f"answers.{response_key}"
                 else e
@@ -264,7 +264,7 @@ def _write_consensus(
     answers = consensus.answers
     response_key = _first_key(questions, Kind.EXPECTED_RESPONSE)
     facts_key = _first_key(questions, Kind.EXPECTED_FACTS)
-    fields = {
+    fields: dict[str, Any] = {
         "answers": answers,
         "expected_response": str(answers.get(response_key, "")) if response_key else "",
         "expected_facts": list(answers.get(facts_key, [])) if facts_key else [],

@@ -18,10 +18,10 @@ import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from reviewapp.blind import request_key  # one definition of "the same request" (siblings too)
@@ -175,7 +175,7 @@ def _lease_until(project: Project) -> datetime:
     return timezone.now() + timedelta(seconds=project.lease_seconds)
 
 
-def _with_items(qs: Any) -> Any:
+def _with_items(qs: QuerySet[PairwiseSlot]) -> QuerySet[PairwiseSlot]:
     return qs.select_related("project", "task__item_a", "task__item_b")
 
 

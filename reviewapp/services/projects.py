@@ -12,6 +12,7 @@ from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Assignment, Item, Membership, Project, Question, Review, Role, SchemaVersion
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
 from reviewapp.services.audit import audit_record
+from reviewapp.usertypes import is_signed_in
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -61,7 +62,7 @@ def project_create(*, name: str, slug: str, actor: Actor = None, **fields: Any) 
         project = Project(name=name, slug=slug, **fields)
         project.full_clean()
         project.save()
-        if actor is not None and getattr(actor, "is_authenticated", False):
+        if is_signed_in(actor):
             Membership.objects.create(project=project, user=actor, role=Role.ADMIN)
         audit_record(actor=actor, action="project.create", target=project, project=project)
     return project

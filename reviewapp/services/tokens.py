@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from reviewapp.errors import ValidationFailed
+from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import ApiToken, Membership, Project
 from reviewapp.permissions import ROLE_CAPABILITIES, SCOPE_FOR_CAPABILITY
 from reviewapp.services.audit import audit_record
@@ -52,7 +52,7 @@ def api_token_create(
     *, user: User, name: str, scopes: list[str], project: Project | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the plaintext token, which is never stored."""
-    errors = []
+    errors: list[FieldError] = []
     name = (name or "").strip()
     if not name:
         errors.append({"index": None, "field": "name", "message": "Give the token a name."})
@@ -100,7 +100,7 @@ def api_token_create(
     return token, f"rd_{prefix}_{secret}"
 
 
-def api_token_revoke(*, token: ApiToken, user: User) -> None:
+def api_token_revoke(*, token: ApiToken, user: User | None) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

@@ -13,7 +13,7 @@ class AuthedHtmxRequest(HttpRequest):
     """What ``@login_required`` views receive: a logged-in user, and htmx details from the middleware."""
 
     htmx: HtmxDetails
-    user: User  # type: ignore[assignment]
+    user: User
 
 
 @dataclass(frozen=True)

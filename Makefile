@@ -32,6 +32,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	REVIEWDESK_TESTING=true $(VENV)/bin/mypy
 	DJANGO_SETTINGS_MODULE=reviewapp.settings $(VENV)/bin/lint-imports --no-cache
 	REVIEWDESK_TESTING=true $(PY) manage.py makemigrations --check --dry-run
 

@@ -91,7 +91,7 @@ def endpoints_declared() -> dict[str, EndpointEntry]:
         name = item.get("name")
         if isinstance(name, str) and name in entries:
             problems.append(f"{where}.name: {name!r} is declared twice")
-        if problems:
+        if problems or not isinstance(name, str):  # a name that is not a string is among the problems
             continue
         entries[name] = EndpointEntry(
             config=_config(item),

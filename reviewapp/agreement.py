@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -60,11 +60,12 @@ def value_counts(units: Sequence[Sequence[object]]) -> tuple[np.ndarray, list[ob
 
 def coincidences(counts: np.ndarray) -> np.ndarray:
     """Flattened per-item coincidence matrices, shape (items, V*V)."""
-    m = counts.sum(axis=1)
-    outer = np.einsum("uv,uk->uvk", counts, counts)
+    m: np.ndarray = counts.sum(axis=1)
+    outer: np.ndarray = np.einsum("uv,uk->uvk", counts, counts)
     idx = np.arange(counts.shape[1])
     outer[:, idx, idx] -= counts
-    return (outer / (m - 1)[:, None, None]).reshape(len(counts), -1)
+    flat: np.ndarray = (outer / (m - 1)[:, None, None]).reshape(len(counts), -1)
+    return flat
 
 
 def _delta2(level: Level, values: list[object], marginals: np.ndarray) -> np.ndarray:
@@ -83,7 +84,8 @@ def _delta2(level: Level, values: list[object], marginals: np.ndarray) -> np.nda
     hi = np.maximum.outer(np.arange(n_values), np.arange(n_values))
     span = cum[:, hi] - cum[:, lo] + marginals[:, lo]
     d = span - (marginals[:, :, None] + marginals[:, None, :]) / 2
-    return d**2
+    squared: np.ndarray = d**2
+    return squared
 
 
 def alpha_from_coincidences(o: np.ndarray, level: Level, values: list[object]) -> np.ndarray:
@@ -127,7 +129,7 @@ def krippendorff_alpha(
         # One value everywhere: agreement is perfect but alpha is undefined (no variation).
         return _none("krippendorff_alpha", len(counts), n_ratings)
     # The package wants numbers; nominal codes are just the value's position.
-    domain = list(range(len(values))) if level == "nominal" else values
+    domain: list[Any] = list(range(len(values))) if level == "nominal" else values
     point = float(krippendorff.alpha(value_counts=counts, value_domain=domain, level_of_measurement=level))
     coincid = coincidences(counts)
     rng = np.random.default_rng(seed)

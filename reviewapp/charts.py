@@ -85,6 +85,7 @@ def stacked_bars(
     """One horizontal bar per row, split into ``segments`` (shares of the row's total), with a legend."""
     plot = WIDTH - LABEL_W - 20
     body = []
+    x: float
     for j, seg in enumerate(segments):
         x = LABEL_W + j * 90
         body.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{PALETTE[j % len(PALETTE)]}"/>')

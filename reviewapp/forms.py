@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -201,7 +201,7 @@ class ReviewAnswersForm:
                 out[q.key] = value == "true"
             elif q.kind == Kind.CONTEXT_RELEVANCE:
                 if any(v not in (None, "") for v in value or []):
-                    out[q.key] = [None if v in (None, "") else v for v in value]
+                    out[q.key] = [None if v in (None, "") else v for v in value or []]
             elif value not in (None, "", []):
                 out[q.key] = value
         return out
@@ -232,9 +232,14 @@ class ReviewAnswersForm:
 
 def _int_or_none(value: str | None) -> int | None:
     try:
-        return int(float(value)) if value not in (None, "") else None
+        return int(float(value)) if value else None
     except (TypeError, ValueError):
         return None
+
+
+def _choice_field(form: forms.BaseForm, name: str) -> forms.ChoiceField:
+    """One of ``form``'s choice fields (``form.fields`` knows each only as a Field)."""
+    return cast(forms.ChoiceField, form.fields[name])
 
 
 class BulkAssignForm(forms.Form):
@@ -266,8 +271,8 @@ class BulkAssignForm(forms.Form):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["reviewers"].choices = [(name, name) for name in reviewers]
-        self.fields["group"].choices = [("", "No group"), *groups]
+        _choice_field(self, "reviewers").choices = [(name, name) for name in reviewers]
+        _choice_field(self, "group").choices = [("", "No group"), *groups]
 
     @property
     def filter_fields(self) -> list[forms.BoundField]:
@@ -294,7 +299,7 @@ class BulkAssignForm(forms.Form):
         return pairs
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         action = data.get("action")
         if action == "assign" and not data.get("reviewers") and data.get("group") is None:
             self.add_error("reviewers", "Pick reviewers or a group to assign to.")
@@ -358,7 +363,7 @@ class ReviewerGroupForm(forms.Form):
 
     def __init__(self, *args: Any, reviewers: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["members"].choices = [(name, name) for name in reviewers]
+        _choice_field(self, "members").choices = [(name, name) for name in reviewers]
 
 
 class ApiTokenForm(forms.Form):
@@ -368,7 +373,7 @@ class ApiTokenForm(forms.Form):
 
     def __init__(self, *args: Any, projects: Iterable[tuple[str, str]] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].choices = [("", "All my projects"), *projects]
+        _choice_field(self, "project").choices = [("", "All my projects"), *projects]
 
 
 class ThrottledLoginMixin:

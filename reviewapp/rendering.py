@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import nh3
 from django.utils.html import conditional_escape
@@ -85,7 +85,7 @@ def render_untrusted(text: object) -> SafeString:
     """Untrusted plain text as HTML: escaped, and with bidi controls shown as marked escapes."""
     if text is None:
         return mark_safe("")
-    escaped = str(conditional_escape(text))
+    escaped = str(conditional_escape(cast("str", text)))  # Django escapes str() of any object
     return mark_safe(_BIDI_RE.sub(lambda m: _bidi_span(f"{ord(m.group()):04X}"), escaped))  # noqa: S308
 
 

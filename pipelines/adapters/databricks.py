@@ -262,12 +262,12 @@ def serving_endpoint_create(
     from databricks.sdk.service.serving import EndpointCoreConfigInput
 
     client = workspace_client(config)
-    config = EndpointCoreConfigInput(
+    endpoint = EndpointCoreConfigInput(
         name=name, served_entities=_served_entities(entities), traffic_config=_traffic_config(routes)
     )
 
     def create() -> dict[str, Any]:
-        waiter = client.serving_endpoints.create(name=name, config=config)
+        waiter = client.serving_endpoints.create(name=name, config=endpoint)
         return waiter.response.as_dict() if waiter.response is not None else {}
 
     return _call(f"create serving endpoint {name!r}", create)
@@ -419,9 +419,7 @@ def sql_statement_run(
     state = _statement_state(response)
     if state != "SUCCEEDED":
         err = response.status.error if response.status else None
-        code = str(
-            err.error_code.value if err and hasattr(err.error_code, "value") else (err.error_code if err else "")
-        )
+        code = str(getattr(err.error_code, "value", err.error_code) if err else "")
         message = (err.message if err else "") or f"the statement ended {state}"
         error_class = (
             TransientPipelineError if code in SQL_TRANSIENT_ERRORS or state == "CANCELED" else PermanentPipelineError
@@ -475,7 +473,7 @@ def _status_of(exc: BaseException) -> int | None:
     """The HTTP status behind an SDK error, from its class (the SDK keeps no status on the exception)."""
     from databricks.sdk.errors import platform
 
-    by_class = {klass: status for status, klass in platform.STATUS_CODE_MAPPING.items()}
+    by_class: dict[type, int] = {klass: status for status, klass in platform.STATUS_CODE_MAPPING.items()}
     for klass in type(exc).__mro__:
         if klass in by_class:
             return by_class[klass]

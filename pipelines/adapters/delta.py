@@ -528,11 +528,12 @@ def _ensure_dataset_column(table: Any, *, uri: str, options: dict[str, str] | No
     only adds source columns after they are resolved. Tables created before it existed get it here,
     null in every old row."""
     from deltalake import Field
+    from deltalake.schema import PrimitiveType
 
     if "dataset_id" in {field.name for field in table.schema().fields}:
         return table
     try:
-        table.alter.add_columns(Field("dataset_id", "long", nullable=True))
+        table.alter.add_columns(Field("dataset_id", PrimitiveType("long"), nullable=True))
     except Exception as exc:
         raise _error(f"add column dataset_id to Delta table {uri}", exc, options) from None
     return _open(uri, options)

@@ -24,9 +24,10 @@ STOP_GRACE_SECONDS = 10.0
 
 def json_read(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return None
+    return data
 
 
 def json_write(path: Path, data: dict[str, Any]) -> None:

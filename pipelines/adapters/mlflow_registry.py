@@ -241,7 +241,8 @@ class ModelProcess:
                     raise TransientPipelineError(f"{what}: the model process exited", system=SYSTEM)
                 self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
-        return json.loads(line)
+        message: dict[str, Any] = json.loads(line)
+        return message
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -161,8 +161,9 @@ def uc_schemas_parse(raw: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def _address_problem(address: IPAddress, networks: tuple[IPNetwork, ...]) -> str | None:
-    if getattr(address, "ipv4_mapped", None):
-        address = address.ipv4_mapped  # type: ignore[union-attr]
+    mapped = getattr(address, "ipv4_mapped", None)  # IPv6 only: ::ffff:a.b.c.d is checked as a.b.c.d
+    if mapped:
+        address = mapped
     if address.is_multicast or address.is_unspecified or address.is_reserved:
         return "a reserved address"
     if any(address in m for m in METADATA_NETWORKS if m.version == address.version):

@@ -73,7 +73,9 @@ class ModelVersionListApi(BaseApi):
         project = project_for_models(user=request.user, slug=slug, token=request.auth)
         paginator = IdCursorPagination()
         paginator.ordering = "-id"
-        page: list[ModelVersion] = paginator.paginate_queryset(model_version_list(project=project), request, view=self)
+        page: list[ModelVersion] = (
+            paginator.paginate_queryset(model_version_list(project=project), request, view=self) or []
+        )
         serving = environments_serving(project=project)
         summaries = versions_summary(project=project, versions=page)
         rows = [
@@ -198,7 +200,7 @@ class GateOutputSerializer(serializers.Serializer):
         return gate_title(gate)
 
     def get_environment(self, gate: PromotionGate) -> str | None:
-        return gate.environment.name if gate.environment_id else None
+        return gate.environment.name if gate.environment is not None else None
 
 
 GATE_DOC = (

@@ -81,7 +81,7 @@ class _Wanted:
 
 
 def _source_id(label: CuratedLabel) -> str:
-    if label.method == CuratedLabel.Method.ADJUDICATED and label.decided_by_id:
+    if label.method == CuratedLabel.Method.ADJUDICATED and label.decided_by is not None:
         return str(label.decided_by.get_username())
     names = sorted({r.reviewer.get_username() for r in label.reviews.all() if r.reviewer_id})
     return ",".join(names) or "reviewdesk"

@@ -44,7 +44,15 @@ from reviewapp.usertypes import signed_in
 if TYPE_CHECKING:
     from reviewapp.usertypes import Actor
 
-FILTER_KEYS = ("curated_only", "answers", "model_version", "source", "created_from", "created_to", "gold")
+FILTER_KEYS: tuple[str, ...] = (
+    "curated_only",
+    "answers",
+    "model_version",
+    "source",
+    "created_from",
+    "created_to",
+    "gold",
+)
 FILTER_KEYS += ("tags", "metadata", "method")
 ROW_BATCH = 2_000  # rows per bulk_create / per prefetch batch: bounded memory, few round trips
 DIFF_SAMPLE = 50  # rows listed per kind in a diff (the counts are always complete)
@@ -195,7 +203,7 @@ class _JsonArrayHolds(Func):
     def __init__(self, column: str, path: str, value: str) -> None:
         super().__init__(F(column), Value(path), Value(value))
 
-    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:  # type: ignore[override]  # compiled by hand: no function, template or joiner to pass
         parts, params = [], []
         for expression in self.get_source_expressions():
             sql, sql_params = compiler.compile(expression)
@@ -316,7 +324,7 @@ def canonical_row(label: CuratedLabel, *, question_order: dict[str, int] | None 
         "feedback": feedback,
         "provenance": {
             "method": label.method,
-            "decided_by": label.decided_by.get_username() if label.decided_by_id else None,
+            "decided_by": label.decided_by.get_username() if label.decided_by is not None else None,
             "review_ids": [r.pk for r in reviews],
             "reviewers": [r.reviewer.get_username() for r in reviews],
             "agreement": _agreement_summary(label.agreement or {}),

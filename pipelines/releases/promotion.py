@@ -121,7 +121,10 @@ def _owner_check(*, values: dict[str, Any], actor: User, exclude_pk: int | None 
     if values.get("serving_endpoint"):
         checks.append(("serving_endpoint", "serving endpoint", {"serving_endpoint": values["serving_endpoint"]}))
     for _field, label, lookup in checks:
-        owner = Environment.objects.filter(**lookup).exclude(pk=exclude_pk).select_related("project").first()
+        others = Environment.objects.filter(**lookup)
+        if exclude_pk is not None:
+            others = others.exclude(pk=exclude_pk)
+        owner = others.select_related("project").first()
         if owner is None:
             continue
         what = f"{label} {next(iter(lookup.values()))}"
@@ -190,7 +193,7 @@ def environments_ensure_default(*, project: Project, base_port: int | None = Non
     from django.conf import settings
 
     base = base_port or settings.LOCAL_SERVING_BASE_PORT
-    defaults = [
+    defaults: list[tuple[str, dict[str, Any]]] = [
         ("staging", {"alias": "staging", "canary_stages": [100]}),
         ("production", {"alias": "champion", "canary_stages": list(DEFAULT_STAGES)}),
     ]

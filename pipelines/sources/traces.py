@@ -20,7 +20,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.utils import timezone
@@ -98,7 +98,7 @@ def _flush(*, project: Project, rows: list[dict[str, Any]], result: TraceIngestR
         return
     _, errors = items_validate(rows)
     for error in errors:
-        trace_id = rows[error["index"]]["trace_id"]
+        trace_id = rows[cast("int", error["index"])]["trace_id"]  # items_validate names each error's row
         result.skipped[trace_id] = f"Not a valid item: {error['field'] or '(row)'}: {error['message']}"
     valid = [row for row in rows if row["trace_id"] not in result.skipped]
     existing = {

@@ -102,6 +102,7 @@ def push_now(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
         target = delivery_target_get_for_user(user=request.user, pk=int(target_id), capability=Capability.CURATE)
         if target.project_id != project.pk:
             target = None
+    push: Push | None
     try:
         if version_id.isdigit():
             version = DatasetVersion.objects.filter(pk=int(version_id), dataset__project=project).first()

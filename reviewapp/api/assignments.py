@@ -127,7 +127,7 @@ class AssignmentListApi(BaseApi):
 class ItemFilterSerializer(serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=100_000)
     model_version = serializers.CharField(required=False, max_length=100)
-    source = serializers.CharField(required=False, max_length=100)
+    source = serializers.CharField(required=False, max_length=100)  # type: ignore[assignment]  # DRF's metaclass moves declared fields off the class
     metadata = serializers.DictField(required=False, help_text='Exact match on each key, e.g. {"channel": "chat"}.')
     created_from = serializers.DateTimeField(required=False, help_text="Items created at or after (ISO 8601).")
     created_to = serializers.DateTimeField(required=False, help_text="Items created before (ISO 8601).")

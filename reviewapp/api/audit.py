@@ -21,7 +21,7 @@ class AuditEventSerializer(serializers.Serializer):
     actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
     target_type = serializers.CharField()
     target_id = serializers.CharField()
-    data = serializers.DictField()
+    data = serializers.DictField()  # type: ignore[assignment]  # DRF's metaclass moves declared fields off the class
     created_at = serializers.DateTimeField()
 
 

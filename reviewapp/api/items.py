@@ -163,7 +163,7 @@ class ItemIngestApi(BaseApi):
 class ItemListApi(BaseApi):
     class FilterSerializer(serializers.Serializer):
         model_version = serializers.CharField(required=False)
-        source = serializers.CharField(required=False)
+        source = serializers.CharField(required=False)  # type: ignore[assignment]  # DRF's metaclass moves declared fields off the class
         external_id = serializers.CharField(required=False)
 
     @extend_schema(

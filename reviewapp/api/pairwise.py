@@ -37,7 +37,7 @@ class PairwiseTasksCreateApi(BaseApi):
         preferences_per_task = Int32Field(
             required=False, default=1, min_value=1, max_value=MAX_PREFERENCES_PER_TASK, help_text="Judges per pair."
         )
-        source = serializers.CharField(required=False, default="", allow_blank=True, help_text="Only items from it.")
+        source = serializers.CharField(required=False, default="", allow_blank=True, help_text="Only items from it.")  # type: ignore[assignment]  # DRF's metaclass moves declared fields off the class
         model_name = serializers.CharField(required=False, default="", allow_blank=True)
         created_after = serializers.DateTimeField(required=False, default=None, help_text="Items created from then.")
         created_before = serializers.DateTimeField(required=False, default=None, help_text="Items created before.")

@@ -39,7 +39,7 @@ class ItemSerializer(serializers.Serializer):
     model_name = serializers.CharField(required=False, help_text=BLIND)
     model_version = serializers.CharField(required=False, help_text=BLIND)
     trace_id = serializers.CharField(required=False, help_text=BLIND)
-    source = serializers.CharField(required=False, help_text=BLIND)
+    source = serializers.CharField(required=False, help_text=BLIND)  # type: ignore[assignment]  # DRF's metaclass moves declared fields off the class
     metadata = serializers.DictField(help_text="Keys naming a model, version, endpoint, trace or run: " + BLIND)
     priority = serializers.IntegerField()
     review_count = serializers.IntegerField(help_text="Submitted reviews so far.")
@@ -64,7 +64,7 @@ class QuestionSerializer(serializers.Serializer):
     instructions = serializers.CharField()
     kind = serializers.ChoiceField(choices=Question.Kind.choices)
     assessment_type = serializers.ChoiceField(choices=Question.AssessmentType.choices)
-    required = serializers.BooleanField()
+    required = serializers.BooleanField()  # type: ignore[assignment]  # DRF's metaclass moves declared fields off the class
     order = serializers.IntegerField()
     options = serializers.DictField(
         help_text='rating / context_relevance: {"min", "max", "min_label", "max_label"}; '
@@ -126,7 +126,7 @@ class FieldErrorSerializer(serializers.Serializer):
 
 class ValidationErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    errors = FieldErrorSerializer(many=True)
+    errors = FieldErrorSerializer(many=True)  # type: ignore[assignment]  # DRF's metaclass moves declared fields off the class
 
 
 class ConflictSerializer(serializers.Serializer):

@@ -7,7 +7,8 @@ curator works through the queue without page loads; a plain form POST redirects 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -55,7 +56,7 @@ class Pick:
 class DecisionField:
     field: QuestionField
     row: ComparisonRow | None
-    picks: list[Pick] = field(default_factory=list)
+    picks: list[Pick] = dataclasses.field(default_factory=list)
 
 
 @login_required
@@ -83,7 +84,7 @@ def adjudication_queue(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
         "status": status,
         "counts": adjudication_counts(project=project),
         "first": adjudication_next(project=project, user=request.user),
-        "may_manage": role_allows(project.user_role, Capability.MANAGE),
+        "may_manage": role_allows(project.user_role, Capability.MANAGE),  # type: ignore[attr-defined]  # set by project_get_for_user
     }
     return render(request, "reviewapp/adjudication_queue.html", context)
 
@@ -134,13 +135,14 @@ def adjudication_item(request: AuthedHtmxRequest, slug: str, item_id: int) -> Ht
         notice = Notice("error", exc.message)
         return _render_panel(request, project, adjudication, form=form, notice=notice, status=422, keep_post=True)
     except Conflict as exc:
+        kept: ReviewAnswersForm | None = form
         try:  # fresh reviews and version; the curator's answers stay in the form
             fresh: Adjudication | None = adjudication_get_for_user(user=request.user, slug=slug, item_id=item_id)
         except Http404:
-            fresh, form = None, None
+            fresh, kept = None, None
         text = f"{exc.message} Your answers are kept below: save again to replace it." if fresh else exc.message
         notice = Notice("warning", text)
-        return _render_panel(request, project, fresh, form=form, notice=notice, status=409, keep_post=True)
+        return _render_panel(request, project, fresh, form=kept, notice=notice, status=409, keep_post=True)
     text = f"Saved your decision on “{_short(adjudication.item.request_text)}”."
     link = reverse("adjudication-item", args=[project.slug, adjudication.item_id])
     following = adjudication_next(project=project, after=adjudication, user=request.user)

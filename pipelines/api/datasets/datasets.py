@@ -66,7 +66,7 @@ class DatasetRowSerializer(serializers.Serializer):
     row_id = serializers.CharField()
     item_id = serializers.IntegerField()
     content_hash = serializers.CharField()
-    data = serializers.DictField(help_text="The canonical row (see pipelines.datasets.versions).")
+    data = serializers.DictField(help_text="The canonical row (see pipelines.datasets.versions).")  # type: ignore[assignment]  # DRF's metaclass moves declared fields off the class
 
 
 # --- datasets ------------------------------------------------------------------------------------

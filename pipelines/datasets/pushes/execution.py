@@ -186,6 +186,8 @@ def _feed_rows(push: Push) -> Iterator[tuple[dict[str, Any], str]]:
     from pipelines.datasets.versions import canonical_row, question_order, row_hash
 
     after = (push.range_from_at, push.range_from_id) if push.range_from_at is not None else None
+    if push.range_to_at is None:  # fixed when the feed batch was queued
+        raise ValueError(f"Feed push {push.pk} has no range to deliver.")
     labels = _labels_between(push.project_id, after=after, upto=(push.range_to_at, push.range_to_id))
     labels = (
         labels.select_related("item", "decided_by")

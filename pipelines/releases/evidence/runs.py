@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,7 @@ def run_scores(*, run: Run, scorer: str, statistic: str) -> list[float]:
     results = RunResult.objects.filter(run=run, scorer=scorer, error="")
     if statistic == "pass_rate":
         return [1.0 if p else 0.0 for p in results.filter(passed__isnull=False).values_list("passed", flat=True)]
-    return [float(n) for n in results.filter(number__isnull=False).values_list("number", flat=True)]
+    return [float(n) for n in results.filter(number__isnull=False).values_list("number", flat=True) if n is not None]
 
 
 def run_scores_paired(
@@ -70,11 +71,12 @@ def run_scores_paired(
 
     def values(of: Run, partner: dict[int, str], side: str) -> dict[str, float]:
         results = RunResult.objects.filter(run=of, scorer=scorer, error="")
+        rows: Iterable[tuple[int, Any]]
         if statistic == "pass_rate":
             rows = results.filter(passed__isnull=False).values_list("item_id", "passed")
         else:
             rows = results.filter(number__isnull=False).values_list("item_id", "number")
-        return {partner.get(item_id, f"{side}:{item_id}"): float(value) for item_id, value in rows}
+        return {partner.get(item_id, f"{side}:{item_id}"): float(value) for item_id, value in rows if value is not None}
 
     return values(champion_run, partner_a, "a"), values(run, partner_b, "b")
 

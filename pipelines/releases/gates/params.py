@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from django.db import transaction
 
@@ -37,11 +37,11 @@ def _err(name: str, message: str) -> FieldError:
     return {"index": None, "field": f"params.{name}" if name else "params", "message": message}
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -195,7 +195,7 @@ def _environment(project: Project, environment: Any) -> Environment | None:
     if isinstance(environment, Environment):
         env = environment if environment.project_id == project.pk else None
     else:
-        lookup = {"pk": environment} if _is_int(environment) else {"name": str(environment)}
+        lookup: dict[str, Any] = {"pk": environment} if _is_int(environment) else {"name": str(environment)}
         env = Environment.objects.filter(project=project, **lookup).first()
     if env is None:
         raise ValidationFailed(
@@ -283,8 +283,9 @@ def _pct(value: float) -> str:
 
 def gate_title(gate: PromotionGate) -> str:
     p = gate.params or {}
+    suite_id: Any = p.get("suite_id")  # JSON: a gate without a suite names none
     if gate.kind == Kind.SUITE_METRIC:
-        suite = Suite.objects.filter(pk=p.get("suite_id")).values_list("name", flat=True).first() or p.get("suite_id")
+        suite = Suite.objects.filter(pk=suite_id).values_list("name", flat=True).first() or p.get("suite_id")
         age = f", at most {p['max_age_days']} days old" if p.get("max_age_days") else ""
         what = f"{p.get('metric')} {p.get('statistic', 'mean')} {p.get('op', '>=')} {p.get('threshold')}"
         return f"{what} on suite “{suite}” (latest run{age})"
@@ -299,7 +300,7 @@ def gate_title(gate: PromotionGate) -> str:
         if p.get("metric") == HUMAN_PASS_RATE:
             what = "human pass rate"
         else:
-            suite = Suite.objects.filter(pk=p.get("suite_id")).values_list("name", flat=True).first()
+            suite = Suite.objects.filter(pk=suite_id).values_list("name", flat=True).first()
             what = f"{p.get('metric')} {p.get('statistic', 'mean')} of suite “{suite}”"
         margin = p.get("margin", 0)
         confidence = float(p.get("confidence", DEFAULT_CONFIDENCE))

@@ -169,5 +169,7 @@ def _restore(run: _Run) -> str:
     except LeaseLost:
         raise
     except PipelineError as exc:
-        parts.append(f"Restoring v{back.version} failed too: {exc.message}. Check the endpoint.")
+        # back is None when clearing the alias failed (nothing served before)
+        what = f"Restoring v{back.version}" if back is not None else "Removing the alias"
+        parts.append(f"{what} failed too: {exc.message}. Check the endpoint.")
     return " ".join(parts)

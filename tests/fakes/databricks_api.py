@@ -24,7 +24,7 @@ It serves what databricks-sdk 0.162.0 actually requests (checked in
   Unity Catalog model aliases (``/api/2.1/unity-catalog/models/{full_name}/aliases/{alias}``).
   Faults: ``stick_next_updates`` (that many updates never complete; with ``update_fails_after``
   seconds they end in UPDATE_FAILED and the old config keeps serving), ``fail_next(...)`` on any
-  path, ``invocations_fail`` / ``empty_predictions``. ``ready_after_seconds`` makes readiness take
+  path, ``invocations_fail`` / ``empty_predictions`` / ``alias_delete_denied``. ``ready_after_seconds`` makes readiness take
   time instead of GETs (benchmarks); ``update_seconds`` records how long each update took.
 - OAuth M2M for service principals (``add_service_principal``): the OIDC discovery document and the
   client_credentials token endpoint; the tokens it issues are accepted as bearers.
@@ -258,6 +258,7 @@ class FakeDatabricks(UnityCatalogMixin, FakeHttpServer):
         self.update_fails_after: float | None = None  # a stuck update then ends in UPDATE_FAILED
         self.invocations_fail = False
         self.empty_predictions = False
+        self.alias_delete_denied = False  # deleting a Unity Catalog alias answers 403
         self.entity_fail_rate: dict[str, float] = {}  # served model name -> share of its requests answering 500
         self.entity_latency: dict[str, float] = {}  # served model name -> seconds before it answers
         self._entity_calls: dict[str, int] = {}
@@ -520,6 +521,8 @@ class FakeDatabricks(UnityCatalogMixin, FakeHttpServer):
         denied = self.check_auth(request)
         if denied:
             return denied
+        if self.alias_delete_denied:
+            return Reply(403, {"error_code": "PERMISSION_DENIED", "message": "no rights on this alias"})
         self.model_aliases.pop((request.params["full_name"], request.params["alias"]), None)
         return Reply(200, {})
 

@@ -264,6 +264,22 @@ def test_a_first_deployment_creates_the_endpoint(world) -> None:  # type: ignore
     assert fake.routes_of("support-stg") == {"support_assistant-2": 100}
 
 
+def test_a_failed_first_deployment_whose_alias_cannot_be_removed_says_so(world) -> None:  # type: ignore[no-untyped-def]
+    """Nothing served before, so restoring means removing the alias; when that fails too, the rollout says so."""
+    fake: FakeDatabricks = world["fake"]
+    fake.empty_predictions = True
+    env = databricks_environment(world["env"].project, name="staging", alias="staging", serving_endpoint="support-stg")
+    req = promotion_request(actor=world["erin"], model_version=world["v2"], environment=env, reason="first")
+    promotion_approve(actor=world["ezra"], request_id=req.pk)
+    rollout = Rollout.objects.get(request=req)
+    fake.alias_delete_denied = True
+
+    assert rollout_advance(rollout_id=rollout.pk) == "failed"
+
+    rollout.refresh_from_db()
+    assert "Removing the alias failed too" in rollout.error and "no rights on this alias" in rollout.error
+
+
 def test_one_request_per_environment_shows_as_live(world) -> None:  # type: ignore[no-untyped-def]
     """A newer promotion replaces the live one; rolling it back brings the replaced one back."""
     Status = PromotionRequest.Status

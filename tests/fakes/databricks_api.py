@@ -24,8 +24,9 @@ It serves what databricks-sdk 0.162.0 actually requests (checked in
   Unity Catalog model aliases (``/api/2.1/unity-catalog/models/{full_name}/aliases/{alias}``).
   Faults: ``stick_next_updates`` (that many updates never complete; with ``update_fails_after``
   seconds they end in UPDATE_FAILED and the old config keeps serving), ``fail_next(...)`` on any
-  path, ``invocations_fail`` / ``empty_predictions`` / ``alias_delete_denied``. ``ready_after_seconds`` makes readiness take
-  time instead of GETs (benchmarks); ``update_seconds`` records how long each update took.
+  path, ``invocations_fail`` / ``empty_predictions`` / ``alias_delete_denied``. ``ready_after_seconds``
+  makes readiness take time instead of GETs (benchmarks); ``update_seconds`` records how long each
+  update took.
 - OAuth M2M for service principals (``add_service_principal``): the OIDC discovery document and the
   client_credentials token endpoint; the tokens it issues are accepted as bearers.
 - the MLflow Unity Catalog model registry and tracking runs that mlflow 3.17.2 reads with

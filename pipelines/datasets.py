@@ -37,7 +37,7 @@ from pipelines.models import Dataset, DatasetRow, DatasetVersion
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import CuratedLabel, Item, Project, Question, Review
 from reviewapp.models.gold import GoldAnswer
-from reviewapp.services.assignments import ItemFilter, items_matching
+from reviewapp.item_query import ItemQuery, items_matching
 from reviewapp.services.audit import audit_record
 
 FILTER_KEYS = ("curated_only", "answers", "model_version", "source", "created_from", "created_to", "gold")
@@ -148,7 +148,7 @@ def dataset_filter_validate(*, project: Project, filter: Any) -> dict[str, Any]:
             errors.append(_error("filter.created_to", "Must be after created_from."))
     if "metadata" in out and not errors:
         try:  # the same key rules as bulk assignment by filter
-            items_matching(project=project, item_filter=ItemFilter(metadata=out["metadata"]))
+            items_matching(project=project, query=ItemQuery(metadata=out["metadata"]))
         except ValidationFailed as exc:
             errors.extend(exc.errors)
     if errors:
@@ -216,7 +216,7 @@ def curated_labels_matching(*, project: Project, filter: dict[str, Any]) -> Quer
     """The project's curated labels matching a *validated* filter, in stable order (by item id)."""
     items = items_matching(
         project=project,
-        item_filter=ItemFilter(
+        query=ItemQuery(
             model_version=filter.get("model_version"),
             source=filter.get("source"),
             metadata=filter.get("metadata") or {},

@@ -39,10 +39,11 @@ from django.db import transaction
 
 from evaluations.models import Run, RunChunk, RunResult, RunRow
 from evaluations.scorers.registry import scorer_get
+from reviewapp.item_query import ItemQuery
 from reviewapp.models import CuratedLabel, Flag, Item
 from reviewapp.selectors import wilson_interval
 from reviewapp.services.agreement import cohen_kappa
-from reviewapp.services.assignments import ItemFilter, assignments_bulk_assign
+from reviewapp.services.assignments import assignments_bulk_assign
 from reviewapp.services.audit import audit_record
 from reviewapp.services.flags import flag_create
 from reviewapp.services.item_stats import content_hash
@@ -296,7 +297,7 @@ def disagreements_send_to_review(
         if lower:
             result = assignments_bulk_assign(
                 project=run.project,
-                item_filter=ItemFilter(ids=tuple(lower)),
+                query=ItemQuery(ids=tuple(lower)),
                 actor=actor,
                 priority=priority,
                 assign=False,

@@ -21,6 +21,7 @@ from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.errors import ValidationFailed
+from reviewapp.item_query import ItemQuery
 from reviewapp.models import Assignment
 from reviewapp.models.projects import QueueMode
 from reviewapp.permissions import Capability, role_allows
@@ -35,7 +36,6 @@ from reviewapp.selectors import (
 from reviewapp.services.assignments import (
     ADMIN_QUEUE_SETTINGS,
     MAX_SIBLING_SPACING,
-    ItemFilter,
     assignments_bulk_assign,
     item_send_back,
     project_queue_settings_set,
@@ -141,9 +141,9 @@ class ItemFilterSerializer(serializers.Serializer):
     )
 
 
-def item_filter_from(data: dict[str, Any]) -> ItemFilter:
-    """An ItemFilterSerializer's validated data as the service's ItemFilter."""
-    return ItemFilter(
+def item_query_from(data: dict[str, Any]) -> ItemQuery:
+    """An ItemFilterSerializer's validated data (the bulk assignment names) as the one ItemQuery."""
+    return ItemQuery(
         ids=tuple(data["ids"]) if "ids" in data else None,
         model_version=data.get("model_version"),
         source=data.get("source"),
@@ -206,7 +206,7 @@ class AssignmentBulkAssignApi(BaseApi):
         assign = bool(reviewers or group is not None or data["unassign"])
         result = assignments_bulk_assign(
             project=project,
-            item_filter=item_filter_from(data["filter"]),
+            query=item_query_from(data["filter"]),
             actor=request.user,
             reviewers=reviewers,
             group=group,

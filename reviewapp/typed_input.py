@@ -88,7 +88,11 @@ def value_convert(value: Any, type_: Any, *, field: str, index: int | None = Non
 def struct_errors(
     raw: Any, cls: type[S], *, field: str = "", index: int | None = None
 ) -> tuple[S | None, list[FieldError]]:
-    """``raw`` as ``cls`` and the errors of every bad field (the Struct is None when there are any)."""
+    """``raw`` as ``cls`` and the errors of every bad field.
+
+    With errors, the Struct holds the fields that fit (bad ones keep their defaults), so a service
+    can still check the rest and report everything at once; it is None when a required field is bad.
+    """
     if not isinstance(raw, dict):
         return None, [field_error(field, cls.not_object_message, index)]
     fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
@@ -103,19 +107,20 @@ def struct_errors(
             values[info.name] = msgspec.convert(value, info.type)
         except msgspec.ValidationError as exc:
             errors.append(error_from(exc, field=field_join(field, key), index=index, message=_said(info.type)))
+    missing = False
     for info in fields.values():
         required = info.default is msgspec.NODEFAULT and info.default_factory is msgspec.NODEFAULT
-        if required and info.encode_name not in raw:
-            message = _said(info.type) or "This field is required."
-            errors.append(field_error(field_join(field, info.encode_name), message, index))
-    if errors:
-        return None, errors
-    return cls(**values), []
+        if required and info.name not in values:
+            missing = True
+            if info.encode_name not in raw:
+                message = _said(info.type) or "This field is required."
+                errors.append(field_error(field_join(field, info.encode_name), message, index))
+    return (None if missing else cls(**values)), errors
 
 
 def struct_convert(raw: Any, cls: type[S], *, field: str = "", index: int | None = None, summary: str = "") -> S:
     """``raw`` as ``cls``, or ValidationFailed naming every bad field (``summary``: its message)."""
     parsed, errors = struct_errors(raw, cls, field=field, index=index)
-    if parsed is None:
+    if parsed is None or errors:
         raise ValidationFailed(errors, summary or "The input is not valid.")
     return parsed

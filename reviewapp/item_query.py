@@ -27,7 +27,7 @@ METADATA_KEY_MESSAGE = "Use letters, digits, '-' or '_' in metadata keys."
 ItemFilterFn = Callable[[QuerySet[Item], Any], QuerySet[Item]]
 # Filters contributed by other apps, by name. Extension point: evaluations may register e.g.
 # "judge_score_below" from its AppConfig.ready(), so reviewapp's core never imports evaluations
-# (ARCHITECTURE.md: arrows point one way). Each function narrows the queryset by its value and
+# (docs/architecture.md: arrows point one way). Each function narrows the queryset by its value and
 # raises ValidationFailed for a bad value.
 ITEM_FILTERS: dict[str, ItemFilterFn] = {}
 

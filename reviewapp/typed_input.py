@@ -41,6 +41,11 @@ def field_error(field: str, message: str, index: int | None = None) -> FieldErro
     return {"index": index, "field": field, "message": message}
 
 
+def refusal(field: str, message: str, index: int | None = None) -> ValidationFailed:
+    """One refused field, its message also the summary (raise it)."""
+    return ValidationFailed([field_error(field, message, index)], message)
+
+
 def field_join(prefix: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{prefix}[{key}]"
@@ -50,7 +55,13 @@ def field_join(prefix: str, key: str | int) -> str:
 def error_from(
     exc: msgspec.ValidationError, *, field: str = "", index: int | None = None, message: str | None = None
 ) -> FieldError:
-    """One msgspec failure as our error: its path joined to ``field``; ``message`` replaces msgspec's wording."""
+    """One msgspec failure as our error: its path joined to ``field``.
+
+    ``message`` (a field's ``says``) replaces msgspec's wording and speaks of the whole field, so the
+    error names ``field`` itself, not the element inside it that failed.
+    """
+    if message:
+        return field_error(field, message, index)
     text = str(exc)
     match = _AT.match(text)
     said, path = (match["message"], match["path"]) if match else (text, "")
@@ -59,7 +70,7 @@ def error_from(
         path = f"{path}.{unknown['name']}"
         said = "Unknown field."
     where = f"{field}{path}" if field else path.lstrip(".")
-    return field_error(where, message or said, index)
+    return field_error(where, said, index)
 
 
 def _said(annotation: Any) -> str | None:
@@ -101,7 +112,9 @@ def struct_errors(
     for key, value in raw.items():
         info = fields.get(key)
         if info is None:
-            errors.append(field_error(field_join(field, str(key)), cls.unknown_message.format(key=key), index))
+            errors.append(
+                field_error(field_join(field, str(key)), cls.unknown_message.replace("{key}", str(key)), index)
+            )
             continue
         try:
             values[info.name] = msgspec.convert(value, info.type)

@@ -174,7 +174,7 @@ def pyfunc_loader_model_register(
 # the application's secrets; the worker only downloads the model's files.
 MODEL_LOAD_TIMEOUT = 180.0
 MODEL_PREDICT_TIMEOUT = 120.0
-_BASE_DIR = Path(__file__).resolve().parent.parent
+_BASE_DIR = Path(__file__).resolve().parents[2]  # the checkout, so `-m pipelines.adapters.model_runner` resolves
 _REGISTRY_ENV = {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD"}
 
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, TypeVar, Union, get_args, get_origi
 import msgspec
 
 from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.jsoninput import JsonInputError
 
 S = TypeVar("S", bound="TypedInput")
 _AT = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$", re.S)
@@ -53,15 +54,21 @@ def field_join(prefix: str, key: str | int) -> str:
 
 
 def error_from(
-    exc: msgspec.ValidationError, *, field: str = "", index: int | None = None, message: str | None = None
+    exc: msgspec.ValidationError | JsonInputError,
+    *,
+    field: str = "",
+    index: int | None = None,
+    message: str | None = None,
 ) -> FieldError:
-    """One msgspec failure as our error: its path joined to ``field``.
+    """One msgspec failure (or JSON refused by reviewapp.jsoninput) as our error: its path joined to ``field``.
 
     ``message`` (a field's ``says``) replaces msgspec's wording and speaks of the whole field, so the
     error names ``field`` itself, not the element inside it that failed.
     """
     if message:
         return field_error(field, message, index)
+    if isinstance(exc, JsonInputError):
+        return field_error(".".join(p for p in (field, exc.path) if p), exc.message, index)
     text = str(exc)
     match = _AT.match(text)
     said, path = (match["message"], match["path"]) if match else (text, "")

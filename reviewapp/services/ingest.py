@@ -117,7 +117,7 @@ def items_validate(
             check_value(raw)  # NUL (PostgreSQL cannot store it) and nesting depth, with the field's path
             row = msgspec.convert(raw, ItemIn)
         except JsonInputError as exc:
-            errors.append({"index": index, "field": exc.path, "message": exc.message})
+            errors.append(error_from(exc, index=index))
             continue
         except msgspec.ValidationError as exc:
             errors.append(error_from(exc, index=index))

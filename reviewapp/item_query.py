@@ -68,8 +68,7 @@ class ItemQuery(msgspec.Struct, frozen=True, kw_only=True):
 
     def narrows_items(self) -> bool:
         """Whether a field about the item itself is given (not only about its curated label)."""
-        label_only = {"curated_only", "method", "answers"}
-        return any(name not in label_only and name in self.describe() for name in self.__struct_fields__)
+        return bool(set(self.describe()) - {"curated_only", "method", "answers"})
 
 
 def item_query_errors(query: ItemQuery, *, field: str = "filter") -> list[FieldError]:

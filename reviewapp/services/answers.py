@@ -30,8 +30,9 @@ def _answer_type(question: Question) -> Any:
         return _rating(int(opts.get("min", 1)), int(opts.get("max", 5)))
     if kind == Kind.CHOICE:
         choices = list(opts.get("choices", []))
-        literal = Literal[tuple(choices)] if choices and all(type(c) in (str, int) for c in choices) else None
-        return Annotated[literal, says(f"Pick one of: {', '.join(map(str, choices))}.")] if literal else None
+        if not choices or not all(type(c) in (str, int) for c in choices):
+            return None  # msgspec's Literal holds texts and whole numbers only
+        return Annotated[Literal.__getitem__(tuple(choices)), says(f"Pick one of: {', '.join(map(str, choices))}.")]
     if kind in (Kind.TEXT, Kind.EXPECTED_RESPONSE):
         return Annotated[str, says("Give text.")]
     if kind == Kind.EXPECTED_FACTS:

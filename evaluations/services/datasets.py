@@ -95,7 +95,6 @@ def dataset_query(dataset: dict[str, Any]) -> ItemQuery:
 
 
 VERSION_INFO_KEYS = ("id", "dataset_id", "name", "number", "content_hash", "row_count")
-EXPECTATION_KEYS = ("expected_response", "expected_facts", "guidelines", "human")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from pipelines.releases.serving import serving_describe
 from pipelines.selectors.promotions import environment_list, promotion_get_for_user, promotion_list
 from reviewapp.api.base import BaseApi
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.typed_input import refusal
 
 TAGS = ["promotions"]

@@ -24,7 +24,7 @@ from pipelines.models import DatasetVersion, Push, TargetKind
 from pipelines.selectors.pushes import delivery_target_get_for_user, delivery_target_list, push_list
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.views.http import AuthedHtmxRequest
 
 TEMPLATE = "pipelines/pushes.html"

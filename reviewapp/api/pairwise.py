@@ -19,7 +19,7 @@ from reviewapp.api.reviews import INVALID
 from reviewapp.api.serializers import ContextField, RequestField
 from reviewapp.models import Preference
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.services.pairwise import (
     MAX_PREFERENCES_PER_TASK,
     MAX_REASON,

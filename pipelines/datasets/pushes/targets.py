@@ -46,7 +46,7 @@ class TargetTaken(Conflict):
 def _location_owner_check(*, project: Project, kind: str, target: str, user: Any) -> None:
     """409 when another project's target is this table, or lies under it or above it: a table location
     belongs to one project. The owner is named only to a user who may see its project."""
-    from reviewapp.selectors import role_for
+    from reviewapp.selectors.projects import role_for
 
     others = DeliveryTarget.objects.filter(kind=kind).exclude(project=project).select_related("project")
     if kind == TargetKind.UNITY_CATALOG:

@@ -9,16 +9,16 @@ from typing import Any
 
 from django.db.models import Q
 
-from pipelines.releases.evidence.intervals import wilson_interval
+from reviewapp import item_stats
 from reviewapp.models import Preference, Project, Question
-from reviewapp.services import item_stats
+from reviewapp.selectors.items import item_answers_for
 
 # --- human reviews ----------------------------------------------------------------------------
 
 
 @dataclass
 class PassRate:
-    """A pass rate over items (``reviewapp.services.item_stats``): ``n`` is the number of items."""
+    """A pass rate over items (``reviewapp.item_stats``): ``n`` is the number of items."""
 
     question: str
     title: str
@@ -94,12 +94,12 @@ def human_evidence(*, project: Project, model_version: str) -> HumanEvidence:
     """Per-item human figures of the project's items answered by ``model_version`` (four queries).
 
     Each item counts once: its curated label's answer, else the mean of its current reviews'
-    answers (``reviewapp.services.item_stats``).
+    answers (``reviewapp.item_stats``).
     """
     questions = list(Question.objects.filter(project=project).order_by("order", "id"))
     pass_questions = [q for q in questions if q.kind == Question.Kind.PASS_FAIL]
     rating_questions = [q for q in questions if q.kind == Question.Kind.RATING]
-    entries = item_stats.item_answers_for(project=project, model_version=model_version, with_request_keys=True)
+    entries = item_answers_for(project=project, model_version=model_version, with_request_keys=True)
     values: dict[str, dict[int, float]] = {}
     counts: dict[str, dict[int, int]] = {}
     pass_rates = {}
@@ -180,7 +180,7 @@ def human_paired(
     """Champion (A) and candidate (B) on the requests both versions answered and humans valued.
 
     Two versions' items pair up by their request (the normalised request text, see
-    ``reviewapp.services.pairwise.request_key``); a delta is B - A, its interval a paired
+    ``reviewapp.blind.request_key``); a delta is B - A, its interval a paired
     bootstrap over the shared requests (seeded).
     """
     a, reviews_a = champion.by_request(question)
@@ -232,7 +232,7 @@ def pairwise_evidence(*, project: Project, version: str, against: str) -> Pairwi
         elif outcome == Preference.Outcome.BOTH_BAD:
             both_bad += 1
     n = wins + losses
-    ci = wilson_interval(wins, n)
+    ci = item_stats.wilson(wins, n)
     return PairwiseEvidence(
         against=against,
         wins=wins,

@@ -19,9 +19,9 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from reviewapp.errors import FieldError
-from reviewapp.item_query import ItemQuery
 from reviewapp.models import ApiToken, Item, Question
 from reviewapp.models.projects import QueueMode
+from reviewapp.selectors.items import ItemQuery
 
 Kind = Question.Kind
 RADIO_KINDS = {Kind.PASS_FAIL, Kind.RATING, Kind.CHOICE}

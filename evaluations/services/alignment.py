@@ -40,9 +40,9 @@ from django.db import transaction
 from evaluations.models import Run, RunChunk, RunResult, RunRow
 from evaluations.scorers.registry import scorer_get
 from reviewapp.agreement import cohen_kappa
-from reviewapp.item_query import ItemQuery
 from reviewapp.item_stats import content_hash, wilson
 from reviewapp.models import CuratedLabel, Flag, Item
+from reviewapp.selectors.items import ItemQuery
 from reviewapp.services.assignments import assignments_bulk_assign
 from reviewapp.services.audit import audit_record
 from reviewapp.services.flags import flag_create

@@ -28,8 +28,8 @@ from django.db.models import QuerySet
 from evaluations.scorers.builtin import LABELED_CONTEXT_KEY
 from evaluations.scorers.registry import ScoreInput
 from reviewapp.errors import FieldError, ValidationFailed
-from reviewapp.item_query import ItemQuery, item_query_errors, items_matching
 from reviewapp.models import CuratedLabel, Item, Project
+from reviewapp.selectors.items import ItemQuery, item_query_errors, items_matching
 from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 
 DATASET_KEYS = ("model_version", "source", "metadata", "ids", "curated_only", "limit")

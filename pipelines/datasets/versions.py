@@ -35,8 +35,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from pipelines.models import Dataset, DatasetRow, DatasetVersion
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
-from reviewapp.item_query import ItemQuery, curated_label_q, item_query_errors, items_matching
 from reviewapp.models import CuratedLabel, Item, Project, Question, Review
+from reviewapp.selectors.items import ItemQuery, curated_label_q, item_query_errors, items_matching
 from reviewapp.services.audit import audit_record
 from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 

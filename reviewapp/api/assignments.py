@@ -21,11 +21,10 @@ from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.errors import ValidationFailed
-from reviewapp.item_query import ItemQuery
 from reviewapp.models import Assignment
 from reviewapp.models.projects import QueueMode
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors.items import item_get_for_user
+from reviewapp.selectors.items import ItemQuery, item_get_for_user
 from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.selectors.queue import assignment_list
 from reviewapp.selectors.team import reviewer_group_get, reviewer_group_list, reviewers_by_username

@@ -28,9 +28,9 @@ from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from reviewapp.errors import FieldError, ValidationFailed
-from reviewapp.item_query import ItemQuery, items_matching
 from reviewapp.models import Assignment, Item, Project, Review, ReviewerGroup, Skip
 from reviewapp.models.projects import QueueMode
+from reviewapp.selectors.items import ItemQuery, items_matching
 from reviewapp.services.audit import audit_record
 from reviewapp.services.curation import curation_item_update
 from reviewapp.typed_input import field_error

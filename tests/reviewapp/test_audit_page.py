@@ -9,8 +9,8 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from reviewapp.item_query import ItemQuery
 from reviewapp.models import AuditEvent
+from reviewapp.selectors.items import ItemQuery
 from reviewapp.services.assignments import assignments_bulk_assign
 from tests.factories import make_items
 

@@ -22,9 +22,9 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from reviewapp.item_query import ItemQuery
 from reviewapp.models import Assignment, Item, Review
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
+from reviewapp.selectors.items import ItemQuery
 from reviewapp.services.assignments import assignments_bulk_assign, reviewer_group_create
 from reviewapp.services.gold import gold_answer_set
 from reviewapp.services.projects import membership_set, project_set_reviews_per_item

@@ -10,11 +10,11 @@ import pytest
 from django.utils import timezone
 
 from reviewapp.errors import ReviewReturned, ValidationFailed
-from reviewapp.item_query import ITEM_FILTERS, ItemQuery, item_filter_register, items_matching
 from reviewapp.item_stats import wilson
 from reviewapp.models import Assignment, AuditEvent, Flag, GoldAnswer, Item, Review, Skip
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
 from reviewapp.selectors.gold import gold_accuracy_for_reviewers
+from reviewapp.selectors.items import ITEM_FILTERS, ItemQuery, item_filter_register, items_matching
 from reviewapp.selectors.queue import queue_progress
 from reviewapp.services.assignments import (
     assignments_bulk_assign,

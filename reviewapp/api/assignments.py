@@ -38,6 +38,7 @@ from reviewapp.services.assignments import (
     reviewer_group_delete,
     reviewer_group_update,
 )
+from reviewapp.typed_input import field_error
 
 INVALID = OpenApiResponse(ValidationErrorSerializer, description="Each bad field.")
 
@@ -50,7 +51,7 @@ def _reviewers(project: Any, usernames: list[str], field: str) -> list[Any]:
     users, missing = reviewers_by_username(project=project, usernames=usernames)
     if missing:
         raise ValidationFailed(
-            [{"index": None, "field": field, "message": f"Not a reviewer of this project: {', '.join(missing)}."}],
+            [field_error(field, f"Not a reviewer of this project: {', '.join(missing)}.")],
             "Some reviewers are unknown.",
         )
     return users
@@ -191,9 +192,7 @@ class AssignmentBulkAssignApi(BaseApi):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if data["unassign"] and (data["reviewers"] or data["group"] is not None):
-            raise ValidationFailed(
-                [{"index": None, "field": "unassign", "message": "Give reviewers or a group, or unassign; not both."}]
-            )
+            raise ValidationFailed([field_error("unassign", "Give reviewers or a group, or unassign; not both.")])
         reviewers = _reviewers(project, data["reviewers"], "reviewers")
         group = None
         if data["group"] is not None:
@@ -215,9 +214,7 @@ def _group_or_400(project: Any, pk: int) -> Any:
     try:
         return reviewer_group_get(project=project, pk=pk)
     except Http404:
-        raise ValidationFailed(
-            [{"index": None, "field": "group", "message": "No such group in this project."}]
-        ) from None
+        raise ValidationFailed([field_error("group", "No such group in this project.")]) from None
 
 
 class ProjectAssignmentsApi(AssignmentBulkAssignApi, AssignmentListApi):

@@ -23,7 +23,7 @@ from reviewapp.jsoninput import INT32_MAX, INT32_MIN, JsonInputError, check_valu
 from reviewapp.models import Assignment, Item, Project
 from reviewapp.services.assignments import slots_priority_sync
 from reviewapp.services.audit import audit_record
-from reviewapp.typed_input import error_from
+from reviewapp.typed_input import error_from, field_error
 
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
 Version = Annotated[str, msgspec.Meta(max_length=100)]
@@ -176,11 +176,11 @@ def items_ingest(
     """
     if len(rows) > settings.INGEST_MAX_ITEMS:
         raise ValidationFailed(
-            [{"index": None, "field": "", "message": f"At most {settings.INGEST_MAX_ITEMS} items per request."}],
+            [field_error("", f"At most {settings.INGEST_MAX_ITEMS} items per request.")],
             f"Too many items ({len(rows)}); send at most {settings.INGEST_MAX_ITEMS} per request.",
         )
     if not rows:
-        raise ValidationFailed([{"index": None, "field": "", "message": "No items given."}], "No items given.")
+        raise ValidationFailed([field_error("", "No items given.")], "No items given.")
     parsed, errors = items_validate(rows, positions=positions)
     if errors:
         raise ValidationFailed(errors, f"{len(errors)} of {len(rows)} items are not valid; nothing was written.")

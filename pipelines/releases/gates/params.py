@@ -217,7 +217,7 @@ def _environment(project: Project, environment: Any) -> Environment | None:
         env = Environment.objects.filter(project=project, **lookup).first()
     if env is None:
         raise ValidationFailed(
-            [{"index": None, "field": "environment", "message": "No such environment in this project."}],
+            [field_error("environment", "No such environment in this project.")],
             "The gate is not valid.",
         )
     return env
@@ -263,7 +263,7 @@ def gate_update(
         fields.append("environment")
     if enabled is not _UNSET:
         if not isinstance(enabled, bool):
-            raise ValidationFailed([{"index": None, "field": "enabled", "message": "Give true or false."}])
+            raise ValidationFailed([field_error("enabled", "Give true or false.")])
         gate.enabled = enabled
         fields.append("enabled")
     if fields:

@@ -155,6 +155,13 @@ def items_mean(
     )
 
 
+def pairs_win_rate(per_pair: list[tuple[int, int]]) -> ItemFigure:
+    """A win rate over pairs of items from each pair's (wins, losses): a pair's value is its share of
+    wins among its decisive judgements; pairs without one are left out; ``reviews`` counts judgements."""
+    values = [wins / (wins + losses) for wins, losses in per_pair if wins + losses]
+    return items_rate(values, reviews=sum(wins + losses for wins, losses in per_pair))
+
+
 # --- item values ------------------------------------------------------------------------------
 
 

@@ -61,6 +61,21 @@ def test_pairwise_wins_use_the_true_versions(project, reviewer) -> None:
     assert (result.low, result.high) == pytest.approx(wilson(4, 5))
 
 
+def test_pairwise_wins_count_pairs_not_judgements(project, reviewer, reviewer2, curator) -> None:
+    # One pair judged three times, all for v2; three pairs judged once each, all for v1. Per judgement
+    # that would be 3 of 6 (50%); per pair it is 1 of 4 (25%), Wilson over the 4 unanimous pairs.
+    preferences(
+        project, a="2", b="1", outcomes=["a", "a", "a"], reviewers=[reviewer, reviewer2, curator], one_task=True
+    )
+    preferences(project, a="2", b="1", outcomes=["b", "b", "b"], reviewers=[reviewer] * 3)
+
+    result = pairwise_evidence(project=project, version="2", against="1")
+
+    assert (result.wins, result.losses, result.decisive, result.n) == (3, 3, 6, 4)
+    assert result.win_rate == 0.25
+    assert (result.low, result.high) == pytest.approx(wilson(1, 4))
+
+
 def test_runs_for_a_version_are_stored_response_runs_of_its_items_or_runs_of_its_model(project) -> None:
     mv = model_version(project, "2")
     core = suite(project)

@@ -3,7 +3,7 @@ translator from a failed conversion to the API's ``{"index", "field", "message"}
 
 An input is a :class:`TypedInput` Struct. A field's annotation may carry the message a person
 reads when the value does not fit, ``Annotated[int, msgspec.Meta(ge=1), says("Give ...")]``;
-without one, msgspec's own wording is passed on (ingest has always shown it). :func:`struct_convert`
+without one, msgspec's own wording is passed on (ingest has always shown it). :func:`struct_errors`
 converts each field on its own, so every bad field is reported at once (msgspec stops at the first),
 under the field's name as the client wrote it (``dataset.limit``, ``scorers[2].threshold``).
 Rules that need the database or several fields stay in the service, which reports them with
@@ -136,11 +136,3 @@ def struct_errors(
                 message = _said(info.type) or "This field is required."
                 errors.append(field_error(field_join(field, info.encode_name), message, index))
     return (None if missing else cls(**values)), errors
-
-
-def struct_convert(raw: Any, cls: type[S], *, field: str = "", index: int | None = None, summary: str = "") -> S:
-    """``raw`` as ``cls``, or ValidationFailed naming every bad field (``summary``: its message)."""
-    parsed, errors = struct_errors(raw, cls, field=field, index=index)
-    if parsed is None or errors:
-        raise ValidationFailed(errors, summary or "The input is not valid.")
-    return parsed

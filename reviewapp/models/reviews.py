@@ -27,6 +27,9 @@ class Assignment(models.Model):
     )
     leased_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # New for every lease (services/slots.py): a submit naming another token comes from a page of an
+    # earlier lease of this slot and is refused. db_default: ingest creates slots with raw SQL.
+    lease_token = models.CharField(max_length=32, blank=True, default="", db_default="")
     # Set once the slot is filled; a filled slot is never leased again.
     submitted_at = models.DateTimeField(null=True, blank=True)
     # Who may lease the slot (services/assignments.py). Neither set: anyone, in a shared-pool

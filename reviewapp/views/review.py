@@ -136,6 +136,7 @@ def review_submit_view(request: AuthedHtmxRequest, slug: str, assignment_id: int
             answers=form.answers,
             comment=form.comment,
             time_on_task_ms=form.time_on_task_ms,
+            lease_token=request.POST.get("token"),
         )
     except ValidationFailed as exc:
         form.add_errors(exc.errors)

@@ -33,9 +33,10 @@ from django.utils import timezone
 
 from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost, StaleLease
 from reviewapp.models import Project
+from reviewapp.models.slots import LeasedSlot
 from reviewapp.services.audit import audit_record
 
-S = TypeVar("S", bound=models.Model)
+S = TypeVar("S", bound=LeasedSlot)
 NEXT_ATTEMPTS = 3
 LEASE_FIELDS = ["reviewer", "leased_at", "expires_at", "lease_token"]
 MAX_TIME_ON_TASK_MS = 24 * 3600 * 1000
@@ -75,7 +76,7 @@ def slot_next(kind: SlotKind[S], *, project: Project, user: Any, lease_new: Call
         try:
             with transaction.atomic():
                 held = (
-                    kind.model.objects.select_for_update(of=("self",))  # type: ignore[attr-defined]
+                    kind.model._default_manager.select_for_update(of=("self",))
                     .select_related(*kind.related)
                     .filter(project=project, reviewer=user, submitted_at__isnull=True)
                     .order_by("id")
@@ -89,7 +90,7 @@ def slot_next(kind: SlotKind[S], *, project: Project, user: Any, lease_new: Call
                     held.lease_token = _new_token()
                     fields.append("lease_token")
                 held.save(update_fields=fields)
-                return held  # type: ignore[no-any-return]
+                return held
         except IntegrityError:
             # The same reviewer raced themselves onto one unit from two tabs; try again.
             continue
@@ -98,10 +99,10 @@ def slot_next(kind: SlotKind[S], *, project: Project, user: Any, lease_new: Call
 
 def slot_take(slot: S, *, user: Any, expires_at: datetime, **extra: Any) -> S:
     """Write a new lease onto a locked free slot (or a new one), with a fresh token."""
-    slot.reviewer = user  # type: ignore[attr-defined]
-    slot.leased_at = timezone.now()  # type: ignore[attr-defined]
-    slot.expires_at = expires_at  # type: ignore[attr-defined]
-    slot.lease_token = _new_token()  # type: ignore[attr-defined]
+    slot.reviewer = user
+    slot.leased_at = timezone.now()
+    slot.expires_at = expires_at
+    slot.lease_token = _new_token()
     for name, value in extra.items():
         setattr(slot, name, value)
     if slot.pk is None:
@@ -118,7 +119,7 @@ def slot_lock_own(
 
     With ``project``, a slot of another project counts as missing.
     """
-    slots = kind.model.objects.select_for_update(of=("self",)).select_related(*kind.related)  # type: ignore[attr-defined]
+    slots = kind.model._default_manager.select_for_update(of=("self",)).select_related(*kind.related)
     if project is not None:
         slots = slots.filter(project=project)
     current = slots.filter(pk=pk).first()
@@ -128,7 +129,7 @@ def slot_lock_own(
         raise LeaseLost(kind.texts["lost"])
     if current.submitted_at is not None:
         raise AlreadySubmitted(kind.texts["submitted"])
-    return current  # type: ignore[no-any-return]
+    return current
 
 
 def slot_lock_for_submit(
@@ -147,7 +148,7 @@ def slot_lock_for_submit(
     """
     current = slot_lock_own(kind, pk=pk, user=user, project=project, removed=removed)
     if lease_token is not None or kind.token_required:
-        if not lease_token or not secrets.compare_digest(current.lease_token, lease_token):  # type: ignore[attr-defined]
+        if not lease_token or not secrets.compare_digest(current.lease_token, lease_token):
             raise StaleLease(kind.texts["stale"])
     return current
 
@@ -167,7 +168,7 @@ def slot_skip(kind: SlotKind[S], *, slot: S, user: Any, reason: str = "") -> Non
     with transaction.atomic():
         current = slot_lock_own(kind, pk=slot.pk, user=user)
         unit_id = f"{kind.unit}_id"
-        kind.skip_model.objects.get_or_create(  # type: ignore[attr-defined]
+        kind.skip_model._default_manager.get_or_create(
             project=current.project,  # type: ignore[attr-defined]
             reviewer=user,
             defaults={"reason": reason},
@@ -188,13 +189,13 @@ def slot_release(kind: SlotKind[S], *, slot: S, also: list[str] | None = None) -
     """Give the slot back without skipping (its unit may come back to the reviewer later)."""
     for name in ("reviewer", "leased_at", "expires_at", *kind.lease_extra):
         setattr(slot, name, None)
-    slot.lease_token = ""  # type: ignore[attr-defined]
+    slot.lease_token = ""
     slot.save(update_fields=[*LEASE_FIELDS, *kind.lease_extra, *(also or [])])
 
 
 def slot_fill(slot: S, *, at: datetime) -> None:
     """Mark the locked slot filled: it is never leased again."""
-    slot.submitted_at = at  # type: ignore[attr-defined]
+    slot.submitted_at = at
     slot.save(update_fields=["submitted_at"])
 
 

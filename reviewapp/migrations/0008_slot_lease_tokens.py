@@ -14,4 +14,10 @@ class Migration(migrations.Migration):
             name="lease_token",
             field=models.CharField(blank=True, db_default="", default="", max_length=32),
         ),
+        # One LeasedSlot definition for every kind of slot (models/slots.py).
+        migrations.AlterField(
+            model_name="pairwiseslot",
+            name="lease_token",
+            field=models.CharField(blank=True, db_default="", default="", max_length=32),
+        ),
     ]

@@ -3,9 +3,9 @@
 - ``pairwise_tasks_create`` pairs the items of two model versions that answer the same request.
   It is idempotent: an item already paired for these two versions is not paired again, and the
   database refuses a second task for the same two items whichever is called A.
-- ``pairwise_next`` leases a pair slot exactly like ``queue_next`` leases a review slot (the lease
-  lives on the slot row, locked with ``SELECT ... FOR UPDATE SKIP LOCKED``). The left/right order
-  is drawn at random when the slot is leased and stored on it, with a fresh lease token.
+- ``pairwise_next`` leases a pair slot through the slot engine (``services.slots``, kind
+  ``PAIR_SLOTS``), like ``queue_next`` leases a review slot. The left/right order is drawn at random
+  when the slot is leased and stored on it, with the lease's fresh token.
 - ``pairwise_submit`` records a Preference from the sides stored on the lease, never from what a
   client says it showed: the client names the side (a = left, b = right) and the lease token, and
   the server works out which item and which model version won.

@@ -4,6 +4,8 @@ Each item has ``reviews_per_item`` slots (Assignment rows). Leasing locks one fr
 with ``SELECT ... FOR UPDATE SKIP LOCKED`` and writes the lease onto that same row; if another
 transaction leased it in the meantime, PostgreSQL re-checks the row's new values and skips it,
 so two reviewers never hold one slot. On SQLite, writes are serialised by the database lock.
+Holding, renewing, skipping and locking one's own lease are the slot engine's (``services.slots``,
+kind ``REVIEW_SLOTS``); this module chooses which slot a reviewer gets next.
 
 Sibling spacing (blind review): items of a project whose requests are the same (``Item.request_hash``,
 see ``reviewapp.blind``) are siblings, typically two model versions' answers to one question. A

@@ -108,7 +108,7 @@ def _options(question: Question, selected: Any) -> list[Option]:
     return [Option(value=v, label=label, key=k, checked=v in chosen) for v, label, k in pairs]
 
 
-def _raw_from_answer(question: Question, value: Any) -> Any:
+def raw_from_answer(question: Question, value: Any) -> Any:
     """A stored (typed) answer as the strings the form fields hold."""
     if value is None:
         return None
@@ -151,7 +151,7 @@ class ReviewAnswersForm:
         else:
             # A new item's expected response starts empty: an expectation is only what a person wrote
             # or explicitly took over ("start from the model's answer", key m), never a silent copy.
-            self.raw = {q.key: _raw_from_answer(q, (answers or {}).get(q.key)) for q in questions}
+            self.raw = {q.key: raw_from_answer(q, (answers or {}).get(q.key)) for q in questions}
             self.comment = comment
         self.time_on_task_ms = _int_or_none(data.get("time_on_task_ms")) if data is not None else None
         self.fields = [self._field(q) for q in questions]

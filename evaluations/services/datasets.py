@@ -91,7 +91,6 @@ def dataset_validate(*, dataset: Any) -> dict[str, Any]:
 
 
 VERSION_INFO_KEYS = ("id", "dataset_id", "name", "number", "content_hash", "row_count")
-EXPECTATION_KEYS = ("expected_response", "expected_facts", "guidelines", "human")
 
 
 @dataclass(frozen=True)

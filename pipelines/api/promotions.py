@@ -34,7 +34,7 @@ from pipelines.selectors.promotions import environment_list, promotion_get_for_u
 from reviewapp.api.base import BaseApi
 from reviewapp.errors import ValidationFailed
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 TAGS = ["promotions"]
 

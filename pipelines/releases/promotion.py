@@ -26,7 +26,7 @@ from pipelines.releases.rollout import rollout_create, rollout_retry
 from pipelines.releases.webhooks import webhook_emit
 from reviewapp.errors import Conflict, ServiceError, ValidationFailed
 from reviewapp.models import Project, Role
-from reviewapp.selectors import role_for
+from reviewapp.selectors.projects import role_for
 from reviewapp.services.audit import audit_record
 
 Status = PromotionRequest.Status

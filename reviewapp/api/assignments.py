@@ -24,14 +24,10 @@ from reviewapp.errors import ValidationFailed
 from reviewapp.models import Assignment
 from reviewapp.models.projects import QueueMode
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import (
-    assignment_list,
-    item_get_for_user,
-    project_get_for_user,
-    reviewer_group_get,
-    reviewer_group_list,
-    reviewers_by_username,
-)
+from reviewapp.selectors.items import item_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.selectors.queue import assignment_list
+from reviewapp.selectors.team import reviewer_group_get, reviewer_group_list, reviewers_by_username
 from reviewapp.services.assignments import (
     ADMIN_QUEUE_SETTINGS,
     MAX_SIBLING_SPACING,

@@ -19,7 +19,8 @@ from reviewapp.blind import project_model_identity_visible
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.permissions import Capability
-from reviewapp.selectors import item_list, project_get_for_user
+from reviewapp.selectors.items import item_list
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.services.ingest import ItemIn, items_ingest, items_validate
 
 NDJSON_TYPES = frozenset(

@@ -44,7 +44,8 @@ from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Assignment, GoldAnswer, Item, Project
 from reviewapp.models.gold import SCORABLE_KINDS
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
-from reviewapp.selectors import items_closed_to_user, questions_for_project
+from reviewapp.selectors.projects import questions_for_project
+from reviewapp.selectors.queue import items_closed_to_user
 from reviewapp.services.answers import answers_validate
 from reviewapp.services.audit import audit_record
 from reviewapp.services.slots import slot_take

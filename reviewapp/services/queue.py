@@ -28,7 +28,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from reviewapp.models import Assignment, Item, Project, Skip
-from reviewapp.selectors import queue_sources_for_user
+from reviewapp.selectors.queue import queue_sources_for_user
 from reviewapp.services.gold import gold_slot_lease
 from reviewapp.services.slots import (
     SlotKind,

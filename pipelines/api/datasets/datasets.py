@@ -23,7 +23,7 @@ from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 # --- serializers ---------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from pipelines.selectors.datasets import dataset_version_get_for_user, export_jo
 from reviewapp.api.base import BaseApi
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 
 class ExportJobSerializer(serializers.Serializer):

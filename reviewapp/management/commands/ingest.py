@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from reviewapp.errors import FieldError
 from reviewapp.jsoninput import JsonInputError, json_decode
-from reviewapp.selectors import project_get_by_slug
+from reviewapp.selectors.projects import project_get_by_slug
 from reviewapp.services.ingest import ItemIn, external_id_for, items_ingest, items_validate
 
 FORMATS = {

@@ -26,7 +26,7 @@ class IgnoreFormatNegotiation(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def _bad(field: str, message: str) -> ValidationFailed:
+def bad_param(field: str, message: str) -> ValidationFailed:
     error: FieldError = {"index": None, "field": field, "message": message}
     return ValidationFailed([error], f"Bad parameter '{field}': {message}")
 
@@ -37,9 +37,9 @@ def export_params(request: Request) -> tuple[str, str, str]:
     fmt = params.get("format", "jsonl")
     shape = params.get("shape", "mlflow")
     if fmt not in FORMATS:
-        raise _bad("format", f"Give one of: {', '.join(FORMATS)}.")
+        raise bad_param("format", f"Give one of: {', '.join(FORMATS)}.")
     if shape not in SHAPES:
-        raise _bad("shape", f"Give one of: {', '.join(SHAPES)}.")
+        raise bad_param("shape", f"Give one of: {', '.join(SHAPES)}.")
     compression = params.get("compression")
     if compression is None:
         accepted = request.META.get("HTTP_ACCEPT_ENCODING", "")
@@ -47,7 +47,7 @@ def export_params(request: Request) -> tuple[str, str, str]:
     elif compression in ("none", "identity"):
         compression = ""
     elif compression not in COMPRESSIONS:
-        raise _bad("compression", "Give gzip or none.")
+        raise bad_param("compression", "Give gzip or none.")
     return fmt, shape, compression
 
 
@@ -74,7 +74,7 @@ def live_filter_from_query(request: Request, *, project: Any) -> dict[str, Any]:
             parsed = [_query_value(v) for v in values]
             raw.setdefault(head, {})[rest] = parsed if head == "answers" and len(parsed) > 1 else parsed[0]
         elif key not in LIVE_PARAMS or key in ("answers", "metadata"):
-            raise _bad(key, "Unknown parameter.")
+            raise bad_param(key, "Unknown parameter.")
         elif key == "tags":
             raw["tags"] = [t for v in values for t in v.split(",") if t]
         elif key == "gold":
@@ -91,7 +91,7 @@ def live_filter_from_query(request: Request, *, project: Any) -> dict[str, Any]:
         raise
 
 
-def _streaming(chunks: Any, *, fmt: str, compression: str, filename: str) -> StreamingHttpResponse:
+def streaming_response(chunks: Any, *, fmt: str, compression: str, filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Vary"] = "Accept-Encoding"
@@ -100,7 +100,7 @@ def _streaming(chunks: Any, *, fmt: str, compression: str, filename: str) -> Str
     return response
 
 
-def _etag_matches(request: Request, etag: str) -> bool:
+def etag_matches(request: Request, etag: str) -> bool:
     header = request.META.get("HTTP_IF_NONE_MATCH", "")
     tags = [t.strip() for t in header.split(",") if t.strip()]
     return "*" in tags or etag in tags

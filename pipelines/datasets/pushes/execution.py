@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from pipelines.adapters import delta, outbound
 from pipelines.adapters.errors import PermanentPipelineError, PipelineError, TransientPipelineError
-from pipelines.datasets.pushes.queueing import _labels_between
+from pipelines.datasets.pushes.queueing import labels_between
 from pipelines.models import DatasetRow, DeliveryTarget, Push, TargetKind
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Question, Review
@@ -185,7 +185,7 @@ def _feed_rows(push: Push) -> Iterator[tuple[dict[str, Any], str]]:
     from pipelines.datasets.versions import canonical_row, question_order, row_hash
 
     after = (push.range_from_at, push.range_from_id) if push.range_from_at is not None else None
-    labels = _labels_between(push.project_id, after=after, upto=(push.range_to_at, push.range_to_id))
+    labels = labels_between(push.project_id, after=after, upto=(push.range_to_at, push.range_to_id))
     labels = (
         labels.select_related("item", "decided_by")
         .prefetch_related(

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from pipelines.datasets.pushes.targets import _is_user, delivery_target_create, delta_default_uri
+from pipelines.datasets.pushes.targets import delivery_target_create, delta_default_uri, user_is_authenticated
 from pipelines.models import DatasetVersion, DeliveryTarget, Push, TargetKind
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import CuratedLabel, Project
@@ -72,7 +72,7 @@ def push_create(
             target=delivery_target.target,
             batch_id=batch_id,
             rows_total=dataset_version.row_count,
-            created_by=user if _is_user(user) else None,
+            created_by=user if user_is_authenticated(user) else None,
             enqueued_at=timezone.now(),
         )
         audit_record(
@@ -89,7 +89,7 @@ def push_create(
 Mark = tuple[datetime, int]  # (updated_at, id) of a curated label: the feed's order
 
 
-def _labels_between(project_id: int, *, after: Mark | None, upto: Mark | None) -> Any:
+def labels_between(project_id: int, *, after: Mark | None, upto: Mark | None) -> Any:
     """Curated labels of the project with (updated_at, id) in ``(after, upto]`` (None: unbounded)."""
     labels = CuratedLabel.objects.filter(project_id=project_id)
     if after is not None:
@@ -119,7 +119,7 @@ def feed_push_create(*, delivery_target: DeliveryTarget, user: Any = None, now: 
         settled = now - timedelta(seconds=FEED_SETTLE_SECONDS)
         watermark = _watermark(target)
         pending = (
-            _labels_between(target.project_id, after=watermark, upto=None)
+            labels_between(target.project_id, after=watermark, upto=None)
             .filter(updated_at__lte=settled)
             .order_by("updated_at", "id")
         )
@@ -133,7 +133,7 @@ def feed_push_create(*, delivery_target: DeliveryTarget, user: Any = None, now: 
         from_id, overlap = 0, 0
         if watermark is not None:
             from_at = watermark[0] - timedelta(seconds=settings.DELIVERY_FEED_OVERLAP_SECONDS)
-            overlap = _labels_between(target.project_id, after=(from_at, from_id), upto=watermark).count()
+            overlap = labels_between(target.project_id, after=(from_at, from_id), upto=watermark).count()
         push = Push.objects.create(
             project_id=target.project_id,
             delivery_target=target,
@@ -153,7 +153,7 @@ def feed_push_create(*, delivery_target: DeliveryTarget, user: Any = None, now: 
             range_to_at=to_at,
             range_to_id=to_id,
             rows_total=len(window) + overlap,  # the new labels and those re-read before the watermark
-            created_by=user if _is_user(user) else None,
+            created_by=user if user_is_authenticated(user) else None,
             enqueued_at=now,
         )
         _enqueue([push.pk])

@@ -56,7 +56,7 @@ def _location_owner_check(*, project: Project, kind: str, target: str, user: Any
     if not clashes:
         return
     owner = clashes[0].project
-    if _is_user(user) and role_for(user=user, project=owner) is not None:
+    if user_is_authenticated(user) and role_for(user=user, project=owner) is not None:
         raise TargetTaken(f"This table location is used by a delivery target of project {owner.name!r}.")
     raise TargetTaken("This table location is already in use.")
 
@@ -77,7 +77,7 @@ def delivery_target_create(
             project=project,
             kind=kind,
             target=target,
-            defaults={"feed_enabled": feed_enabled, "created_by": user if _is_user(user) else None},
+            defaults={"feed_enabled": feed_enabled, "created_by": user if user_is_authenticated(user) else None},
         )
         if not created and feed_enabled and not found.feed_enabled:
             found.feed_enabled = True
@@ -107,5 +107,5 @@ def delivery_target_set_feed(*, delivery_target: DeliveryTarget, enabled: bool, 
     return delivery_target
 
 
-def _is_user(user: Any) -> bool:
+def user_is_authenticated(user: Any) -> bool:
     return bool(getattr(user, "is_authenticated", False))

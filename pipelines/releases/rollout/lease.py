@@ -18,7 +18,7 @@ class LeaseLost(Exception):
     """Another worker owns the rollout now (our lease expired); stop without writing anything."""
 
 
-class _Run:
+class RolloutRun:
     """One worker's claim on a rollout: renews the lease, and notices when it was lost."""
 
     def __init__(self, rollout: Rollout, owner: str) -> None:
@@ -38,5 +38,5 @@ class _Run:
         self.last_renew = time.monotonic()
 
 
-def _deadline(environment: Environment) -> float:
+def ready_deadline(environment: Environment) -> float:
     return time.monotonic() + environment.ready_timeout_seconds

@@ -21,13 +21,13 @@ from pipelines.models import Environment
 from pipelines.releases.serving.split import SYSTEM, EndpointNotReady, Heartbeat, Split, entity_name
 
 
-def _dir(*parts: str) -> Path:
+def local_serving_dir(*parts: str) -> Path:
     path = Path(settings.LOCAL_SERVING_DIR, *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json_file(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
@@ -40,7 +40,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)  # atomic: the proxy never reads half a file
 
 
-def _alive(pid: int | None) -> bool:
+def process_alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -100,15 +100,15 @@ def _server_key(model_uri: str) -> str:
 
 def local_model_server_ensure(*, model_uri: str, deadline: float, heartbeat: Heartbeat) -> dict[str, Any]:
     """A running ``mlflow models serve`` of ``model_uri`` (reused when one answers): ``{"port", "pid"}``."""
-    state_path = _dir("servers") / f"{_server_key(model_uri)}.json"
-    state = _read_json(state_path)
-    if state and _alive(state.get("pid")):
+    state_path = local_serving_dir("servers") / f"{_server_key(model_uri)}.json"
+    state = read_json_file(state_path)
+    if state and process_alive(state.get("pid")):
         if _wait_ping(state, deadline=deadline, heartbeat=heartbeat, log=Path(state["log"])):
             return state
     if state and state.get("pid"):
         _stop_group(state["pid"])
     port = _free_port()
-    log = _dir("logs") / f"{_server_key(model_uri)}.log"
+    log = local_serving_dir("logs") / f"{_server_key(model_uri)}.log"
     bin_dir = str(Path(sys.executable).parent)
     # Model code is not trusted with the application's secrets (database, secret key, tokens).
     env = {
@@ -139,7 +139,7 @@ def local_model_server_ensure(*, model_uri: str, deadline: float, heartbeat: Hea
     state = {"model_uri": model_uri, "port": port, "pid": process.pid, "log": str(log), "started_at": time.time()}
     _write_json(state_path, state)
     if not _wait_ping(state, deadline=deadline, heartbeat=heartbeat, log=log):
-        alive = _alive(process.pid)
+        alive = process_alive(process.pid)
         _stop_group(process.pid)
         state_path.unlink(missing_ok=True)
         what = "did not answer /ping in time" if alive else "exited"
@@ -152,7 +152,7 @@ def _wait_ping(state: dict[str, Any], *, deadline: float, heartbeat: Heartbeat, 
         answer = _http_get(int(state["port"]), "/ping")
         if answer is not None and answer[0] == 200:
             return True
-        if not _alive(state.get("pid")):
+        if not process_alive(state.get("pid")):
             _reap(int(state["pid"]))
             return False
         if time.monotonic() >= deadline:
@@ -167,10 +167,10 @@ def _stop_group(pid: int) -> None:
     except (ProcessLookupError, PermissionError):
         return
     end = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < end:
+    while process_alive(pid) and time.monotonic() < end:
         _reap(pid)
         time.sleep(0.1)
-    if _alive(pid):
+    if process_alive(pid):
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -179,8 +179,8 @@ def _stop_group(pid: int) -> None:
 
 
 def local_model_server_stop(*, model_uri: str) -> None:
-    state_path = _dir("servers") / f"{_server_key(model_uri)}.json"
-    state = _read_json(state_path)
+    state_path = local_serving_dir("servers") / f"{_server_key(model_uri)}.json"
+    state = read_json_file(state_path)
     if state and state.get("pid"):
         _stop_group(int(state["pid"]))
     state_path.unlink(missing_ok=True)
@@ -222,24 +222,30 @@ def local_proxy_ensure(*, port: int, deadline: float, environment: Environment) 
     """
     _port_check(environment=environment, port=port)
     owner = port_owner(environment)
-    state_path = _dir("proxies") / f"{port}.json"
-    routes_path = _dir("proxies") / f"{port}.routes.json"
+    state_path = local_serving_dir("proxies") / f"{port}.json"
+    routes_path = local_serving_dir("proxies") / f"{port}.routes.json"
     answer = _http_get(port, "/__reviewdesk/routes")
     if _foreign_proxy(environment=environment, port=port, answer=answer):
         raise PermanentPipelineError(f"port {port} serves another environment's model", system=SYSTEM)
-    state = _read_json(state_path)
-    if answer is not None and answer[0] == 200 and state and _alive(state.get("pid")) and state.get("owner") == owner:
+    state = read_json_file(state_path)
+    if (
+        answer is not None
+        and answer[0] == 200
+        and state
+        and process_alive(state.get("pid"))
+        and state.get("owner") == owner
+    ):
         return state
-    if state and _alive(state.get("pid")):
+    if state and process_alive(state.get("pid")):
         _stop_group(int(state["pid"]))
     if _port_in_use(port):
         raise PermanentPipelineError(
             f"port {port} is taken by another program; choose another local port for this environment", system=SYSTEM
         )
-    if (_read_json(routes_path) or {}).get("owner") != owner:
+    if (read_json_file(routes_path) or {}).get("owner") != owner:
         # Routes left by an environment that no longer owns the port are not served by this one.
         _write_json(routes_path, {"generation": 0, "routes": [], "owner": owner})
-    log = _dir("logs") / f"proxy-{port}.log"
+    log = local_serving_dir("logs") / f"proxy-{port}.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             [
@@ -264,7 +270,7 @@ def local_proxy_ensure(*, port: int, deadline: float, environment: Environment) 
     state = {"port": port, "pid": process.pid, "routes": str(routes_path), "log": str(log), "owner": owner}
     _write_json(state_path, state)
     while _http_get(port, "/__reviewdesk/routes") is None:
-        if not _alive(process.pid) or time.monotonic() >= deadline:
+        if not process_alive(process.pid) or time.monotonic() >= deadline:
             _stop_group(process.pid)
             raise EndpointNotReady(f"the local endpoint on port {port} did not start: {_log_tail(log)}", system=SYSTEM)
         time.sleep(0.05)
@@ -279,7 +285,7 @@ def local_routes_read(*, port: int) -> dict[str, Any]:
     return json.loads(answer[1])
 
 
-def _local_apply(
+def local_apply(
     *, environment: Environment, split: list[Split], deadline: float, heartbeat: Heartbeat
 ) -> dict[str, Any]:
     port = environment.local_port
@@ -314,12 +320,12 @@ def _local_apply(
 def local_servers_prune(*, keep_uris: set[str]) -> list[str]:
     """Stop the local model servers no environment routes to any more (except ``keep_uris``)."""
     routed = set(keep_uris)
-    for routes_file in _dir("proxies").glob("*.routes.json"):
-        for route in (_read_json(routes_file) or {}).get("routes", []):
+    for routes_file in local_serving_dir("proxies").glob("*.routes.json"):
+        for route in (read_json_file(routes_file) or {}).get("routes", []):
             routed.add(route.get("model_uri", ""))
     stopped = []
-    for state_file in _dir("servers").glob("*.json"):
-        state = _read_json(state_file) or {}
+    for state_file in local_serving_dir("servers").glob("*.json"):
+        state = read_json_file(state_file) or {}
         if state.get("model_uri") and state["model_uri"] not in routed:
             local_model_server_stop(model_uri=state["model_uri"])
             stopped.append(state["model_uri"])
@@ -328,15 +334,15 @@ def local_servers_prune(*, keep_uris: set[str]) -> list[str]:
 
 def local_serving_stop_all() -> None:
     """Stop every local proxy and model server this deployment started (tests, `serve_local_models --stop`)."""
-    for state_file in list(_dir("proxies").glob("*.json")):
+    for state_file in list(local_serving_dir("proxies").glob("*.json")):
         if state_file.name.endswith(".routes.json"):
             continue
-        state = _read_json(state_file) or {}
+        state = read_json_file(state_file) or {}
         if state.get("pid"):
             _stop_group(int(state["pid"]))
         state_file.unlink(missing_ok=True)
-    for state_file in list(_dir("servers").glob("*.json")):
-        state = _read_json(state_file) or {}
+    for state_file in list(local_serving_dir("servers").glob("*.json")):
+        state = read_json_file(state_file) or {}
         if state.get("pid"):
             _stop_group(int(state["pid"]))
         state_file.unlink(missing_ok=True)
@@ -394,8 +400,8 @@ def local_endpoint_restore(*, environment: Environment, deadline: float, heartbe
     if not port:
         raise PermanentPipelineError(f"environment {environment.name!r} has no local port", system=SYSTEM)
     _port_check(environment=environment, port=port)
-    routes_path = _dir("proxies") / f"{port}.routes.json"
-    saved = _read_json(routes_path) or {}
+    routes_path = local_serving_dir("proxies") / f"{port}.routes.json"
+    saved = read_json_file(routes_path) or {}
     if saved.get("owner") != port_owner(environment):
         saved = {}  # another environment's routes (the port changed hands): never restored here
     routes = [dict(r) for r in saved.get("routes") or [] if r.get("model_uri")]
@@ -408,7 +414,7 @@ def local_endpoint_restore(*, environment: Environment, deadline: float, heartbe
         ]
     started = []
     for route in routes:
-        before = _read_json(_dir("servers") / f"{_server_key(route['model_uri'])}.json") or {}
+        before = read_json_file(local_serving_dir("servers") / f"{_server_key(route['model_uri'])}.json") or {}
         server = local_model_server_ensure(model_uri=route["model_uri"], deadline=deadline, heartbeat=heartbeat)
         if server.get("pid") != before.get("pid"):
             started.append(f"model server v{route['version']}")
@@ -416,11 +422,11 @@ def local_endpoint_restore(*, environment: Environment, deadline: float, heartbe
     if routes != saved.get("routes"):
         generation = int(saved.get("generation") or 0) + 1
         _write_json(routes_path, {"generation": generation, "routes": routes, "owner": port_owner(environment)})
-    proxy_before = (_read_json(_dir("proxies") / f"{port}.json") or {}).get("pid")
+    proxy_before = (read_json_file(local_serving_dir("proxies") / f"{port}.json") or {}).get("pid")
     proxy = local_proxy_ensure(port=port, deadline=deadline, environment=environment)
     if proxy.get("pid") != proxy_before:
         started.append(f"endpoint on port {port}")
-    generation = int((_read_json(routes_path) or {}).get("generation") or 0)
+    generation = int((read_json_file(routes_path) or {}).get("generation") or 0)
     while int(local_routes_read(port=port).get("generation") or 0) < generation:
         if time.monotonic() >= deadline:
             raise EndpointNotReady(f"the local endpoint on port {port} did not take its routes", system=SYSTEM)

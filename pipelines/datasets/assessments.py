@@ -294,10 +294,6 @@ def assessments_sync(*, project: Project | None = None, limit: int | None = None
     return SyncReport(synced=synced, failed=failed, written=written)
 
 
-def assessment_sync_list(*, project: Project) -> Any:
-    return AssessmentSync.objects.filter(project=project).order_by("-id")
-
-
 # --- dataset versions as MLflow evaluation datasets -----------------------------------------------
 
 

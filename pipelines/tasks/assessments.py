@@ -27,9 +27,9 @@ from pipelines.adapters.errors import TransientPipelineError
 def assessments_sync(project_id: int | None = None) -> None:
     """Labels changed since their last sync, every project's or one project's (on demand)."""
     from pipelines.datasets.assessments import assessments_sync as assessments_sync_service
-    from reviewapp.models import Project
+    from reviewapp.selectors.projects import project_get_by_pk
 
-    project = Project.objects.filter(pk=project_id).first() if project_id is not None else None
+    project = project_get_by_pk(pk=project_id) if project_id is not None else None
     if project_id is not None and project is None:
         return
     assessments_sync_service(project=project, limit=settings.MLFLOW_ASSESSMENT_SYNC_BATCH)
@@ -48,8 +48,8 @@ def assessments_sync(project_id: int | None = None) -> None:
 )
 def dataset_version_to_mlflow(version_id: int, name: str | None = None) -> None:
     from pipelines.datasets.assessments import dataset_version_to_mlflow as dataset_version_to_mlflow_service
-    from pipelines.models import DatasetVersion
+    from pipelines.selectors.datasets import dataset_version_get_by_pk
 
-    version = DatasetVersion.objects.filter(pk=version_id).first()
+    version = dataset_version_get_by_pk(pk=version_id)
     if version is not None:
         dataset_version_to_mlflow_service(version=version, name=name)

@@ -34,6 +34,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	DJANGO_SETTINGS_MODULE=reviewapp.settings $(VENV)/bin/lint-imports --no-cache
 	REVIEWDESK_TESTING=true $(PY) manage.py makemigrations --check --dry-run
+	$(PY) scripts/check_private_imports.py
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -40,9 +40,8 @@ from django.db import transaction
 from evaluations.models import Run, RunChunk, RunResult, RunRow
 from evaluations.scorers.registry import scorer_get
 from reviewapp.agreement import cohen_kappa
-from reviewapp.item_stats import content_hash
+from reviewapp.item_stats import content_hash, wilson
 from reviewapp.models import CuratedLabel, Flag, Item
-from reviewapp.selectors.gold import wilson_interval
 from reviewapp.services.assignments import ItemFilter, assignments_bulk_assign
 from reviewapp.services.audit import audit_record
 from reviewapp.services.flags import flag_create
@@ -197,7 +196,7 @@ def alignment_compute(*, run: Run) -> dict[str, Alignment]:
             )
             continue
         agree = sum(1 for judge, human in pairs if judge == human)
-        low, high = wilson_interval(agree, n)
+        low, high = wilson(agree, n) or (None, None)
         kappa = cohen_kappa(pairs)
         out[name] = Alignment(
             scorer=name,

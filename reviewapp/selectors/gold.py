@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import Http404
 
+from reviewapp.item_stats import wilson
 from reviewapp.models import Project, Review
 from reviewapp.models.gold import SCORABLE_KINDS, GoldAnswer
 from reviewapp.selectors.projects import questions_for_project
@@ -41,16 +42,6 @@ class GoldAccuracy:
     accuracy: float | None
     ci_low: float | None
     ci_high: float | None
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float | None, float | None]:
-    if n == 0:
-        return None, None
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def gold_accuracy_for_reviewers(*, project: Project) -> list[GoldAccuracy]:
@@ -89,7 +80,7 @@ def gold_accuracy_for_reviewers(*, project: Project) -> list[GoldAccuracy]:
         tally["correct"] += int(all_right)
     result = []
     for reviewer_id, t in tallies.items():
-        low, high = wilson_interval(t["correct"], t["n"])
+        low, high = wilson(t["correct"], t["n"]) or (None, None)
         result.append(
             GoldAccuracy(
                 reviewer_id=reviewer_id,

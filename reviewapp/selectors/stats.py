@@ -28,10 +28,10 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from reviewapp.agreement import Agreement, Level, krippendorff_alpha, percent_agreement
-from reviewapp.item_stats import ItemAnswers, ItemFigure, items_mean, items_rate, question_values
+from reviewapp.item_stats import ItemAnswers, ItemFigure, items_mean, items_rate, question_values, wilson
 from reviewapp.models import Item, Project, Question, Review
 from reviewapp.models.curation import Adjudication, CuratedLabel
-from reviewapp.selectors.gold import GoldAccuracy, gold_accuracy_for_reviewers, wilson_interval
+from reviewapp.selectors.gold import GoldAccuracy, gold_accuracy_for_reviewers
 from reviewapp.selectors.projects import questions_for_project
 
 THROUGHPUT_DAYS = 30
@@ -609,7 +609,7 @@ def reviewer_stats(*, project: Project) -> list[ReviewerStats]:
     result = []
     for reviewer_id, username, n, median in rows:
         compared, agreed = consensus.get(reviewer_id, (0, 0))
-        low, high = wilson_interval(agreed, compared)
+        low, high = wilson(agreed, compared) or (None, None)
         result.append(
             ReviewerStats(
                 reviewer_id=reviewer_id,

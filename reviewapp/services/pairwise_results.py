@@ -6,26 +6,13 @@ A read of the preferences recorded by ``reviewapp.services.pairwise``. Wins are 
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.models import Count, F, Min, Q
 
+from reviewapp.item_stats import wilson
 from reviewapp.models import PairwiseTask, Preference, Project
-
-Z_95 = 1.959963984540054  # the 97.5th percentile of the standard normal distribution
-
-
-def wilson_interval(successes: int, n: int, *, z: float = Z_95) -> tuple[float, float] | None:
-    """The Wilson score interval for a binomial proportion (Wilson 1927); None when n is 0."""
-    if n <= 0:
-        return None
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -57,7 +44,7 @@ class PairwiseResult:
 
     @property
     def interval(self) -> tuple[float, float] | None:
-        return wilson_interval(self.wins, self.n)
+        return wilson(self.wins, self.n)
 
     @property
     def ci_low(self) -> float | None:

@@ -10,9 +10,10 @@ import pytest
 from django.utils import timezone
 
 from reviewapp.errors import ReviewReturned, ValidationFailed
+from reviewapp.item_stats import wilson
 from reviewapp.models import Assignment, AuditEvent, Flag, GoldAnswer, Item, Review, Skip
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
-from reviewapp.selectors.gold import gold_accuracy_for_reviewers, wilson_interval
+from reviewapp.selectors.gold import gold_accuracy_for_reviewers
 from reviewapp.selectors.queue import queue_progress
 from reviewapp.services.assignments import (
     ITEM_FILTERS,
@@ -423,9 +424,8 @@ def test_gold_accuracy_per_reviewer_with_a_wilson_interval(project, reviewer, re
 
 def test_wilson_interval_matches_the_textbook():
     # Newcombe (1998), Statistics in Medicine 17:857, table I: 81/263 -> 0.2553 to 0.3662.
-    low, high = wilson_interval(81, 263)
-    assert low == pytest.approx(0.2553, abs=1e-4) and high == pytest.approx(0.3662, abs=1e-4)
-    assert wilson_interval(0, 0) == (None, None)
+    assert wilson(81, 263) == pytest.approx((0.2553, 0.3662), abs=1e-4)
+    assert wilson(0, 0) is None
 
 
 # --- leases and the audit trail -----------------------------------------------------------------

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import math
 import statistics
-from statistics import NormalDist
+
+from reviewapp.item_stats import wilson, z_for
 
 # --- statistics -------------------------------------------------------------------------------
 
 
-def z_for(confidence: float) -> float:
-    """The two-sided normal quantile: 1.96 for 0.95."""
-    return NormalDist().inv_cdf((1 + confidence) / 2)
-
-
 def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> tuple[float, float] | None:
-    """The Wilson score interval of a proportion (None when n is 0)."""
-    if n <= 0:
-        return None
-    z = z_for(confidence)
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    """The Wilson score interval of a proportion (None when n is 0): the one in ``reviewapp.item_stats``."""
+    return wilson(successes, n, confidence=confidence)
 
 
 def newcombe_difference(

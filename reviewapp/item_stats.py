@@ -155,6 +155,13 @@ def items_mean(
     )
 
 
+def pairs_win_rate(per_pair: list[tuple[int, int]]) -> ItemFigure:
+    """A win rate over pairs of items from each pair's (wins, losses): a pair's value is its share of
+    wins among its decisive judgements; pairs without one are left out; ``reviews`` counts judgements."""
+    values = [wins / (wins + losses) for wins, losses in per_pair if wins + losses]
+    return items_rate(values, reviews=sum(wins + losses for wins, losses in per_pair))
+
+
 # --- item values ------------------------------------------------------------------------------
 
 
@@ -277,7 +284,7 @@ def by_request(
 ) -> tuple[dict[str, float], dict[str, int]]:
     """Item values and review counts re-keyed by request.
 
-    Two versions' items pair up by request (``reviewapp.services.pairwise.request_key``: the
+    Two versions' items pair up by request (``reviewapp.blind.request_key``: the
     normalised request text). When a version answered one request more than once, its value for
     that request is the mean of those items' values.
     """

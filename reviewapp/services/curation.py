@@ -288,6 +288,29 @@ def _write_consensus(
     return label
 
 
+def curated_label_revise(label: CuratedLabel, *, fields: dict[str, Any], replaced_by: Any, now: Any) -> CuratedLabel:
+    """Keep the label's current state as a revision, then apply ``fields`` and count a new version."""
+    CuratedLabelRevision.objects.create(
+        label=label,
+        answers=label.answers,
+        expected_response=label.expected_response,
+        expected_facts=label.expected_facts,
+        method=label.method,
+        decided_by=label.decided_by,
+        rationale=label.rationale,
+        review_ids=list(label.reviews.values_list("id", flat=True)),
+        schema_version=label.schema_version,
+        replaced_by=replaced_by,
+        replaced_at=now,
+    )
+    for name, value in fields.items():
+        setattr(label, name, value)
+    label.version += 1
+    label.updated_at = now
+    label.save(update_fields=[*fields, "version", "updated_at"])
+    return label
+
+
 def _save_label(
     label: CuratedLabel | None,
     item: Item,
@@ -301,24 +324,7 @@ def _save_label(
     if label is None:
         label = CuratedLabel.objects.create(project=item.project, item=item, created_at=now, updated_at=now, **fields)
     else:
-        CuratedLabelRevision.objects.create(
-            label=label,
-            answers=label.answers,
-            expected_response=label.expected_response,
-            expected_facts=label.expected_facts,
-            method=label.method,
-            decided_by=label.decided_by,
-            rationale=label.rationale,
-            review_ids=list(label.reviews.values_list("id", flat=True)),
-            schema_version=label.schema_version,
-            replaced_by=replaced_by,
-            replaced_at=now,
-        )
-        for name, value in fields.items():
-            setattr(label, name, value)
-        label.version += 1
-        label.updated_at = now
-        label.save(update_fields=[*fields, "version", "updated_at"])
+        curated_label_revise(label, fields=fields, replaced_by=replaced_by, now=now)
         label.reviews.set(basis)
         return label
     label.reviews.add(*basis)  # a new label: a plain insert, no read of existing links

@@ -20,11 +20,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from reviewapp.consensus import reviews_basis, reviews_fingerprint
-from reviewapp.models import CuratedLabel, CuratedLabelRevision, Item, Project, Question, Review, SchemaVersion
+from reviewapp.models import CuratedLabel, Item, Project, Question, Review, SchemaVersion
 from reviewapp.selectors.curation import schema_questions_for_version
 from reviewapp.services.answers import answers_fail, expectation_repeats_failed
 from reviewapp.services.audit import audit_record
 from reviewapp.services.curation import (
+    curated_label_revise,
     curation_item_update,
     item_current_reviews,
     item_lock_for_curation,
@@ -157,27 +158,12 @@ def _repair_label(label: CuratedLabel, item: Item, schemas: _Schemas) -> bool:
     loose = expectation_repeats_failed(response=item.response, expected=label.expected_response, failed=True)
     if not bad and not loose:
         return False
-    CuratedLabelRevision.objects.create(
-        label=label,
-        answers=label.answers,
-        expected_response=label.expected_response,
-        expected_facts=label.expected_facts,
-        method=label.method,
-        decided_by=label.decided_by,
-        rationale=label.rationale,
-        review_ids=list(label.reviews.values_list("id", flat=True)),
-        schema_version=label.schema_version,
-        replaced_by=None,
-        replaced_at=timezone.now(),
-    )
     old = {f"answers.{k}": label.answers[k] for k in bad}
+    fields: dict[str, Any] = {"answers": {k: v for k, v in label.answers.items() if k not in bad}}
     if loose:
         old["expected_response"] = label.expected_response
-        label.expected_response = ""
-    label.answers = {k: v for k, v in label.answers.items() if k not in bad}
-    label.updated_at = timezone.now()
-    label.version += 1
-    label.save(update_fields=["answers", "expected_response", "version", "updated_at"])
+        fields["expected_response"] = ""
+    curated_label_revise(label, fields=fields, replaced_by=None, now=timezone.now())
     audit_record(
         actor=None,
         action="curation.expectation_cleared",

@@ -27,8 +27,7 @@ carrying the registry alias ``champion``.
 
 Decisions compare like with like: the gate ``not_worse_than_champion`` uses the paired figures
 (shared requests for human figures, shared items of the two newest suite runs for a suite
-metric). :func:`newcombe_difference` and :func:`welch_difference` (unpaired differences) remain
-for callers outside the gates.
+metric). Intervals come from ``reviewapp.item_stats``, the one place for them.
 """
 
 # ruff: noqa: RUF002 - text for people: en dashes and minus signs are intended
@@ -42,7 +41,6 @@ from pipelines.releases.evidence.comparison import (
     evidence_compare,
     version_evidence,
 )
-from pipelines.releases.evidence.intervals import newcombe_difference, welch_difference, wilson_interval, z_for
 from pipelines.releases.evidence.reviews import (
     HumanEvidence,
     HumanPaired,
@@ -83,7 +81,6 @@ __all__ = [
     "human_paired",
     "humans_paired",
     "latest_suite_run",
-    "newcombe_difference",
     "pairwise_evidence",
     "primary_pass_question",
     "run_scores",
@@ -91,7 +88,4 @@ __all__ = [
     "runs_for_version",
     "version_evidence",
     "versions_summary",
-    "welch_difference",
-    "wilson_interval",
-    "z_for",
 ]

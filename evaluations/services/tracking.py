@@ -66,8 +66,6 @@ def run_mlflow_log(*, run_id: int) -> bool:
             },
             table=_table(run),
             artifact_root=settings.MLFLOW_ARTIFACT_ROOT,
-            http_max_retries=settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES,
-            http_timeout=settings.MLFLOW_HTTP_REQUEST_TIMEOUT,
         )
     except PipelineError as exc:
         Run.objects.filter(pk=run_id).update(mlflow_error=exc.message[:2000], mlflow_claimed_at=None)

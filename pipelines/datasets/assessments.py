@@ -186,8 +186,6 @@ def _claim(sync_id: int) -> bool:
 def _mlflow_kwargs() -> dict[str, Any]:
     return {
         "tracking_uri": settings.MLFLOW_TRACKING_URI,
-        "http_max_retries": settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES,
-        "http_timeout": settings.MLFLOW_HTTP_REQUEST_TIMEOUT,
     }
 
 

@@ -12,7 +12,6 @@ from django.urls import URLPattern, path
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from pipelines.adapters.databricks import databricks_configured
 from pipelines.datasets.pushes import (
     delivery_target_create,
     delivery_target_set_feed,
@@ -23,6 +22,7 @@ from pipelines.datasets.pushes import (
 from pipelines.models import Push, TargetKind
 from pipelines.selectors.datasets import dataset_version_for_project, dataset_version_list
 from pipelines.selectors.pushes import delivery_target_get_for_user, delivery_target_list, push_list
+from pipelines.wiring import databricks_config
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors.projects import project_get_for_user
@@ -42,7 +42,7 @@ def _context(project: Any, **extra: Any) -> dict[str, Any]:
         "versions": dataset_version_list(project=project)[:200],
         "kinds": TargetKind.choices,
         "may_curate": role_allows(project.user_role, Capability.CURATE),
-        "databricks": databricks_configured(),
+        "databricks": databricks_config().configured,
         "default_uri": delta_default_uri(project=project),
         **extra,
     }

@@ -13,12 +13,13 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect
 
+from pipelines.adapters.local_processes import json_read, process_alive
 from pipelines.demo_models import demo_models_ensure
 from pipelines.models import Environment, ModelVersion, PromotionRequest
 from pipelines.releases.promotion import promotion_approve, promotion_request
 from pipelines.releases.registry import registry_sync
 from pipelines.releases.serving import local_serving_stop_all
-from pipelines.releases.serving.local import local_serving_dir, process_alive, read_json_file
+from pipelines.releases.serving.local import local_serving_dir
 from reviewapp.models import AuditEvent
 from tests.evaluations.conftest import ingest, rag_row
 from tests.factories import PASSWORD, member
@@ -55,7 +56,7 @@ def serving_pids() -> list[int]:
     for kind in ("servers", "proxies"):
         for state_file in local_serving_dir(kind).glob("*.json"):
             if not state_file.name.endswith(".routes.json"):
-                pid = (read_json_file(state_file) or {}).get("pid")
+                pid = (json_read(state_file) or {}).get("pid")
                 if pid:
                     pids.append(int(pid))
     return pids

@@ -17,10 +17,11 @@ import requests
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from pipelines.adapters.local_processes import json_read, process_alive
 from pipelines.demo_models import demo_models_ensure
 from pipelines.models import Environment
 from pipelines.releases import serving
-from pipelines.releases.serving.local import local_serving_dir, process_alive, read_json_file
+from pipelines.releases.serving.local import local_serving_dir
 from tests.pipelines.promotion_fixtures import versions
 from tests.pipelines.test_promotions_api import free_port
 from tests.workers import wait_for
@@ -31,7 +32,7 @@ def pids() -> dict[str, int]:
     for kind in ("servers", "proxies"):
         for state_file in local_serving_dir(kind).glob("*.json"):
             if not state_file.name.endswith(".routes.json"):
-                out[f"{kind}/{state_file.stem}"] = int((read_json_file(state_file) or {})["pid"])
+                out[f"{kind}/{state_file.stem}"] = int((json_read(state_file) or {})["pid"])
     return out
 
 

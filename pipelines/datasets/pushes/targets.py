@@ -10,6 +10,7 @@ from django.utils.text import slugify
 
 from pipelines.adapters import delta, outbound
 from pipelines.models import DeliveryTarget, TargetKind
+from pipelines.wiring import outbound_rules
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import Project
 from reviewapp.services.audit import audit_record
@@ -29,11 +30,11 @@ def target_validate(
     from pipelines.adapters.unity_catalog import uc_name_validate
 
     if kind == TargetKind.DELTA:
-        problem = delta.table_uri_validate(target) or outbound.delta_location_problem(target)
+        problem = delta.table_uri_validate(target) or outbound.delta_location_problem(target, rules=outbound_rules())
     elif kind == TargetKind.UNITY_CATALOG:
         problem = uc_name_validate(target)
         if problem is None and project is not None:
-            problem = outbound.uc_schema_problem(project_slug=project.slug, full_name=target)
+            problem = outbound.uc_schema_problem(rules=outbound_rules(), project_slug=project.slug, full_name=target)
     else:
         return [{"index": None, "field": "kind", "message": "Choose delta or unity_catalog."}]
     return [{"index": None, "field": field, "message": problem}] if problem else []

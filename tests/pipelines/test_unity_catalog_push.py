@@ -390,7 +390,9 @@ def test_a_table_declared_with_a_type_its_parquet_does_not_read_as_fails_the_pus
     fake.tables.clear()
     fake.volume_files.clear()
     sql_statement_run(
-        statement=create.replace(f"`{column}` {declared}", f"`{column}` {wrong}"), warehouse_id="wh-reviewdesk"
+        databricks_config(),
+        statement=create.replace(f"`{column}` {declared}", f"`{column}` {wrong}"),
+        warehouse_id="wh-reviewdesk",
     )
 
     push = uc_push(project, make_version(project, [canonical(1), canonical(2)], name="alpha"))

@@ -42,7 +42,8 @@ from evaluations.scorers.registry import scorer_get
 from reviewapp.agreement import cohen_kappa
 from reviewapp.item_stats import content_hash, wilson
 from reviewapp.models import CuratedLabel, Flag, Item
-from reviewapp.services.assignments import ItemFilter, assignments_bulk_assign
+from reviewapp.selectors.items import ItemQuery
+from reviewapp.services.assignments import assignments_bulk_assign
 from reviewapp.services.audit import audit_record
 from reviewapp.services.flags import flag_create
 
@@ -295,7 +296,7 @@ def disagreements_send_to_review(
         if lower:
             result = assignments_bulk_assign(
                 project=run.project,
-                item_filter=ItemFilter(ids=tuple(lower)),
+                query=ItemQuery(ids=tuple(lower)),
                 actor=actor,
                 priority=priority,
                 assign=False,

@@ -95,7 +95,7 @@ def assignments_assign(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
         try:
             result = assignments_bulk_assign(
                 project=project,
-                item_filter=form.item_filter(),
+                query=form.item_query(),
                 actor=request.user,
                 reviewers=reviewers if action == "assign" else (),
                 group=group if action == "assign" else None,

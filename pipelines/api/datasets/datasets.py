@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pipelines.api.datasets.params import bad_param
+from pipelines.api.datasets.params import bad_parameter
 from pipelines.datasets.versions import dataset_create, dataset_update, dataset_version_create, dataset_versions_diff
 from pipelines.selectors.datasets import (
     dataset_get_for_user,
@@ -186,7 +186,7 @@ class DatasetVersionDiffApi(BaseApi):
         version = dataset_version_get_for_user(user=request.user, dataset_pk=pk, number=number, token=request.auth)
         against = request.query_params.get("against", "")
         if not against.isdigit():
-            raise bad_param("against", "Give the number of a version of this dataset.")
+            raise bad_parameter("against", "Give the number of a version of this dataset.")
         old = dataset_version_get_for_user(user=request.user, dataset_pk=pk, number=int(against), token=request.auth)
         return Response(dataset_versions_diff(old=old, new=version))
 

@@ -43,7 +43,6 @@ from pipelines.releases.gates.checklist import (
     gates_for,
 )
 from pipelines.releases.gates.params import (
-    ALLOWED,
     DEFAULT_CONFIDENCE,
     DEFAULT_MIN_SHARED_ITEMS,
     HUMAN_PASS_RATE,
@@ -60,7 +59,6 @@ from pipelines.releases.gates.params import (
 )
 
 __all__ = [
-    "ALLOWED",
     "DEFAULT_CONFIDENCE",
     "DEFAULT_MIN_SHARED_ITEMS",
     "HUMAN_PASS_RATE",

@@ -41,6 +41,10 @@ class LeaseLost(Conflict):
     code = "lease_lost"
 
 
+class StaleLease(LeaseLost):
+    """The page was rendered for an earlier lease of this slot (its lease token is not the current one)."""
+
+
 class AlreadySubmitted(Conflict):
     code = "already_submitted"
 

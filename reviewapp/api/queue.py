@@ -20,6 +20,10 @@ CONFLICT = OpenApiResponse(ConflictSerializer, description="The lease is no long
 
 class LeaseSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="The assignment id: send it with the review.")
+    token = serializers.CharField(
+        source="lease_token",
+        help_text="Send it with the review, as `token`: a review for an earlier lease of this slot is then refused.",
+    )
     expires_at = serializers.DateTimeField(help_text="Renew before this, or another reviewer may take the item.")
 
 

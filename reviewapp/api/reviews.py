@@ -33,6 +33,14 @@ def _with_history(review: Review) -> Review:
 class ReviewSubmitApi(BaseApi):
     class InputSerializer(serializers.Serializer):
         assignment = serializers.IntegerField(help_text="The `assignment.id` from queue/next.")
+        token = serializers.CharField(
+            required=False,
+            max_length=64,
+            help_text=(
+                "The `assignment.token` from queue/next. Optional; when given, a review for an earlier lease of "
+                "this slot (taken by someone else since, or leased again) is refused with 409 `lease_lost`."
+            ),
+        )
         answers = serializers.JSONField(help_text=ANSWERS_HELP)
         comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
         time_on_task_ms = Int32Field(required=False, allow_null=True, default=None, min_value=0)
@@ -60,6 +68,7 @@ class ReviewSubmitApi(BaseApi):
             comment=data["comment"],
             time_on_task_ms=data["time_on_task_ms"],
             project=project,
+            lease_token=data.get("token"),
         )
         blind = not project_model_identity_visible(project)
         return Response(ReviewSerializer(review, context={"blind": blind}).data, status=status.HTTP_201_CREATED)

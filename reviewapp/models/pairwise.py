@@ -15,6 +15,7 @@ from django.db.models.functions import Greatest, Least
 
 from reviewapp.models.items import Item
 from reviewapp.models.projects import Project
+from reviewapp.models.slots import LeasedSlot
 
 
 class PairwiseTask(models.Model):
@@ -53,23 +54,14 @@ class PairwiseTask(models.Model):
         return f"pair {self.item_a_id} vs {self.item_b_id}"
 
 
-class PairwiseSlot(models.Model):
+class PairwiseSlot(LeasedSlot):
     """One judgement slot of a task; leased like an Assignment, with the sides drawn at lease time."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     task = models.ForeignKey(PairwiseTask, on_delete=models.CASCADE, related_name="slots")
     slot = models.PositiveSmallIntegerField()
-    reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    leased_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
     # Which item is shown on the left for the current lease (the other one is on the right).
     left_item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    # New for every lease: a submit must name it, so a form rendered for an earlier lease of this slot
-    # (other sides, maybe) can never be recorded against the current one.
-    lease_token = models.CharField(max_length=32, blank=True)
-    submitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -5,30 +5,23 @@ from django.db import models
 
 from reviewapp.models.items import Item
 from reviewapp.models.projects import Project
+from reviewapp.models.slots import LeasedSlot
 
 # Slot numbers from here up are extra slots outside an item's N (one per reviewer who meets a gold
 # item in the gold mix); numbers below are the N review slots. reviews_per_item is at most 20.
 EXTRA_SLOT_BASE = 10_000
 
 
-class Assignment(models.Model):
+class Assignment(LeasedSlot):
     """One review slot of an item (an item has ``reviews_per_item`` of them).
 
-    A reviewer leases a free slot (``reviewer`` + ``expires_at``) and fills it with a Review.
-    The lease lives on the slot row itself, so leasing is a row lock plus an UPDATE of that row:
-    two reviewers can never hold the same slot, even under ``SELECT ... FOR UPDATE SKIP LOCKED``.
+    A reviewer leases a free slot (``LeasedSlot``: the lease lives on the row) and fills it with a
+    Review. Two reviewers can never hold the same slot, even under ``SELECT ... FOR UPDATE SKIP LOCKED``.
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
     slot = models.PositiveSmallIntegerField()
-    reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    leased_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    # Set once the slot is filled; a filled slot is never leased again.
-    submitted_at = models.DateTimeField(null=True, blank=True)
     # Who may lease the slot (services/assignments.py). Neither set: anyone, in a shared-pool
     # project; nobody, in an assigned-mode project, until a curator assigns it.
     assigned_to = models.ForeignKey(

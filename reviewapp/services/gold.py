@@ -48,6 +48,7 @@ from reviewapp.selectors.projects import questions_for_project
 from reviewapp.selectors.queue import items_closed_to_user
 from reviewapp.services.answers import answers_validate
 from reviewapp.services.audit import audit_record
+from reviewapp.services.slots import slot_take
 from reviewapp.typed_input import field_error
 
 
@@ -132,15 +133,4 @@ def gold_slot_lease(*, project: Project, user: Any, expires_at: datetime) -> Ass
         slot = Assignment(
             project=project, item_id=gold.item_id, slot=max(top + 1, EXTRA_SLOT_BASE), is_gold=True, priority=0
         )
-    return _lease(slot, user=user, now=now, expires_at=expires_at)
-
-
-def _lease(slot: Assignment, *, user: Any, now: datetime, expires_at: datetime) -> Assignment:
-    slot.reviewer = user
-    slot.leased_at = now
-    slot.expires_at = expires_at
-    if slot.pk is None:
-        slot.save()
-    else:
-        slot.save(update_fields=["reviewer", "leased_at", "expires_at"])
-    return slot
+    return slot_take(slot, user=user, expires_at=expires_at)

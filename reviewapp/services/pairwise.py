@@ -3,9 +3,9 @@
 - ``pairwise_tasks_create`` pairs the items of two model versions that answer the same request.
   It is idempotent: an item already paired for these two versions is not paired again, and the
   database refuses a second task for the same two items whichever is called A.
-- ``pairwise_next`` leases a pair slot exactly like ``queue_next`` leases a review slot (the lease
-  lives on the slot row, locked with ``SELECT ... FOR UPDATE SKIP LOCKED``). The left/right order
-  is drawn at random when the slot is leased and stored on it, with a fresh lease token.
+- ``pairwise_next`` leases a pair slot through the slot engine (``services.slots``, kind
+  ``PAIR_SLOTS``), like ``queue_next`` leases a review slot. The left/right order is drawn at random
+  when the slot is leased and stored on it, with the lease's fresh token.
 - ``pairwise_submit`` records a Preference from the sides stored on the lease, never from what a
   client says it showed: the client names the side (a = left, b = right) and the lease token, and
   the server works out which item and which model version won.
@@ -17,22 +17,32 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from reviewapp.blind import request_key  # one definition of "the same request" (siblings too)
-from reviewapp.errors import AlreadySubmitted, FieldError, ItemRemoved, LeaseLost, ValidationFailed
+from reviewapp.errors import AlreadySubmitted, FieldError, ValidationFailed
 from reviewapp.models import Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference, Project
 from reviewapp.selectors.pairwise import pairwise_open_slots_for_user
 from reviewapp.services.audit import audit_record
+from reviewapp.services.slots import (
+    SlotKind,
+    slot_fill,
+    slot_lease_until,
+    slot_lock_for_submit,
+    slot_next,
+    slot_renew,
+    slot_skip,
+    slot_take,
+    slot_time_on_task,
+)
 
 MAX_PREFERENCES_PER_TASK = 20
 MAX_REASON = 2000
-MAX_TIME_ON_TASK_MS = 24 * 3600 * 1000
 
 
 # --- pairing -----------------------------------------------------------------------------------
@@ -164,53 +174,41 @@ def pairwise_tasks_create(
 
 # --- leasing -----------------------------------------------------------------------------------
 
-
-def _lease_until(project: Project) -> datetime:
-    return timezone.now() + timedelta(seconds=project.lease_seconds)
-
-
-def _with_items(qs: Any) -> Any:
-    return qs.select_related("project", "task__item_a", "task__item_b")
+PAIR_SLOTS = SlotKind(
+    model=PairwiseSlot,
+    related=("project", "task__item_a", "task__item_b"),
+    unit="task",
+    skip_model=PairwiseSkip,
+    skip_action="pairwise.skip",
+    lease_extra=("left_item",),
+    token_required=True,
+    texts={
+        "removed": "This pair was removed from the project; take the next one.",
+        "lost": "Your lease on this pair expired and another reviewer has it now.",
+        "submitted": "You already judged this pair.",
+        "stale": "This page showed the pair under an earlier lease, perhaps with other sides.",
+    },
+)
 
 
 def pairwise_next(*, project: Project, user: Any) -> PairwiseSlot | None:
     """The reviewer's current pair (renewed, same sides), or a newly leased one; None when none is left."""
-    for _attempt in range(3):
-        try:
-            with transaction.atomic():
-                return _pairwise_next_once(project=project, user=user)
-        except IntegrityError:
-            # The same reviewer raced themselves onto one pair from two tabs; try again.
-            continue
-    return None
+    return slot_next(PAIR_SLOTS, project=project, user=user, lease_new=lambda: _lease_new(project=project, user=user))
 
 
-def _pairwise_next_once(*, project: Project, user: Any) -> PairwiseSlot | None:
-    held = (
-        _with_items(PairwiseSlot.objects.select_for_update(of=("self",)))
-        .filter(project=project, reviewer=user, submitted_at__isnull=True)
-        .order_by("id")
-        .first()
+def _lease_new(*, project: Project, user: Any) -> PairwiseSlot | None:
+    candidates = (
+        pairwise_open_slots_for_user(project=project, user=user).select_related(*PAIR_SLOTS.related).order_by("id")
     )
-    if held is not None:
-        held.expires_at = _lease_until(project)
-        held.save(update_fields=["expires_at"])
-        return held
-    candidates = _with_items(pairwise_open_slots_for_user(project=project, user=user)).order_by("id")
     if connection.features.has_select_for_update_skip_locked:
         candidates = candidates.select_for_update(skip_locked=True, of=("self",))
     slot = candidates.first()
     if slot is None:
         return None
     task = slot.task
-    slot.reviewer = user
-    slot.leased_at = timezone.now()
-    slot.expires_at = _lease_until(project)
     # Drawn per lease, not per task, so no version sits on one side for everybody.
-    slot.left_item_id = task.item_a_id if secrets.randbelow(2) == 0 else task.item_b_id
-    slot.lease_token = secrets.token_urlsafe(16)
-    slot.save(update_fields=["reviewer", "leased_at", "expires_at", "left_item", "lease_token"])
-    return slot
+    left = task.item_a_id if secrets.randbelow(2) == 0 else task.item_b_id
+    return slot_take(slot, user=user, expires_at=slot_lease_until(project), left_item_id=left)
 
 
 def pairwise_slot_sides(slot: PairwiseSlot) -> tuple[Item, Item]:
@@ -221,58 +219,17 @@ def pairwise_slot_sides(slot: PairwiseSlot) -> tuple[Item, Item]:
     return task.item_a, task.item_b
 
 
-def _lock_own(*, slot: PairwiseSlot, user: Any, project: Project | None = None) -> PairwiseSlot:
-    slots = _with_items(PairwiseSlot.objects.select_for_update(of=("self",)))
-    if project is not None:
-        slots = slots.filter(project=project)
-    current = slots.filter(pk=slot.pk).first()
-    if current is None:
-        raise ItemRemoved("This pair was removed from the project; take the next one.")
-    if current.reviewer_id != user.pk:
-        raise LeaseLost("Your lease on this pair expired and another reviewer has it now.")
-    if current.submitted_at is not None:
-        raise AlreadySubmitted("You already judged this pair.")
-    return current
-
-
 def pairwise_renew(*, slot: PairwiseSlot, user: Any) -> PairwiseSlot:
     """Extend the lease while the reviewer works; LeaseLost once someone else has the slot."""
-    with transaction.atomic():
-        current = _lock_own(slot=slot, user=user)
-        current.expires_at = _lease_until(current.project)
-        current.save(update_fields=["expires_at"])
-    return current
+    return slot_renew(PAIR_SLOTS, slot=slot, user=user)
 
 
 def pairwise_skip(*, slot: PairwiseSlot, user: Any, reason: str = "") -> None:
     """Give the pair back and do not offer it to this reviewer again."""
-    reason = (reason or "").strip()[:500]
-    with transaction.atomic():
-        current = _lock_own(slot=slot, user=user)
-        PairwiseSkip.objects.get_or_create(
-            project=current.project, task_id=current.task_id, reviewer=user, defaults={"reason": reason}
-        )
-        current.reviewer = None
-        current.leased_at = None
-        current.expires_at = None
-        current.left_item = None
-        current.lease_token = ""
-        current.save(update_fields=["reviewer", "leased_at", "expires_at", "left_item", "lease_token"])
-        audit_record(
-            actor=user, action="pairwise.skip", target=current.task, project=current.project, data={"reason": reason}
-        )
+    slot_skip(PAIR_SLOTS, slot=slot, user=user, reason=reason)
 
 
 # --- judging -----------------------------------------------------------------------------------
-
-
-def _clamp_time(value: int | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return max(0, min(int(value), MAX_TIME_ON_TASK_MS))
-    except (TypeError, ValueError):
-        return None
 
 
 def pairwise_submit(
@@ -293,9 +250,7 @@ def pairwise_submit(
     page was shown. With ``project``, a slot of another project counts as missing.
     """
     with transaction.atomic():
-        current = _lock_own(slot=PairwiseSlot(pk=slot_id), user=user, project=project)
-        if not lease_token or not secrets.compare_digest(current.lease_token, lease_token):
-            raise LeaseLost("This page showed the pair under an earlier lease, perhaps with other sides.")
+        current = slot_lock_for_submit(PAIR_SLOTS, pk=slot_id, user=user, project=project, lease_token=lease_token)
         errors: list[FieldError] = []
         if choice not in Preference.Choice.values:
             errors.append({"index": None, "field": "choice", "message": "Pick A, B, tie or both bad."})
@@ -326,11 +281,10 @@ def pairwise_submit(
             winner_model_version=winner.model_version if winner is not None else "",
             loser_model_version=loser.model_version if loser is not None else "",
             reason=reason,
-            time_on_task_ms=_clamp_time(time_on_task_ms),
+            time_on_task_ms=slot_time_on_task(time_on_task_ms),
             submitted_at=now,
         )
-        current.submitted_at = now
-        current.save(update_fields=["submitted_at"])
+        slot_fill(current, at=now)
         # The UPDATE locks the task row, so two reviewers filling its last slots count in turn.
         PairwiseTask.objects.filter(pk=task.pk).update(preference_count=F("preference_count") + 1)
         PairwiseTask.objects.filter(pk=task.pk, preference_count__gte=F("preferences_per_task")).update(

@@ -4,6 +4,8 @@ Each item has ``reviews_per_item`` slots (Assignment rows). Leasing locks one fr
 with ``SELECT ... FOR UPDATE SKIP LOCKED`` and writes the lease onto that same row; if another
 transaction leased it in the meantime, PostgreSQL re-checks the row's new values and skips it,
 so two reviewers never hold one slot. On SQLite, writes are serialised by the database lock.
+Holding, renewing, skipping and locking one's own lease are the slot engine's (``services.slots``,
+kind ``REVIEW_SLOTS``); this module chooses which slot a reviewer gets next.
 
 Sibling spacing (blind review): items of a project whose requests are the same (``Item.request_hash``,
 see ``reviewapp.blind``) are siblings, typically two model versions' answers to one question. A
@@ -19,24 +21,52 @@ spaced pass finds nothing.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost
 from reviewapp.models import Assignment, Item, Project, Skip
 from reviewapp.selectors.queue import queue_sources_for_user
-from reviewapp.services.audit import audit_record
 from reviewapp.services.gold import gold_slot_lease
+from reviewapp.services.slots import (
+    SlotKind,
+    slot_lease_until,
+    slot_lock_own,
+    slot_next,
+    slot_release,
+    slot_renew,
+    slot_skip,
+    slot_take,
+)
 
 _dice = random.SystemRandom()  # which lease is a gold item must not be predictable
 
 
-def _lease_until(project: Project) -> Any:
-    return timezone.now() + timedelta(seconds=project.lease_seconds)
+def _unassign_on_skip(slot: Assignment, user: Any) -> list[str]:
+    # A slot assigned to this reviewer personally becomes unassigned (a group assignment stays), so
+    # curators see it as needing someone else instead of it waiting for a reviewer who declined it.
+    if slot.assigned_to_id != user.pk:
+        return []
+    slot.assigned_to = None
+    return ["assigned_to"]
+
+
+REVIEW_SLOTS = SlotKind(
+    model=Assignment,
+    related=("project", "item"),
+    unit="item",
+    skip_model=Skip,
+    skip_action="item.skip",
+    on_skip=_unassign_on_skip,
+    texts={
+        "removed": "This item was removed from the project; take the next one.",
+        "lost": "Your lease on this item expired and another reviewer has it now.",
+        "submitted": "You already submitted this item; edit it from My reviews.",
+        "stale": "This page showed the item under an earlier lease; another reviewer may have answered it since.",
+    },
+)
 
 
 def queue_next(*, project: Project, user: Any, rng: random.Random | None = None) -> Assignment | None:
@@ -49,28 +79,13 @@ def queue_next(*, project: Project, user: Any, rng: random.Random | None = None)
     those are left, or, at the project's gold rate, a gold item (``services.gold``).
     ``rng`` is for tests: the gold die.
     """
-    for _attempt in range(3):
-        try:
-            with transaction.atomic():
-                return _queue_next_once(project=project, user=user, rng=rng or _dice)
-        except IntegrityError:
-            # The same reviewer raced themselves onto one item from two tabs; try again.
-            continue
-    return None
-
-
-def _queue_next_once(*, project: Project, user: Any, rng: random.Random) -> Assignment | None:
-    held = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("item")
-        .filter(project=project, reviewer=user, submitted_at__isnull=True)
-        .order_by("id")
-        .first()
+    dice = rng or _dice
+    return slot_next(
+        REVIEW_SLOTS, project=project, user=user, lease_new=lambda: _lease_new(project=project, user=user, rng=dice)
     )
-    if held is not None:
-        held.expires_at = _lease_until(project)
-        held.save(update_fields=["expires_at"])
-        return held
+
+
+def _lease_new(*, project: Project, user: Any, rng: random.Random) -> Assignment | None:
     sources = queue_sources_for_user(project=project, user=user)
     recent = recent_request_hashes(project=project, user=user)
     slot = _best_slot(sources, recent=recent)
@@ -81,15 +96,10 @@ def _queue_next_once(*, project: Project, user: Any, rng: random.Random) -> Assi
     if slot is None:
         return None  # gold is mixed into real work, never served on its own (services/gold.py)
     if project.gold_rate > 0 and rng.random() < project.gold_rate:
-        gold = gold_slot_lease(project=project, user=user, expires_at=_lease_until(project))
+        gold = gold_slot_lease(project=project, user=user, expires_at=slot_lease_until(project))
         if gold is not None:
             return gold  # the ordinary slot's row lock ends with this transaction, untouched
-    now = timezone.now()
-    slot.reviewer = user
-    slot.leased_at = now
-    slot.expires_at = _lease_until(project)
-    slot.save(update_fields=["reviewer", "leased_at", "expires_at"])
-    return slot
+    return slot_take(slot, user=user, expires_at=slot_lease_until(project))
 
 
 def recent_request_hashes(*, project: Project, user: Any) -> list[str]:
@@ -135,61 +145,18 @@ def _best_slot(sources: list[QuerySet[Assignment]], *, recent: list[str]) -> Ass
 
 def assignment_renew(*, assignment: Assignment, user: Any) -> Assignment:
     """Extend the lease while the reviewer works; LeaseLost if someone else has the slot now."""
-    with transaction.atomic():
-        current = _lock_own(assignment=assignment, user=user)
-        current.expires_at = _lease_until(current.project)
-        current.save(update_fields=["expires_at"])
-    return current
+    return slot_renew(REVIEW_SLOTS, slot=assignment, user=user)
 
 
 def assignment_skip(*, assignment: Assignment, user: Any, reason: str = "") -> None:
-    """Give the slot back and do not offer this item to the reviewer again.
-
-    A slot assigned to this reviewer personally becomes unassigned (a group assignment stays), so
-    curators see it as needing someone else instead of it waiting for a reviewer who declined it.
-    """
-    reason = (reason or "").strip()
-    with transaction.atomic():
-        current = _lock_own(assignment=assignment, user=user)
-        Skip.objects.get_or_create(
-            project=current.project, item_id=current.item_id, reviewer=user, defaults={"reason": reason[:500]}
-        )
-        if current.assigned_to_id == user.pk:
-            current.assigned_to = None
-            current.save(update_fields=["assigned_to"])
-        _release(current)
-        audit_record(
-            actor=user, action="item.skip", target=current.item, project=current.project, data={"reason": reason[:500]}
-        )
+    """Give the slot back and do not offer this item to the reviewer again."""
+    slot_skip(REVIEW_SLOTS, slot=assignment, user=user, reason=reason)
 
 
 def assignment_release(*, assignment: Assignment, user: Any) -> None:
     """Give the slot back without skipping (the reviewer may get the item again later)."""
     with transaction.atomic():
-        _release(_lock_own(assignment=assignment, user=user))
-
-
-def _release(slot: Assignment) -> None:
-    slot.reviewer = None
-    slot.leased_at = None
-    slot.expires_at = None
-    slot.save(update_fields=["reviewer", "leased_at", "expires_at"])
-
-
-def _lock_own(*, assignment: Assignment, user: Any) -> Assignment:
-    current = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("project", "item")
-        .filter(pk=assignment.pk)
-        .first()
-    )
-    if current is None:
-        raise ItemRemoved("This item was removed from the project; take the next one.")
-    if current.reviewer_id != user.pk:
-        raise LeaseLost("Your lease on this item expired and another reviewer has it now.")
-    if current.submitted_at is not None:
-        raise AlreadySubmitted("You already submitted this item; edit it from My reviews.")
-    return current
+        slot_release(REVIEW_SLOTS, slot=slot_lock_own(REVIEW_SLOTS, pk=assignment.pk, user=user))
 
 
 def leases_reclaim_expired(*, project: Project | None = None) -> int:
@@ -197,4 +164,4 @@ def leases_reclaim_expired(*, project: Project | None = None) -> int:
     qs = Assignment.objects.filter(submitted_at__isnull=True, expires_at__lt=timezone.now())
     if project is not None:
         qs = qs.filter(project=project)
-    return qs.update(reviewer=None, leased_at=None, expires_at=None)
+    return qs.update(reviewer=None, leased_at=None, expires_at=None, lease_token="")

@@ -6,14 +6,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost, ReviewReturned
-from reviewapp.models import Assignment, Item, Project, Review, ReviewRevision
+from reviewapp.errors import ReviewReturned
+from reviewapp.models import Item, Project, Review, ReviewRevision
 from reviewapp.selectors.projects import questions_for_project
 from reviewapp.services.answers import answers_validate
 from reviewapp.services.audit import audit_record
 from reviewapp.services.curation import curation_item_update
-
-MAX_TIME_ON_TASK_MS = 24 * 3600 * 1000
+from reviewapp.services.queue import REVIEW_SLOTS
+from reviewapp.services.slots import slot_fill, slot_lock_for_submit, slot_time_on_task
 
 
 def review_submit(
@@ -24,24 +24,25 @@ def review_submit(
     comment: str = "",
     time_on_task_ms: int | None = None,
     project: Project | None = None,
+    lease_token: str | None = None,
 ) -> Review:
     """Fill the reviewer's leased slot with a review.
 
     An expired lease that nobody else has taken is still honoured (the reviewer's work is not
-    thrown away); a slot someone else now holds raises LeaseLost. With ``project``, a slot of
+    thrown away); a slot someone else now holds raises LeaseLost. ``lease_token`` is the token of
+    the lease the page or client was given: StaleLease when the slot has been leased again since
+    (None: not checked, for REST clients that do not send one). With ``project``, a slot of
     another project counts as missing, so access checked on one project never reaches another.
     """
     with transaction.atomic():
-        slots = Assignment.objects.select_for_update(of=("self",)).select_related("project", "item")
-        if project is not None:
-            slots = slots.filter(project=project)
-        slot = slots.filter(pk=assignment_id).first()
-        if slot is None:
-            raise ItemRemoved("This item was removed from the project; your answers were not saved.")
-        if slot.reviewer_id != user.pk:
-            raise LeaseLost("Your lease on this item expired and another reviewer has it now.")
-        if slot.submitted_at is not None:
-            raise AlreadySubmitted("You already submitted this item; edit it from My reviews.")
+        slot = slot_lock_for_submit(
+            REVIEW_SLOTS,
+            pk=assignment_id,
+            user=user,
+            project=project,
+            lease_token=lease_token,
+            removed="This item was removed from the project; your answers were not saved.",
+        )
         project = slot.project
         questions = questions_for_project(project=project)
         cleaned = answers_validate(questions=questions, item=slot.item, answers=answers)
@@ -53,13 +54,12 @@ def review_submit(
             reviewer=user,
             answers=cleaned,
             comment=(comment or "").strip(),
-            time_on_task_ms=_clamp_time(time_on_task_ms),
+            time_on_task_ms=slot_time_on_task(time_on_task_ms),
             schema_version=project.schema_version,
             submitted_at=now,
             updated_at=now,
         )
-        slot.submitted_at = now
-        slot.save(update_fields=["submitted_at"])
+        slot_fill(slot, at=now)
         # An extra gold slot is outside the item's N (services/gold.py): it adds 0, but the UPDATE
         # still runs so every submit locks the item row here, before anything else reads the item.
         added = 1 if slot.counts_toward_n else 0
@@ -99,12 +99,3 @@ def review_edit(*, review: Review, user: Any, answers: Any, comment: str | None 
         audit_record(actor=user, action="review.edit", target=current, project=current.project, data=data)
         curation_item_update(item=current.item)
     return current
-
-
-def _clamp_time(value: int | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return max(0, min(int(value), MAX_TIME_ON_TASK_MS))
-    except (TypeError, ValueError):
-        return None

@@ -1,21 +1,18 @@
 """The pairwise page: one request, two responses side by side, judged blind from the keyboard.
 
 Like the review page, submit saves the preference and renders the next pair in the same response
-(the reviewer holds one lease at a time). The page never shows model names or versions; only the
-results page, for members who may export, does.
+(the reviewer holds one lease at a time); the queue page itself is shared (``views.slots``). The
+page never shows model names or versions; only the results page, for members who may export, does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
+from django.http import HttpResponse
+from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from reviewapp.errors import AlreadySubmitted, Conflict, ItemRemoved, LeaseLost, ValidationFailed
 from reviewapp.models import PairwiseSlot, Preference, Project
@@ -30,11 +27,16 @@ from reviewapp.services.pairwise import (
     pairwise_submit,
 )
 from reviewapp.services.pairwise_results import pairwise_results
-from reviewapp.views.http import AuthedHtmxRequest, Notice, partial
-
-TEMPLATE = "reviewapp/pairwise.html"
-HEARTBEAT_MAX_SECONDS = 60
-MESSAGE_LEVELS = {"success": messages.SUCCESS, "info": messages.INFO, "warning": messages.WARNING}
+from reviewapp.views.http import AuthedHtmxRequest, Notice
+from reviewapp.views.slots import (
+    QueueKind,
+    conflict_notice,
+    own_slot,
+    queue_after_post,
+    queue_render,
+    queue_renew,
+    removed,
+)
 
 # (value, label, keys): the first key is the letter shown on the button.
 CHOICES: list[tuple[str, str, tuple[str, str]]] = [
@@ -43,35 +45,24 @@ CHOICES: list[tuple[str, str, tuple[str, str]]] = [
     (Preference.Choice.TIE, "Tie", ("t", "3")),
     (Preference.Choice.BOTH_BAD, "Both bad", ("x", "4")),
 ]
-CONFLICT_TEXT: dict[type[Conflict], str] = {
-    LeaseLost: "Your lease on this pair expired and another reviewer has it now.",
-    ItemRemoved: "This pair was removed from the project.",
-    AlreadySubmitted: "You already judged this pair.",
-}
-
-
-def _conflict_notice(exc: Conflict, *, unsaved: bool) -> Notice:
-    # A lease is lost in two ways (taken by another reviewer, or an earlier lease's form): say which.
-    text = exc.message if isinstance(exc, LeaseLost) else CONFLICT_TEXT.get(type(exc), exc.message)
-    if unsaved and not isinstance(exc, AlreadySubmitted):
-        text += " Your choice was not saved."
-    return Notice("warning", f"{text} Here is the next pair.")
+QUEUE = QueueKind(
+    kind="pairwise",
+    title="Compare",
+    noun="pair",
+    done_by_you="pairs judged by you",
+    work="Your choice",
+    unsaved="Your choice was not saved.",
+    conflict_text={
+        LeaseLost: "Your lease on this pair expired and another reviewer has it now.",
+        ItemRemoved: "This pair was removed from the project.",
+        AlreadySubmitted: "You already judged this pair.",
+    },
+    keys="reviewapp/partials/pairwise_slot.html#keys",
+)
 
 
 def _own_slot(request: AuthedHtmxRequest, project: Project, slot_id: int) -> PairwiseSlot | None:
-    """The posted lease, or None when its pair is gone (the services then say ItemRemoved)."""
-    try:
-        slot = pairwise_slot_get_for_user(user=request.user, pk=slot_id)
-    except Http404:
-        return None
-    if slot.project_id != project.pk:
-        raise Http404("No such pair in this project.")
-    return slot
-
-
-def _heartbeat_seconds(project: Project) -> int:
-    # Renew well before the lease runs out, even on projects with short leases.
-    return max(10, min(HEARTBEAT_MAX_SECONDS, project.lease_seconds // 3))
+    return own_slot(QUEUE, pairwise_slot_get_for_user, request, project, slot_id)
 
 
 def _render_panel(
@@ -96,8 +87,6 @@ def _render_panel(
             {"letter": "B", "where": "right", "item": right},
         ]
     context: dict[str, Any] = {
-        "project": project,
-        "slot": slot,
         "request_item": request_item,
         "sides": sides,
         "choices": [{"value": v, "label": label, "keys": keys, "checked": v == choice} for v, label, keys in CHOICES],
@@ -107,22 +96,21 @@ def _render_panel(
         "progress": pairwise_progress(project=project, user=request.user),
         "has_tasks": slot is not None or pairwise_task_count(project=project) > 0,
         "can_see_results": role_allows(getattr(project, "user_role", None), Capability.EXPORT),
-        "notice": notice,
-        "heartbeat_seconds": _heartbeat_seconds(project),
     }
-    return render(request, partial(TEMPLATE, request, "pairwise-panel"), context, status=status)
+    return queue_render(request, QUEUE, project, slot, context, notice=notice, status=status)
 
 
 def _next_pair(
     request: AuthedHtmxRequest, project: Project, *, notice: Notice | None, status: int = 200
 ) -> HttpResponse:
-    """After a POST: the next pair in the same response (htmx), or a redirect to it (plain form)."""
-    if not request.htmx:
-        if notice is not None:
-            messages.add_message(request, MESSAGE_LEVELS[notice.level], notice.text)
-        return redirect("pairwise-page", slug=project.slug)
-    return _render_panel(
-        request, project, pairwise_next(project=project, user=request.user), notice=notice, status=status
+    return queue_after_post(
+        request,
+        QUEUE,
+        project,
+        lambda: _render_panel(
+            request, project, pairwise_next(project=project, user=request.user), notice=notice, status=status
+        ),
+        notice=notice,
     )
 
 
@@ -150,7 +138,7 @@ def pairwise_submit_view(request: AuthedHtmxRequest, slug: str, slot_id: int) ->
     reason = request.POST.get("reason", "")
     try:
         if slot is None:
-            raise ItemRemoved(CONFLICT_TEXT[ItemRemoved])
+            raise removed(QUEUE)
         pairwise_submit(
             slot_id=slot.pk,
             user=request.user,
@@ -168,7 +156,7 @@ def pairwise_submit_view(request: AuthedHtmxRequest, slug: str, slot_id: int) ->
             request, project, current, choice=choice, reason=reason, errors=errors, notice=None, status=422
         )
     except Conflict as exc:
-        return _next_pair(request, project, notice=_conflict_notice(exc, unsaved=True), status=409)
+        return _next_pair(request, project, notice=conflict_notice(QUEUE, exc, unsaved=True), status=409)
     return _next_pair(request, project, notice=Notice("success", "Saved your choice."))
 
 
@@ -179,10 +167,10 @@ def pairwise_skip_view(request: AuthedHtmxRequest, slug: str, slot_id: int) -> H
     slot = _own_slot(request, project, slot_id)
     try:
         if slot is None:
-            raise ItemRemoved(CONFLICT_TEXT[ItemRemoved])
+            raise removed(QUEUE)
         pairwise_skip(slot=slot, user=request.user, reason=request.POST.get("reason", ""))
     except Conflict as exc:
-        return _next_pair(request, project, notice=_conflict_notice(exc, unsaved=False), status=409)
+        return _next_pair(request, project, notice=conflict_notice(QUEUE, exc, unsaved=False), status=409)
     return _next_pair(request, project, notice=Notice("info", "Skipped that pair."))
 
 
@@ -192,15 +180,7 @@ def pairwise_renew_view(request: AuthedHtmxRequest, slug: str, slot_id: int) -> 
     """The heartbeat: keep the lease while the reviewer works; say so, and stop, once it is lost."""
     project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW)
     slot = _own_slot(request, project, slot_id)
-    try:
-        if slot is None:
-            raise ItemRemoved(CONFLICT_TEXT[ItemRemoved])
-        pairwise_renew(slot=slot, user=request.user)
-    except Conflict as exc:
-        text = f"{CONFLICT_TEXT.get(type(exc), exc.message)} Your choice can no longer be saved."
-        html = render_to_string(f"{TEMPLATE}#lease-lost", {"text": text, "project": project}, request=request)
-        return HttpResponseStopPolling(html)
-    return HttpResponse(status=204)
+    return queue_renew(request, QUEUE, project, slot, lambda slot, user: pairwise_renew(slot=slot, user=user))
 
 
 @login_required

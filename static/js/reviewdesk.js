@@ -1,11 +1,14 @@
-/* Reviewdesk: keyboard-first review forms. htmx does the requests; this file only adds keys,
-   the highlighted ("active") question, time on task, and error toasts. */
+/* Reviewdesk: keyboard-first review forms (review, adjudication, pairwise). htmx does the requests;
+   this file only adds keys, the highlighted ("active") question, time on task, and error toasts.
+   A review form answers questions ([data-review-form]); a pairwise form picks a side ([data-pairwise-form]). */
 (() => {
   "use strict";
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
   const TEXT_INPUTS = new Set(["text", "search", "email", "url", "password", "number", "tel", "date", "time"]);
   const form = () => $("[data-review-form]");
+  const pairForm = () => $("[data-pairwise-form]");
+  const submit = (f) => f.requestSubmit($("[data-submit]", f));
   let active = null;
 
   function isTyping(el) {
@@ -85,12 +88,15 @@
     toast.timer = setTimeout(() => { t.hidden = true; }, 8000);
   }
 
-  // Time on task: visible time only, kept across re-renders of the same item (validation errors).
+  // Time on task: visible time only, per lease, kept across re-renders of the same lease (validation
+  // errors). True when `f` is a new lease.
   let timer = { id: null, ms: 0, since: null };
   const now = () => performance.now();
   function startTimer(f) {
-    const id = f ? f.dataset.assignment : null;
-    if (id !== timer.id) timer = { id, ms: 0, since: document.hidden ? null : now() };
+    const id = f ? f.dataset.lease : null;
+    if (id === timer.id) return false;
+    timer = { id, ms: 0, since: document.hidden ? null : now() };
+    return true;
   }
   const elapsed = () => Math.round(timer.ms + (timer.since === null ? 0 : now() - timer.since));
   document.addEventListener("visibilitychange", () => {
@@ -107,8 +113,7 @@
 
   function init() {
     const f = form();
-    const fresh = !f || f.dataset.assignment !== timer.id;
-    startTimer(f);
+    const fresh = startTimer(f);
     active = null;
     if (!f) return;
     markAnswered(f);
@@ -121,14 +126,54 @@
     activate(firstError || list[0]);
   }
 
+  // The pairwise form: a choice marks Submit ready; keys only once htmx has bound the form.
+  const markReady = (f) => $("[data-submit]", f)?.classList.toggle("ready", $$('input[name="choice"]', f).some((i) => i.checked));
+  function initPair() {
+    const f = pairForm();
+    if (startTimer(f)) {
+      window.scrollTo({ top: 0 });
+      // A new pair starts with the keys on the page, not in a text field left over from the last one.
+      if (isTyping(document.activeElement)) document.activeElement.blur();
+    }
+    if (!f) return;
+    markReady(f);
+    f.dataset.ready = "true"; // htmx has bound the form: keys now submit through it
+  }
+
+  function pairKey(e, f, t) {
+    const input = $$('input[name="choice"]', f).find((i) => i.dataset.keys.split(" ").includes(e.key));
+    if (input) {
+      input.checked = true;
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    } else if (e.key === "r") {
+      const reason = $("[data-reason]", f);
+      reason.focus();
+      reason.setSelectionRange(reason.value.length, reason.value.length);
+    } else if (e.key === "c") {
+      const contexts = $$("[data-context]", f);
+      const open = !contexts.every((d) => d.open);
+      for (const d of contexts) d.open = open;
+    } else if (e.key === "s") $("[data-skip]", f)?.click();
+    else if (e.key === "Enter") {
+      // A focused control keeps its own Enter, except a dialog's button just after the dialog closed
+      // (the browser moves the focus away from it only at its next frame).
+      const control = t.closest && t.closest("button, a, summary, select");
+      if (control && !control.closest("dialog:not([open])")) return false;
+      submit(f);
+    } else return false;
+    return true;
+  }
+
   document.addEventListener("keydown", (e) => {
     if (e.defaultPrevented || e.isComposing || $("dialog[open]")) return;
     const t = e.target;
+    const pf = pairForm();
     const f = form();
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
-      if (f && (f.contains(t) || !isTyping(t))) {
+      const sf = pf || f;
+      if (sf && (pf || sf.contains(t) || !isTyping(t))) {
         e.preventDefault();
-        f.requestSubmit($("[data-submit]", f));
+        submit(sf);
       }
       return;
     }
@@ -138,6 +183,10 @@
         t.blur();
         const s = t.closest("[data-stop]");
         if (s) activate(s);
+      } else if (pf && e.key === "Enter" && !e.shiftKey && t.matches("[data-reason]")) {
+        // The reason is short: Enter submits it, Shift+Enter starts a new line.
+        e.preventDefault();
+        submit(pf);
       }
       return;
     }
@@ -145,6 +194,7 @@
     let handled = true;
     if (e.key === "?") openDialog("shortcuts-dialog");
     else if (e.key === "g") openDialog("guidelines-dialog");
+    else if (pf) handled = pairKey(e, pf, t);
     else if (!f) handled = false;
     else if (e.key === "j" || e.key === "ArrowDown") move(1);
     else if (e.key === "k" || e.key === "ArrowUp") move(-1);
@@ -164,7 +214,7 @@
     else if (e.key === "f" && $("[data-flag]", f)) openDialog("flag-dialog");
     else if (e.key === "Enter") {
       if (t.closest && t.closest("button, a, summary, select")) handled = false;
-      else f.requestSubmit($("[data-submit]", f));
+      else submit(f);
     } else handled = false;
     if (handled) e.preventDefault();
   });
@@ -179,6 +229,17 @@
       if (f && f.contains(e.target)) markAnswered(f);
     });
   }
+  document.addEventListener("change", (e) => {
+    const f = pairForm();
+    if (!f || !f.contains(e.target)) return;
+    markReady(f);
+    // The "pick one" error is answered now.
+    const choices = e.target.name === "choice" && e.target.closest("[data-choices]");
+    if (choices) {
+      choices.classList.remove("has-error");
+      choices.querySelector(".err")?.remove();
+    }
+  });
   document.addEventListener("click", (e) => {
     const opener = e.target.closest && e.target.closest("[data-open]");
     if (opener) {
@@ -202,6 +263,11 @@
     }
   });
 
+  // htmx:load fires once htmx has processed new content (the page at start-up, then each swapped
+  // panel). Before that, a key would submit a pairwise form without htmx: it still works, as a full page load.
+  document.addEventListener("htmx:load", (e) => {
+    if (e.target.matches && (e.target.matches("[data-pairwise-panel]") || e.target.querySelector("[data-pairwise-panel]"))) initPair();
+  });
   document.addEventListener("htmx:afterSettle", (e) => {
     if (e.target.querySelector && (e.target.matches("[data-review-panel], .review") || e.target.querySelector("[data-review-form]"))) init();
   });
@@ -218,5 +284,5 @@
   });
   document.addEventListener("htmx:sendError", () => toast("Cannot reach the server. Check your connection and try again."));
 
-  init();
+  if (!$("[data-pairwise-panel]")) init();
 })();

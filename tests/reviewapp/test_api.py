@@ -455,6 +455,26 @@ def test_submit_on_a_lease_another_reviewer_took_is_409(project, reviewer, revie
     assert Review.objects.count() == 0
 
 
+def test_a_review_for_an_earlier_lease_of_the_slot_is_409_when_it_names_the_token(project, reviewer, reviewer2):
+    make_items(project, 1)
+    mine = bearer(reviewer, "review")
+    old = mine.post(NEXT).json()["assignment"]
+    assert set(old) == {"id", "token", "expires_at"}
+    Assignment.objects.filter(pk=old["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    theirs = bearer(reviewer2, "review")
+    assert theirs.post(NEXT).json()["assignment"]["id"] == old["id"]
+    assert theirs.post(f"/api/v1/assignments/{old['id']}/skip/", {}, "application/json").status_code == 204
+    new = mine.post(NEXT).json()["assignment"]
+    assert new["id"] == old["id"] and new["token"] != old["token"]
+    stale = {"assignment": old["id"], "token": old["token"], "answers": GOOD}
+    response = mine.post(REVIEWS, stale, "application/json")
+    assert response.status_code == 409 and response.json()["code"] == "lease_lost"
+    assert "earlier lease" in response.json()["detail"]
+    assert Review.objects.count() == 0
+    fresh = {"assignment": new["id"], "token": new["token"], "answers": GOOD}
+    assert mine.post(REVIEWS, fresh, "application/json").status_code == 201
+
+
 def test_submitting_twice_is_409(project, reviewer):
     make_items(project, 1)
     client = bearer(reviewer, "review")

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from reviewapp.errors import AlreadySubmitted, LeaseLost, ValidationFailed
+from reviewapp.errors import AlreadySubmitted, LeaseLost, StaleLease, ValidationFailed
 from reviewapp.models import Assignment, AuditEvent, Item, Review, ReviewRevision
 from reviewapp.services.ingest import items_ingest
 from reviewapp.services.projects import project_set_reviews_per_item
@@ -112,6 +112,39 @@ def test_expired_lease_nobody_took_is_still_honoured(project, reviewer):
     lease = queue_next(project=project, user=reviewer)
     Assignment.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert review_submit(assignment_id=lease.pk, user=reviewer, answers=GOOD).pk
+
+
+def test_a_review_form_from_an_earlier_lease_of_the_same_slot_is_refused(project, reviewer, reviewer2):
+    """A page names its lease's token: once the slot was leased again, that page's answers are refused."""
+    make_items(project, 1)
+    old = queue_next(project=project, user=reviewer)
+    Assignment.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    taken = queue_next(project=project, user=reviewer2)
+    assignment_skip(assignment=taken, user=reviewer2)
+    new = queue_next(project=project, user=reviewer)  # the same slot, leased again
+    assert new.pk == old.pk and len(new.lease_token) >= 16 and new.lease_token != old.lease_token
+    for stale in (old.lease_token, ""):
+        with pytest.raises(StaleLease, match="earlier lease"):
+            review_submit(assignment_id=old.pk, user=reviewer, answers=GOOD, lease_token=stale)
+    assert not Review.objects.exists()
+    assert review_submit(assignment_id=new.pk, user=reviewer, answers=GOOD, lease_token=new.lease_token).pk
+
+
+def test_a_held_lease_keeps_its_token_and_a_submit_without_one_is_not_checked(project, reviewer):
+    make_items(project, 2)
+    lease = queue_next(project=project, user=reviewer)
+    assert queue_next(project=project, user=reviewer).lease_token == lease.lease_token  # reload, second tab
+    Assignment.objects.filter(pk=lease.pk).update(lease_token="")  # leased before leases had tokens
+    again = queue_next(project=project, user=reviewer)
+    assert (
+        again.pk == lease.pk
+        and again.lease_token
+        and again.lease_token == Assignment.objects.get(pk=lease.pk).lease_token
+    )
+    assert review_submit(assignment_id=lease.pk, user=reviewer, answers=GOOD).pk  # REST clients without a token
+    skipped = queue_next(project=project, user=reviewer)
+    assignment_skip(assignment=skipped, user=reviewer)
+    assert Assignment.objects.get(pk=skipped.pk).lease_token == ""
 
 
 def test_sweeper_frees_expired_leases(project, reviewer):

@@ -98,20 +98,21 @@ def test_two_tabs_submitting_one_item_save_the_first_and_say_so_in_the_second(pr
     page1 = tab1.get(reverse("review-page", args=[project.slug]))
     page2 = tab2.get(reverse("review-page", args=[project.slug]))
     lease = lease_of(project, reviewer)
-    assert f'data-assignment="{lease.pk}"' in page1.content.decode() and f'data-assignment="{lease.pk}"' in (
-        page2.content.decode()
-    )
+    same = f'data-lease="{lease.pk}:{lease.lease_token}"'  # one lease, one token, in both tabs
+    assert same in page1.content.decode() and same in page2.content.decode()
     url = reverse("review-submit", args=[project.slug, lease.pk])
-    first = tab1.post(url, {**GOOD_POST, "comment": "from tab one"}, headers=HTMX)
-    second = tab2.post(url, {"answers.correct": "false", "answers.helpfulness": "1"}, headers=HTMX)
+    first = tab1.post(url, {**GOOD_POST, "comment": "from tab one", "token": lease.lease_token}, headers=HTMX)
+    second = tab2.post(
+        url, {"answers.correct": "false", "answers.helpfulness": "1", "token": lease.lease_token}, headers=HTMX
+    )
     assert first.status_code == 200
     assert second.status_code == 409 and "You already submitted this item" in second.content.decode()
     saved = Review.objects.get()
     assert saved.comment == "from tab one" and saved.answers["correct"] is True
     # Both tabs now show the same next item: the second tab did not take another one.
     nxt = lease_of(project, reviewer)
-    assert f'data-assignment="{nxt.pk}"' in first.content.decode()
-    assert f'data-assignment="{nxt.pk}"' in second.content.decode()
+    assert f'data-lease="{nxt.pk}:{nxt.lease_token}"' in first.content.decode()
+    assert f'data-lease="{nxt.pk}:{nxt.lease_token}"' in second.content.decode()
     assert Assignment.objects.filter(reviewer=reviewer, submitted_at__isnull=True).count() == 1
 
 

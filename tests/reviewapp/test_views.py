@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from reviewapp.models import ApiToken, Assignment, Item, Review, ReviewRevision, Skip
 from reviewapp.services.projects import question_create
-from reviewapp.services.queue import queue_next
+from reviewapp.services.queue import assignment_skip, queue_next
 from reviewapp.services.reviews import review_submit
 from reviewapp.services.tokens import api_token_create
 from tests.factories import ProjectFactory, make_items, member
@@ -235,6 +235,24 @@ def test_lease_lost_says_so_and_moves_on(rita, reviewer, reviewer2, project, ite
     assert "Your answers were not saved." in html
     assert not Review.objects.filter(reviewer=reviewer).exists()
     assert lease_of(project, reviewer).item_id == items[1].pk
+
+
+def test_a_form_of_an_earlier_lease_is_refused_and_says_why(rita, reviewer, reviewer2, project, items):
+    page = rita.get(review_url(project)).content.decode()
+    lease = lease_of(project, reviewer)
+    assert f'name="token" value="{lease.lease_token}"' in page
+    Assignment.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assignment_skip(assignment=queue_next(project=project, user=reviewer2), user=reviewer2)
+    assert queue_next(project=project, user=reviewer).pk == lease.pk  # leased again, with a new token
+    response = rita.post(submit_url(lease), {**GOOD_POST, "token": lease.lease_token}, headers=HTMX)
+    html = response.content.decode()
+    assert response.status_code == 409
+    assert "This page showed the item under an earlier lease" in html and "Your answers were not saved." in html
+    assert not Review.objects.exists()
+    fresh = lease_of(project, reviewer)
+    assert f'name="token" value="{fresh.lease_token}"' in html
+    response = rita.post(submit_url(fresh), {**GOOD_POST, "token": fresh.lease_token}, headers=HTMX)
+    assert response.status_code == 200 and Review.objects.filter(reviewer=reviewer).count() == 1
 
 
 def test_lease_lost_without_htmx_is_a_message_after_redirect(rita, reviewer, reviewer2, project, items):

@@ -24,13 +24,6 @@ def run_chunk(chunk_id: int) -> None:
     run_chunk_execute(chunk_id=chunk_id)
 
 
-@shared_task(name="evaluations.runs_sweep", ignore_result=True, soft_time_limit=120, time_limit=150)
-def runs_sweep() -> None:
-    from evaluations.services.runs import runs_sweep as runs_sweep_service
-
-    runs_sweep_service()
-
-
 @shared_task(
     name="evaluations.run_mlflow_log",
     ignore_result=True,

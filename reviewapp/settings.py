@@ -307,6 +307,8 @@ else:
         "unacked_restore_interval": 10,
         "unacked_restore_throttle": 1,
     }
+# Seconds between two runs of the jobs kernel's sweeper (reviewapp.jobs; beat), over every kind of job.
+JOBS_SWEEP_SECONDS = envint("JOBS_SWEEP_SECONDS", 30, minimum=1)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # otherwise a killed child's task is acked and lost
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

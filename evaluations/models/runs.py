@@ -1,11 +1,11 @@
 """Runs: one evaluation of a suite version over a dataset, split into chunks that workers claim.
 
 A run is a row first, then tasks (ARCHITECTURE.md): ``run_start`` snapshots the item ids into
-RunChunk rows and enqueues one task per chunk. A task claims its chunk with a conditional UPDATE
-and a lease (``lease_expires_at``, renewed while it works), writes only the RunResult rows that
+RunChunk rows and enqueues one task per chunk. A task claims its chunk through the jobs kernel
+(reviewapp.jobs: a conditional UPDATE and a lease, renewed while it works), writes only the RunResult rows that
 are missing — (run, item, scorer) is unique, so a redelivered task never double-counts — and the
-last chunk to finish closes the run. A sweeper re-queues chunks whose lease expired (a killed
-worker). The UI and the API read progress from these rows.
+last chunk to finish closes the run. The kernel's sweeper re-queues chunks whose lease expired (a
+killed worker). The UI and the API read progress from these rows.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 
 from evaluations.models.suites import SuiteVersion
+from reviewapp.jobs import Job
 from reviewapp.models import Item, Project
 
 
@@ -118,8 +119,8 @@ class Run(models.Model):
         return "stored responses"
 
 
-class RunChunk(models.Model):
-    """A slice of a run's items, claimed by one task at a time under a lease."""
+class RunChunk(Job):
+    """A slice of a run's items, claimed by one task at a time under a lease (reviewapp.jobs)."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -128,6 +129,7 @@ class RunChunk(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    JOB_QUEUED = Status.PENDING
     TERMINAL = (Status.DONE, Status.FAILED, Status.CANCELLED)
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="chunks")
@@ -138,17 +140,8 @@ class RunChunk(models.Model):
     # the labels as they were, not today's. Empty for a run over a filter (live curated labels).
     expectations = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    # Who holds the claim: a random token per claim, so a worker whose lease expired and was
-    # re-claimed cannot renew or close someone else's claim.
-    claim_token = models.CharField(max_length=32, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     rows_done = models.PositiveIntegerField(default=0)
     rows_errored = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["run", "index"]

@@ -29,7 +29,7 @@ from evaluations.scorers.registry import ScoreInput
 from reviewapp.errors import FieldError, ValidationFailed
 
 if TYPE_CHECKING:
-    from pipelines.llm_client import EndpointConfig
+    from pipelines.adapters.llm_client import EndpointConfig
     from reviewapp.models import Project
 
 TARGET_KINDS = ("stored", "mlflow_model", "endpoint")
@@ -118,7 +118,7 @@ def responses_generate(
 ) -> list[GeneratedResponse]:
     """One response per row from the target (see the module docstring for the error contract)."""
     from evaluations.endpoints import endpoint_get
-    from pipelines.errors import PermanentPipelineError
+    from pipelines.adapters.errors import PermanentPipelineError
 
     try:
         # Checked again at execution: the endpoint may have been disabled since the run started.
@@ -148,8 +148,8 @@ def _stored(row: ScoreInput) -> GeneratedResponse:
 
 
 def _from_model(model_uri: str, rows: list[ScoreInput]) -> list[GeneratedResponse]:
-    from pipelines import mlflow_registry
-    from pipelines.errors import PermanentPipelineError
+    from pipelines.adapters import mlflow_registry
+    from pipelines.adapters.errors import PermanentPipelineError
 
     # Load up front: a model that cannot load fails the whole target (raises), not row by row.
     mlflow_registry.pyfunc_model_load(model_uri)
@@ -199,8 +199,8 @@ def _messages(row: ScoreInput) -> list[dict[str, str]]:
 
 
 def _from_chat(endpoint: EndpointConfig, rows: list[ScoreInput]) -> list[GeneratedResponse]:
-    from pipelines.errors import PipelineError
-    from pipelines.llm_client import chat_complete
+    from pipelines.adapters.errors import PipelineError
+    from pipelines.adapters.llm_client import chat_complete
 
     def generate(row: ScoreInput) -> GeneratedResponse:
         try:

@@ -14,7 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import demo_rag, mlflow_registry
+from pipelines import demo_rag
+from pipelines.adapters import mlflow_registry
 from pipelines.demo_rag.chain import VARIANTS, Passage
 from pipelines.demo_rag.pyfunc_loader import model_data_write
 from reviewapp.demo.corpus import chunks_all

@@ -211,8 +211,8 @@ def judge_rows(*, name: str, rows: list[ScoreInput], params: dict[str, Any]) -> 
     """Score ``rows`` with the judge ``name``: cached answers first, then concurrent calls for the rest."""
     from evaluations.endpoints import EndpointNotFound, endpoint_get, judge_endpoint_default
     from evaluations.models.endpoints import JudgeCacheEntry
-    from pipelines.errors import PipelineError
-    from pipelines.llm_client import chat_complete
+    from pipelines.adapters.errors import PipelineError
+    from pipelines.adapters.llm_client import chat_complete
 
     prompt = PROMPTS[name]
     endpoint_name = params.get("endpoint") or judge_endpoint_default()
@@ -306,7 +306,7 @@ def _cache_key(prompt: JudgePrompt, endpoint_identity: str, messages: list[dict[
 def judge_params_validate(*, name: str, params: dict[str, Any]) -> list[FieldError]:
     """Save-time checks of a judge's suite params: the endpoint exists and can chat; a guideline is text."""
     from evaluations.endpoints import EndpointNotFound, endpoint_get, judge_endpoint_default
-    from pipelines.llm_client import CHAT_KINDS
+    from pipelines.adapters.llm_client import CHAT_KINDS
 
     errors: list[FieldError] = []
     endpoint_name = params.get("endpoint") or judge_endpoint_default()

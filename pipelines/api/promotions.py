@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pipelines.models import Environment, ModelVersion
-from pipelines.promotion import (
+from pipelines.releases.promotion import (
     environment_create,
     environment_update,
     promotion_approve,
@@ -29,8 +29,8 @@ from pipelines.promotion import (
     promotion_retry,
     rollback_request,
 )
+from pipelines.releases.serving import serving_describe
 from pipelines.selectors.promotions import environment_list, promotion_get_for_user, promotion_list
-from pipelines.serving import serving_describe
 from reviewapp.api.base import BaseApi
 from reviewapp.errors import ValidationFailed
 from reviewapp.permissions import Capability

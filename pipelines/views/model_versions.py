@@ -18,9 +18,10 @@ from django.template.loader import get_template
 from django.urls import URLPattern, path
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pipelines.errors import PipelineError
-from pipelines.evidence import evidence_compare, versions_summary
-from pipelines.gates import (
+from pipelines.adapters.errors import PipelineError
+from pipelines.models import PromotionGate
+from pipelines.releases.evidence import evidence_compare, versions_summary
+from pipelines.releases.gates import (
     GateReport,
     figures_display,
     gate_create,
@@ -29,8 +30,7 @@ from pipelines.gates import (
     gate_update,
     gates_evaluate_all,
 )
-from pipelines.models import PromotionGate
-from pipelines.registry import registry_sync, registry_sync_status
+from pipelines.releases.registry import registry_sync, registry_sync_status
 from pipelines.selectors.model_versions import (
     environment_list,
     environments_serving,

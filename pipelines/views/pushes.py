@@ -12,15 +12,15 @@ from django.urls import URLPattern, path
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from pipelines.databricks import databricks_configured
-from pipelines.models import DatasetVersion, Push, TargetKind
-from pipelines.pushes import (
+from pipelines.adapters.databricks import databricks_configured
+from pipelines.datasets.pushes import (
     delivery_target_create,
     delivery_target_set_feed,
     delta_default_uri,
     feed_push_create,
     push_create,
 )
+from pipelines.models import DatasetVersion, Push, TargetKind
 from pipelines.selectors.pushes import delivery_target_get_for_user, delivery_target_list, push_list
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.permissions import Capability, role_allows

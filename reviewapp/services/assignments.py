@@ -43,7 +43,7 @@ METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 ItemFilterFn = Callable[[QuerySet[Item], Any], QuerySet[Item]]
 # Filters contributed by other apps, by name. Extension point: evaluations registers e.g.
 # "judge_score_below" from its AppConfig.ready(), so reviewapp's core never imports evaluations
-# (ARCHITECTURE.md: arrows point one way). Each function narrows the queryset by its value and
+# (docs/architecture.md: arrows point one way). Each function narrows the queryset by its value and
 # raises ValidationFailed for a bad value.
 ITEM_FILTERS: dict[str, ItemFilterFn] = {}
 

@@ -1,4 +1,4 @@
-"""pipelines.databricks with the real databricks-sdk over HTTP against the local Databricks REST fake."""
+"""pipelines.adapters.databricks with the real databricks-sdk over HTTP against the local Databricks REST fake."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipelines import databricks
-from pipelines.errors import PermanentPipelineError, TransientPipelineError
-from pipelines.llm_client import EndpointConfig, chat_complete
+from pipelines.adapters import databricks
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.llm_client import EndpointConfig, chat_complete
 from tests.fakes.databricks_api import FakeDatabricks, error
 from tests.fakes.http import Reply
 

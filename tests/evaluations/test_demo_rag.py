@@ -15,11 +15,11 @@ from django.test import override_settings
 
 from evaluations.scorers.registry import ScoreInput
 from evaluations.targets import responses_generate
-from pipelines import mlflow_registry
+from pipelines.adapters import mlflow_registry
+from pipelines.adapters.errors import PermanentPipelineError
 from pipelines.demo_models import VARIANT_TAG, demo_passages
 from pipelines.demo_rag.bm25 import BM25, tokenize
 from pipelines.demo_rag.chain import VARIANTS, RagChain, sentences
-from pipelines.errors import PermanentPipelineError
 from reviewapp.demo.items import CASES
 
 # mlflow 3.17.2's own SQLAlchemy store uses a deprecated loader option; not ours to fix.

@@ -1,4 +1,4 @@
-"""pipelines.llm_client over real HTTP against a local OpenAI-compatible server: shape, retries, limits, faults."""
+"""The LLM client adapter over real HTTP against a local OpenAI-compatible server: shape, retries, limits, faults."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from pipelines.errors import PermanentPipelineError, TransientPipelineError
-from pipelines.llm_client import EndpointConfig, chat_complete
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.llm_client import EndpointConfig, chat_complete
 from tests.fakes.http import Reply
 from tests.fakes.openai_chat import FakeChatServer
 

@@ -2,7 +2,7 @@
 and builders for reviews, preferences and evaluation runs with known figures.
 
 The registry is arranged with MLflow itself (it is the outside world here); the code under test
-reaches it only through ``pipelines.mlflow_registry``.
+reaches it only through ``pipelines.adapters.mlflow_registry``.
 """
 
 from __future__ import annotations

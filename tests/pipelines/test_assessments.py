@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from pipelines.assessments import LABEL_ID, LABEL_VERSION, assessment_sync_execute, assessments_sync
-from pipelines.errors import TransientPipelineError
+from pipelines.adapters.errors import TransientPipelineError
+from pipelines.datasets.assessments import LABEL_ID, LABEL_VERSION, assessment_sync_execute, assessments_sync
 from pipelines.models import AssessmentSync
 from reviewapp.models import CuratedLabel, Item, Review
 from reviewapp.services.reviews import review_edit

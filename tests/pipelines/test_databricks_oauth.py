@@ -14,8 +14,9 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from pipelines import databricks, serving
-from pipelines.errors import PermanentPipelineError
+from pipelines.adapters import databricks
+from pipelines.adapters.errors import PermanentPipelineError
+from pipelines.releases import serving
 from tests.fakes.databricks_api import FakeDatabricks
 from tests.pipelines.promotion_fixtures import databricks_environment, serve_v1, versions
 

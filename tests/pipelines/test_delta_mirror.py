@@ -18,9 +18,9 @@ from deltalake import DeltaTable
 from django.test import Client
 from django.utils import timezone
 
-from pipelines import delta
+from pipelines.adapters import delta
+from pipelines.datasets.pushes import delivery_target_create, feed_push_create, push_execute
 from pipelines.models import Dataset, DeliveryTarget, Push
-from pipelines.pushes import delivery_target_create, feed_push_create, push_execute
 from reviewapp.models import Item
 from tests.evaluations.conftest import curate
 from tests.factories import make_items

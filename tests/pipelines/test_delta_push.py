@@ -15,9 +15,9 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from pipelines import delta
+from pipelines.adapters import delta
+from pipelines.datasets.pushes import delivery_target_create, push_create, push_execute
 from pipelines.models import Dataset, DatasetRow, DatasetVersion, DeliveryTarget, Push
-from pipelines.pushes import delivery_target_create, push_create, push_execute
 from reviewapp.services.projects import question_create
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
 def canonical(n: int, **overrides: Any) -> dict[str, Any]:
-    """A canonical row (pipelines.datasets docstring) for item ``n``."""
+    """A canonical row (pipelines.datasets.versions docstring) for item ``n``."""
     row: dict[str, Any] = {
         "row_id": f"item-{n}",
         "item_id": n,

@@ -25,10 +25,10 @@ import pytest
 import requests
 from deltalake import DeltaTable
 
-from pipelines import delta
-from pipelines.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters import delta
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.datasets.pushes import delivery_target_create, push_create, push_execute
 from pipelines.models import Push
-from pipelines.pushes import delivery_target_create, push_create, push_execute
 from reviewapp.services.projects import question_create
 from tests.pipelines.test_delta_push import canonical, make_version, row_hash
 

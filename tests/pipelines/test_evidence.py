@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from pipelines.evidence import (
+from pipelines.models import Environment
+from pipelines.releases.evidence import (
     champion_for,
     evidence_compare,
     human_evidence,
@@ -16,7 +17,6 @@ from pipelines.evidence import (
     welch_difference,
     wilson_interval,
 )
-from pipelines.models import Environment
 from reviewapp.models import CuratedLabel, Review
 from tests.factories import member
 from tests.pipelines.evidence_helpers import finished_run, items_for, model_version, preferences, reviews_for, suite

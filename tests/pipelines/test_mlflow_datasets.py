@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pipelines.assessments import DATASET_VERSION_TAG, dataset_version_to_mlflow
-from pipelines.datasets import dataset_create, dataset_version_create
-from pipelines.errors import TransientPipelineError
-from pipelines.exports import shape_row
+from pipelines.adapters.errors import TransientPipelineError
+from pipelines.datasets.assessments import DATASET_VERSION_TAG, dataset_version_to_mlflow
+from pipelines.datasets.exports import shape_row
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from pipelines.models import DatasetRow, DatasetVersion, MlflowDatasetExport
 from pipelines.tasks.assessments import dataset_version_to_mlflow as dataset_version_to_mlflow_task
 from reviewapp.models import Item

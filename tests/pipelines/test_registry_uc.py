@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from pipelines.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
 from pipelines.models import ModelVersion, Rollout
-from pipelines.promotion import promotion_approve, promotion_request, rollback_request
-from pipelines.registry import registry_sync, registry_sync_status
-from pipelines.rollout import rollout_advance
+from pipelines.releases.promotion import promotion_approve, promotion_request, rollback_request
+from pipelines.releases.registry import registry_sync, registry_sync_status
+from pipelines.releases.rollout import rollout_advance
 from tests.evaluations.conftest import ingest, rag_row
 from tests.fakes.databricks_api import FakeDatabricks
 from tests.fakes.http import Reply, Request

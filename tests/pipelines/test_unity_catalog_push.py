@@ -15,10 +15,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.errors import TransientPipelineError
+from pipelines.adapters.errors import TransientPipelineError
+from pipelines.adapters.unity_catalog import uc_name_validate
+from pipelines.datasets.pushes import delivery_target_create, push_create, push_execute
 from pipelines.models import Push
-from pipelines.pushes import delivery_target_create, push_create, push_execute
-from pipelines.unity_catalog import uc_name_validate
 from reviewapp.errors import ValidationFailed
 from reviewapp.services.projects import question_create
 from tests.fakes.databricks_api import FakeDatabricks
@@ -208,8 +208,8 @@ def test_invalid_table_names_are_rejected_with_a_clear_error(project) -> None:
 
 
 def test_statements_are_polled_until_they_finish_and_failures_say_why(fake: FakeDatabricks) -> None:
-    from pipelines.databricks import sql_statement_run
-    from pipelines.errors import PermanentPipelineError
+    from pipelines.adapters.databricks import sql_statement_run
+    from pipelines.adapters.errors import PermanentPipelineError
 
     fake.statement_polls = 2  # PENDING, then RUNNING, then the result
     fake.tables["main.reviewdesk.t"] = {"columns": [], "comment": "", "landing": [{"row_id": "a"}], "version": 0}
@@ -228,7 +228,7 @@ def test_statements_are_polled_until_they_finish_and_failures_say_why(fake: Fake
 
 
 def test_object_store_credentials_never_appear_in_errors(settings) -> None:
-    from pipelines import delta
+    from pipelines.adapters import delta
 
     settings.DELTA_STORAGE_OPTIONS = {"AWS_SECRET_ACCESS_KEY": "s3cr3t-value", "AWS_REGION": "eu-west-1"}
     error = delta._error("open Delta table s3://b/t", OSError("denied for key s3cr3t-value"), {"k": "s3cr3t-value"})
@@ -248,7 +248,7 @@ def test_a_later_version_mirrors_its_dataset_in_the_same_merge_and_feed_merges_n
 ) -> None:
     from django.utils import timezone
 
-    from pipelines.pushes import feed_push_create
+    from pipelines.datasets.pushes import feed_push_create
     from reviewapp.models import Item
     from tests.evaluations.conftest import curate
     from tests.factories import make_items
@@ -334,9 +334,9 @@ def test_a_uc_table_from_before_dataset_id_gets_the_column_and_keeps_one_row_per
 def test_the_workspace_rejects_a_malformed_delete_clause_and_changes_nothing(
     project, fake: FakeDatabricks, clause: str, code: str
 ) -> None:
-    from pipelines.databricks import sql_statement_run
-    from pipelines.errors import PermanentPipelineError
-    from pipelines.unity_catalog import merge_sql
+    from pipelines.adapters.databricks import sql_statement_run
+    from pipelines.adapters.errors import PermanentPipelineError
+    from pipelines.adapters.unity_catalog import merge_sql
 
     first = uc_push(project, make_version(project, [canonical(1), canonical(2)], name="alpha"))
     rows, version = fake.table_rows(TABLE), fake.tables[TABLE]["version"]

@@ -19,11 +19,11 @@ from django.utils import timezone
 
 from evaluations.endpoints import endpoint_create
 from evaluations.services.suites import suite_create
-from pipelines.errors import PermanentPipelineError, PipelineError
-from pipelines.llm_client import EndpointConfig, chat_complete
+from pipelines.adapters.errors import PermanentPipelineError, PipelineError
+from pipelines.adapters.llm_client import EndpointConfig, chat_complete
 from pipelines.models import Environment, ModelVersion
-from pipelines.serving.local import local_proxy_ensure, local_routes_read, local_serving_stop_all, port_owner
-from pipelines.webhooks import webhook_deliver
+from pipelines.releases.serving.local import local_proxy_ensure, local_routes_read, local_serving_stop_all, port_owner
+from pipelines.releases.webhooks import webhook_deliver
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Membership, Project
 from tests.factories import ProjectFactory, member, standard_questions
@@ -86,7 +86,7 @@ def test_an_environment_cannot_take_another_projects_port_or_endpoint(project, o
 
 
 def test_default_environments_of_a_second_project_get_their_own_ports(project, other) -> None:  # type: ignore[no-untyped-def]
-    from pipelines.promotion import environments_ensure_default
+    from pipelines.releases.promotion import environments_ensure_default
 
     first = environments_ensure_default(project=other, base_port=6400)
     second = environments_ensure_default(project=project, base_port=6400)
@@ -295,7 +295,7 @@ def test_calls_and_webhooks_to_loopback_need_the_operators_permission(settings) 
 
 
 def test_a_databricks_host_on_a_metadata_address_is_never_called(settings) -> None:  # type: ignore[no-untyped-def]
-    from pipelines.databricks import workspace_client
+    from pipelines.adapters.databricks import workspace_client
 
     with pytest.raises(PermanentPipelineError, match="metadata"):
         workspace_client(host="http://169.254.169.254", token="dapi-x", timeout_seconds=1)
@@ -353,7 +353,7 @@ def test_evaluation_targets_accept_only_the_projects_registered_model(project, s
 
 def test_a_model_server_starts_without_the_applications_secrets(settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from pipelines.demo_models import demo_models_ensure
-    from pipelines.serving.local import local_model_server_ensure, local_model_server_stop
+    from pipelines.releases.serving.local import local_model_server_ensure, local_model_server_stop
 
     settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow.db'}"
     settings.MLFLOW_ARTIFACT_ROOT = str(tmp_path / "mlartifacts")
@@ -382,7 +382,7 @@ def test_evaluation_model_code_runs_without_the_applications_secrets(settings, t
     """An ``mlflow_model`` target's code runs in its own process: no database URL, secret key, tokens
     or registry address in its environment."""
 
-    from pipelines import mlflow_registry
+    from pipelines.adapters import mlflow_registry
     from pipelines.demo_models import demo_models_ensure
 
     settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -412,7 +412,7 @@ def test_evaluation_model_code_runs_without_the_applications_secrets(settings, t
 
 
 def test_a_workspace_that_does_not_answer_is_reported_without_its_address() -> None:
-    from pipelines import databricks
+    from pipelines.adapters import databricks
 
     port = free_port()  # nothing listens here
     with pytest.raises(PipelineError) as caught:

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pipelines.api.datasets.params import _bad
-from pipelines.datasets import dataset_create, dataset_update, dataset_version_create, dataset_versions_diff
+from pipelines.datasets.versions import dataset_create, dataset_update, dataset_version_create, dataset_versions_diff
 from pipelines.selectors.datasets import (
     dataset_get_for_user,
     dataset_list,
@@ -67,7 +67,7 @@ class DatasetRowSerializer(serializers.Serializer):
     row_id = serializers.CharField()
     item_id = serializers.IntegerField()
     content_hash = serializers.CharField()
-    data = serializers.DictField(help_text="The canonical row (see pipelines.datasets).")
+    data = serializers.DictField(help_text="The canonical row (see pipelines.datasets.versions).")
 
 
 # --- datasets ------------------------------------------------------------------------------------

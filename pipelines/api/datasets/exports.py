@@ -17,7 +17,7 @@ from pipelines.api.datasets.params import (
     export_params,
     live_filter_from_query,
 )
-from pipelines.exports import (
+from pipelines.datasets.exports import (
     export_filename,
     export_stream,
     live_export_rows,

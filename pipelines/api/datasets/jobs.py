@@ -13,9 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pipelines.api.datasets.params import IgnoreFormatNegotiation, _bad
-from pipelines.datasets import dataset_filter_validate
-from pipelines.export_jobs import export_job_create, export_job_download_name, export_job_file
-from pipelines.exports import CONTENT_TYPES, FORMATS, SHAPES
+from pipelines.datasets.export_jobs import export_job_create, export_job_download_name, export_job_file
+from pipelines.datasets.exports import CONTENT_TYPES, FORMATS, SHAPES
+from pipelines.datasets.versions import dataset_filter_validate
 from pipelines.models import ExportJob
 from pipelines.selectors.datasets import dataset_version_get_for_user, export_job_get_for_user, export_jobs_recent
 from reviewapp.api.base import BaseApi

@@ -10,8 +10,8 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 
-from pipelines.datasets import FILTER_KEYS, dataset_filter_validate
-from pipelines.exports import COMPRESSIONS, CONTENT_TYPES, FORMATS, SHAPES
+from pipelines.datasets.exports import COMPRESSIONS, CONTENT_TYPES, FORMATS, SHAPES
+from pipelines.datasets.versions import FILTER_KEYS, dataset_filter_validate
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.jsoninput import JsonInputError, json_decode

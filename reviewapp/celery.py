@@ -36,8 +36,6 @@ app.conf.beat_schedule = {
         "task": "pipelines.feed_push_due",
         "schedule": float(settings.DELIVERY_PUSH_INTERVAL_SECONDS),
     },
-    # Every 30 s: re-queue pushes whose worker died (lease expired) or whose message was lost.
-    "sweep-pushes": {"task": "pipelines.pushes_sweep", "schedule": 30.0},
     # Every 30 s: re-queue rollouts whose worker died (lease expired) or whose message was lost; a
     # rollout left queued would block every later rollout to its environment.
     "sweep-rollouts": {"task": "pipelines.rollouts_sweep", "schedule": 30.0},

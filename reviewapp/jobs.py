@@ -123,7 +123,8 @@ def _read(value: Setting) -> Any:
 def job_claim(model: type[Job], pk: int, **fields: Any) -> str | None:
     """Claim the row for this worker: its new lease owner token, or None when it is not claimable.
 
-    ``fields`` are written with the claim (an export starts its row count over).
+    ``fields`` are written with the claim (an export starts its row count over; ``started_at=now``
+    makes it the start of this attempt rather than of the first).
     """
     kind = job_kind_get(model)
     now = timezone.now()
@@ -135,12 +136,14 @@ def job_claim(model: type[Job], pk: int, **fields: Any) -> str | None:
     if max_attempts is not None:
         rows = rows.filter(attempts__lt=max_attempts)
     claimed = rows.update(
-        status=model.JOB_RUNNING,
-        lease_owner=token,
-        lease_expires_at=now + timedelta(seconds=float(_read(kind.lease_seconds))),
-        attempts=F("attempts") + 1,
-        started_at=Coalesce(F("started_at"), Value(now)),
-        **fields,
+        **{
+            "status": model.JOB_RUNNING,
+            "lease_owner": token,
+            "lease_expires_at": now + timedelta(seconds=float(_read(kind.lease_seconds))),
+            "attempts": F("attempts") + 1,
+            "started_at": Coalesce(F("started_at"), Value(now)),
+            **fields,
+        }
     )
     return token if claimed == 1 else None
 

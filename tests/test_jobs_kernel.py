@@ -11,11 +11,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from evaluations.models import RunChunk
 from evaluations.services.runs import run_start
 from evaluations.services.suites import suite_create
+from pipelines.datasets.pushes import push_create
+from pipelines.models import Push
 from reviewapp.celery import app
 from reviewapp.jobs import (
     Job,
@@ -30,6 +33,7 @@ from reviewapp.jobs import (
 )
 from reviewapp.models import Project
 from tests.evaluations.conftest import ingest, rag_row
+from tests.pipelines.test_delta_push import canonical, make_version
 from tests.workers import Cluster, wait_for
 
 KINDS = [kind.name for kind in job_kinds()]
@@ -45,8 +49,15 @@ def run_chunk_row(project: Project, _tmp: Any) -> RunChunk:
     return RunChunk.objects.get(run=run)
 
 
+def push_row(project: Project, tmp_path: Any) -> Push:
+    with override_settings(DELTA_ROOT=str(tmp_path / "delta")):
+        version = make_version(project, [canonical(n) for n in range(3)])
+        return push_create(project=project, dataset_version=version, user=None)
+
+
 ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "evaluations.run_chunk": run_chunk_row,
+    "pipelines.push": push_row,
 }
 
 
@@ -228,6 +239,7 @@ def short_leases(tmp_path: Any) -> Iterator[Cluster]:
         DELIVERY_PUSH_LEASE_SECONDS="4",
         ROLLOUT_LEASE_SECONDS="4",
         REVIEWDESK_VAR_DIR=str(tmp_path / "var"),
+        DELTA_ROOT=str(tmp_path / "delta"),
     ) as started:
         yield started
 

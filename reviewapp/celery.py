@@ -21,8 +21,6 @@ app.conf.beat_schedule = {
     # The one sweeper of the jobs kernel (reviewapp.jobs): jobs of every registered kind whose worker
     # died (lease expired) or whose message was lost are sent again; a new kind needs no entry here.
     "sweep-jobs": {"task": "reviewapp.jobs_sweep", "schedule": float(settings.JOBS_SWEEP_SECONDS)},
-    # Every minute: re-queue background exports whose worker died (lease expired).
-    "sweep-export-jobs": {"task": "pipelines.export_jobs_sweep", "schedule": 60.0},
     # Every 5 minutes: log finished evaluation runs that MLflow could not take yet (server down).
     "log-evaluation-runs-to-mlflow": {"task": "evaluations.runs_mlflow_log_pending", "schedule": 300.0},
     # Every MODEL_REGISTRY_SYNC_SECONDS (default 5 minutes): copy registered model versions from the registry.
@@ -36,9 +34,6 @@ app.conf.beat_schedule = {
         "task": "pipelines.feed_push_due",
         "schedule": float(settings.DELIVERY_PUSH_INTERVAL_SECONDS),
     },
-    # Every 30 s: re-queue rollouts whose worker died (lease expired) or whose message was lost; a
-    # rollout left queued would block every later rollout to its environment.
-    "sweep-rollouts": {"task": "pipelines.rollouts_sweep", "schedule": 30.0},
 }
 if settings.MLFLOW_ASSESSMENT_SYNC_SECONDS:
     # Every MLFLOW_ASSESSMENT_SYNC_SECONDS (default 5 minutes): write curated labels changed since

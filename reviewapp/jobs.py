@@ -228,8 +228,12 @@ def task_send_on_commit(name: str, *args: Any) -> None:
 
 @dataclass(frozen=True)
 class KindSweep:
-    requeued: int = 0  # rows sent again (lease expired, or the message seems lost)
+    requeued_ids: tuple[int, ...] = ()  # rows sent again (lease expired, or the message seems lost)
     failed: int = 0  # rows that used up their attempts
+
+    @property
+    def requeued(self) -> int:
+        return len(self.requeued_ids)
 
 
 def _gave_up(attempts: int) -> str:
@@ -272,7 +276,7 @@ def job_kind_sweep(kind: JobKind, *, now: datetime | None = None) -> KindSweep:
     job_enqueue(model, requeued)
     if kind.after_sweep is not None:
         kind.after_sweep()
-    return KindSweep(requeued=len(requeued), failed=failed)
+    return KindSweep(requeued_ids=tuple(requeued), failed=failed)
 
 
 def jobs_sweep(*, now: datetime | None = None) -> dict[str, KindSweep]:

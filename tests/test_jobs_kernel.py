@@ -11,14 +11,18 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
 from evaluations.models import RunChunk
 from evaluations.services.runs import run_start
 from evaluations.services.suites import suite_create
+from pipelines.datasets.assessments import assessment_syncs_prepare
+from pipelines.datasets.export_jobs import export_job_create
 from pipelines.datasets.pushes import push_create
-from pipelines.models import Push
+from pipelines.models import AssessmentSync, Environment, ExportJob, PromotionRequest, Push, Rollout
+from pipelines.releases.rollout.queueing import rollout_create
 from reviewapp.celery import app
 from reviewapp.jobs import (
     Job,
@@ -32,7 +36,9 @@ from reviewapp.jobs import (
     jobs_sweep,
 )
 from reviewapp.models import Project
-from tests.evaluations.conftest import ingest, rag_row
+from tests.evaluations.conftest import curate, ingest, rag_row
+from tests.factories import member
+from tests.pipelines.promotion_fixtures import versions
 from tests.pipelines.test_delta_push import canonical, make_version
 from tests.workers import Cluster, wait_for
 
@@ -55,10 +61,40 @@ def push_row(project: Project, tmp_path: Any) -> Push:
         return push_create(project=project, dataset_version=version, user=None)
 
 
+def export_job_row(project: Project, _tmp: Any) -> ExportJob:
+    version = make_version(project, [canonical(n) for n in range(3)], name="exported")
+    return export_job_create(project=project, user=None, fmt="jsonl", shape="mlflow", version=version)
+
+
+def rollout_row(project: Project, _tmp: Any) -> Rollout:
+    """A rollout of a version the registry does not know: a worker that takes it fails it on its first step."""
+    (v1,) = versions(project, 1, name="jobs-kernel-model")
+    environment = Environment.objects.create(project=project, name="staging", alias="kernel", ready_timeout_seconds=2)
+    request = PromotionRequest.objects.create(
+        project=project, model_version=v1, environment=environment, requested_by=member(project, "engineer")
+    )
+    with transaction.atomic():
+        return rollout_create(request=request, environment=environment, to_version=v1, from_version=None)
+
+
+def assessment_sync_row(project: Project, _tmp: Any) -> AssessmentSync:
+    """A label version's ledger row, for a trace MLflow does not have: a worker fails it with the reason."""
+    (item,) = ingest(project, [rag_row(0, trace_id="tr-00000000000000000000000000000001")])
+    reviewer = member(project, "reviewer")
+    curate(item, reviewer, {"correct": True})
+    (sync_id,) = assessment_syncs_prepare(project=project)
+    return AssessmentSync.objects.get(pk=sync_id)
+
+
 ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "evaluations.run_chunk": run_chunk_row,
     "pipelines.push": push_row,
+    "pipelines.export_job": export_job_row,
+    "pipelines.rollout": rollout_row,
+    "pipelines.assessment_sync": assessment_sync_row,
 }
+# Kinds whose row above a worker can finish for real here; the others end failed, through their own path.
+SUCCEEDS = {"evaluations.run_chunk", "pipelines.push", "pipelines.export_job"}
 
 
 def make_row(name: str, project: Project, tmp_path: Any) -> Job:
@@ -274,5 +310,5 @@ def test_a_killed_workers_job_is_taken_up_again(name: str, project: Project, tmp
 
     assert wait_for(finished, timeout=120, interval=1.0), rescuer.log[-4000:]
     assert row.attempts == attempts + 1, rescuer.log[-4000:]  # claimed once more, by the rescuer
-    assert row.status == model.JOB_DONE, (row.error, rescuer.log[-4000:])
+    assert row.status == (model.JOB_DONE if name in SUCCEEDS else model.JOB_FAILED), (row.error, rescuer.log[-4000:])
     assert "reviewapp.jobs_sweep" in rescuer.log and f"{kind.task}[" in rescuer.log

@@ -8,7 +8,7 @@ curator (adjudicated labels) or the reviewers, comma-separated (consensus). Ever
 ``metadata`` ``reviewdesk.label_id`` / ``reviewdesk.label_version``.
 
 Exactly once, per (label, label version): an :class:`AssessmentSync` ledger row is created for the
-version, claimed with a conditional UPDATE (and a lease, so a dead worker's claim is taken over),
+version, claimed through the jobs kernel (reviewapp.jobs: a lease, so a dead worker's claim is taken over),
 and marked synced at the end; a synced version is never looked at again. Within one sync the
 trace's own assessments are read first and the label's earlier ones (found by their metadata) are
 reconciled with what the label says now:
@@ -34,17 +34,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from pipelines.adapters import mlflow_tracking
 from pipelines.adapters.errors import PermanentPipelineError, PipelineError, TransientPipelineError
 from pipelines.models import AssessmentSync, DatasetRow, DatasetVersion, MlflowDatasetExport
+from reviewapp.jobs import job_claim, job_fail, job_finish
 from reviewapp.models import CuratedLabel, Project, Question
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ LABEL_ID = "reviewdesk.label_id"
 LABEL_VERSION = "reviewdesk.label_version"
 # No dots: MLflow 3.17's dataset search does not match dotted tag keys, even quoted.
 DATASET_VERSION_TAG = "reviewdesk_dataset_version"
-LEASE = timedelta(minutes=5)
+LEASE_SECONDS = 300
 ERROR_MAX = 4000
 Status = AssessmentSync.Status
 
@@ -165,22 +165,18 @@ def assessment_syncs_prepare(*, project: Project | None = None, limit: int | Non
     )
     wanted = {(pk, version) for pk, version, *_ in found}
     rows = AssessmentSync.objects.filter(label_id__in=[pk for pk, *_ in found]).exclude(status=Status.SYNCED)
-    return [
+    ids = [
         pk
         for pk, label_id, v in rows.order_by("id").values_list("pk", "label_id", "label_version")
         if (label_id, v) in wanted
     ]
-
-
-def _claim(sync_id: int) -> bool:
-    now = timezone.now()
-    open_ = Q(status__in=[Status.PENDING, Status.FAILED]) | Q(status=Status.RUNNING, claimed_at__lt=now - LEASE)
-    return (
-        AssessmentSync.objects.filter(open_, pk=sync_id).update(
-            status=Status.RUNNING, claimed_at=now, attempts=F("attempts") + 1
-        )
-        == 1
+    # This sync runs them: failed ones with attempts left go back to the queue (tried again on later
+    # syncs), and none of them looks lost to the kernel's sweeper meanwhile.
+    AssessmentSync.objects.filter(pk__in=ids, status=Status.FAILED).update(
+        status=Status.PENDING, finished_at=None, enqueued_at=timezone.now()
     )
+    AssessmentSync.objects.filter(pk__in=ids, status=Status.PENDING).update(enqueued_at=timezone.now())
+    return ids
 
 
 def _mlflow_kwargs() -> dict[str, Any]:
@@ -197,31 +193,31 @@ def assessment_sync_execute(*, sync_id: int) -> int:
     A row someone else holds, or already synced, is left alone (returns 0). A permanent error fails
     the row with its reason; a transient one puts it back to pending and is raised.
     """
-    if not _claim(sync_id):
+    owner = job_claim(AssessmentSync, sync_id)
+    if owner is None:
         return 0
     sync = AssessmentSync.objects.select_related("label__decided_by").get(pk=sync_id)
     label = sync.label
     try:
         if label.version != sync.label_version:
             # The label changed since the row was made: its newer version has (or gets) its own row.
-            AssessmentSync.objects.filter(pk=sync_id, status=Status.RUNNING).update(
-                status=Status.FAILED,
-                error=f"Superseded by label version {label.version}.",
+            job_fail(
+                AssessmentSync,
+                sync_id,
+                owner,
+                f"Superseded by label version {label.version}.",
+                transient=False,
                 attempts=settings.MLFLOW_ASSESSMENT_SYNC_MAX_ATTEMPTS,
             )
             return 0
         ids, written = _write(sync, label)
     except TransientPipelineError:
-        AssessmentSync.objects.filter(pk=sync_id, status=Status.RUNNING).update(status=Status.PENDING, claimed_at=None)
+        job_fail(AssessmentSync, sync_id, owner, "", transient=True)  # MLflow is down: retried
         raise
     except PipelineError as exc:
-        AssessmentSync.objects.filter(pk=sync_id, status=Status.RUNNING).update(
-            status=Status.FAILED, error=exc.message[:ERROR_MAX]
-        )
+        job_fail(AssessmentSync, sync_id, owner, exc.message[:ERROR_MAX], transient=False)
         return 0
-    AssessmentSync.objects.filter(pk=sync_id, status=Status.RUNNING).update(
-        status=Status.SYNCED, assessment_ids=ids, written=written, error="", synced_at=timezone.now()
-    )
+    job_finish(AssessmentSync, sync_id, owner, assessment_ids=ids, written=written, error="")
     return written
 
 

@@ -36,6 +36,24 @@ def assessments_sync(project_id: int | None = None) -> None:
 
 
 @shared_task(
+    name="pipelines.assessment_sync_execute",
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(TransientPipelineError,),  # MLflow down: the row went back to pending
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=3,  # then the next scheduled sync, or the jobs kernel's sweeper, picks it up
+    soft_time_limit=240,
+    time_limit=270,  # below the ledger lease (5 minutes)
+)
+def assessment_sync_execute(sync_id: int) -> None:
+    """One label version's ledger row (what the jobs kernel's sweeper sends again after a dead worker)."""
+    from pipelines.datasets.assessments import assessment_sync_execute as assessment_sync_execute_service
+
+    assessment_sync_execute_service(sync_id=sync_id)
+
+
+@shared_task(
     name="pipelines.dataset_version_to_mlflow",
     ignore_result=True,
     acks_late=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from pipelines.datasets import assessments, export_jobs
-from pipelines.models import AssessmentSync, ExportJob, Push, Rollout
+from pipelines.models import AssessmentSync, ExportJob, MlflowDatasetExport, Push, Rollout
 from pipelines.releases.rollout import queueing as rollout_queueing
 from reviewapp.jobs import JobKind, job_kind_register
 
@@ -54,5 +54,15 @@ ASSESSMENT_SYNC = job_kind_register(
         max_attempts=lambda: settings.MLFLOW_ASSESSMENT_SYNC_MAX_ATTEMPTS,
         # A sync runs its rows one after the other: a row waits its turn longer than a lease.
         resend_after_seconds=lambda: max(900, settings.MLFLOW_ASSESSMENT_SYNC_SECONDS * 2),
+    )
+)
+
+MLFLOW_DATASET_EXPORT = job_kind_register(
+    JobKind(
+        name="pipelines.mlflow_dataset_export",
+        model=MlflowDatasetExport,
+        task="pipelines.mlflow_dataset_export_run",
+        lease_seconds=600,  # longer than the task may run (570 s)
+        max_attempts=5,
     )
 )

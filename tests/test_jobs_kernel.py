@@ -18,10 +18,18 @@ from django.utils import timezone
 from evaluations.models import RunChunk
 from evaluations.services.runs import run_start
 from evaluations.services.suites import suite_create
-from pipelines.datasets.assessments import assessment_syncs_prepare
+from pipelines.datasets.assessments import assessment_syncs_prepare, mlflow_dataset_export_create
 from pipelines.datasets.export_jobs import export_job_create
 from pipelines.datasets.pushes import push_create
-from pipelines.models import AssessmentSync, Environment, ExportJob, PromotionRequest, Push, Rollout
+from pipelines.models import (
+    AssessmentSync,
+    Environment,
+    ExportJob,
+    MlflowDatasetExport,
+    PromotionRequest,
+    Push,
+    Rollout,
+)
 from pipelines.releases.rollout.queueing import rollout_create
 from reviewapp.celery import app
 from reviewapp.jobs import (
@@ -86,15 +94,21 @@ def assessment_sync_row(project: Project, _tmp: Any) -> AssessmentSync:
     return AssessmentSync.objects.get(pk=sync_id)
 
 
+def mlflow_dataset_export_row(project: Project, _tmp: Any) -> MlflowDatasetExport:
+    version = make_version(project, [canonical(n) for n in range(3)], name="to-mlflow")
+    return mlflow_dataset_export_create(version=version)
+
+
 ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "evaluations.run_chunk": run_chunk_row,
     "pipelines.push": push_row,
     "pipelines.export_job": export_job_row,
     "pipelines.rollout": rollout_row,
     "pipelines.assessment_sync": assessment_sync_row,
+    "pipelines.mlflow_dataset_export": mlflow_dataset_export_row,
 }
 # Kinds whose row above a worker can finish for real here; the others end failed, through their own path.
-SUCCEEDS = {"evaluations.run_chunk", "pipelines.push", "pipelines.export_job"}
+SUCCEEDS = {"evaluations.run_chunk", "pipelines.push", "pipelines.export_job", "pipelines.mlflow_dataset_export"}
 
 
 def make_row(name: str, project: Project, tmp_path: Any) -> Job:

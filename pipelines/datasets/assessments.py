@@ -317,6 +317,23 @@ def _mlflow_records(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return records
 
 
+def mlflow_dataset_export_create(*, version: DatasetVersion, name: str | None = None) -> MlflowDatasetExport:
+    """The version's record (made when missing, queued); a failed one is queued again, its attempts afresh."""
+    version = DatasetVersion.objects.select_related("dataset__project").get(pk=version.pk)
+    default = f"{version.dataset.project.slug}.{version.dataset.name} v{version.number}"
+    now = timezone.now()
+    with transaction.atomic():
+        export, _created = MlflowDatasetExport.objects.select_for_update().get_or_create(
+            version=version, defaults={"name": (name or default)[:300], "enqueued_at": now}
+        )
+        if export.status == MlflowDatasetExport.Status.FAILED:
+            MlflowDatasetExport.objects.filter(pk=export.pk).update(
+                status=MlflowDatasetExport.Status.QUEUED, attempts=0, finished_at=None, enqueued_at=now
+            )
+            export.refresh_from_db()
+    return export
+
+
 def dataset_version_to_mlflow(*, version: DatasetVersion, name: str | None = None) -> dict[str, Any]:
     """Materialise the version as an MLflow evaluation dataset; the same one again on a re-run.
 
@@ -324,22 +341,32 @@ def dataset_version_to_mlflow(*, version: DatasetVersion, name: str | None = Non
     :class:`MlflowDatasetExport` (one per version); its MLflow dataset is found again by id, or by
     its ``reviewdesk_dataset_version`` tag when an earlier attempt died before recording it.
     """
-    version = DatasetVersion.objects.select_related("dataset__project").get(pk=version.pk)
-    default = f"{version.dataset.project.slug}.{version.dataset.name} v{version.number}"
-    with transaction.atomic():
-        export, _created = MlflowDatasetExport.objects.select_for_update().get_or_create(
-            version=version, defaults={"name": (name or default)[:300]}
-        )
+    export = mlflow_dataset_export_create(version=version, name=name)
+    return mlflow_dataset_export_run(export_id=export.pk)
+
+
+def _reused(export: MlflowDatasetExport) -> dict[str, Any]:
+    return {"dataset_id": export.mlflow_dataset_id, "name": export.name, "records": export.records, "reused": True}
+
+
+def mlflow_dataset_export_run(*, export_id: int) -> dict[str, Any]:
+    """Claim the record (jobs kernel) and merge the version's rows into its MLflow dataset.
+
+    A done record is reused as it is; one another worker holds raises TransientPipelineError (the
+    task tries again later). MLflow errors are recorded on the row and raised: a transient one puts
+    it back in the queue, a permanent one fails it.
+    """
+    export = MlflowDatasetExport.objects.get(pk=export_id)
+    if export.status == MlflowDatasetExport.Status.DONE and export.mlflow_dataset_id:
+        return _reused(export)
+    owner = job_claim(MlflowDatasetExport, export_id)
+    if owner is None:
+        export.refresh_from_db()
         if export.status == MlflowDatasetExport.Status.DONE and export.mlflow_dataset_id:
-            return {
-                "dataset_id": export.mlflow_dataset_id,
-                "name": export.name,
-                "records": export.records,
-                "reused": True,
-            }
-        export.attempts += 1
-        export.status = MlflowDatasetExport.Status.RUNNING
-        export.save(update_fields=["attempts", "status"])
+            return _reused(export)
+        raise TransientPipelineError("Another worker is writing this dataset version to MLflow now.", system="mlflow")
+    export = MlflowDatasetExport.objects.select_related("version__dataset__project").get(pk=export_id)
+    version = export.version
     rows = DatasetRow.objects.filter(version=version).order_by("position").values_list("data", flat=True)
     records = _mlflow_records(rows.iterator(chunk_size=2000))
     try:
@@ -358,15 +385,10 @@ def dataset_version_to_mlflow(*, version: DatasetVersion, name: str | None = Non
             **_mlflow_kwargs(),
         )
     except PipelineError as exc:
-        MlflowDatasetExport.objects.filter(pk=export.pk).update(
-            status=MlflowDatasetExport.Status.FAILED, error=exc.message[:ERROR_MAX]
-        )
+        transient = isinstance(exc, TransientPipelineError)
+        job_fail(MlflowDatasetExport, export_id, owner, exc.message[:ERROR_MAX], transient=transient)
         raise
-    MlflowDatasetExport.objects.filter(pk=export.pk).update(
-        status=MlflowDatasetExport.Status.DONE,
-        mlflow_dataset_id=result.dataset_id,
-        records=result.records,
-        error="",
-        finished_at=timezone.now(),
+    job_finish(
+        MlflowDatasetExport, export_id, owner, mlflow_dataset_id=result.dataset_id, records=result.records, error=""
     )
     return {"dataset_id": result.dataset_id, "name": result.name, "records": result.records, "reused": result.reused}

@@ -51,8 +51,11 @@ class AssessmentSync(Job):
         return f"assessments of label {self.label_id} v{self.label_version} ({self.status})"
 
 
-class MlflowDatasetExport(models.Model):
+class MlflowDatasetExport(Job):
+    """A job of the one jobs kernel (reviewapp.jobs): materialising one version in MLflow."""
+
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
@@ -61,11 +64,8 @@ class MlflowDatasetExport(models.Model):
     name = models.CharField(max_length=300)
     mlflow_dataset_id = models.CharField(max_length=100, blank=True)
     records = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

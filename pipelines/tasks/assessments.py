@@ -71,3 +71,21 @@ def dataset_version_to_mlflow(version_id: int, name: str | None = None) -> None:
     version = DatasetVersion.objects.filter(pk=version_id).first()
     if version is not None:
         dataset_version_to_mlflow_service(version=version, name=name)
+
+
+@shared_task(
+    name="pipelines.mlflow_dataset_export_run",
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(TransientPipelineError,),
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=5,  # then the jobs kernel's sweeper sends it again, up to its attempts
+    soft_time_limit=540,
+    time_limit=570,
+)
+def mlflow_dataset_export_run(export_id: int) -> None:
+    """One queued materialisation (what the jobs kernel's sweeper sends again after a dead worker)."""
+    from pipelines.datasets.assessments import mlflow_dataset_export_run as mlflow_dataset_export_run_service
+
+    mlflow_dataset_export_run_service(export_id=export_id)

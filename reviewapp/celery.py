@@ -21,8 +21,6 @@ app.conf.beat_schedule = {
     # The one sweeper of the jobs kernel (reviewapp.jobs): jobs of every registered kind whose worker
     # died (lease expired) or whose message was lost are sent again; a new kind needs no entry here.
     "sweep-jobs": {"task": "reviewapp.jobs_sweep", "schedule": float(settings.JOBS_SWEEP_SECONDS)},
-    # Every 5 minutes: log finished evaluation runs that MLflow could not take yet (server down).
-    "log-evaluation-runs-to-mlflow": {"task": "evaluations.runs_mlflow_log_pending", "schedule": 300.0},
     # Every MODEL_REGISTRY_SYNC_SECONDS (default 5 minutes): copy registered model versions from the registry.
     "sync-model-registry": {
         "task": "pipelines.registry_sync_all",

@@ -327,7 +327,7 @@ DELTA_ROOT = os.environ.get("DELTA_ROOT") or str(VAR_DIR / "delta")
 MLFLOW_UI_URL = (os.environ.get("MLFLOW_UI_URL") or "").rstrip("/")
 MLFLOW_EXPERIMENT_PREFIX = os.environ.get("MLFLOW_EXPERIMENT_PREFIX") or "reviewdesk"
 # MLflow's client retries a dead server for ~4 minutes by default; a worker should give up fast and
-# leave the retry to the beat task (evaluations.runs_mlflow_log_pending).
+# leave the retry to the jobs kernel's sweeper (the run's MLflow logging is a job: reviewapp.jobs).
 MLFLOW_HTTP_REQUEST_MAX_RETRIES = envint("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 2)
 MLFLOW_HTTP_REQUEST_TIMEOUT = envint("MLFLOW_HTTP_REQUEST_TIMEOUT", 10, minimum=1)
 # The model registry projects' versions are synced from (pipelines/releases/registry.py); blank = the

@@ -15,7 +15,8 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from evaluations.models import RunChunk
+from evaluations.models import RunChunk, RunMlflowLog
+from evaluations.services.chunks import run_chunk_execute
 from evaluations.services.runs import run_start
 from evaluations.services.suites import suite_create
 from pipelines.datasets.assessments import assessment_syncs_prepare, mlflow_dataset_export_create
@@ -63,6 +64,13 @@ def run_chunk_row(project: Project, _tmp: Any) -> RunChunk:
     return RunChunk.objects.get(run=run)
 
 
+def run_mlflow_log_row(project: Project, tmp_path: Any) -> RunMlflowLog:
+    """A run that just finished: its MLflow logging is queued."""
+    chunk = run_chunk_row(project, tmp_path)
+    run_chunk_execute(chunk_id=chunk.pk)
+    return RunMlflowLog.objects.get(run_id=chunk.run_id)
+
+
 def push_row(project: Project, tmp_path: Any) -> Push:
     with override_settings(DELTA_ROOT=str(tmp_path / "delta")):
         version = make_version(project, [canonical(n) for n in range(3)])
@@ -101,6 +109,7 @@ def mlflow_dataset_export_row(project: Project, _tmp: Any) -> MlflowDatasetExpor
 
 ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "evaluations.run_chunk": run_chunk_row,
+    "evaluations.run_mlflow_log": run_mlflow_log_row,
     "pipelines.push": push_row,
     "pipelines.export_job": export_job_row,
     "pipelines.rollout": rollout_row,
@@ -108,7 +117,13 @@ ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "pipelines.mlflow_dataset_export": mlflow_dataset_export_row,
 }
 # Kinds whose row above a worker can finish for real here; the others end failed, through their own path.
-SUCCEEDS = {"evaluations.run_chunk", "pipelines.push", "pipelines.export_job", "pipelines.mlflow_dataset_export"}
+SUCCEEDS = {
+    "evaluations.run_chunk",
+    "evaluations.run_mlflow_log",
+    "pipelines.push",
+    "pipelines.export_job",
+    "pipelines.mlflow_dataset_export",
+}
 
 
 def make_row(name: str, project: Project, tmp_path: Any) -> Job:

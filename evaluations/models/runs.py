@@ -55,19 +55,12 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # MLflow: logged once the run finished; retried by a beat task until it succeeds.
-    mlflow_run_id = models.CharField(max_length=64, blank=True)
-    mlflow_experiment_id = models.CharField(max_length=64, blank=True)
-    mlflow_logged = models.BooleanField(default=False)
-    mlflow_error = models.TextField(blank=True)
-    mlflow_attempts = models.PositiveIntegerField(default=0)
-    mlflow_claimed_at = models.DateTimeField(null=True, blank=True)
+    # MLflow: logged once the run finished, by a job of its own (RunMlflowLog, ``run.mlflow_log``).
 
     class Meta:
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["project", "-id"], name="eval_run_project_recent"),
-            models.Index(fields=["status"], condition=models.Q(mlflow_logged=False), name="eval_run_mlflow_pending"),
         ]
 
     def __str__(self) -> str:
@@ -76,6 +69,32 @@ class Run(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def mlflow(self) -> RunMlflowLog | None:
+        """The MLflow logging job of a finished run (None before it finished, or when cancelled)."""
+        try:
+            return self.mlflow_log
+        except RunMlflowLog.DoesNotExist:
+            return None
+
+    @property
+    def mlflow_logged(self) -> bool:
+        log = self.mlflow
+        return log is not None and log.status == RunMlflowLog.Status.DONE
+
+    @property
+    def mlflow_run_id(self) -> str:
+        return self.mlflow.mlflow_run_id if self.mlflow is not None else ""
+
+    @property
+    def mlflow_experiment_id(self) -> str:
+        return self.mlflow.mlflow_experiment_id if self.mlflow is not None else ""
+
+    @property
+    def mlflow_error(self) -> str:
+        """Why the last attempt to log the run failed (it is retried)."""
+        return self.mlflow.error if self.mlflow is not None else ""
 
     @property
     def percent(self) -> int:
@@ -157,6 +176,30 @@ class RunChunk(Job):
 
     def __str__(self) -> str:
         return f"chunk {self.index} of run {self.run_id} ({self.status})"
+
+
+class RunMlflowLog(Job):
+    """Logging a finished run to MLflow, once: a job of the kernel, retried until MLflow takes it.
+
+    Its key is the run's, so the task ``evaluations.run_mlflow_log`` takes the run id as before.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Logged"
+        FAILED = "failed", "Failed"
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, primary_key=True, related_name="mlflow_log")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    mlflow_run_id = models.CharField(max_length=64, blank=True)
+    mlflow_experiment_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "enqueued_at"], name="eval_run_mlflow_log_open")]
+
+    def __str__(self) -> str:
+        return f"MLflow logging of run {self.run_id} ({self.status})"
 
 
 class RunRow(models.Model):

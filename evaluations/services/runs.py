@@ -43,8 +43,9 @@ from evaluations.services.datasets import (
     dataset_validate,
     version_expectations_validate,
 )
+from evaluations.services.tracking import run_mlflow_log_queue
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
-from reviewapp.jobs import job_enqueue, job_kind_sweep, task_send_on_commit
+from reviewapp.jobs import job_enqueue, job_kind_sweep
 from reviewapp.models import Item, Project
 from reviewapp.services.audit import audit_record
 
@@ -53,7 +54,6 @@ logger = logging.getLogger(__name__)
 EARLY_FAIL_MIN_ROWS = 100  # a run may fail on its error rate once this many rows are done
 TEXT_MAX = 4000  # rationale / error characters kept per result
 TARGET_KINDS = ("stored", "mlflow_model", "endpoint")
-RUN_MLFLOW_LOG_TASK = "evaluations.run_mlflow_log"
 Status = Run.Status
 ChunkStatus = RunChunk.Status
 
@@ -333,7 +333,7 @@ def _run_close(run: Run, status: str, error: str) -> None:
     run.metrics = run_metrics_compute(run=run)
     run.save(update_fields=["status", "error", "finished_at", "metrics"])
     RunChunk.objects.filter(run=run, status=ChunkStatus.PENDING).update(status=ChunkStatus.CANCELLED, finished_at=now)
-    task_send_on_commit(RUN_MLFLOW_LOG_TASK, run.pk)
+    run_mlflow_log_queue(run=run)
 
 
 # --- the sweeper -------------------------------------------------------------------------------

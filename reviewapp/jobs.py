@@ -77,7 +77,7 @@ class JobKind:
     ``lease_seconds``, ``max_attempts`` and ``resend_after_seconds`` may be callables, read each time
     (settings). ``max_attempts`` None: never give up (a rollout must end through its own failure
     path, which restores traffic). ``scope`` narrows the rows the sweeper looks at (the chunks of
-    active runs). ``give_up(pk, still)`` fails a row out of attempts when the kind has more to do
+    active runs). ``give_up(pk, still, reason)`` fails a row out of attempts when the kind has more to do
     than mark it failed; ``still`` is the condition the row must still match. ``after_sweep`` runs
     after each sweep of the kind (close runs whose chunks all finished, expire old files).
     """
@@ -218,7 +218,12 @@ def task_send_on_commit(name: str, *args: Any) -> None:
     def send() -> None:
         from celery import current_app
 
-        current_app.send_task(name, args=list(args))
+        app = current_app._get_current_object()
+        if name not in app.tasks:
+            # A web process has not imported the task modules (only workers autodiscover them):
+            # import them once, so the task's own options apply (and eager mode, in tests).
+            app.autodiscover_tasks(force=True)
+        app.signature(name, args=list(args)).apply_async()
 
     transaction.on_commit(send)
 

@@ -136,7 +136,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
     """Tasks sent to the broker (Celery's boundary): (name, args)."""
     calls: list[tuple[str, list[Any]]] = []
 
-    def send_task(name: str, args: Any = None, **_kwargs: Any) -> None:
+    def send_task(name: str, args: Any = None, *_rest: Any, **_kwargs: Any) -> None:
         calls.append((name, list(args or [])))
 
     monkeypatch.setattr(app, "send_task", send_task)
@@ -303,6 +303,8 @@ def short_leases(tmp_path: Any) -> Iterator[Cluster]:
         EVALUATION_CHUNK_LEASE_SECONDS="4",
         DELIVERY_PUSH_LEASE_SECONDS="4",
         ROLLOUT_LEASE_SECONDS="4",
+        ROLLOUT_STEP_MAX_ATTEMPTS="1",
+        MLFLOW_REGISTRY_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",  # the cluster's store: no model there
         REVIEWDESK_VAR_DIR=str(tmp_path / "var"),
         DELTA_ROOT=str(tmp_path / "delta"),
     ) as started:

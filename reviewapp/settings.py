@@ -330,6 +330,20 @@ MLFLOW_EXPERIMENT_PREFIX = os.environ.get("MLFLOW_EXPERIMENT_PREFIX") or "review
 # leave the retry to the jobs kernel's sweeper (the run's MLflow logging is a job: reviewapp.jobs).
 MLFLOW_HTTP_REQUEST_MAX_RETRIES = envint("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 2)
 MLFLOW_HTTP_REQUEST_TIMEOUT = envint("MLFLOW_HTTP_REQUEST_TIMEOUT", 10, minimum=1)
+
+
+def _mlflow_http_limits() -> None:
+    # MLflow's HTTP client reads these only from the environment, per request (no client argument:
+    # pipelines/adapters/mlflow_common.py). Published once, here at the start of every process; the
+    # adapters never touch os.environ. A value the operator set is the one read above anyway.
+    from pipelines.adapters.mlflow_common import http_limits_environ  # no mlflow import; wiring may name it
+
+    limits = http_limits_environ(max_retries=MLFLOW_HTTP_REQUEST_MAX_RETRIES, timeout=MLFLOW_HTTP_REQUEST_TIMEOUT)
+    for key, value in limits.items():
+        os.environ.setdefault(key, value)
+
+
+_mlflow_http_limits()
 # The model registry projects' versions are synced from (pipelines/releases/registry.py); blank = the
 # tracking URI. "databricks-uc" reads Unity Catalog models (catalog.schema.model names).
 MLFLOW_REGISTRY_URI = (os.environ.get("MLFLOW_REGISTRY_URI") or "").strip()

@@ -74,8 +74,6 @@ def run_mlflow_log(*, run_id: int) -> bool:
             },
             table=_table(run),
             artifact_root=settings.MLFLOW_ARTIFACT_ROOT,
-            http_max_retries=settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES,
-            http_timeout=settings.MLFLOW_HTTP_REQUEST_TIMEOUT,
         )
     except PipelineError as exc:
         # Any refusal is tried again later (the run is complete either way): back to the queue.

@@ -1,10 +1,11 @@
 """The Databricks adapter: the only module that imports ``databricks.sdk``.
 
-Callers pass plain values (host, token, names, dicts) and get plain dicts back; SDK and transport
-errors become :class:`TransientPipelineError` (429, 503, 5xx, timeouts, refused connections) or
-:class:`PermanentPipelineError` (bad credentials, unknown endpoint, invalid request, a body that
-is not what the API promises). ``databricks.sdk`` costs ~1.3 s to import, so it is imported on
-first use, never at Django start-up.
+Every call takes a :class:`DatabricksConfig` (the workspace, its credentials and timeout; the app
+builds it from its ``DATABRICKS_*`` settings) and plain values, and returns plain dicts; this module
+reads no settings. SDK and transport errors become :class:`TransientPipelineError` (408, 425, 429,
+5xx, timeouts, refused connections) or :class:`PermanentPipelineError` (bad credentials, unknown
+endpoint, invalid request, a body that is not what the API promises): see :func:`_call`.
+``databricks.sdk`` costs ~1.3 s to import, so it is imported on first use, never at Django start-up.
 
 Clients are built with short ``retry_timeout_seconds`` / ``http_timeout_seconds``: with the
 SDK's defaults the constructor alone can block for five minutes on an unreachable host (it
@@ -18,10 +19,16 @@ import functools
 import hashlib
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipelines.adapters import outbound
-from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.errors import (
+    PermanentPipelineError,
+    TransientPipelineError,
+    connection_error,
+    http_status_error,
+)
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -33,52 +40,86 @@ _clients: dict[tuple[str, str, float], WorkspaceClient] = {}
 _clients_lock = threading.Lock()
 
 
-def workspace_client(
-    *, host: str, token: str, timeout_seconds: float = 30.0, client_id: str = "", client_secret: str = ""
-) -> WorkspaceClient:
-    """A client whose every request (and the SDK's own retries) ends within ``timeout_seconds``: PAT-authenticated
-    with ``token``, or OAuth M2M (a service principal's ``client_id``/``client_secret``) when no token is given."""
-    if not host:
-        raise PermanentPipelineError("no Databricks workspace host configured", system=SYSTEM)
+@dataclass(frozen=True)
+class DatabricksConfig:
+    """A workspace and how to reach it: a PAT (``token``) or a service principal (``client_id`` and
+    ``client_secret``, OAuth M2M), every request and the SDK's retries bounded by ``timeout_seconds``.
+
+    ``warehouse_id`` and ``uc_volume`` serve Unity Catalog delivery (SQL statements, Volume uploads);
+    ``outbound`` decides whether the host may be called at all. Secrets are left out of ``repr``.
+    """
+
+    host: str = ""
+    token: str = field(default="", repr=False)
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    timeout_seconds: float = 30.0
+    warehouse_id: str = ""
+    uc_volume: str = ""
+    outbound: outbound.OutboundRules = field(default_factory=outbound.OutboundRules)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> DatabricksConfig:
+        """The deployment's workspace, from the ``DATABRICKS_*`` settings (a token wins over OAuth M2M)."""
+        token = str(settings.DATABRICKS_TOKEN or "")
+        return cls(
+            host=str(settings.DATABRICKS_HOST or ""),
+            token=token,
+            client_id="" if token else str(settings.DATABRICKS_CLIENT_ID or ""),
+            client_secret="" if token else str(settings.DATABRICKS_CLIENT_SECRET or ""),
+            timeout_seconds=float(settings.DATABRICKS_TIMEOUT_SECONDS),
+            warehouse_id=str(getattr(settings, "DATABRICKS_WAREHOUSE_ID", "") or ""),
+            uc_volume=str(getattr(settings, "DATABRICKS_UC_VOLUME", "") or ""),
+            outbound=outbound.OutboundRules.from_settings(settings),
+        )
+
+    @property
+    def configured(self) -> bool:
+        """True when a workspace is named (``DATABRICKS_HOST``)."""
+        return bool(self.host)
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.token or (self.client_id and self.client_secret))
+
+
+def workspace_client(config: DatabricksConfig) -> WorkspaceClient:
+    """A client whose every request (and the SDK's own retries) ends within ``config.timeout_seconds``:
+    PAT-authenticated with ``config.token``, or OAuth M2M (a service principal) when no token is given."""
+    if not config.host:
+        raise PermanentPipelineError("Databricks is not configured: set DATABRICKS_HOST", system=SYSTEM)
+    if not config.has_credentials:
+        raise PermanentPipelineError(
+            "no Databricks credentials: set DATABRICKS_TOKEN (or DATABRICKS_CLIENT_ID/SECRET)", system=SYSTEM
+        )
+    host, token = config.host, config.token
     # The same outbound rule as LLM endpoints and webhooks: no private or metadata address unless allowed.
-    outbound.url_guard(host if "://" in host else f"https://{host}", what="Databricks host", system=SYSTEM)
-    secret = token if token else f"{client_id}\0{client_secret}"
+    outbound.url_guard(
+        host if "://" in host else f"https://{host}", rules=config.outbound, what="Databricks host", system=SYSTEM
+    )
+    secret = token if token else f"{config.client_id}\0{config.client_secret}"
     # Keyed by a hash: the credentials themselves are never kept anywhere but in the SDK's config.
-    key = (host.rstrip("/"), hashlib.sha256(secret.encode()).hexdigest(), float(timeout_seconds))
+    key = (host.rstrip("/"), hashlib.sha256(secret.encode()).hexdigest(), float(config.timeout_seconds))
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             client = _clients[key] = _call(
-                "connect", lambda: _build_client(host, token, timeout_seconds, client_id, client_secret)
+                "connect",
+                lambda: _build_client(host, token, config.timeout_seconds, config.client_id, config.client_secret),
             )
         return client
 
 
-def databricks_configured() -> bool:
-    """True when the deployment names a Databricks workspace (``DATABRICKS_HOST``)."""
-    from django.conf import settings
-
-    return bool(settings.DATABRICKS_HOST)
-
-
-def settings_client() -> WorkspaceClient:
-    """The deployment's workspace client, from ``DATABRICKS_*`` settings (credentials never leave them)."""
-    from django.conf import settings
-
-    if not settings.DATABRICKS_HOST:
-        raise PermanentPipelineError("Databricks is not configured: set DATABRICKS_HOST", system=SYSTEM)
-    oauth = bool(settings.DATABRICKS_CLIENT_ID and settings.DATABRICKS_CLIENT_SECRET)
-    if not settings.DATABRICKS_TOKEN and not oauth:
-        raise PermanentPipelineError(
-            "no Databricks credentials: set DATABRICKS_TOKEN (or DATABRICKS_CLIENT_ID/SECRET)", system=SYSTEM
-        )
-    return workspace_client(
-        host=settings.DATABRICKS_HOST,
-        token=settings.DATABRICKS_TOKEN,
-        timeout_seconds=settings.DATABRICKS_TIMEOUT_SECONDS,
-        client_id="" if settings.DATABRICKS_TOKEN else settings.DATABRICKS_CLIENT_ID,
-        client_secret="" if settings.DATABRICKS_TOKEN else settings.DATABRICKS_CLIENT_SECRET,
-    )
+def bearer_token(config: DatabricksConfig) -> str:
+    """A bearer token for the workspace: the PAT, or the service principal's current OAuth access token
+    (fetched by the SDK once and refreshed before it expires). For other clients of the same workspace
+    (MLflow's REST stores), so they need no credentials in the environment."""
+    client = workspace_client(config)
+    headers = _call("authenticate", client.config.authenticate)
+    value = str(headers.get("Authorization", ""))
+    if not value.lower().startswith("bearer "):
+        raise PermanentPipelineError("Databricks authentication gave no bearer token", system=SYSTEM)
+    return value[7:]
 
 
 def _build_client(
@@ -115,14 +156,12 @@ def _build_client(
 
 
 def serving_endpoint_chat(
+    config: DatabricksConfig,
     *,
-    host: str,
-    token: str,
     endpoint_name: str,
     messages: list[dict[str, str]],
     temperature: float = 0.0,
     max_tokens: int = 512,
-    timeout_seconds: float = 30.0,
 ) -> dict[str, Any]:
     """Query a chat serving endpoint (``POST /serving-endpoints/{name}/invocations``); the response as a dict."""
     from databricks.sdk.service.serving import ChatMessage, ChatMessageRole
@@ -135,7 +174,7 @@ def serving_endpoint_chat(
         raise PermanentPipelineError(
             f"a Databricks chat message needs a role of system/user/assistant: {exc}", system=SYSTEM
         ) from None
-    client = workspace_client(host=host, token=token, timeout_seconds=timeout_seconds)
+    client = workspace_client(config)
     response = _call(
         f"query serving endpoint {endpoint_name!r}",
         lambda: client.serving_endpoints.query(
@@ -145,9 +184,9 @@ def serving_endpoint_chat(
     return response.as_dict()
 
 
-def serving_endpoint_get(*, host: str, token: str, name: str, timeout_seconds: float = 30.0) -> dict[str, Any]:
+def serving_endpoint_get(config: DatabricksConfig, *, name: str) -> dict[str, Any]:
     """``GET /api/2.0/serving-endpoints/{name}`` as a dict (``state.ready``, ``config.served_entities``, ...)."""
-    client = workspace_client(host=host, token=token, timeout_seconds=timeout_seconds)
+    client = workspace_client(config)
     detailed = _call(f"get serving endpoint {name!r}", lambda: client.serving_endpoints.get(name))
     return detailed.as_dict()
 
@@ -186,11 +225,11 @@ def _traffic_config(routes: list[dict[str, Any]]) -> Any:
     )
 
 
-def serving_endpoint_state(*, name: str) -> dict[str, Any] | None:
+def serving_endpoint_state(config: DatabricksConfig, *, name: str) -> dict[str, Any] | None:
     """``GET /api/2.0/serving-endpoints/{name}`` as a dict, or None when the endpoint does not exist."""
     from databricks.sdk import errors
 
-    client = settings_client()
+    client = workspace_client(config)
 
     def get() -> dict[str, Any] | None:
         try:
@@ -202,10 +241,10 @@ def serving_endpoint_state(*, name: str) -> dict[str, Any] | None:
 
 
 def serving_endpoint_config_update(
-    *, name: str, entities: list[dict[str, str]], routes: list[dict[str, Any]]
+    config: DatabricksConfig, *, name: str, entities: list[dict[str, str]], routes: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """``PUT /api/2.0/serving-endpoints/{name}/config``: serve ``entities`` with the ``routes`` split; no waiting."""
-    client = settings_client()
+    client = workspace_client(config)
 
     def put() -> dict[str, Any]:
         waiter = client.serving_endpoints.update_config(
@@ -217,12 +256,12 @@ def serving_endpoint_config_update(
 
 
 def serving_endpoint_create(
-    *, name: str, entities: list[dict[str, str]], routes: list[dict[str, Any]]
+    config: DatabricksConfig, *, name: str, entities: list[dict[str, str]], routes: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """``POST /api/2.0/serving-endpoints``: create the endpoint serving ``entities``; no waiting."""
     from databricks.sdk.service.serving import EndpointCoreConfigInput
 
-    client = settings_client()
+    client = workspace_client(config)
     config = EndpointCoreConfigInput(
         name=name, served_entities=_served_entities(entities), traffic_config=_traffic_config(routes)
     )
@@ -234,19 +273,19 @@ def serving_endpoint_create(
     return _call(f"create serving endpoint {name!r}", create)
 
 
-def serving_endpoint_query_records(*, name: str, records: list[dict[str, Any]]) -> list[Any]:
+def serving_endpoint_query_records(config: DatabricksConfig, *, name: str, records: list[dict[str, Any]]) -> list[Any]:
     """``POST /serving-endpoints/{name}/invocations`` with ``dataframe_records``; the predictions (a list)."""
-    return serving_endpoint_query_served(name=name, records=records)[0]
+    return serving_endpoint_query_served(config, name=name, records=records)[0]
 
 
-def client_ready() -> None:
-    """Build (and cache) the deployment's client now: the first one of a process takes seconds (imports,
+def client_ready(config: DatabricksConfig) -> None:
+    """Build (and cache) the workspace's client now: the first one of a process takes seconds (imports,
     host probe), which must not count as the latency of the first request timed after it."""
-    _call("connect to Databricks", settings_client)
+    workspace_client(config)
 
 
 def serving_endpoint_query_served(
-    *, name: str, records: list[dict[str, Any]], served_entity: str | None = None
+    config: DatabricksConfig, *, name: str, records: list[dict[str, Any]], served_entity: str | None = None
 ) -> tuple[list[Any], str]:
     """Query the endpoint, or one served entity behind it; ``(predictions, served model name)``.
 
@@ -257,7 +296,7 @@ def serving_endpoint_query_served(
     client (same auth, retries and error mapping). The served model name is the ``served-model-name``
     response header ("" when absent).
     """
-    client = settings_client()
+    client = workspace_client(config)
     if served_entity is None:
         response = _call(
             f"query serving endpoint {name!r}",
@@ -285,11 +324,11 @@ def serving_endpoint_query_served(
     return list(predictions), served
 
 
-def uc_model_alias_get(*, full_name: str, alias: str) -> str | None:
+def uc_model_alias_get(config: DatabricksConfig, *, full_name: str, alias: str) -> str | None:
     """The version a Unity Catalog model alias points at, or None when the alias is not set."""
     from databricks.sdk import errors
 
-    client = settings_client()
+    client = workspace_client(config)
 
     def get() -> str | None:
         try:
@@ -301,19 +340,19 @@ def uc_model_alias_get(*, full_name: str, alias: str) -> str | None:
     return _call(f"get alias {alias!r} of {full_name!r}", get)
 
 
-def uc_model_alias_set(*, full_name: str, alias: str, version: str) -> None:
+def uc_model_alias_set(config: DatabricksConfig, *, full_name: str, alias: str, version: str) -> None:
     """``PUT /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}`` with ``version_num``."""
-    client = settings_client()
+    client = workspace_client(config)
     _call(
         f"set alias {alias!r} of {full_name!r}",
         lambda: client.registered_models.set_alias(full_name, alias, int(version)),
     )
 
 
-def uc_model_alias_delete(*, full_name: str, alias: str) -> None:
+def uc_model_alias_delete(config: DatabricksConfig, *, full_name: str, alias: str) -> None:
     from databricks.sdk import errors
 
-    client = settings_client()
+    client = workspace_client(config)
 
     def delete() -> None:
         try:
@@ -332,18 +371,20 @@ SQL_TRANSIENT_ERRORS = frozenset(
 )
 
 
-def uc_file_upload(*, path: str, data: bytes) -> None:
+def uc_file_upload(config: DatabricksConfig, *, path: str, data: bytes) -> None:
     """``PUT /api/2.0/fs/files{path}?overwrite=true``: a file in a UC Volume (replaced if it exists)."""
     import io
 
-    client = settings_client()
+    client = workspace_client(config)
     _call(
         f"upload {path}",
         lambda: client.files.upload(path, io.BytesIO(data), overwrite=True, use_parallel=False),
     )
 
 
-def sql_statement_run(*, statement: str, warehouse_id: str, timeout_seconds: float = 300.0) -> dict[str, Any]:
+def sql_statement_run(
+    config: DatabricksConfig, *, statement: str, warehouse_id: str, timeout_seconds: float = 300.0
+) -> dict[str, Any]:
     """Run one SQL statement on a warehouse and wait for it (``POST /api/2.0/sql/statements``, then
     ``GET .../{id}`` while PENDING/RUNNING). Returns ``{"statement_id", "columns", "rows"}``.
 
@@ -353,12 +394,10 @@ def sql_statement_run(*, statement: str, warehouse_id: str, timeout_seconds: flo
     """
     import time
 
-    from django.conf import settings
-
     if not warehouse_id:
         raise PermanentPipelineError("no SQL warehouse configured: set DATABRICKS_WAREHOUSE_ID", system=SYSTEM)
-    client = settings_client()
-    wait = min(50, max(5, int(settings.DATABRICKS_TIMEOUT_SECONDS)))
+    client = workspace_client(config)
+    wait = min(50, max(5, int(config.timeout_seconds)))
     first_line = statement.strip().split("\n", 1)[0][:60]
     what = f"SQL statement {first_line!r}"
     response = _call(
@@ -402,11 +441,11 @@ def _statement_state(response: Any) -> str:
     return str(getattr(state, "value", state) or "")
 
 
-def sql_warehouse_get(*, warehouse_id: str) -> dict[str, Any] | None:
+def sql_warehouse_get(config: DatabricksConfig, *, warehouse_id: str) -> dict[str, Any] | None:
     """``GET /api/2.0/sql/warehouses/{id}`` as a dict (``state``, ``name``), or None when there is no such warehouse."""
     from databricks.sdk import errors
 
-    client = settings_client()
+    client = workspace_client(config)
 
     def get() -> dict[str, Any] | None:
         try:
@@ -417,11 +456,11 @@ def sql_warehouse_get(*, warehouse_id: str) -> dict[str, Any] | None:
     return _call(f"get SQL warehouse {warehouse_id!r}", get)
 
 
-def uc_table_get(*, full_name: str) -> dict[str, Any] | None:
+def uc_table_get(config: DatabricksConfig, *, full_name: str) -> dict[str, Any] | None:
     """``GET /api/2.1/unity-catalog/tables/{full_name}`` as a dict (columns, comment, ...), or None when absent."""
     from databricks.sdk import errors
 
-    client = settings_client()
+    client = workspace_client(config)
 
     def get() -> dict[str, Any] | None:
         try:
@@ -432,33 +471,45 @@ def uc_table_get(*, full_name: str) -> dict[str, Any] | None:
     return _call(f"get table {full_name!r}", get)
 
 
+def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status behind an SDK error, from its class (the SDK keeps no status on the exception)."""
+    from databricks.sdk.errors import platform
+
+    by_class = {klass: status for status, klass in platform.STATUS_CODE_MAPPING.items()}
+    for klass in type(exc).__mro__:
+        if klass in by_class:
+            return by_class[klass]
+    return None
+
+
 def _call(what: str, fn: Callable[[], T]) -> T:
-    """Run one SDK call and translate its failure into a pipeline error that says what failed."""
+    """Run one SDK call and translate its failure into a pipeline error that says what failed.
+
+    HTTP failures follow the one rule of ``errors.http_status_error`` (408/425/429/5xx transient, other
+    4xx permanent), read from the SDK's error class. The SDK has a class for every status the
+    Databricks API documents; what it raises as a bare ``DatabricksError`` is an answer from something
+    in between (a gateway's 502, a proxy's 408), so it is transient.
+    """
     import requests
     from databricks.sdk import errors
 
-    transient: tuple[type[BaseException], ...] = (
-        errors.TooManyRequests,
-        errors.TemporarilyUnavailable,
-        errors.InternalError,
-        errors.DeadlineExceeded,
-        errors.Aborted,
-    )
     try:
         return fn()
     except requests.JSONDecodeError as exc:
         # A 200 whose body is not JSON: the endpoint is broken, retrying the same request will not help.
         raise PermanentPipelineError(f"{what}: the response is not JSON ({exc})", system=SYSTEM) from None
-    except transient as exc:
+    except errors.Aborted as exc:  # a 409 for a concurrent change: the retry reads the new state
         raise TransientPipelineError(f"{what}: {type(exc).__name__}: {exc}", system=SYSTEM) from None
     except errors.DatabricksError as exc:
-        raise PermanentPipelineError(f"{what}: {type(exc).__name__}: {exc}", system=SYSTEM) from None
+        status = _status_of(exc)
+        message = f"{what}: {type(exc).__name__}: {exc}"
+        if status is None:
+            raise TransientPipelineError(message, system=SYSTEM) from None
+        raise http_status_error(SYSTEM, status, message) from None
     except (TimeoutError, requests.Timeout, requests.ConnectionError) as exc:
         # The SDK raises TimeoutError when its own retry budget (429/503/timeouts) runs out. The exception's
         # text names the host and URL; engineers see this message, so only its type is kept.
-        raise TransientPipelineError(
-            f"{what}: {type(exc).__name__}: the workspace did not answer", system=SYSTEM
-        ) from None
+        raise connection_error(SYSTEM, f"{what}: {type(exc).__name__}: the workspace did not answer") from None
     except (ValueError, TypeError, KeyError) as exc:
         # Bad configuration (an invalid host) or a response of the wrong shape.
         raise PermanentPipelineError(f"{what}: {type(exc).__name__}: {exc}", system=SYSTEM) from None

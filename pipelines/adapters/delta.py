@@ -18,9 +18,10 @@ Two halves:
 
 Errors become :class:`TransientPipelineError` (a concurrent commit, an object store that did not
 answer) or :class:`PermanentPipelineError` (a path that cannot be created, a schema clash, wrong
-credentials, a missing bucket). Storage options (credentials) come from ``DELTA_STORAGE_OPTIONS`` and
-never appear in errors. Object-store requests carry timeouts and a bounded retry budget
-(``DELTA_STORAGE_TIMEOUT_SECONDS``), so a store that does not answer fails the push instead of
+credentials, a missing bucket). Storage options (credentials) come in a :class:`DeltaConfig` (the app
+builds it from ``DELTA_STORAGE_OPTIONS``) and never appear in errors. Object-store requests carry
+timeouts and a bounded retry budget (``DeltaConfig.timeout_seconds``, from
+``DELTA_STORAGE_TIMEOUT_SECONDS``), so a store that does not answer fails the push instead of
 hanging the worker. On S3, delta-rs 1.x commits with conditional puts (``If-None-Match: *``): two
 writers can never both create the same log entry, so no locking provider is needed.
 """
@@ -30,7 +31,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -270,25 +271,39 @@ def table_uri_validate(uri: str) -> str | None:
     return None
 
 
-def _storage_options(uri: str) -> dict[str, str] | None:
-    """deltalake storage options for ``uri``: bounded timeouts and retries, then DELTA_STORAGE_OPTIONS.
+@dataclass(frozen=True)
+class DeltaConfig:
+    """How to reach object stores: deltalake storage options (credentials, endpoint; left out of
+    ``repr``) and the time one request, and all retries together, may take."""
+
+    storage_options: dict[str, str] = field(default_factory=dict, repr=False, hash=False)
+    timeout_seconds: int = 30
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> DeltaConfig:
+        return cls(
+            storage_options=dict(settings.DELTA_STORAGE_OPTIONS),
+            timeout_seconds=int(settings.DELTA_STORAGE_TIMEOUT_SECONDS),
+        )
+
+
+def _storage_options(uri: str, config: DeltaConfig) -> dict[str, str] | None:
+    """deltalake storage options for ``uri``: bounded timeouts and retries, then ``config.storage_options``.
 
     Without them object_store waits 30 s per request and retries for up to 3 minutes, so a store that
-    does not answer would hold a worker for the whole task time limit. DELTA_STORAGE_OPTIONS may
-    override each of them.
+    does not answer would hold a worker for the whole task time limit. The configured storage options
+    may override each of them.
     """
-    from django.conf import settings
-
     if not is_object_store(uri):
         return None
-    seconds = settings.DELTA_STORAGE_TIMEOUT_SECONDS
+    seconds = config.timeout_seconds
     bounded = {
         "timeout": f"{seconds}s",  # one request, from connecting to the end of the body
         "connect_timeout": f"{min(seconds, 5)}s",
         "max_retries": "3",
         "retry_timeout": f"{seconds}s",  # no retry starts after this
     }
-    return {**bounded, **settings.DELTA_STORAGE_OPTIONS}
+    return {**bounded, **config.storage_options}
 
 
 # Storage options whose values are not secret: kept in error messages (the endpoint helps to diagnose).
@@ -411,9 +426,9 @@ def mirror_delete(*, dataset_id: int) -> str:
     return f"t.dataset_id = {int(dataset_id)}"
 
 
-def delta_batch_version(*, uri: str, batch_id: str) -> int | None:
+def delta_batch_version(config: DeltaConfig, *, uri: str, batch_id: str) -> int | None:
     """The table version that applied ``batch_id``, or None when the table never saw it."""
-    options = _storage_options(uri)
+    options = _storage_options(uri, config)
     table = _open(uri, options)
     if table is None or table.transaction_version(batch_id) is None:
         return None
@@ -431,7 +446,7 @@ def _version_of_batch(table: Any, batch_id: str, options: dict[str, str] | None)
 
 
 def delta_merge_batch(
-    *, uri: str, batch_id: str, source: pa.RecordBatchReader, dataset_id: int | None = None
+    config: DeltaConfig, *, uri: str, batch_id: str, source: pa.RecordBatchReader, dataset_id: int | None = None
 ) -> MergeResult:
     """Upsert ``source`` into the table at ``uri`` keyed by ``(row_id, dataset_id)``, exactly once per ``batch_id``.
 
@@ -447,7 +462,7 @@ def delta_merge_batch(
     """
     from deltalake import CommitProperties, Transaction, write_deltalake
 
-    options = _storage_options(uri)
+    options = _storage_options(uri, config)
     commit = CommitProperties(
         app_transactions=[Transaction(app_id=batch_id, version=APP_TXN_VERSION)],
         custom_metadata={"reviewdesk.batch_id": batch_id},
@@ -523,9 +538,11 @@ def _ensure_dataset_column(table: Any, *, uri: str, options: dict[str, str] | No
     return _open(uri, options)
 
 
-def delta_read(*, uri: str, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
+def delta_read(
+    config: DeltaConfig, *, uri: str, version: int | None = None, columns: list[str] | None = None
+) -> pa.Table:
     """The table (at ``version``: time travel) as an Arrow table."""
-    options = _storage_options(uri)
+    options = _storage_options(uri, config)
     table = _open(uri, options, version=version)
     if table is None:
         raise PermanentPipelineError(f"no Delta table at {uri}", system=SYSTEM)
@@ -535,9 +552,9 @@ def delta_read(*, uri: str, version: int | None = None, columns: list[str] | Non
         raise _error(f"read Delta table {uri}", exc, options) from None
 
 
-def delta_table_info(*, uri: str) -> dict[str, Any] | None:
+def delta_table_info(config: DeltaConfig, *, uri: str) -> dict[str, Any] | None:
     """Version, file count, columns and the last commits of the table, or None when there is none."""
-    options = _storage_options(uri)
+    options = _storage_options(uri, config)
     table = _open(uri, options)
     if table is None:
         return None

@@ -22,3 +22,27 @@ class TransientPipelineError(PipelineError):
 
 class PermanentPipelineError(PipelineError):
     """Retrying will not help until someone changes the request or the configuration."""
+
+
+# --- one mapping for every adapter ------------------------------------------------------------------
+# An HTTP answer is worth retrying when the server says "not now" (408 Request Timeout, 425 Too Early,
+# 429 Too Many Requests) or failed itself (any 5xx, a model server's 500 included: the same input may
+# well succeed once the server has restarted or recovered). Every other 4xx means the request is
+# wrong, and sending it again will not help.
+TRANSIENT_STATUS = frozenset({408, 425, 429})
+
+
+def status_is_transient(status: int) -> bool:
+    """True when an HTTP ``status`` is worth a retry (408, 425, 429, 5xx)."""
+    return status in TRANSIENT_STATUS or 500 <= status <= 599
+
+
+def http_status_error(system: str, status: int, message: str) -> PipelineError:
+    """The pipeline error for an HTTP failure ``status``: transient for 408/425/429/5xx, else permanent."""
+    error_class = TransientPipelineError if status_is_transient(status) else PermanentPipelineError
+    return error_class(message, system=system)
+
+
+def connection_error(system: str, message: str) -> TransientPipelineError:
+    """No answer at all (refused connection, reset, timeout): always worth a retry."""
+    return TransientPipelineError(message, system=system)

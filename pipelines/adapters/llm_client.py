@@ -8,12 +8,13 @@ Two kinds of endpoint answer chats:
   :mod:`pipelines.adapters.databricks` (the only module that imports ``databricks.sdk``).
 
 Every call is bounded: a per-attempt timeout, ``1 + max_retries`` attempts with exponential
-backoff and jitter on 429, 408, 5xx, timeouts and refused connections only (then
-:class:`TransientPipelineError`), and no retry on other 4xx or on an answer that is not a chat
-completion (:class:`PermanentPipelineError`, with the reason). Each endpoint has a concurrency
-limit (a semaphore held only while a request is in flight, not while backing off) and a rate
-limiter that spaces request starts ``60 / rate_limit_rpm`` seconds apart. Both are per process:
-with N worker processes the endpoint sees up to N times the limits.
+backoff and jitter on 408, 425, 429, 5xx, timeouts and refused connections only
+(``errors.status_is_transient``; then :class:`TransientPipelineError`), and no retry on other
+4xx or on an answer that is not a chat completion (:class:`PermanentPipelineError`, with the
+reason). Each endpoint has a concurrency limit (a semaphore held only while a request is in
+flight, not while backing off) and a rate limiter that spaces request starts ``60 /
+rate_limit_rpm`` seconds apart. Both are per process: with N worker processes the endpoint sees up
+to N times the limits.
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from pipelines.adapters import outbound
-from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError, status_is_transient
 
 EndpointKind = Literal["databricks_serving", "openai_compatible", "mlflow_model"]
 CHAT_KINDS = ("databricks_serving", "openai_compatible")
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 BACKOFF_CAP_SECONDS = 8.0
 RETRY_AFTER_CAP_SECONDS = 30.0
 
@@ -122,16 +122,14 @@ def _state_for(endpoint: EndpointConfig) -> _EndpointState:
         return state
 
 
-def credential_for(endpoint: EndpointConfig) -> str | None:
+def credential_for(endpoint: EndpointConfig, *, rules: outbound.OutboundRules) -> str | None:
     """The secret named by ``credential_env``; a named but unset variable is a configuration error."""
     if not endpoint.credential_env:
         return None
-    if outbound.credential_env_problem(endpoint.credential_env):
+    problem = outbound.credential_env_problem(endpoint.credential_env, rules=rules)
+    if problem:
         # Never read (and send to a provider) a variable outside SECRET_ENV_PREFIX, e.g. DATABASE_URL.
-        raise PermanentPipelineError(
-            f"endpoint {endpoint.name!r}: {outbound.credential_env_problem(endpoint.credential_env)}",
-            system=endpoint.name,
-        )
+        raise PermanentPipelineError(f"endpoint {endpoint.name!r}: {problem}", system=endpoint.name)
     value = os.environ.get(endpoint.credential_env)
     if not value:
         raise PermanentPipelineError(
@@ -145,10 +143,15 @@ def chat_complete(
     endpoint: EndpointConfig,
     messages: list[dict[str, str]],
     *,
+    rules: outbound.OutboundRules,
     temperature: float = 0.0,
     max_tokens: int = 512,
 ) -> ChatResult:
-    """Send one chat and return the first choice's text; see the module docstring for the failure rules."""
+    """Send one chat and return the first choice's text; see the module docstring for the failure rules.
+
+    ``rules``: the deployment's outbound rules (``OutboundRules.from_settings``): which hosts may be
+    called and which variables may hold endpoint keys.
+    """
     if endpoint.kind not in CHAT_KINDS:
         raise PermanentPipelineError(
             f"endpoint {endpoint.name!r} is a {endpoint.kind} endpoint and cannot answer chats", system=endpoint.name
@@ -157,8 +160,8 @@ def chat_complete(
         raise PermanentPipelineError("a chat needs at least one message", system=endpoint.name)
     state = _state_for(endpoint)
     if endpoint.kind == "openai_compatible":
-        outbound.url_guard(endpoint.url, what=f"endpoint {endpoint.name!r}", system=endpoint.name)
-    token = credential_for(endpoint)
+        outbound.url_guard(endpoint.url, rules=rules, what=f"endpoint {endpoint.name!r}", system=endpoint.name)
+    token = credential_for(endpoint, rules=rules)
     attempts = 1 + max(0, endpoint.max_retries)
     last_reason = ""
     for attempt in range(1, attempts + 1):
@@ -169,7 +172,7 @@ def chat_complete(
                 if endpoint.kind == "openai_compatible":
                     content, model = _openai_chat(state, endpoint, token, messages, temperature, max_tokens)
                 else:
-                    content, model = _databricks_chat(endpoint, token, messages, temperature, max_tokens)
+                    content, model = _databricks_chat(endpoint, rules, token, messages, temperature, max_tokens)
         except _Retryable as exc:
             last_reason = exc.reason
             if attempt == attempts:
@@ -215,7 +218,7 @@ def _openai_chat(
         raise PermanentPipelineError(
             f"endpoint {endpoint.name!r}: bad request: {type(exc).__name__}", system=endpoint.name
         ) from None
-    if response.status_code in RETRYABLE_STATUS:
+    if status_is_transient(response.status_code):
         raise _Retryable(f"HTTP {response.status_code}", _retry_after(response.headers.get("Retry-After")))
     if response.status_code >= 400:
         raise PermanentPipelineError(
@@ -234,6 +237,7 @@ def _openai_chat(
 
 def _databricks_chat(
     endpoint: EndpointConfig,
+    rules: outbound.OutboundRules,
     token: str | None,
     messages: list[dict[str, str]],
     temperature: float,
@@ -247,14 +251,15 @@ def _databricks_chat(
             system=endpoint.name,
         )
     try:
+        workspace = databricks.DatabricksConfig(
+            host=endpoint.url, token=token, timeout_seconds=endpoint.timeout_seconds, outbound=rules
+        )
         payload = databricks.serving_endpoint_chat(
-            host=endpoint.url,
-            token=token,
+            workspace,
             endpoint_name=endpoint.endpoint_name,
             messages=messages,
             temperature=temperature,
             max_tokens=max_tokens,
-            timeout_seconds=endpoint.timeout_seconds,
         )
     except TransientPipelineError as exc:
         raise _Retryable(exc.message) from None

@@ -2,8 +2,11 @@
 
 The only module that imports ``mlflow`` for the registry and pyfunc models (run logging lives in
 ``mlflow_tracking.py``). ``import mlflow`` costs ~1.4 s, so it happens inside the functions, in
-workers and commands, never at Django start-up. Tracking and registry both use
-``settings.MLFLOW_TRACKING_URI``; new experiments keep artifacts under ``settings.MLFLOW_ARTIFACT_ROOT``.
+workers and commands, never at Django start-up. Every function takes an
+:class:`~pipelines.adapters.mlflow_common.MlflowConfig` (the app builds it from its settings): tracking
+and registry use ``config.tracking_uri`` (the sync and aliases ``config.registry``); new experiments
+keep artifacts under ``config.artifact_root``. HTTP limits and Databricks credentials: see
+``mlflow_common`` (nothing here changes ``os.environ``).
 
 Failures become :class:`TransientPipelineError` (tracking server unreachable or erroring) or
 :class:`PermanentPipelineError` (no such model or version, a model that cannot be loaded, a model
@@ -27,25 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.conf import settings
-
 from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.mlflow_common import MlflowConfig, mlflow_error, registry_store, store_error, tracking_store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 T = TypeVar("T")
 SYSTEM = "mlflow"
-PERMANENT_CODES = {
-    "RESOURCE_DOES_NOT_EXIST",
-    "INVALID_PARAMETER_VALUE",
-    "BAD_REQUEST",
-    "PERMISSION_DENIED",
-    "UNAUTHENTICATED",
-    "INVALID_STATE",
-    "RESOURCE_ALREADY_EXISTS",
-    "NOT_FOUND",
-}
 
 _models: dict[tuple[str, str], ModelProcess] = {}
 _models_lock = threading.Lock()
@@ -64,19 +56,23 @@ class ModelVersionInfo:
         return f"models:/{self.name}/{self.version}"
 
 
-def tracking_uri() -> str:
-    return str(settings.MLFLOW_TRACKING_URI)
-
-
-def _client() -> MlflowClient:
+def _process_uris(config: MlflowConfig) -> None:
+    """Point MLflow's process-wide URIs at the deployment's tracking server (which MLflow also exports
+    as MLFLOW_TRACKING_URI). Only for the two MLflow 3.17 paths that read nothing else: the fluent
+    logging of a pyfunc model (start_run, log_model) and the resolution of a ``models:/name/version``
+    URI when downloading (``ModelsArtifactRepository._get_model_uri_infos`` reads
+    ``mlflow.get_registry_uri()``). The value is the same every call: the deployment's own."""
     import mlflow
+
+    mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_registry_uri(config.tracking_uri)
+
+
+def _client(config: MlflowConfig) -> MlflowClient:
     from mlflow import MlflowClient
 
-    uri = tracking_uri()
-    # The fluent API (start_run, log_model, load_model) reads the process-wide URIs.
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # pyfunc models are registered in the tracking server's own registry.
+    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
 
 
 def _call(what: str, fn: Callable[[], T]) -> T:
@@ -85,23 +81,22 @@ def _call(what: str, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except MlflowException as exc:
-        error_class = PermanentPipelineError if exc.error_code in PERMANENT_CODES else TransientPipelineError
-        raise error_class(f"{what}: {exc.message}", system=SYSTEM) from None
+        raise mlflow_error(f"{what}: {exc.message}", exc) from None
     except (ConnectionError, TimeoutError) as exc:
         raise TransientPipelineError(f"{what}: {type(exc).__name__}: {exc}", system=SYSTEM) from None
     except (ImportError, FileNotFoundError) as exc:
         raise PermanentPipelineError(f"{what}: {type(exc).__name__}: {exc}", system=SYSTEM) from None
 
 
-def experiment_ensure(name: str) -> str:
-    """The id of experiment ``name``, created with its artifacts under MLFLOW_ARTIFACT_ROOT if missing."""
-    client = _client()
+def experiment_ensure(config: MlflowConfig, name: str) -> str:
+    """The id of experiment ``name``, created with its artifacts under ``config.artifact_root`` if missing."""
+    client = _client(config)
 
     def get_or_create() -> str:
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return str(experiment.experiment_id)
-        root = str(settings.MLFLOW_ARTIFACT_ROOT)
+        root = config.artifact_root
         location = f"{root.rstrip('/')}/{name}" if "://" in root or root.endswith(":/") else None
         if location is None:
             path = Path(root) / name
@@ -112,9 +107,9 @@ def experiment_ensure(name: str) -> str:
     return _call(f"experiment {name!r}", get_or_create)
 
 
-def model_versions_list(*, model_name: str) -> list[ModelVersionInfo]:
+def model_versions_list(config: MlflowConfig, *, model_name: str) -> list[ModelVersionInfo]:
     """Every version of a registered model, oldest first ([] when the model does not exist)."""
-    client = _client()
+    client = _client(config)
 
     def search() -> list[ModelVersionInfo]:
         versions = client.search_model_versions(f"name = '{model_name}'")
@@ -125,6 +120,7 @@ def model_versions_list(*, model_name: str) -> list[ModelVersionInfo]:
 
 
 def pyfunc_loader_model_register(
+    config: MlflowConfig,
     *,
     model_name: str,
     experiment_name: str,
@@ -143,8 +139,9 @@ def pyfunc_loader_model_register(
     """
     import mlflow
 
-    experiment_id = experiment_ensure(experiment_name)
-    client = _client()
+    experiment_id = experiment_ensure(config, experiment_name)
+    client = _client(config)
+    _process_uris(config)  # log_model exists only in the fluent API
 
     def log() -> ModelVersionInfo:
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
@@ -174,14 +171,14 @@ def pyfunc_loader_model_register(
 # the application's secrets; the worker only downloads the model's files.
 MODEL_LOAD_TIMEOUT = 180.0
 MODEL_PREDICT_TIMEOUT = 120.0
-_BASE_DIR = Path(__file__).resolve().parent.parent
+_BASE_DIR = Path(__file__).resolve().parents[2]  # the checkout, so `-m pipelines.adapters.model_runner` resolves
 _REGISTRY_ENV = {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD"}
 
 
 class ModelProcess:
     """One ``pipelines.adapters.model_runner`` process serving one downloaded model, a request at a time."""
 
-    def __init__(self, model_uri: str, path: str) -> None:
+    def __init__(self, model_uri: str, path: str, *, secret_env_prefix: str) -> None:
         from pipelines.adapters.outbound import environ_without_secrets
 
         self.model_uri = model_uri
@@ -191,7 +188,11 @@ class ModelProcess:
             [sys.executable, "-m", "pipelines.adapters.model_runner", path],
             cwd=_BASE_DIR,
             # The model is on disk already: it needs no registry address either (which may hold a password).
-            env={k: v for k, v in environ_without_secrets().items() if k not in _REGISTRY_ENV},
+            env={
+                k: v
+                for k, v in environ_without_secrets(secret_env_prefix=secret_env_prefix).items()
+                if k not in _REGISTRY_ENV
+            },
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -248,25 +249,28 @@ class ModelProcess:
         self.process.wait()
 
 
-def _model_download(model_uri: str) -> str:
+def _model_download(config: MlflowConfig, model_uri: str) -> str:
     """The model's files in a local folder, fetched through the registry; no model code runs here."""
     import mlflow.artifacts
 
-    _client()
+    _process_uris(config)  # models:/ URIs resolve through the process-wide registry URI
     folder = tempfile.mkdtemp(prefix="reviewdesk-model-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return _call(
         f"download {model_uri}",
         lambda: mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri, dst_path=folder, tracking_uri=tracking_uri()
+            artifact_uri=model_uri,
+            dst_path=folder,
+            tracking_uri=config.tracking_uri,
+            registry_uri=config.tracking_uri,
         ),
     )
 
 
-def pyfunc_model_load(model_uri: str) -> ModelProcess:
+def pyfunc_model_load(config: MlflowConfig, model_uri: str) -> ModelProcess:
     """The model process serving ``model_uri``, started once per worker process (``models:/name/version``
     never changes) and again if it died."""
-    key = (tracking_uri(), model_uri)
+    key = (config.tracking_uri, model_uri)
     with _models_lock:
         running = _models.get(key)
         if running is not None and running.alive():
@@ -275,15 +279,17 @@ def pyfunc_model_load(model_uri: str) -> ModelProcess:
     with lock:  # one load per model, without blocking loads of other models
         running = _models.get(key)
         if running is None or not running.alive():
-            running = ModelProcess(model_uri, _model_download(model_uri))
+            running = ModelProcess(
+                model_uri, _model_download(config, model_uri), secret_env_prefix=config.secret_env_prefix
+            )
             atexit.register(running.stop)
             _models[key] = running
         return running
 
 
-def pyfunc_predict(*, model_uri: str, inputs: list[dict[str, Any]]) -> list[Any]:
+def pyfunc_predict(config: MlflowConfig, *, model_uri: str, inputs: list[dict[str, Any]]) -> list[Any]:
     """Predict with a registered pyfunc model; one output per input (a list, whatever the model returns)."""
-    output = pyfunc_model_load(model_uri).predict(inputs)
+    output = pyfunc_model_load(config, model_uri).predict(inputs)
     if len(output) != len(inputs):
         raise PermanentPipelineError(
             f"{model_uri} returned {len(output)} outputs for {len(inputs)} inputs", system=SYSTEM
@@ -293,9 +299,9 @@ def pyfunc_predict(*, model_uri: str, inputs: list[dict[str, Any]]) -> list[Any]
 
 # --- Registry sync: versions, aliases and the pipeline behind each version (helper "evidence") ---
 # Used by pipelines.releases.registry.registry_sync. The registry may differ from the tracking server:
-# settings.MLFLOW_REGISTRY_URI (blank = MLFLOW_TRACKING_URI), e.g. "databricks-uc" for Unity
-# Catalog models (three-level names) with MLFLOW_TRACKING_URI="databricks" for their runs; the
-# workspace and its credentials come from DATABRICKS_* settings (see _mlflow_environment).
+# config.registry_uri (blank = the tracking URI), e.g. "databricks-uc" for Unity Catalog models
+# (three-level names) with tracking_uri="databricks" for their runs; the workspace and its
+# credentials come from config.databricks (see mlflow_common.databricks_host_creds).
 # Tested against a local SQLite registry and against tests/fakes/databricks_api.py (UC).
 
 PROMPT_TEMPLATE_KEY = "prompt_template"
@@ -327,127 +333,86 @@ class RunPipeline:
     found: bool = True  # False: the run is gone (deleted, or in a workspace we cannot read)
 
 
-def registry_uri() -> str:
-    return str(getattr(settings, "MLFLOW_REGISTRY_URI", "") or settings.MLFLOW_TRACKING_URI)
+class _RegistryClient:
+    """The few ``MlflowClient`` calls the sync and the aliases make, on stores built from ``config``:
+    on Databricks with the credentials passed in (``mlflow_common``), elsewhere MLflow's own client.
+    No process-wide ``set_*_uri`` here: the sync must not change where other code logs."""
 
+    def __init__(self, config: MlflowConfig) -> None:
+        from mlflow import MlflowClient
 
-def _scheme(uri: str) -> str:
-    return uri.split(":", 1)[0].strip().lower()
+        self.config = config
+        self._client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry)
+        self._registry = registry_store(config) if config.registry_is_databricks else None
+        self._tracking = tracking_store(config) if config.tracking_is_databricks else None
 
+    def get_registered_model(self, name: str) -> Any:
+        if self._registry is None:
+            return self._client.get_registered_model(name)
+        return self._registry.get_registered_model(name)
 
-def registry_is_unity_catalog() -> bool:
-    """True when model versions live in Unity Catalog (``MLFLOW_REGISTRY_URI=databricks-uc``)."""
-    return _scheme(registry_uri()) == "databricks-uc"
+    def search_model_versions(self, filter_string: str, page_token: str | None = None) -> Any:
+        if self._registry is None:
+            return self._client.search_model_versions(filter_string, page_token=page_token)
+        from mlflow.store.model_registry import SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT
 
-
-def _tracking_is_databricks() -> bool:
-    return _scheme(tracking_uri()) == "databricks"
-
-
-def _registry_client() -> MlflowClient:
-    from mlflow import MlflowClient
-
-    # No process-wide set_*_uri here: the sync must not change where other code logs.
-    return MlflowClient(tracking_uri=tracking_uri(), registry_uri=registry_uri())
-
-
-# MLflow reads its HTTP limits and Databricks credentials only from environment variables: with
-# MLFLOW_ENABLE_DB_SDK (the default) databricks-sdk's Config() reads DATABRICKS_HOST/_TOKEN/_CLIENT_ID/
-# _CLIENT_SECRET, and the legacy path reads DATABRICKS_HOST/_TOKEN (mlflow/utils/databricks_utils.py:
-# get_databricks_host_creds, mlflow/utils/rest_utils.py: http_request). They are set from settings
-# for the duration of each call, under a lock, and the previous values put back afterwards: the
-# credentials never reach a log, the database or a child process started between calls.
-_env_lock = threading.RLock()
-
-
-def _mlflow_environment() -> dict[str, str | None]:
-    """The environment MLflow needs for one registry call (None: the variable must be unset)."""
-    env: dict[str, str | None] = {
-        # MLflow's HTTP client retries a dead server for minutes by default; the beat task retries later.
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES),
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.MLFLOW_HTTP_REQUEST_TIMEOUT),
-    }
-    if not (registry_is_unity_catalog() or _tracking_is_databricks()):
-        return env
-    host, token = settings.DATABRICKS_HOST, settings.DATABRICKS_TOKEN
-    client_id, client_secret = settings.DATABRICKS_CLIENT_ID, settings.DATABRICKS_CLIENT_SECRET
-    if not host or not (token or (client_id and client_secret)):
-        raise PermanentPipelineError(
-            f"the MLflow registry {registry_uri()!r} (tracking {tracking_uri()!r}) is on Databricks: "
-            "set DATABRICKS_HOST and DATABRICKS_TOKEN (or DATABRICKS_CLIENT_ID/SECRET)",
-            system=SYSTEM,
+        return self._registry.search_model_versions(
+            filter_string, SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT, None, page_token
         )
-    # Only these credentials: no profile or config file chosen elsewhere in the environment.
-    env.update(DATABRICKS_HOST=host, DATABRICKS_CONFIG_PROFILE=None, DATABRICKS_AUTH_TYPE=None)
-    if token:
-        # A PAT goes through MLflow's own requests path, which honours MLFLOW_HTTP_REQUEST_TIMEOUT
-        # per request (the SDK path would wait up to 60 s per request and probe the host each call).
-        env.update(DATABRICKS_TOKEN=token, DATABRICKS_CLIENT_ID=None, DATABRICKS_CLIENT_SECRET=None)
-        env["MLFLOW_ENABLE_DB_SDK"] = "false"
-    else:
-        # OAuth M2M needs databricks-sdk; bound its retries (500 s by default) by DATABRICKS_TIMEOUT_SECONDS.
-        env.update(
-            DATABRICKS_TOKEN=None,
-            DATABRICKS_CLIENT_ID=client_id,
-            DATABRICKS_CLIENT_SECRET=client_secret,
-            MLFLOW_ENABLE_DB_SDK="true",
-            MLFLOW_DATABRICKS_ENDPOINT_HTTP_RETRY_TIMEOUT=str(settings.DATABRICKS_TIMEOUT_SECONDS),
-        )
-    return env
 
+    def get_model_version(self, name: str, version: str) -> Any:
+        if self._registry is None:
+            return self._client.get_model_version(name, version)
+        return self._registry.get_model_version(name, version)
 
-def _with_mlflow_environment(fn: Callable[[], T]) -> T:
-    import os
+    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
+        if self._registry is None:
+            return self._client.get_model_version_by_alias(name, alias)
+        return self._registry.get_model_version_by_alias(name, alias)
 
-    env = _mlflow_environment()
-    with _env_lock:
-        saved = {key: os.environ.get(key) for key in env}
-        try:
-            for key, value in env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            return fn()
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        if self._registry is None:
+            self._client.set_registered_model_alias(name, alias, version)
+        else:
+            self._registry.set_registered_model_alias(name, alias, version)
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        if self._registry is None:
+            self._client.delete_registered_model_alias(name, alias)
+        else:
+            self._registry.delete_registered_model_alias(name, alias)
+
+    def get_run(self, run_id: str) -> Any:
+        return self._client.get_run(run_id) if self._tracking is None else self._tracking.get_run(run_id)
+
+    def list_artifacts(self, run_id: str) -> Any:
+        return self._client.list_artifacts(run_id)
+
+    def download_artifacts(self, run_id: str, path: str, dst: str) -> str:
+        return str(self._client.download_artifacts(run_id, path, dst))
 
 
 def _call_any(what: str, fn: Callable[[], T]) -> T:
-    """Like :func:`_call`, in MLflow's environment (above), and also maps HTTP and database errors of a store."""
+    """Like :func:`_call`, and also maps HTTP and database errors of a store."""
     try:
-        return _call(what, lambda: _with_mlflow_environment(fn))
+        return _call(what, fn)
     except (PermanentPipelineError, TransientPipelineError):
         raise
     except Exception as exc:
-        transient: tuple[type[BaseException], ...] = (OSError,)
-        try:
-            import requests
-            from sqlalchemy.exc import OperationalError
-
-            transient += (requests.RequestException, OperationalError)
-        except ImportError:  # pragma: no cover - both come with mlflow
-            pass
-        error_class = TransientPipelineError if isinstance(exc, transient) else PermanentPipelineError
-        raise error_class(f"{what}: {type(exc).__name__}: {str(exc)[:500]}", system=SYSTEM) from None
+        raise store_error(f"{what}: {type(exc).__name__}: {str(exc)[:500]}", exc) from None
 
 
-def registered_model_versions(*, model_name: str) -> list[RegistryVersion]:
+def registered_model_versions(config: MlflowConfig, *, model_name: str) -> list[RegistryVersion]:
     """Every version of ``model_name`` with its aliases, oldest first.
 
     PermanentPipelineError when the registered model does not exist (so a typo in the project's
     model name never marks every synced version deleted).
     """
-    client = _registry_client()
     quoted = model_name.replace("\\", "\\\\").replace("'", "\\'")
-
-    unity_catalog = registry_is_unity_catalog()
+    unity_catalog = config.registry_is_unity_catalog
 
     def read() -> list[RegistryVersion]:
+        client = _RegistryClient(config)
         model = client.get_registered_model(model_name)
         by_version: dict[str, list[str]] = {}
         raw_aliases = model.aliases or {}
@@ -485,7 +450,7 @@ def registered_model_versions(*, model_name: str) -> list[RegistryVersion]:
     return _call_any(f"versions of {model_name!r}", read)
 
 
-def run_pipeline_read(*, run_id: str, version_tags: dict[str, str] | None = None) -> RunPipeline:
+def run_pipeline_read(config: MlflowConfig, *, run_id: str, version_tags: dict[str, str] | None = None) -> RunPipeline:
     """The run's params and its prompt template.
 
     The template is looked for, in order: a ``prompt_template`` param of the run, a
@@ -499,9 +464,9 @@ def run_pipeline_read(*, run_id: str, version_tags: dict[str, str] | None = None
     tags = version_tags or {}
     if not run_id:
         return RunPipeline(params={}, prompt_template=tags.get(PROMPT_TEMPLATE_KEY, ""), found=False)
-    client = _registry_client()
 
     def read() -> RunPipeline:
+        client = _RegistryClient(config)
         try:
             run = client.get_run(run_id)
         except MlflowException as exc:
@@ -511,7 +476,7 @@ def run_pipeline_read(*, run_id: str, version_tags: dict[str, str] | None = None
         params = {str(k): str(v) for k, v in (run.data.params or {}).items()}
         template = params.get(PROMPT_TEMPLATE_KEY) or tags.get(PROMPT_TEMPLATE_KEY) or ""
         template = template or str((run.data.tags or {}).get(PROMPT_TEMPLATE_KEY, ""))
-        if not template and not _tracking_is_databricks():
+        if not template and not config.tracking_is_databricks:
             names = {a.path for a in client.list_artifacts(run_id) if not a.is_dir}
             for name in PROMPT_TEMPLATE_ARTIFACTS:
                 if name in names:
@@ -530,16 +495,15 @@ def run_pipeline_read(*, run_id: str, version_tags: dict[str, str] | None = None
 
 # --- Promotion: registry aliases (helper "promotion") ----------------------------------------------
 # The rollout's first step points the environment's alias (e.g. "champion") at the promoted version,
-# and a failed rollout or a rollback points it back. Same registry as the sync (MLFLOW_REGISTRY_URI).
+# and a failed rollout or a rollback points it back. Same registry as the sync (config.registry).
 
 
-def registered_model_alias_get(*, model_name: str, alias: str) -> str | None:
+def registered_model_alias_get(config: MlflowConfig, *, model_name: str, alias: str) -> str | None:
     """The version ``alias`` points at, or None when the alias (or the model) does not exist."""
     from mlflow.exceptions import MlflowException
 
-    client = _registry_client()
-
     def get() -> str | None:
+        client = _RegistryClient(config)
         try:
             return str(client.get_model_version_by_alias(model_name, alias).version)
         except MlflowException as exc:
@@ -550,19 +514,17 @@ def registered_model_alias_get(*, model_name: str, alias: str) -> str | None:
     return _call_any(f"alias {alias!r} of {model_name!r}", get)
 
 
-def registered_model_alias_set(*, model_name: str, alias: str, version: str) -> None:
-    client = _registry_client()
+def registered_model_alias_set(config: MlflowConfig, *, model_name: str, alias: str, version: str) -> None:
     _call_any(
         f"set alias {alias!r} of {model_name!r} to v{version}",
-        lambda: client.set_registered_model_alias(model_name, alias, str(version)),
+        lambda: _RegistryClient(config).set_registered_model_alias(model_name, alias, str(version)),
     )
 
 
-def registered_model_alias_delete(*, model_name: str, alias: str) -> None:
-    client = _registry_client()
-    if registered_model_alias_get(model_name=model_name, alias=alias) is None:
+def registered_model_alias_delete(config: MlflowConfig, *, model_name: str, alias: str) -> None:
+    if registered_model_alias_get(config, model_name=model_name, alias=alias) is None:
         return
     _call_any(
         f"delete alias {alias!r} of {model_name!r}",
-        lambda: client.delete_registered_model_alias(model_name, alias),
+        lambda: _RegistryClient(config).delete_registered_model_alias(model_name, alias),
     )

@@ -3,7 +3,9 @@
 ``import mlflow`` costs ~1.4 s and 165 MB (docs: toolchain §3), so it happens inside the functions
 that need it, in the worker, never at Django import time. Every error leaves here as
 ``TransientPipelineError`` (server down, timeout, database locked: retry later) or
-``PermanentPipelineError`` (a request MLflow refuses: retrying will not help).
+``PermanentPipelineError`` (a request MLflow refuses: retrying will not help), by the one mapping in
+``mlflow_common``. Callers pass the tracking URI; MLflow's HTTP timeout and retries are set once at
+process start (``mlflow_common.http_limits_environ``), not here.
 
 Logging is idempotent per ``key``: the MLflow run carries the tag ``reviewdesk.key``; a finished
 run with that tag is reused, and an unfinished one (an attempt that died half-way) is deleted
@@ -12,30 +14,16 @@ and logged again, so a retry never leaves two MLflow runs or a table with rows t
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.adapters.errors import PermanentPipelineError, PipelineError, TransientPipelineError
+from pipelines.adapters.errors import PermanentPipelineError, PipelineError
+from pipelines.adapters.mlflow_common import store_error
 
 SYSTEM = "mlflow"
 KEY_TAG = "reviewdesk.key"
-# MLflow error codes that mean "this request is wrong": everything else is worth a retry.
-PERMANENT_CODES = frozenset(
-    {
-        "INVALID_PARAMETER_VALUE",
-        "RESOURCE_ALREADY_EXISTS",
-        "RESOURCE_DOES_NOT_EXIST",
-        "PERMISSION_DENIED",
-        "UNAUTHENTICATED",
-        "BAD_REQUEST",
-        "INVALID_STATE",
-        "FEATURE_DISABLED",
-        "MAX_BLOB_SIZE_EXCEEDED",
-    }
-)
 PARAMS_PER_BATCH = 100  # MLflow's log_batch limits
 METRICS_PER_BATCH = 1000
 PARAM_VALUE_MAX = 6000
@@ -49,33 +37,7 @@ class LoggedRun:
 
 
 def _translate(exc: BaseException) -> PipelineError:
-    if isinstance(exc, PipelineError):
-        return exc
-    message = f"MLflow: {type(exc).__name__}: {str(exc)[:500]}"
-    from mlflow.exceptions import MlflowException
-
-    if isinstance(exc, MlflowException):
-        if exc.error_code in PERMANENT_CODES:
-            return PermanentPipelineError(message, system=SYSTEM)
-        return TransientPipelineError(message, system=SYSTEM)
-    transient: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
-    try:
-        import requests
-        from sqlalchemy.exc import OperationalError
-
-        transient += (requests.RequestException, OperationalError)
-    except ImportError:  # pragma: no cover - both come with mlflow
-        pass
-    if isinstance(exc, transient):
-        return TransientPipelineError(message, system=SYSTEM)
-    return PermanentPipelineError(message, system=SYSTEM)
-
-
-def _http_limits(max_retries: int, timeout: int) -> None:
-    # MLflow reads these per request; an operator's own environment wins.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(max_retries))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    return store_error(f"MLflow: {type(exc).__name__}: {str(exc)[:500]}", exc)
 
 
 def _is_local_store(tracking_uri: str) -> bool:
@@ -115,11 +77,8 @@ def evaluation_run_log(
     table: dict[str, list[Any]],
     table_file: str = "eval_results.json",
     artifact_root: str | None = None,
-    http_max_retries: int = 2,
-    http_timeout: int = 10,
 ) -> LoggedRun:
     """Log one evaluation as one MLflow run: params, metrics, tags and the per-row table artifact."""
-    _http_limits(http_max_retries, http_timeout)
     try:
         from mlflow import MlflowClient
         from mlflow.entities import Metric, Param
@@ -180,8 +139,7 @@ class MlflowEvaluationDataset:
     reused: bool  # found by its tag (an earlier attempt created it)
 
 
-def _tracing_client(tracking_uri: str, http_max_retries: int, http_timeout: int) -> Any:
-    _http_limits(http_max_retries, http_timeout)
+def _tracing_client(tracking_uri: str) -> Any:
     from mlflow.tracing.client import TracingClient
 
     return TracingClient(tracking_uri=tracking_uri)
@@ -193,12 +151,10 @@ def _missing(exc: BaseException) -> bool:
     return isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
-def trace_assessments_get(
-    *, tracking_uri: str, trace_id: str, http_max_retries: int = 2, http_timeout: int = 10
-) -> list[TraceAssessment] | None:
+def trace_assessments_get(*, tracking_uri: str, trace_id: str) -> list[TraceAssessment] | None:
     """The trace's assessments (valid and superseded), or None when MLflow has no such trace."""
     try:
-        client = _tracing_client(tracking_uri, http_max_retries, http_timeout)
+        client = _tracing_client(tracking_uri)
         try:
             info = client.get_trace_info(trace_id)
         except Exception as exc:
@@ -262,8 +218,6 @@ def trace_assessment_log(
     rationale: str | None = None,
     metadata: dict[str, str] | None = None,
     overrides: str | None = None,
-    http_max_retries: int = 2,
-    http_timeout: int = 10,
 ) -> str:
     """Log a HUMAN feedback or expectation on the trace; its assessment id.
 
@@ -271,7 +225,7 @@ def trace_assessment_log(
     ``mlflow.override_feedback`` does: the old one stays, marked not valid.
     """
     try:
-        client = _tracing_client(tracking_uri, http_max_retries, http_timeout)
+        client = _tracing_client(tracking_uri)
         entity = _assessment(
             kind=kind,
             name=name,
@@ -295,12 +249,10 @@ def trace_expectation_update(
     value: Any,
     source_id: str,
     metadata: dict[str, str] | None = None,
-    http_max_retries: int = 2,
-    http_timeout: int = 10,
 ) -> str:
     """Change an expectation's value in place (expectations have no override chain)."""
     try:
-        client = _tracing_client(tracking_uri, http_max_retries, http_timeout)
+        client = _tracing_client(tracking_uri)
         entity = _assessment(
             kind="expectation",
             name=name,
@@ -314,11 +266,9 @@ def trace_expectation_update(
         raise _translate(exc) from exc
 
 
-def trace_assessment_delete(
-    *, tracking_uri: str, trace_id: str, assessment_id: str, http_max_retries: int = 2, http_timeout: int = 10
-) -> None:
+def trace_assessment_delete(*, tracking_uri: str, trace_id: str, assessment_id: str) -> None:
     try:
-        client = _tracing_client(tracking_uri, http_max_retries, http_timeout)
+        client = _tracing_client(tracking_uri)
         client.delete_assessment(trace_id, assessment_id)
     except Exception as exc:
         if _missing(exc):
@@ -336,8 +286,6 @@ def evaluation_dataset_merge(
     dataset_id: str = "",
     experiment_name: str | None = None,
     artifact_root: str | None = None,
-    http_max_retries: int = 2,
-    http_timeout: int = 10,
 ) -> MlflowEvaluationDataset:
     """Create (or find) an MLflow evaluation dataset and upsert ``records`` into it.
 
@@ -346,7 +294,6 @@ def evaluation_dataset_merge(
     MLflow's dataset search does not match dotted tag keys); ``merge_records`` upserts by ``inputs``,
     so merging the same records again adds none. Needs a SQL-backed store.
     """
-    _http_limits(http_max_retries, http_timeout)
     try:
         import mlflow
         from mlflow import MlflowClient
@@ -551,15 +498,12 @@ def traces_search(
     since_ms: int | None = None,
     page_token: str | None = None,
     max_results: int = TRACE_PAGE_MAX,
-    http_max_retries: int = 2,
-    http_timeout: int = 10,
 ) -> TracePage:
     """One page of an experiment's traces, oldest first, as plain dicts (see the section comment).
 
     ``experiment`` is a name, or an id; ``filter_string`` is MLflow's trace search syntax
     (e.g. ``tag.env = 'prod'``); ``since_ms`` keeps traces that started at or after it.
     """
-    _http_limits(http_max_retries, http_timeout)
     try:
         from mlflow import MlflowClient
 

@@ -14,7 +14,8 @@ environment variables the application hands to the outside world.
 
 Messages never repeat the URL or a secret: they are shown to engineers, and an internal address is
 itself information. The parsers run at start-up (``reviewapp/settings.py``); a bad value stops it.
-Standard library only, and no app is imported: settings are read when a check runs.
+Standard library only, and no app is imported: the rules come in as :class:`OutboundRules`, which the
+app builds from its settings (``OutboundRules.from_settings``); this module never reads settings.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import ipaddress
 import os
 import re
 import socket
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pipelines.adapters.errors import PermanentPipelineError
@@ -65,10 +68,26 @@ STRIPPED_ENV_PREFIXES = ("DATABRICKS_", "AWS_", "AZURE_", "GOOGLE_", "GCP_", "AR
 CREDENTIAL_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "ACCESS_KEY", "PRIVATE_KEY", "CREDENTIAL")
 
 
-def _settings() -> object:
-    from django.conf import settings
+DEFAULT_SECRET_ENV_PREFIX = "REVIEWDESK_SECRET_"  # noqa: S105 - a variable-name prefix, not a secret
 
-    return settings
+
+@dataclass(frozen=True)
+class OutboundRules:
+    """What the operator lets the application reach: the isolation settings, as one value."""
+
+    allowed_hosts: tuple[str, ...] = ()  # OUTBOUND_ALLOWED_HOSTS: names, addresses, CIDR networks
+    delta_roots: tuple[str, ...] = ()  # DELTA_ALLOWED_ROOTS plus DELTA_ROOT
+    uc_allowed_schemas: str = ""  # UC_ALLOWED_SCHEMAS, unparsed (see uc_schemas_parse)
+    secret_env_prefix: str = DEFAULT_SECRET_ENV_PREFIX
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> OutboundRules:
+        return cls(
+            allowed_hosts=tuple(getattr(settings, "OUTBOUND_ALLOWED_HOSTS", ())),
+            delta_roots=(*getattr(settings, "DELTA_ALLOWED_ROOTS", ()), str(settings.DELTA_ROOT)),
+            uc_allowed_schemas=str(getattr(settings, "UC_ALLOWED_SCHEMAS_RAW", "") or ""),
+            secret_env_prefix=str(getattr(settings, "SECRET_ENV_PREFIX", DEFAULT_SECRET_ENV_PREFIX)),
+        )
 
 
 # --- parsing (start-up) ----------------------------------------------------------------------------
@@ -156,9 +175,8 @@ def _address_problem(address: IPAddress, networks: tuple[IPNetwork, ...]) -> str
     return f"{kind} address, which OUTBOUND_ALLOWED_HOSTS does not allow"
 
 
-def _host_problem(host: str, *, resolve: bool) -> str | None:
-    settings = _settings()
-    names, networks = allowed_hosts_parse(list(getattr(settings, "OUTBOUND_ALLOWED_HOSTS", [])))
+def _host_problem(host: str, *, rules: OutboundRules, resolve: bool) -> str | None:
+    names, networks = allowed_hosts_parse(list(rules.allowed_hosts))
     host = host.strip("[]").lower().rstrip(".")
     if not host:
         return "has no host"
@@ -203,7 +221,7 @@ def _resolve(host: str) -> list[IPAddress]:
     return out
 
 
-def url_problem(url: str, *, resolve: bool = False) -> str | None:
+def url_problem(url: str, *, rules: OutboundRules, resolve: bool = False) -> str | None:
     """Why the application must not call ``url``, or None. The message never repeats the URL."""
     try:
         parts = urlsplit(url or "")
@@ -215,12 +233,12 @@ def url_problem(url: str, *, resolve: bool = False) -> str | None:
         return "must be an http:// or https:// URL"
     if parts.username or parts.password:
         return "must not carry a user name or password (name a credential variable instead)"
-    return _host_problem(host, resolve=resolve)
+    return _host_problem(host, rules=rules, resolve=resolve)
 
 
-def url_guard(url: str, *, what: str, system: str) -> None:
+def url_guard(url: str, *, rules: OutboundRules, what: str, system: str) -> None:
     """Raise PermanentPipelineError (without the URL) unless ``url`` may be called now."""
-    problem = url_problem(url, resolve=True)
+    problem = url_problem(url, rules=rules, resolve=True)
     if problem:
         raise PermanentPipelineError(f"{what}: the URL {problem}", system=system)
 
@@ -263,14 +281,13 @@ def locations_overlap(a: str, b: str) -> bool:
     return na.startswith(nb) or nb.startswith(na)
 
 
-def delta_location_problem(uri: str) -> str | None:
+def delta_location_problem(uri: str, *, rules: OutboundRules) -> str | None:
     """Why a Delta table may not be at ``uri`` (outside the allowed roots, a metadata host), or None."""
-    settings = _settings()
     if "://" in uri:
         problem = _object_store_problem(uri)
         if problem:
             return f"The object-store URI {problem}, which is never accepted."
-    roots = delta_roots_parse([*getattr(settings, "DELTA_ALLOWED_ROOTS", []), str(settings.DELTA_ROOT)])
+    roots = delta_roots_parse(list(rules.delta_roots))
     location = _normal_location(uri)
     if any(location.startswith(root) and location != root for root in roots):
         return None
@@ -280,15 +297,14 @@ def delta_location_problem(uri: str) -> str | None:
     )
 
 
-def uc_schema_problem(*, project_slug: str, full_name: str) -> str | None:
+def uc_schema_problem(*, rules: OutboundRules, project_slug: str, full_name: str) -> str | None:
     """Why the project may not deliver to the Unity Catalog table ``full_name``, or None."""
-    settings = _settings()
-    rules = uc_schemas_parse(str(getattr(settings, "UC_ALLOWED_SCHEMAS_RAW", "") or ""))
+    allowed = uc_schemas_parse(rules.uc_allowed_schemas)
     parts = [p.strip("`").lower() for p in full_name.split(".")]
     if len(parts) != 3:
         return None  # the name check reports it
     catalog, schema = parts[0], parts[1]
-    for cat, sch in rules.get(project_slug, []) + rules.get("*", []):
+    for cat, sch in allowed.get(project_slug, []) + allowed.get("*", []):
         if cat == catalog and sch in ("*", schema):
             return None
     return (
@@ -300,9 +316,9 @@ def uc_schema_problem(*, project_slug: str, full_name: str) -> str | None:
 # --- secrets -----------------------------------------------------------------------------------------
 
 
-def credential_env_problem(name: str) -> str | None:
+def credential_env_problem(name: str, *, rules: OutboundRules) -> str | None:
     """Why an LLM endpoint may not read its key from the variable ``name``, or None."""
-    prefix = str(getattr(_settings(), "SECRET_ENV_PREFIX", "REVIEWDESK_SECRET_"))
+    prefix = rules.secret_env_prefix
     if name.upper() in FORBIDDEN_ENV or not name.startswith(prefix) or name == prefix:
         return (
             f"Endpoint keys must be in variables whose name starts with {prefix} "
@@ -322,9 +338,12 @@ def _secret_name(name: str, prefix: str) -> bool:
     return any(word in upper for word in CREDENTIAL_WORDS)
 
 
-def environ_without_secrets(base: dict[str, str] | None = None) -> dict[str, str]:
+def environ_without_secrets(
+    base: dict[str, str] | None = None, *, secret_env_prefix: str = DEFAULT_SECRET_ENV_PREFIX
+) -> dict[str, str]:
     """A copy of the environment for a process that runs model code: no database URL, secret key,
-    tokens, Databricks or cloud credentials (model code is not trusted with the application's keys)."""
-    prefix = str(getattr(_settings(), "SECRET_ENV_PREFIX", "REVIEWDESK_SECRET_"))
+    tokens, Databricks or cloud credentials (model code is not trusted with the application's keys).
+    ``secret_env_prefix``: the deployment's SECRET_ENV_PREFIX (endpoint keys), stripped too."""
+    prefix = secret_env_prefix
     source = dict(os.environ if base is None else base)
     return {k: v for k, v in source.items() if not _secret_name(k, prefix)}

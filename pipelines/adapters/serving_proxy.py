@@ -11,6 +11,9 @@ and its owner. Started with ``--owner``, it only takes a routes file written for
 A request with ``X-Reviewdesk-Version: <version>`` goes to that version's backend whatever the
 weights (a rollout's health checks address the canary directly this way); a version that is not
 routed here gets 404 ``VERSION_NOT_ROUTED``, never another version's answer.
+
+:func:`local_invocations` is the client side, used by the worker: one bounded request to the proxy,
+its failures mapped by the one rule of ``errors.http_status_error`` (a model server's 500 is transient).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+SYSTEM = "serving"
 ROUTES_PATH = "/__reviewdesk/routes"
 PIN_HEADER = "X-Reviewdesk-Version"
 
@@ -139,6 +143,41 @@ def make_handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = _forward
 
     return Handler
+
+
+def local_invocations(
+    *, port: int, records: list[dict[str, Any]], timeout: float = 60.0, version: str | None = None
+) -> tuple[list[Any], str]:
+    """``POST /invocations`` with ``dataframe_records`` on the local endpoint at ``port``;
+    ``(predictions, the version that served them)``. With ``version`` the proxy sends the request to
+    that version's server only (``X-Reviewdesk-Version``)."""
+    import requests
+
+    from pipelines.adapters.errors import PermanentPipelineError, connection_error, http_status_error
+
+    headers = {PIN_HEADER: str(version)} if version else {}
+    try:
+        response = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            json={"dataframe_records": records},
+            timeout=(min(5.0, timeout), timeout),
+            headers=headers,
+        )
+    except requests.RequestException as exc:
+        raise connection_error(SYSTEM, f"local endpoint on port {port}: {type(exc).__name__}: {exc}") from None
+    if response.status_code != 200:
+        raise http_status_error(
+            SYSTEM,
+            response.status_code,
+            f"local endpoint on port {port}: HTTP {response.status_code}: {response.text[:300]}",
+        )
+    try:
+        predictions = response.json()["predictions"]
+    except (ValueError, KeyError, TypeError):
+        raise PermanentPipelineError(
+            f"local endpoint on port {port} answered without predictions", system=SYSTEM
+        ) from None
+    return list(predictions), response.headers.get("X-Reviewdesk-Served-Version", "")
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipelines.adapters.databricks import DatabricksConfig
 from pipelines.adapters.delta import COLUMN_COMMENTS, MERGE_CHANGED, merge_on, mirror_delete
 from pipelines.adapters.errors import PermanentPipelineError
 
@@ -68,27 +69,27 @@ def uc_quote(name: str) -> str:
     return ".".join(f"`{p}`" for p in _parts(name))
 
 
-def uc_push_check(*, full_name: str) -> None:
-    """Raise PermanentPipelineError naming what is missing, before anything is uploaded or run."""
-    from django.conf import settings
+def uc_push_check(config: DatabricksConfig, *, full_name: str) -> None:
+    """Raise PermanentPipelineError naming what is missing, before anything is uploaded or run.
 
-    from pipelines.adapters.databricks import databricks_configured
-
+    ``config``: the workspace, its SQL warehouse (``warehouse_id``) and the Volume batches land in
+    (``uc_volume``).
+    """
     problem = uc_name_validate(full_name)
     if problem:
         raise PermanentPipelineError(f"invalid Unity Catalog table name {full_name!r}: {problem}", system=SYSTEM)
-    if not databricks_configured():
+    if not config.configured:
         raise PermanentPipelineError("Databricks is not configured: set DATABRICKS_HOST", system=SYSTEM)
-    if not settings.DATABRICKS_TOKEN:
+    if not config.token:
         raise PermanentPipelineError("no Databricks credentials: set DATABRICKS_TOKEN", system=SYSTEM)
-    if not settings.DATABRICKS_WAREHOUSE_ID:
+    if not config.warehouse_id:
         raise PermanentPipelineError(
             "no SQL warehouse configured: set DATABRICKS_WAREHOUSE_ID (Unity Catalog pushes run COPY INTO and MERGE)",
             system=SYSTEM,
         )
-    if not VOLUME.fullmatch(settings.DATABRICKS_UC_VOLUME or ""):
+    if not VOLUME.fullmatch(config.uc_volume or ""):
         raise PermanentPipelineError(
-            f"DATABRICKS_UC_VOLUME={settings.DATABRICKS_UC_VOLUME!r} is not a Volume path "
+            f"DATABRICKS_UC_VOLUME={config.uc_volume!r} is not a Volume path "
             "(/Volumes/<catalog>/<schema>/<volume>[/folder])",
             system=SYSTEM,
         )
@@ -141,6 +142,7 @@ def merge_sql(*, full_name: str, landing: str, batch_id: str, dataset_id: int | 
 
 
 def uc_push_batch(
+    config: DatabricksConfig,
     *,
     full_name: str,
     batch_id: str,
@@ -156,27 +158,27 @@ def uc_push_batch(
     ``dataset_id``: the batch is that dataset's version, and the table's rows of the dataset mirror it.
     """
     import pyarrow.parquet as pq
-    from django.conf import settings
 
     from pipelines.adapters.databricks import sql_statement_run, sql_warehouse_get, uc_file_upload, uc_table_get
 
-    uc_push_check(full_name=full_name)
+    uc_push_check(config, full_name=full_name)
     if not BATCH_ID.fullmatch(batch_id):
         raise PermanentPipelineError(f"invalid batch id {batch_id!r}", system=SYSTEM)
-    warehouse = settings.DATABRICKS_WAREHOUSE_ID
+    warehouse = config.warehouse_id
     catalog, schema_name, name = _parts(full_name)
     landing = f"{catalog}.{schema_name}.{name}{LANDING_SUFFIX}"
-    folder = f"{settings.DATABRICKS_UC_VOLUME}/{catalog}.{schema_name}.{name}"
+    folder = f"{config.uc_volume}/{catalog}.{schema_name}.{name}"
 
     # Reads first: wrong credentials or an unknown warehouse fail here, before any write request.
-    if sql_warehouse_get(warehouse_id=warehouse) is None:
+    if sql_warehouse_get(config, warehouse_id=warehouse) is None:
         raise PermanentPipelineError(
             f"SQL warehouse {warehouse!r} does not exist in this workspace (DATABRICKS_WAREHOUSE_ID)", system=SYSTEM
         )
-    existing = uc_table_get(full_name=f"{catalog}.{schema_name}.{name}")
+    existing = uc_table_get(config, full_name=f"{catalog}.{schema_name}.{name}")
     schema = pq.read_schema(parquet)
     if existing is None:  # first push: the table, with its comments
         sql_statement_run(
+            config,
             statement=create_table_sql(
                 full_name=full_name, schema=schema, comment=comment, column_comments=column_comments
             ),
@@ -185,27 +187,31 @@ def uc_push_batch(
     elif "dataset_id" not in {c.get("name") for c in existing.get("columns") or []}:
         # A table from before the column: the MERGE's conditions name it (old rows read null).
         sql_statement_run(
+            config,
             statement=f"ALTER TABLE {uc_quote(full_name)} ADD COLUMNS "
             f"(`dataset_id` BIGINT COMMENT {sql_string(COLUMN_COMMENTS['dataset_id'])})",
             warehouse_id=warehouse,
         )
     sql_statement_run(
+        config,
         statement=f"CREATE TABLE IF NOT EXISTS {uc_quote(landing)} COMMENT "
         + sql_string(f"Landing table of {catalog}.{schema_name}.{name}: raw Reviewdesk push batches (COPY INTO)."),
         warehouse_id=warehouse,
     )
-    uc_file_upload(path=f"{folder}/{batch_id}.parquet", data=parquet.read_bytes())
+    uc_file_upload(config, path=f"{folder}/{batch_id}.parquet", data=parquet.read_bytes())
     sql_statement_run(
+        config,
         statement=f"COPY INTO {uc_quote(landing)} FROM {sql_string(folder)} FILEFORMAT = PARQUET "
         f"FILES = ({sql_string(batch_id + '.parquet')}) COPY_OPTIONS ('mergeSchema' = 'true')",
         warehouse_id=warehouse,
     )
     merged = sql_statement_run(
+        config,
         statement=merge_sql(full_name=full_name, landing=landing, batch_id=batch_id, dataset_id=dataset_id),
         warehouse_id=warehouse,
     )
     figures = dict(zip(merged["columns"], merged["rows"][0], strict=False)) if merged["rows"] else {}
-    info = uc_table_get(full_name=f"{catalog}.{schema_name}.{name}") or {}
+    info = uc_table_get(config, full_name=f"{catalog}.{schema_name}.{name}") or {}
     version = (info.get("properties") or {}).get("delta.lastCommitVersion")
     return {
         "rows_written": int(figures.get("num_inserted_rows", 0)) + int(figures.get("num_updated_rows", 0)),

@@ -182,8 +182,6 @@ def assessment_syncs_prepare(*, project: Project | None = None, limit: int | Non
 def _mlflow_kwargs() -> dict[str, Any]:
     return {
         "tracking_uri": settings.MLFLOW_TRACKING_URI,
-        "http_max_retries": settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES,
-        "http_timeout": settings.MLFLOW_HTTP_REQUEST_TIMEOUT,
     }
 
 

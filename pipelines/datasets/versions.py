@@ -25,20 +25,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import date, datetime, time
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
-from django.db import connections, transaction
-from django.db.models import BooleanField, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db import transaction
+from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from pipelines.models import Dataset, DatasetRow, DatasetVersion
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import CuratedLabel, Item, Project, Question, Review
-from reviewapp.models.gold import GoldAnswer
-from reviewapp.services.assignments import ItemFilter, items_matching
+from reviewapp.selectors.items import ItemQuery, curated_label_q, item_query_errors, items_matching
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 
 FILTER_KEYS = ("curated_only", "answers", "model_version", "source", "created_from", "created_to", "gold")
 FILTER_KEYS += ("tags", "metadata", "method")
@@ -56,14 +56,47 @@ class Unchanged(Conflict):
 # --- filters -----------------------------------------------------------------------------------
 
 
-def _error(field: str, message: str) -> FieldError:
-    return {"index": None, "field": field, "message": message}
+NonEmptyText = Annotated[str, msgspec.Meta(min_length=1)]
+Scalar = str | int | float | bool | None
+DATE_MESSAGE = "Give an ISO 8601 date or datetime, e.g. 2026-01-31."
+CURATED_ONLY_MESSAGE = "Datasets hold curated labels only; leave it out or set it to true."
 
 
-def _date_value(value: Any) -> str | None:
+class DatasetFilterIn(TypedInput):
+    """A dataset's filter as clients write it (see dataset_filter_validate); every key optional."""
+
+    unknown_message: ClassVar[str] = f"Unknown filter key (known: {', '.join(FILTER_KEYS)})."
+    not_object_message: ClassVar[str] = "Give an object."
+
+    curated_only: Annotated[bool, says(CURATED_ONLY_MESSAGE)] | msgspec.UnsetType = msgspec.UNSET
+    answers: (
+        Annotated[
+            dict[str, Any], msgspec.Meta(min_length=1), says("Give an object of question keys and accepted values.")
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    model_version: Annotated[NonEmptyText | int, says("Give a non-empty text.")] | msgspec.UnsetType = msgspec.UNSET
+    source: Annotated[NonEmptyText | int, says("Give a non-empty text.")] | msgspec.UnsetType = msgspec.UNSET
+    created_from: Annotated[str, says(DATE_MESSAGE)] | msgspec.UnsetType = msgspec.UNSET
+    created_to: Annotated[str, says(DATE_MESSAGE)] | msgspec.UnsetType = msgspec.UNSET
+    gold: Annotated[bool, says("Give true or false.")] | msgspec.UnsetType = msgspec.UNSET
+    tags: (
+        Annotated[
+            NonEmptyText | Annotated[list[NonEmptyText], msgspec.Meta(min_length=1)],
+            says("Give a tag or a list of tags (texts)."),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    metadata: (
+        Annotated[dict[str, Scalar], says("Give an object of metadata keys and plain values.")] | msgspec.UnsetType
+    ) = msgspec.UNSET
+    method: Annotated[str, says(f"Give one of: {', '.join(CuratedLabel.Method.values)}.")] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+
+
+def _date_value(value: str) -> str | None:
     """An ISO date or datetime, as the ISO text stored in the filter; None if it is neither."""
-    if not isinstance(value, str):
-        return None
     try:  # a plain date stays a date (parse_datetime would read it as midnight)
         parsed: date | datetime | None = parse_date(value) or parse_datetime(value)
     except ValueError:
@@ -79,10 +112,6 @@ def _as_datetime(text: str) -> datetime:
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
 
 
-def _scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
-
-
 def dataset_filter_validate(*, project: Project, filter: Any) -> dict[str, Any]:
     """The filter in its stored form (JSON-safe, only given keys), or ValidationFailed naming ``filter.<key>``.
 
@@ -95,150 +124,95 @@ def dataset_filter_validate(*, project: Project, filter: Any) -> dict[str, Any]:
     """
     if filter is None:
         filter = {}
-    if not isinstance(filter, dict):
-        raise ValidationFailed([_error("filter", "Give an object.")], "The filter is not valid.")
-    errors: list[FieldError] = []
+    parsed, errors = struct_errors(filter, DatasetFilterIn, field="filter")
+    if parsed is None:
+        raise ValidationFailed(errors, "The filter is not valid.")
+    given = {key: getattr(parsed, key) for key in filter if key in FILTER_KEYS}
     out: dict[str, Any] = {}
-    for key, value in filter.items():
-        name = f"filter.{key}"
-        if key not in FILTER_KEYS:
-            errors.append(_error(name, f"Unknown filter key (known: {', '.join(FILTER_KEYS)})."))
-        elif key == "curated_only":
-            if value is not True:
-                errors.append(_error(name, "Datasets hold curated labels only; leave it out or set it to true."))
+    for key, value in given.items():
+        if value is msgspec.UNSET:  # refused above
+            continue
+        if key == "curated_only" and value is not True:
+            errors.append(field_error("filter.curated_only", CURATED_ONLY_MESSAGE))
         elif key in ("model_version", "source"):
-            if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
-                errors.append(_error(name, "Give a non-empty text."))
-            else:
-                out[key] = str(value)
+            out[key] = str(value)
         elif key in ("created_from", "created_to"):
             text = _date_value(value)
             if text is None:
-                errors.append(_error(name, "Give an ISO 8601 date or datetime, e.g. 2026-01-31."))
+                errors.append(field_error(f"filter.{key}", DATE_MESSAGE))
             else:
                 out[key] = text
-        elif key == "gold":
-            if not isinstance(value, bool):
-                errors.append(_error(name, "Give true or false."))
-            else:
-                out[key] = value
-        elif key == "method":
-            if value not in CuratedLabel.Method.values:
-                errors.append(_error(name, f"Give one of: {', '.join(CuratedLabel.Method.values)}."))
-            else:
-                out[key] = value
+        elif key == "method" and value not in CuratedLabel.Method.values:
+            errors.append(field_error("filter.method", f"Give one of: {', '.join(CuratedLabel.Method.values)}."))
         elif key == "tags":
-            tags = [value] if isinstance(value, str) else value
-            if not isinstance(tags, list) or not tags or not all(isinstance(t, str) and t for t in tags):
-                errors.append(_error(name, "Give a tag or a list of tags (texts)."))
-            else:
-                out[key] = tags
+            out[key] = [value] if isinstance(value, str) else value
         elif key == "metadata":
-            if not isinstance(value, dict) or not all(_scalar(v) for v in value.values()):
-                errors.append(_error(name, "Give an object of metadata keys and plain values."))
-            else:
+            problems = item_query_errors(ItemQuery(metadata=value))  # the same key rules as bulk assignment
+            errors.extend(problems)
+            if not problems:
                 out[key] = value
         elif key == "answers":
             answers, answer_errors = _answers_filter(project=project, value=value)
             errors.extend(answer_errors)
             if answers:
                 out[key] = answers
+        elif key != "curated_only":
+            out[key] = value
     if "created_from" in out and "created_to" in out:
         if _as_datetime(out["created_from"]) >= _as_datetime(out["created_to"]):
-            errors.append(_error("filter.created_to", "Must be after created_from."))
-    if "metadata" in out and not errors:
-        try:  # the same key rules as bulk assignment by filter
-            items_matching(project=project, item_filter=ItemFilter(metadata=out["metadata"]))
-        except ValidationFailed as exc:
-            errors.extend(exc.errors)
+            errors.append(field_error("filter.created_to", "Must be after created_from."))
     if errors:
         raise ValidationFailed(errors, "The filter is not valid.")
     return {"curated_only": True, **out}
 
 
-def _answers_filter(*, project: Project, value: Any) -> tuple[dict[str, list[Any]], list[FieldError]]:
-    if not isinstance(value, dict) or not value:
-        return {}, [_error("filter.answers", "Give an object of question keys and accepted values.")]
+def _answers_filter(*, project: Project, value: dict[str, Any]) -> tuple[dict[str, list[Any]], list[FieldError]]:
     kinds = dict(Question.objects.filter(project=project).values_list("key", "kind"))
     out: dict[str, list[Any]] = {}
     errors: list[FieldError] = []
     for key, accepted in value.items():
         name = f"filter.answers.{key}"
         if key not in kinds:
-            errors.append(_error(name, "No such question in this project."))
+            errors.append(field_error(name, "No such question in this project."))
             continue
         values = accepted if isinstance(accepted, list) else [accepted]
-        if not values or not all(_scalar(v) for v in values):
-            errors.append(_error(name, "Give a value or a list of values."))
+        if not values or not all(isinstance(v, Scalar) for v in values):
+            errors.append(field_error(name, "Give a value or a list of values."))
             continue
         if kinds[key] == Question.Kind.PASS_FAIL:
             words = {"pass": True, "fail": False}
             values = [words.get(v, v) if isinstance(v, str) else v for v in values]
             if not all(isinstance(v, bool) for v in values):
-                errors.append(_error(name, 'Give true / false (or "pass" / "fail").'))
+                errors.append(field_error(name, 'Give true / false (or "pass" / "fail").'))
                 continue
         out[key] = values
     return out, errors
 
 
-class _JsonArrayHolds(Func):
-    """SQLite: the JSON array at ``path`` in a JSON column holds ``value`` (its ``json_each``). Django's
-    ``contains`` lookup on a JSONField is PostgreSQL-only; compiled through the ORM, so the column
-    keeps its alias inside subqueries."""
-
-    output_field = BooleanField()
-
-    def __init__(self, column: str, path: str, value: str) -> None:
-        super().__init__(F(column), Value(path), Value(value))
-
-    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
-        parts, params = [], []
-        for expression in self.get_source_expressions():
-            sql, sql_params = compiler.compile(expression)
-            parts.append(sql)
-            params.extend(sql_params)
-        column, path, value = parts
-        # Every part is compiled SQL with its values in params: nothing from the caller is inlined.
-        return f"EXISTS (SELECT 1 FROM json_each({column}, {path}) WHERE json_each.value = {value})", params  # noqa: S608
-
-
-def _with_tags(items: QuerySet[Item], tags: list[str]) -> QuerySet[Item]:
-    """Items whose ``metadata["tags"]`` holds every tag: JSONB containment on PostgreSQL (indexable),
-    one ``json_each`` test per tag on the embedded SQLite."""
-    if connections[items.db].vendor == "postgresql":
-        return items.filter(metadata__tags__contains=tags)
-    for tag in tags:
-        items = items.filter(_JsonArrayHolds("metadata", "$.tags", tag))
-    return items
+def dataset_filter_query(filter: dict[str, Any]) -> ItemQuery:
+    """A validated (stored) filter as the one ItemQuery."""
+    return ItemQuery(
+        model_version=filter.get("model_version"),
+        source=filter.get("source"),
+        metadata=filter.get("metadata") or {},
+        tags=tuple(filter.get("tags") or ()),
+        created_from=_as_datetime(filter["created_from"]) if filter.get("created_from") else None,
+        created_to=_as_datetime(filter["created_to"]) if filter.get("created_to") else None,
+        gold=filter.get("gold"),
+        curated_only=True,
+        method=filter.get("method") or None,
+        answers=filter.get("answers") or {},
+    )
 
 
 def curated_labels_matching(*, project: Project, filter: dict[str, Any]) -> QuerySet[CuratedLabel]:
     """The project's curated labels matching a *validated* filter, in stable order (by item id)."""
-    items = items_matching(
-        project=project,
-        item_filter=ItemFilter(
-            model_version=filter.get("model_version"),
-            source=filter.get("source"),
-            metadata=filter.get("metadata") or {},
-            created_from=_as_datetime(filter["created_from"]) if filter.get("created_from") else None,
-            created_to=_as_datetime(filter["created_to"]) if filter.get("created_to") else None,
-        ),
-    )
-    if filter.get("tags"):
-        items = _with_tags(items, filter["tags"])
-    if "gold" in filter:
-        gold = Exists(GoldAnswer.objects.filter(item_id=OuterRef("pk")))
-        items = items.filter(gold) if filter["gold"] else items.exclude(gold)
+    query = dataset_filter_query(filter)
     labels = CuratedLabel.objects.filter(project=project)
-    if set(filter) - {"curated_only", "answers", "method"}:
-        labels = labels.filter(item__in=items)
-    if filter.get("method"):
-        labels = labels.filter(method=filter["method"])
-    for key, values in (filter.get("answers") or {}).items():
-        accepted = Q()
-        for value in values:
-            accepted |= Q(**{f"answers__{key}": value})
-        labels = labels.filter(accepted)
+    if query.narrows_items():
+        labels = labels.filter(item__in=items_matching(project=project, query=query))
+    else:  # conditions on the label alone: no subquery over items
+        labels = labels.filter(curated_label_q(query, through=""))
     return labels.order_by("item_id")
 
 
@@ -366,7 +340,7 @@ def curated_rows(
 def _name(value: Any) -> str:
     name = value.strip() if isinstance(value, str) else ""
     if not name or len(name) > 200:
-        raise ValidationFailed([_error("name", "Give a name of 1 to 200 characters.")])
+        raise ValidationFailed([field_error("name", "Give a name of 1 to 200 characters.")])
     return name
 
 
@@ -382,7 +356,7 @@ def dataset_create(
     clean_filter = dataset_filter_validate(project=project, filter=filter)
     with transaction.atomic():
         if Dataset.objects.filter(project=project, name=clean_name).exists():
-            raise ValidationFailed([_error("name", "A dataset of this project already has this name.")])
+            raise ValidationFailed([field_error("name", "A dataset of this project already has this name.")])
         dataset = Dataset.objects.create(
             project=project,
             name=clean_name,
@@ -414,7 +388,7 @@ def dataset_update(
         changes["name"] = _name(name)
         clash = Dataset.objects.filter(project_id=dataset.project_id, name=changes["name"]).exclude(pk=dataset.pk)
         if clash.exists():
-            raise ValidationFailed([_error("name", "A dataset of this project already has this name.")])
+            raise ValidationFailed([field_error("name", "A dataset of this project already has this name.")])
     if description is not None:
         changes["description"] = str(description).strip()
     if filter is not None:

@@ -24,10 +24,11 @@ from pipelines.models import Approval, Environment, ModelVersion, PromotionReque
 from pipelines.releases.gates import gates_evaluate
 from pipelines.releases.rollout import rollout_create, rollout_retry
 from pipelines.releases.webhooks import webhook_emit
-from reviewapp.errors import Conflict, ServiceError, ValidationFailed
+from reviewapp.errors import Conflict, ServiceError
 from reviewapp.models import Project, Role
-from reviewapp.selectors import role_for
+from reviewapp.selectors.projects import role_for
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import refusal
 
 Status = PromotionRequest.Status
 DEFAULT_STAGES = [10, 50, 100]
@@ -61,10 +62,6 @@ class GatesFailed(Conflict):
     code = "gates_failed"
 
 
-def _error(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed([{"index": None, "field": field, "message": message}], message)
-
-
 # --- environments ----------------------------------------------------------------------------------
 
 
@@ -73,25 +70,25 @@ def _environment_clean(values: dict[str, Any]) -> dict[str, Any]:
     if "alias" in out:
         alias = str(out["alias"] or "").strip()
         if not alias or not alias.replace("_", "").replace("-", "").isalnum():
-            raise _error("alias", "An alias is letters, digits, '-' or '_' (e.g. champion).")
+            raise refusal("alias", "An alias is letters, digits, '-' or '_' (e.g. champion).")
         out["alias"] = alias
     kind = out.get("serving_kind")
     if kind is not None and kind not in Environment.ServingKind.values:
-        raise _error("serving_kind", f"serving_kind must be one of {', '.join(Environment.ServingKind.values)}.")
+        raise refusal("serving_kind", f"serving_kind must be one of {', '.join(Environment.ServingKind.values)}.")
     if "canary_stages" in out:
         stages = out["canary_stages"]
         if not isinstance(stages, list) or not stages or not all(isinstance(s, int) and 0 < s <= 100 for s in stages):
-            raise _error(
+            raise refusal(
                 "canary_stages", "Canary stages are a list of percentages between 1 and 100, e.g. [10, 50, 100]."
             )
         if stages != sorted(set(stages)) or stages[-1] != 100:
-            raise _error("canary_stages", "Canary stages must increase and end at 100.")
+            raise refusal("canary_stages", "Canary stages must increase and end at 100.")
     if "required_approvals" in out and not (1 <= int(out["required_approvals"]) <= 10):
-        raise _error("required_approvals", "Between 1 and 10 approvals.")
+        raise refusal("required_approvals", "Between 1 and 10 approvals.")
     if "ready_timeout_seconds" in out and not (1 <= int(out["ready_timeout_seconds"]) <= 7200):
-        raise _error("ready_timeout_seconds", "Between 1 and 7200 seconds.")
+        raise refusal("ready_timeout_seconds", "Between 1 and 7200 seconds.")
     if out.get("local_port") is not None and not (1024 <= int(out["local_port"]) <= 65535):
-        raise _error("local_port", "A port between 1024 and 65535.")
+        raise refusal("local_port", "A port between 1024 and 65535.")
     _canary_limits_clean(out)
     return out
 
@@ -99,14 +96,14 @@ def _environment_clean(values: dict[str, Any]) -> dict[str, Any]:
 def _canary_limits_clean(out: dict[str, Any]) -> None:
     """The soak and its limits: seconds per stage, the error rate (a fraction) and p95 latency a stage may reach."""
     if "soak_seconds" in out and not (0 <= int(out["soak_seconds"]) <= 3600):
-        raise _error("soak_seconds", "The soak per canary stage is between 0 and 3600 seconds.")
+        raise refusal("soak_seconds", "The soak per canary stage is between 0 and 3600 seconds.")
     if "max_error_rate" in out:
         rate = out["max_error_rate"]
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not (0 <= float(rate) <= 1):
-            raise _error("max_error_rate", "max_error_rate is a fraction between 0 and 1 (0.05 = 5% of queries).")
+            raise refusal("max_error_rate", "max_error_rate is a fraction between 0 and 1 (0.05 = 5% of queries).")
         out["max_error_rate"] = float(rate)
     if "max_p95_ms" in out and not (1 <= int(out["max_p95_ms"]) <= 600_000):
-        raise _error("max_p95_ms", "max_p95_ms is between 1 and 600000 milliseconds.")
+        raise refusal("max_p95_ms", "max_p95_ms is between 1 and 600000 milliseconds.")
 
 
 def _owner_check(*, values: dict[str, Any], actor: Any, exclude_pk: int | None = None) -> None:
@@ -144,16 +141,16 @@ def _save_owned(save: Any, *, values: dict[str, Any], actor: Any, exclude_pk: in
 def environment_create(*, project: Project, actor: Any, name: str, **values: Any) -> Environment:
     name = (name or "").strip().lower()
     if not name or not name.replace("-", "").replace("_", "").isalnum():
-        raise _error("name", "A name is letters, digits, '-' or '_' (e.g. staging).")
+        raise refusal("name", "A name is letters, digits, '-' or '_' (e.g. staging).")
     if Environment.objects.filter(project=project, name=name).exists():
-        raise _error("name", f"The project already has an environment named {name!r}.")
+        raise refusal("name", f"The project already has an environment named {name!r}.")
     values = _environment_clean({k: v for k, v in values.items() if k in ENV_FIELDS})
     values.setdefault("alias", name)
     values.setdefault("canary_stages", list(DEFAULT_STAGES))
     if values.get("serving_kind") == Environment.ServingKind.DATABRICKS and not values.get("serving_endpoint"):
-        raise _error("serving_endpoint", "A Databricks environment names its serving endpoint.")
+        raise refusal("serving_endpoint", "A Databricks environment names its serving endpoint.")
     if values.get("serving_kind", "local") == Environment.ServingKind.LOCAL and not values.get("local_port"):
-        raise _error("local_port", "A local environment needs a port for its endpoint.")
+        raise refusal("local_port", "A local environment needs a port for its endpoint.")
 
     def save() -> Environment:
         environment = Environment.objects.create(project=project, name=name, **values)
@@ -226,13 +223,13 @@ def promotion_request(
     """An engineer asks for ``model_version`` to go to ``environment``; the gate checklist is stored with it."""
     reason = (reason or "").strip()
     if not reason:
-        raise _error("reason", "Say why this version should be promoted.")
+        raise refusal("reason", "Say why this version should be promoted.")
     if environment.project_id != model_version.project_id:
-        raise _error("environment", "The environment belongs to another project.")
+        raise refusal("environment", "The environment belongs to another project.")
     allowed = environment.project.registered_models()
     if model_version.registered_model not in allowed:
         # Model code is not anybody's: only versions of the project's own registered model(s) go live.
-        raise _error(
+        raise refusal(
             "model_version",
             f"Only versions of this project's registered model ({', '.join(sorted(allowed))}) may be promoted."
             if allowed
@@ -363,14 +360,14 @@ def _gates_failed_message(request: PromotionRequest, report: Any) -> str:
 def promotion_override(*, actor: Any, request_id: int, justification: str, comment: str = "") -> PromotionRequest:
     """An admin's approval despite failing gates; the written justification is required and audited."""
     if not (justification or "").strip():
-        raise _error("override_justification", "Write why the failing gates may be overridden.")
+        raise refusal("override_justification", "Write why the failing gates may be overridden.")
     return promotion_approve(actor=actor, request_id=request_id, comment=comment, override_justification=justification)
 
 
 def promotion_reject(*, actor: Any, request_id: int, reason: str) -> PromotionRequest:
     reason = (reason or "").strip()
     if not reason:
-        raise _error("reason", "Say why the request is rejected.")
+        raise refusal("reason", "Say why the request is rejected.")
     with transaction.atomic():
         request = _locked(request_id)
         if request.status != Status.PENDING:
@@ -412,7 +409,7 @@ def rollback_request(*, actor: Any, request_id: int, reason: str) -> Rollout:
     """
     reason = (reason or "").strip()
     if not reason:
-        raise _error("reason", "Say why this version is rolled back: a rollback needs a written reason.")
+        raise refusal("reason", "Say why this version is rolled back: a rollback needs a written reason.")
     with transaction.atomic():
         request = _locked(request_id)
         environment = Environment.objects.select_for_update().get(pk=request.environment_id)

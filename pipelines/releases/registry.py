@@ -22,6 +22,7 @@ from django.utils import timezone
 from pipelines.adapters import mlflow_registry
 from pipelines.adapters.errors import PermanentPipelineError, PipelineError
 from pipelines.models import ModelVersion
+from pipelines.wiring import mlflow_config
 from reviewapp.models import Project
 
 logger = logging.getLogger(__name__)
@@ -76,14 +77,15 @@ def registry_sync(*, project: Project) -> SyncResult:
     try:
         if not name:
             raise PermanentPipelineError("This project names no registered model (Project.mlflow_registered_model).")
-        if mlflow_registry.registry_is_unity_catalog() and (len(name.split(".")) != 3 or not all(name.split("."))):
+        config = mlflow_config()
+        if config.registry_is_unity_catalog and (len(name.split(".")) != 3 or not all(name.split("."))):
             raise PermanentPipelineError(
                 f"The registry is Unity Catalog (MLFLOW_REGISTRY_URI=databricks-uc): {name!r} must be a "
                 "three-level name, catalog.schema.model."
             )
-        versions = mlflow_registry.registered_model_versions(model_name=name)
+        versions = mlflow_registry.registered_model_versions(config, model_name=name)
         pipelines = {
-            v.version: mlflow_registry.run_pipeline_read(run_id=v.run_id, version_tags=v.tags) for v in versions
+            v.version: mlflow_registry.run_pipeline_read(config, run_id=v.run_id, version_tags=v.tags) for v in versions
         }
     except PipelineError as exc:
         logger.warning("registry sync of project %s failed: %s", project.slug, exc.message)

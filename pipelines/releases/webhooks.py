@@ -24,12 +24,11 @@ from typing import Any
 
 from django.conf import settings
 
-from pipelines.adapters import outbound
-from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.webhooks_http import webhook_post
 from pipelines.models import PromotionRequest, Rollout
+from pipelines.wiring import outbound_rules
 from reviewapp.jobs import task_send_on_commit
 
-SYSTEM = "webhook"
 EVENTS = (
     "requested",
     "approved",
@@ -87,8 +86,6 @@ def webhook_emit(*, event: str, request: PromotionRequest, rollout: Rollout | No
 
 def webhook_deliver(*, url: str, payload: dict[str, Any], delivery_id: str = "") -> int:
     """POST the signed payload; TransientPipelineError on errors worth retrying. Returns the HTTP status."""
-    import requests
-
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
     headers = {
@@ -104,16 +101,7 @@ def webhook_deliver(*, url: str, payload: dict[str, Any], delivery_id: str = "")
         )
     # Named by its position, never by its URL: the receiver may be an internal address.
     what = f"webhook #{_position(url)}"
-    outbound.url_guard(url, what=what, system=SYSTEM)
-    try:
-        response = requests.post(url, data=body, headers=headers, timeout=(3, 10), allow_redirects=False)
-    except requests.RequestException as exc:
-        raise TransientPipelineError(f"{what}: {type(exc).__name__}", system=SYSTEM) from None
-    if response.status_code >= 500 or response.status_code in (408, 429):
-        raise TransientPipelineError(f"{what}: HTTP {response.status_code}", system=SYSTEM)
-    if response.status_code >= 300:
-        raise PermanentPipelineError(f"{what}: HTTP {response.status_code}", system=SYSTEM)
-    return response.status_code
+    return webhook_post(url=url, body=body, headers=headers, rules=outbound_rules(), what=what)
 
 
 def _position(url: str) -> int:

@@ -159,8 +159,6 @@ def traces_ingest(
             since_ms=since_ms,
             page_token=token,
             max_results=min(mlflow_tracking.TRACE_PAGE_MAX, max_traces - result.read),
-            http_max_retries=settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES,
-            http_timeout=settings.MLFLOW_HTTP_REQUEST_TIMEOUT,
         )
         result.experiment_id = page.experiment_id
         for trace in page.traces:

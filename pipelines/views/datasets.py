@@ -28,7 +28,7 @@ from reviewapp.errors import ServiceError, ValidationFailed
 from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.models import CuratedLabel
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.views.http import AuthedHtmxRequest, partial
 
 DETAIL_TEMPLATE = "pipelines/dataset_detail.html"

@@ -29,7 +29,7 @@ from pipelines.selectors.promotions import (
 )
 from reviewapp.errors import ServiceError
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user, role_for
+from reviewapp.selectors.projects import project_get_for_user, role_for
 from reviewapp.views.http import AuthedHtmxRequest, partial
 
 ACTIONS = ("approve", "reject", "rollback", "retry", "cancel")

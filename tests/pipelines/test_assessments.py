@@ -164,10 +164,13 @@ def test_a_trace_missing_in_mlflow_is_a_per_label_error_and_the_others_go_on(
         assert assessments_sync(project=project).failed == 0  # given up
 
 
-def test_mlflow_down_puts_the_label_back_for_a_retry(project, reviewer, traced: list[Item], settings) -> None:
+def test_mlflow_down_puts_the_label_back_for_a_retry(
+    project, reviewer, traced: list[Item], settings, monkeypatch
+) -> None:
     settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"  # nothing listens there
-    settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES = 0
-    settings.MLFLOW_HTTP_REQUEST_TIMEOUT = 2
+    # MLflow reads its HTTP limits from the environment, which the settings publish at process start.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     with pytest.raises(TransientPipelineError):
         assessments_sync(project=project)
     assert set(AssessmentSync.objects.values_list("status", flat=True)) == {"pending"}

@@ -19,6 +19,7 @@ from pipelines.adapters.errors import TransientPipelineError
 from pipelines.adapters.unity_catalog import uc_name_validate
 from pipelines.datasets.pushes import delivery_target_create, push_create, push_execute
 from pipelines.models import Push
+from pipelines.wiring import databricks_config, delta_config
 from reviewapp.errors import ValidationFailed
 from reviewapp.services.projects import question_create
 from tests.fakes.databricks_api import FakeDatabricks
@@ -213,17 +214,23 @@ def test_statements_are_polled_until_they_finish_and_failures_say_why(fake: Fake
 
     fake.statement_polls = 2  # PENDING, then RUNNING, then the result
     fake.tables["main.reviewdesk.t"] = {"columns": [], "comment": "", "landing": [{"row_id": "a"}], "version": 0}
-    result = sql_statement_run(statement="SELECT COUNT(*) FROM `main`.`reviewdesk`.`t`", warehouse_id="wh-reviewdesk")
+    result = sql_statement_run(
+        databricks_config(), statement="SELECT COUNT(*) FROM `main`.`reviewdesk`.`t`", warehouse_id="wh-reviewdesk"
+    )
     assert result["rows"] == [["1"]] and result["columns"] == ["count(1)"]
     statement_id = result["statement_id"]
     assert [r.path for r in fake.calls("GET") if "statements" in r.path] == [f"{STATEMENTS}/{statement_id}"] * 2
 
     fake.statement_polls = 0
     with pytest.raises(PermanentPipelineError) as caught:
-        sql_statement_run(statement="SELECT COUNT(*) FROM `main`.`reviewdesk`.`nope`", warehouse_id="wh-reviewdesk")
+        sql_statement_run(
+            databricks_config(),
+            statement="SELECT COUNT(*) FROM `main`.`reviewdesk`.`nope`",
+            warehouse_id="wh-reviewdesk",
+        )
     assert "TABLE_OR_VIEW_NOT_FOUND" in caught.value.message
     with pytest.raises(PermanentPipelineError) as caught:
-        sql_statement_run(statement="DROP TABLE x", warehouse_id="wh-reviewdesk")
+        sql_statement_run(databricks_config(), statement="DROP TABLE x", warehouse_id="wh-reviewdesk")
     assert "PARSE_SYNTAX_ERROR" in caught.value.message
 
 
@@ -233,14 +240,14 @@ def test_object_store_credentials_never_appear_in_errors(settings) -> None:
     settings.DELTA_STORAGE_OPTIONS = {"AWS_SECRET_ACCESS_KEY": "s3cr3t-value", "AWS_REGION": "eu-west-1"}
     error = delta._error("open Delta table s3://b/t", OSError("denied for key s3cr3t-value"), {"k": "s3cr3t-value"})
     assert "s3cr3t-value" not in error.message and "***" in error.message
-    options = delta._storage_options("s3://bucket/t")
+    options = delta._storage_options("s3://bucket/t", delta_config())
     assert options == {**options, **settings.DELTA_STORAGE_OPTIONS}  # the configured ones, plus bounded timeouts
     assert (options["timeout"], options["retry_timeout"]) == ("30s", "30s")
     error = delta._error("open s3://b/t", OSError("s3cr3t-value in eu-west-1"), options)
     assert error.message == "open s3://b/t: OSError: *** in eu-west-1"  # the region is no secret
     settings.DELTA_STORAGE_OPTIONS = {"timeout": "120s"}
-    assert delta._storage_options("s3://bucket/t")["timeout"] == "120s"  # DELTA_STORAGE_OPTIONS wins
-    assert delta._storage_options("/var/delta/t") is None  # local folders get no credentials
+    assert delta._storage_options("s3://bucket/t", delta_config())["timeout"] == "120s"  # DELTA_STORAGE_OPTIONS wins
+    assert delta._storage_options("/var/delta/t", delta_config()) is None  # local folders get no credentials
 
 
 def test_a_later_version_mirrors_its_dataset_in_the_same_merge_and_feed_merges_never_delete(
@@ -345,11 +352,11 @@ def test_the_workspace_rejects_a_malformed_delete_clause_and_changes_nothing(
     bad = good.rsplit("\n", 1)[0] + "\n" + clause
 
     with pytest.raises(PermanentPipelineError) as caught:
-        sql_statement_run(statement=bad, warehouse_id="wh-reviewdesk")
+        sql_statement_run(databricks_config(), statement=bad, warehouse_id="wh-reviewdesk")
 
     assert code in caught.value.message
     assert fake.table_rows(TABLE) == rows and fake.tables[TABLE]["version"] == version
     # the well-formed clause runs: dataset 7 has no rows here, so nothing is deleted
-    result = sql_statement_run(statement=good, warehouse_id="wh-reviewdesk")
+    result = sql_statement_run(databricks_config(), statement=good, warehouse_id="wh-reviewdesk")
     assert dict(zip(result["columns"], result["rows"][0], strict=True))["num_deleted_rows"] == "0"
     assert fake.table_rows(TABLE) == rows

@@ -28,7 +28,7 @@ from pipelines.datasets.exports import (
 from pipelines.selectors.datasets import dataset_version_get_for_user
 from reviewapp.api.base import BaseApi
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 # --- exports ---------------------------------------------------------------------------------------
 

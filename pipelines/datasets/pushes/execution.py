@@ -22,6 +22,7 @@ from pipelines.adapters import delta, outbound
 from pipelines.adapters.errors import PermanentPipelineError, PipelineError, TransientPipelineError
 from pipelines.datasets.pushes.queueing import _labels_between
 from pipelines.models import DatasetRow, DeliveryTarget, Push, TargetKind
+from pipelines.wiring import databricks_config, delta_config, outbound_rules
 from reviewapp.errors import ValidationFailed
 from reviewapp.jobs import job_claim, job_fail, job_finish
 from reviewapp.models import Question, Review
@@ -196,18 +197,20 @@ def _dataset_id(push: Push) -> int | None:
 def _push_delta(push: Push) -> PushOutcome:
     uri = push.target
     # Checked again here: the operator may have narrowed DELTA_ALLOWED_ROOTS since the target was made.
-    problem = outbound.delta_location_problem(uri)
+    problem = outbound.delta_location_problem(uri, rules=outbound_rules())
     if problem:
         raise PermanentPipelineError(problem, system="delta")
     # Replay check before reading any row: a batch the table already holds costs one log read.
-    applied = delta.delta_batch_version(uri=uri, batch_id=push.batch_id)
+    applied = delta.delta_batch_version(delta_config(), uri=uri, batch_id=push.batch_id)
     if applied is not None:
         return PushOutcome(rows_total=push.rows_total, rows_written=0, table_version=applied, skipped=True)
     with tempfile.TemporaryDirectory(prefix="reviewdesk-push-") as folder:
         staged = Path(folder) / f"{push.batch_id}.parquet"
         rows = _stage(push, staged)
         source = delta.staged_reader(staged, on_batch=delta.throttle(settings.DELIVERY_BATCH_PAUSE_MS / 1000))
-        result = delta.delta_merge_batch(uri=uri, batch_id=push.batch_id, source=source, dataset_id=_dataset_id(push))
+        result = delta.delta_merge_batch(
+            delta_config(), uri=uri, batch_id=push.batch_id, source=source, dataset_id=_dataset_id(push)
+        )
     return PushOutcome(
         rows_total=rows,
         rows_written=result.rows_written,
@@ -227,15 +230,17 @@ def _stage(push: Push, path: Path) -> int:
 def _push_unity_catalog(push: Push) -> PushOutcome:
     from pipelines.adapters.unity_catalog import uc_push_batch, uc_push_check
 
-    problem = outbound.uc_schema_problem(project_slug=push.project.slug, full_name=push.target)
+    problem = outbound.uc_schema_problem(rules=outbound_rules(), project_slug=push.project.slug, full_name=push.target)
     if problem:
         raise PermanentPipelineError(problem, system="unity_catalog")
-    uc_push_check(full_name=push.target)  # configuration errors before reading or writing anything
+    workspace = databricks_config()
+    uc_push_check(workspace, full_name=push.target)  # configuration errors before reading or writing anything
     kinds = feedback_kinds(push=push)
     with tempfile.TemporaryDirectory(prefix="reviewdesk-push-") as folder:
         staged = Path(folder) / f"{push.batch_id}.parquet"
         rows = _stage(push, staged)
         result = uc_push_batch(
+            workspace,
             full_name=push.target,
             batch_id=push.batch_id,
             dataset_id=_dataset_id(push),

@@ -10,6 +10,7 @@ from django.utils.text import slugify
 
 from pipelines.adapters import delta, outbound
 from pipelines.models import DeliveryTarget, TargetKind
+from pipelines.wiring import outbound_rules
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import Project
 from reviewapp.services.audit import audit_record
@@ -29,11 +30,11 @@ def target_validate(
     from pipelines.adapters.unity_catalog import uc_name_validate
 
     if kind == TargetKind.DELTA:
-        problem = delta.table_uri_validate(target) or outbound.delta_location_problem(target)
+        problem = delta.table_uri_validate(target) or outbound.delta_location_problem(target, rules=outbound_rules())
     elif kind == TargetKind.UNITY_CATALOG:
         problem = uc_name_validate(target)
         if problem is None and project is not None:
-            problem = outbound.uc_schema_problem(project_slug=project.slug, full_name=target)
+            problem = outbound.uc_schema_problem(rules=outbound_rules(), project_slug=project.slug, full_name=target)
     else:
         return [{"index": None, "field": "kind", "message": "Choose delta or unity_catalog."}]
     return [{"index": None, "field": field, "message": problem}] if problem else []
@@ -46,7 +47,7 @@ class TargetTaken(Conflict):
 def _location_owner_check(*, project: Project, kind: str, target: str, user: Any) -> None:
     """409 when another project's target is this table, or lies under it or above it: a table location
     belongs to one project. The owner is named only to a user who may see its project."""
-    from reviewapp.selectors import role_for
+    from reviewapp.selectors.projects import role_for
 
     others = DeliveryTarget.objects.filter(kind=kind).exclude(project=project).select_related("project")
     if kind == TargetKind.UNITY_CATALOG:

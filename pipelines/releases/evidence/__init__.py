@@ -8,7 +8,7 @@ For a :class:`ModelVersion` of a project:
   with its suite metrics (``evaluations.selectors.run_metrics``) and, for succeeded runs, its
   judge–human alignment (``evaluations.services.alignment.alignment_compute``);
 - **human figures** of the project's items with ``Item.model_version == <version>``, per item
-  (``reviewapp.services.item_stats``): an item's value is its curated label's answer, else the
+  (``reviewapp.item_stats``): an item's value is its curated label's answer, else the
   mean of its current reviews' answers (reviews a curator sent back do not count). The pass rate
   of each pass/fail question (the schema's first is the primary one) is the mean over items with
   a Wilson interval over items (a bootstrap over items when split votes give fractional values),
@@ -27,8 +27,7 @@ carrying the registry alias ``champion``.
 
 Decisions compare like with like: the gate ``not_worse_than_champion`` uses the paired figures
 (shared requests for human figures, shared items of the two newest suite runs for a suite
-metric). :func:`newcombe_difference` and :func:`welch_difference` (unpaired differences) remain
-for callers outside the gates.
+metric). Intervals come from ``reviewapp.item_stats``, the one place for them.
 """
 
 # ruff: noqa: RUF002 - text for people: en dashes and minus signs are intended
@@ -42,7 +41,6 @@ from pipelines.releases.evidence.comparison import (
     evidence_compare,
     version_evidence,
 )
-from pipelines.releases.evidence.intervals import newcombe_difference, welch_difference, wilson_interval, z_for
 from pipelines.releases.evidence.reviews import (
     HumanEvidence,
     HumanPaired,
@@ -83,7 +81,6 @@ __all__ = [
     "human_paired",
     "humans_paired",
     "latest_suite_run",
-    "newcombe_difference",
     "pairwise_evidence",
     "primary_pass_question",
     "run_scores",
@@ -91,7 +88,4 @@ __all__ = [
     "runs_for_version",
     "version_evidence",
     "versions_summary",
-    "welch_difference",
-    "wilson_interval",
-    "z_for",
 ]

@@ -9,16 +9,16 @@ from typing import Any
 
 from django.db.models import Q
 
-from pipelines.releases.evidence.intervals import wilson_interval
+from reviewapp import item_stats
 from reviewapp.models import Preference, Project, Question
-from reviewapp.services import item_stats
+from reviewapp.selectors.items import item_answers_for
 
 # --- human reviews ----------------------------------------------------------------------------
 
 
 @dataclass
 class PassRate:
-    """A pass rate over items (``reviewapp.services.item_stats``): ``n`` is the number of items."""
+    """A pass rate over items (``reviewapp.item_stats``): ``n`` is the number of items."""
 
     question: str
     title: str
@@ -94,12 +94,12 @@ def human_evidence(*, project: Project, model_version: str) -> HumanEvidence:
     """Per-item human figures of the project's items answered by ``model_version`` (four queries).
 
     Each item counts once: its curated label's answer, else the mean of its current reviews'
-    answers (``reviewapp.services.item_stats``).
+    answers (``reviewapp.item_stats``).
     """
     questions = list(Question.objects.filter(project=project).order_by("order", "id"))
     pass_questions = [q for q in questions if q.kind == Question.Kind.PASS_FAIL]
     rating_questions = [q for q in questions if q.kind == Question.Kind.RATING]
-    entries = item_stats.item_answers_for(project=project, model_version=model_version, with_request_keys=True)
+    entries = item_answers_for(project=project, model_version=model_version, with_request_keys=True)
     values: dict[str, dict[int, float]] = {}
     counts: dict[str, dict[int, int]] = {}
     pass_rates = {}
@@ -180,7 +180,7 @@ def human_paired(
     """Champion (A) and candidate (B) on the requests both versions answered and humans valued.
 
     Two versions' items pair up by their request (the normalised request text, see
-    ``reviewapp.services.pairwise.request_key``); a delta is B - A, its interval a paired
+    ``reviewapp.blind.request_key``); a delta is B - A, its interval a paired
     bootstrap over the shared requests (seeded).
     """
     a, reviews_a = champion.by_request(question)
@@ -209,38 +209,46 @@ class PairwiseEvidence:
     losses: int
     ties: int
     both_bad: int
-    n: int  # decisive judgements
-    win_rate: float | None
-    low: float | None  # Wilson 95%
+    n: int  # pairs of items with a decisive judgement
+    decisive: int  # decisive judgements (wins + losses)
+    win_rate: float | None  # mean over pairs of this version's share of the pair's decisive judgements
+    low: float | None  # 95%: Wilson over pairs when each pair is unanimous, else a bootstrap over pairs
     high: float | None
 
 
 def pairwise_evidence(*, project: Project, version: str, against: str) -> PairwiseEvidence:
-    """Preferences between two versions, by the recorded (true) winner and loser versions."""
+    """Preferences between two versions, by the recorded (true) winner and loser versions.
+
+    The win rate counts pairs of items, not judgements (``reviewapp.item_stats.pairs_win_rate``).
+    """
     both = Q(left_model_version=version, right_model_version=against) | Q(
         left_model_version=against, right_model_version=version
     )
     prefs = Preference.objects.filter(project=project).filter(both)
     wins = losses = ties = both_bad = 0
-    for outcome, winner, loser in prefs.values_list("outcome", "winner_model_version", "loser_model_version"):
+    per_pair: dict[int, list[int]] = {}
+    rows = prefs.values_list("task_id", "outcome", "winner_model_version", "loser_model_version")
+    for task_id, outcome, winner, loser in rows:
         if outcome == Preference.Outcome.WIN and (winner, loser) == (version, against):
             wins += 1
+            per_pair.setdefault(task_id, [0, 0])[0] += 1
         elif outcome == Preference.Outcome.WIN and (winner, loser) == (against, version):
             losses += 1
+            per_pair.setdefault(task_id, [0, 0])[1] += 1
         elif outcome == Preference.Outcome.TIE:
             ties += 1
         elif outcome == Preference.Outcome.BOTH_BAD:
             both_bad += 1
-    n = wins + losses
-    ci = wilson_interval(wins, n)
+    figure = item_stats.pairs_win_rate([(w, lost) for w, lost in per_pair.values()])
     return PairwiseEvidence(
         against=against,
         wins=wins,
         losses=losses,
         ties=ties,
         both_bad=both_bad,
-        n=n,
-        win_rate=wins / n if n else None,
-        low=ci[0] if ci else None,
-        high=ci[1] if ci else None,
+        n=figure.items,
+        decisive=wins + losses,
+        win_rate=figure.value,
+        low=figure.low,
+        high=figure.high,
     )

@@ -10,15 +10,15 @@ from django.db.models import Q
 from evaluations.models import Run
 from pipelines.models import ModelVersion
 from pipelines.releases.evidence.reviews import primary_pass_question
+from reviewapp import item_stats
 from reviewapp.models import CuratedLabel, Project, Review
-from reviewapp.services import item_stats
 
 # --- a short summary per version, for lists ---------------------------------------------------
 
 
 @dataclass
 class VersionSummary:
-    """Per item (``reviewapp.services.item_stats``): ``judged`` items answer the primary question."""
+    """Per item (``reviewapp.item_stats``): ``judged`` items answer the primary question."""
 
     reviews: int = 0  # current reviews of the version's items
     items: int = 0  # items with a current review or a curated label

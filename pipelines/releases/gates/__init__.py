@@ -15,7 +15,7 @@ Kinds and their ``params`` (validated by :func:`gate_params_validate`; errors na
   name ``min_reviews`` (which counted reviews) is still read, in stored gates and API input,
   as ``min_items`` (deprecated; migration 0005 renamed stored gates).
 - ``min_pass_rate`` ``{question="", threshold, confidence=0.95}``: the **lower bound** of the
-  human pass rate over items (``reviewapp.services.item_stats``: each item its curated answer,
+  human pass rate over items (``reviewapp.item_stats``: each item its curated answer,
   else its reviews' mean; a Wilson interval over items, or a bootstrap over items when split
   votes give fractional values) on that pass/fail question (default: the schema's first) must be
   at least ``threshold`` — not the raw rate, so 3/3 does not pass a 0.8 gate.
@@ -43,7 +43,6 @@ from pipelines.releases.gates.checklist import (
     gates_for,
 )
 from pipelines.releases.gates.params import (
-    ALLOWED,
     DEFAULT_CONFIDENCE,
     DEFAULT_MIN_SHARED_ITEMS,
     HUMAN_PASS_RATE,
@@ -60,7 +59,6 @@ from pipelines.releases.gates.params import (
 )
 
 __all__ = [
-    "ALLOWED",
     "DEFAULT_CONFIDENCE",
     "DEFAULT_MIN_SHARED_ITEMS",
     "HUMAN_PASS_RATE",

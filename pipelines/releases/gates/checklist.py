@@ -24,9 +24,9 @@ from pipelines.releases.gates.params import (
     gate_title,
     kind_normalise,
 )
+from reviewapp import item_stats
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Project
-from reviewapp.services import item_stats
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
+import msgspec
 from django.db import transaction
 
 from evaluations.models import Suite
@@ -11,6 +12,7 @@ from pipelines.models import Environment, PromotionGate
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Project, Question
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 
 Kind = PromotionGate.Kind
 HUMAN_PASS_RATE = "human_pass_rate"  # noqa: S105 - a metric name, not a password
@@ -29,153 +31,172 @@ def kind_normalise(kind: Any) -> Any:
 
 # --- validation -------------------------------------------------------------------------------
 
+Number = int | float  # kept as given: a threshold of 1 stays 1 in the gate's title
+NonNegative = Annotated[int, msgspec.Meta(ge=0)] | Annotated[float, msgspec.Meta(ge=0)]
+Share = Annotated[int, msgspec.Meta(ge=0, le=1)] | Annotated[float, msgspec.Meta(ge=0, le=1)]
+SuiteId = Annotated[int, says("Give the id of one of this project's evaluation suites.")]
+Metric = Annotated[str, msgspec.Meta(pattern=r"\S"), says("Give a scorer name of the suite, e.g. “correctness”.")]
+Statistic = Annotated[Literal["mean", "pass_rate"], says("Use “mean” or “pass_rate”.")]
+Confidence = Annotated[
+    float, msgspec.Meta(ge=0.5, lt=1), says("Give a confidence level from 0.5 to below 1, e.g. 0.95.")
+]
+PassFailKey = Annotated[str, says("Give the key of a pass/fail question.")]
 
-def _err(name: str, message: str) -> FieldError:
-    return {"index": None, "field": f"params.{name}" if name else "params", "message": message}
+
+class _Params(TypedInput):
+    not_object_message: ClassVar[str] = "Give the parameters as an object."
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+class SuiteMetricParams(_Params):
+    unknown_message: ClassVar[str] = "Unknown parameter for a suite_metric gate; use {allowed}."
+
+    suite_id: SuiteId
+    metric: Metric
+    threshold: Annotated[Number, says("Give a number, e.g. 0.8.")]
+    statistic: Statistic = "mean"
+    op: Annotated[Literal[">=", "<="], says("Use “>=” or “<=”.")] = ">="
+    max_age_days: (
+        Annotated[int, msgspec.Meta(ge=1), says("Give a whole number of days, at least 1 (or leave it out).")] | None
+    ) = None
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+class MinItemsParams(_Params):
+    unknown_message: ClassVar[str] = "Unknown parameter for a min_items gate; use {allowed}."
+
+    count: Annotated[int, msgspec.Meta(ge=1), says("Give a whole number of reviewed items, at least 1.")]
 
 
-ALLOWED = {
-    Kind.SUITE_METRIC: ("suite_id", "metric", "statistic", "op", "threshold", "max_age_days"),
-    Kind.MIN_ITEMS: ("count",),
-    Kind.MIN_PASS_RATE: ("question", "threshold", "confidence"),
-    Kind.NOT_WORSE: ("metric", "suite_id", "statistic", "question", "margin", "confidence", "min_shared_items"),
+class MinPassRateParams(_Params):
+    unknown_message: ClassVar[str] = "Unknown parameter for a min_pass_rate gate; use {allowed}."
+
+    threshold: Annotated[Share, says("Give a pass rate from 0 to 1, e.g. 0.8.")]
+    question: PassFailKey | None = None
+    confidence: Confidence = DEFAULT_CONFIDENCE
+
+
+class NotWorseParams(_Params):
+    unknown_message: ClassVar[str] = "Unknown parameter for a not_worse_than_champion gate; use {allowed}."
+
+    metric: Metric | None = None  # a scorer of the suite, or human_pass_rate
+    suite_id: SuiteId | None | msgspec.UnsetType = msgspec.UNSET
+    statistic: Statistic | None | msgspec.UnsetType = msgspec.UNSET
+    question: PassFailKey | None = None
+    margin: Annotated[NonNegative, says("Give a margin of at least 0 (how much worse is still acceptable).")] = 0
+    confidence: Confidence = DEFAULT_CONFIDENCE
+    min_shared_items: Annotated[
+        int, msgspec.Meta(ge=2), says("Give a whole number of shared items, at least 2, e.g. 20.")
+    ] = DEFAULT_MIN_SHARED_ITEMS
+
+
+PARAMS: dict[str, type[_Params]] = {
+    Kind.SUITE_METRIC: SuiteMetricParams,
+    Kind.MIN_ITEMS: MinItemsParams,
+    Kind.MIN_PASS_RATE: MinPassRateParams,
+    Kind.NOT_WORSE: NotWorseParams,
 }
 
 
-def _suite(project: Project, value: Any, errors: list[FieldError]) -> Suite | None:
-    if not _is_int(value):
-        errors.append(_err("suite_id", "Give the id of one of this project's evaluation suites."))
+def _suite(project: Project, value: int | None, errors: list[FieldError]) -> Suite | None:
+    if value is None:
         return None
     suite = Suite.objects.filter(project=project, pk=value).first()
     if suite is None:
-        errors.append(_err("suite_id", f"This project has no evaluation suite {value}."))
+        errors.append(field_error("params.suite_id", f"This project has no evaluation suite {value}."))
     return suite
 
 
-def _metric(suite: Suite | None, value: Any, errors: list[FieldError]) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        errors.append(_err("metric", "Give a scorer name of the suite, e.g. “correctness”."))
+def _metric(suite: Suite | None, value: str | None, errors: list[FieldError]) -> str | None:
+    if any(e["field"] == "params.metric" for e in errors):  # refused for its type already
+        return None
+    if value is None:
+        errors.append(field_error("params.metric", "Give a scorer name of the suite, e.g. “correctness”."))
         return None
     value = value.strip()
     if suite is not None:
         names = {name for version in suite.versions.all() for name in version.scorer_names}
         if names and value not in names:
             known = ", ".join(sorted(names))
-            errors.append(_err("metric", f"Suite “{suite.name}” has no scorer “{value}”; it has {known}."))
+            message = f"Suite “{suite.name}” has no scorer “{value}”; it has {known}."
+            errors.append(field_error("params.metric", message))
             return None
     return value
 
 
-def _confidence(params: dict[str, Any], errors: list[FieldError]) -> float:
-    value = params.get("confidence", DEFAULT_CONFIDENCE)
-    if not _is_number(value) or not 0.5 <= value < 1:
-        errors.append(_err("confidence", "Give a confidence level from 0.5 to below 1, e.g. 0.95."))
-        return DEFAULT_CONFIDENCE
-    return float(value)
-
-
-def _question(project: Project, params: dict[str, Any], errors: list[FieldError]) -> str:
-    value = params.get("question", "") or ""
+def _question(project: Project, value: str | None, errors: list[FieldError]) -> str:
+    if any(e["field"] == "params.question" for e in errors):  # refused for its type already
+        return ""
+    value = value or ""
     pass_fail = list(
         Question.objects.filter(project=project, kind=Question.Kind.PASS_FAIL).values_list("key", flat=True)
     )
-    if not isinstance(value, str):
-        errors.append(_err("question", "Give the key of a pass/fail question."))
-        return ""
     if not value and not pass_fail:
-        errors.append(_err("question", "This project's schema has no pass/fail question."))
+        errors.append(field_error("params.question", "This project's schema has no pass/fail question."))
     elif value and value not in pass_fail:
-        errors.append(_err("question", f"“{value}” is not a pass/fail question of this project."))
+        errors.append(field_error("params.question", f"“{value}” is not a pass/fail question of this project."))
     return value
 
 
 def gate_params_validate(*, project: Project, kind: Any, params: Any) -> dict[str, Any]:
-    """The params of a gate of ``kind``, complete with defaults; ValidationFailed naming each bad one."""
+    """The params of a gate of ``kind``, complete with defaults; ValidationFailed naming each bad one.
+
+    The project's suites and questions are checked once the params have their shape.
+    """
     kind = kind_normalise(kind)
     if kind not in Kind.values:
         raise ValidationFailed(
-            [{"index": None, "field": "kind", "message": f"Choose one of {', '.join(Kind.values)}."}],
-            "The gate is not valid.",
+            [field_error("kind", f"Choose one of {', '.join(Kind.values)}.")], "The gate is not valid."
         )
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise ValidationFailed([_err("", "Give the parameters as an object.")], "The gate is not valid.")
-    errors: list[FieldError] = []
-    for key in params:
-        if key not in ALLOWED[Kind(kind)]:
-            errors.append(_err(str(key), f"Unknown parameter for a {kind} gate; use {', '.join(ALLOWED[Kind(kind)])}."))
+    cls = PARAMS[Kind(kind)]
+    params = {} if params is None else params
+    parsed, errors = struct_errors(params, cls, field="params")
+    allowed = ", ".join(f.encode_name for f in msgspec.structs.fields(cls))
+    for error in errors:
+        error["field"] = error["field"] or "params"
+        error["message"] = error["message"].replace("{allowed}", allowed)
     out: dict[str, Any] = {}
-    if kind == Kind.SUITE_METRIC:
-        suite = _suite(project, params.get("suite_id"), errors)
-        out["suite_id"] = params.get("suite_id")
-        out["metric"] = _metric(suite, params.get("metric"), errors)
-        out["statistic"] = params.get("statistic", "mean")
-        if out["statistic"] not in STATISTICS:
-            errors.append(_err("statistic", "Use “mean” or “pass_rate”."))
-        out["op"] = params.get("op", ">=")
-        if out["op"] not in OPS:
-            errors.append(_err("op", "Use “>=” or “<=”."))
-        threshold = params.get("threshold")
-        if not _is_number(threshold):
-            errors.append(_err("threshold", "Give a number, e.g. 0.8."))
-        elif out["statistic"] == "pass_rate" and not 0 <= threshold <= 1:
-            errors.append(_err("threshold", "A pass rate threshold is from 0 to 1."))
-        out["threshold"] = threshold
-        max_age = params.get("max_age_days")
-        if max_age is not None and (not _is_int(max_age) or max_age < 1):
-            errors.append(_err("max_age_days", "Give a whole number of days, at least 1 (or leave it out)."))
-        out["max_age_days"] = max_age
-    elif kind == Kind.MIN_ITEMS:
-        count = params.get("count")
-        if not _is_int(count) or count < 1:
-            errors.append(_err("count", "Give a whole number of reviewed items, at least 1."))
-        out["count"] = count
-    elif kind == Kind.MIN_PASS_RATE:
-        out["question"] = _question(project, params, errors)
-        threshold = params.get("threshold")
-        if not _is_number(threshold) or not 0 <= threshold <= 1:
-            errors.append(_err("threshold", "Give a pass rate from 0 to 1, e.g. 0.8."))
-        out["threshold"] = threshold
-        out["confidence"] = _confidence(params, errors)
-    elif kind == Kind.NOT_WORSE:
-        metric = params.get("metric")
-        if metric == HUMAN_PASS_RATE:
+    if isinstance(parsed, SuiteMetricParams):
+        suite = _suite(project, parsed.suite_id, errors)
+        out["suite_id"] = parsed.suite_id
+        out["metric"] = _metric(suite, parsed.metric, errors)
+        out["statistic"] = parsed.statistic
+        out["op"] = parsed.op
+        if parsed.statistic == "pass_rate" and not 0 <= parsed.threshold <= 1:
+            errors.append(field_error("params.threshold", "A pass rate threshold is from 0 to 1."))
+        out["threshold"] = parsed.threshold
+        out["max_age_days"] = parsed.max_age_days
+    elif isinstance(parsed, MinItemsParams):
+        out["count"] = parsed.count
+    elif isinstance(parsed, MinPassRateParams):
+        out["question"] = _question(project, parsed.question, errors)
+        out["threshold"] = parsed.threshold
+        out["confidence"] = float(parsed.confidence)
+    elif isinstance(parsed, NotWorseParams):
+        if parsed.metric == HUMAN_PASS_RATE:
             out["metric"] = HUMAN_PASS_RATE
-            out["question"] = _question(project, params, errors)
+            out["question"] = _question(project, parsed.question, errors)
             for key in ("suite_id", "statistic"):
-                if params.get(key) not in (None, ""):
-                    errors.append(_err(key, f"Only for a suite metric, not {HUMAN_PASS_RATE}."))
+                if getattr(parsed, key) not in (None, "", msgspec.UNSET):
+                    errors.append(field_error(f"params.{key}", f"Only for a suite metric, not {HUMAN_PASS_RATE}."))
         else:
-            if "suite_id" not in params:
-                errors.append(_err("suite_id", f"Give the suite of the metric (or use metric “{HUMAN_PASS_RATE}”)."))
-                suite = None
+            suite = None
+            if parsed.suite_id is msgspec.UNSET:
+                if "suite_id" not in params:  # not a refused value: a missing one
+                    message = f"Give the suite of the metric (or use metric “{HUMAN_PASS_RATE}”)."
+                    errors.append(field_error("params.suite_id", message))
+            elif parsed.suite_id is None:
+                errors.append(field_error("params.suite_id", "Give the id of one of this project's evaluation suites."))
             else:
-                suite = _suite(project, params.get("suite_id"), errors)
-            out["suite_id"] = params.get("suite_id")
-            out["metric"] = _metric(suite, metric, errors)
-            out["statistic"] = params.get("statistic", "mean")
-            if out["statistic"] not in STATISTICS:
-                errors.append(_err("statistic", "Use “mean” or “pass_rate”."))
-            if params.get("question"):
-                errors.append(_err("question", f"Only for metric “{HUMAN_PASS_RATE}”."))
-        margin = params.get("margin", 0)
-        if not _is_number(margin) or margin < 0:
-            errors.append(_err("margin", "Give a margin of at least 0 (how much worse is still acceptable)."))
-        out["margin"] = margin
-        out["confidence"] = _confidence(params, errors)
-        shared = params.get("min_shared_items", DEFAULT_MIN_SHARED_ITEMS)
-        if not _is_int(shared) or shared < 2:
-            errors.append(_err("min_shared_items", "Give a whole number of shared items, at least 2, e.g. 20."))
-        out["min_shared_items"] = shared
+                suite = _suite(project, parsed.suite_id, errors)
+            out["suite_id"] = None if parsed.suite_id is msgspec.UNSET else parsed.suite_id
+            out["metric"] = _metric(suite, parsed.metric, errors)
+            out["statistic"] = "mean" if parsed.statistic is msgspec.UNSET else parsed.statistic
+            if parsed.statistic is None:
+                errors.append(field_error("params.statistic", "Use “mean” or “pass_rate”."))
+            if parsed.question:
+                errors.append(field_error("params.question", f"Only for metric “{HUMAN_PASS_RATE}”."))
+        out["margin"] = parsed.margin
+        out["confidence"] = float(parsed.confidence)
+        out["min_shared_items"] = parsed.min_shared_items
     if errors:
         raise ValidationFailed(errors, "The gate is not valid.")
     return out
@@ -192,11 +213,11 @@ def _environment(project: Project, environment: Any) -> Environment | None:
     if isinstance(environment, Environment):
         env = environment if environment.project_id == project.pk else None
     else:
-        lookup = {"pk": environment} if _is_int(environment) else {"name": str(environment)}
+        lookup = {"pk": environment} if type(environment) is int else {"name": str(environment)}
         env = Environment.objects.filter(project=project, **lookup).first()
     if env is None:
         raise ValidationFailed(
-            [{"index": None, "field": "environment", "message": "No such environment in this project."}],
+            [field_error("environment", "No such environment in this project.")],
             "The gate is not valid.",
         )
     return env
@@ -242,7 +263,7 @@ def gate_update(
         fields.append("environment")
     if enabled is not _UNSET:
         if not isinstance(enabled, bool):
-            raise ValidationFailed([{"index": None, "field": "enabled", "message": "Give true or false."}])
+            raise ValidationFailed([field_error("enabled", "Give true or false.")])
         gate.enabled = enabled
         fields.append("enabled")
     if fields:

@@ -12,6 +12,7 @@ from pipelines.models import Environment, ModelVersion, PromotionRequest, Rollou
 from pipelines.releases import serving
 from pipelines.releases.rollout.health import _step_health
 from pipelines.releases.rollout.lease import StepStatus, _deadline, _Run
+from pipelines.wiring import databricks_config, mlflow_config
 from reviewapp.jobs import job_finish
 from reviewapp.services.audit import audit_record
 
@@ -25,15 +26,17 @@ def _uc_alias_via_sdk(environment: Environment, model_version: ModelVersion) -> 
     return (
         environment.serving_kind == Environment.ServingKind.DATABRICKS
         and model_version.registered_model.count(".") == 2
-        and not mlflow_registry.registry_is_unity_catalog()
+        and not mlflow_config().registry_is_unity_catalog
     )
 
 
 def _alias_get(environment: Environment, model_version: ModelVersion) -> str | None:
     if _uc_alias_via_sdk(environment, model_version):
-        return databricks.uc_model_alias_get(full_name=model_version.registered_model, alias=environment.alias)
+        return databricks.uc_model_alias_get(
+            databricks_config(), full_name=model_version.registered_model, alias=environment.alias
+        )
     return mlflow_registry.registered_model_alias_get(
-        model_name=model_version.registered_model, alias=environment.alias
+        mlflow_config(), model_name=model_version.registered_model, alias=environment.alias
     )
 
 
@@ -44,23 +47,31 @@ def _alias_set(environment: Environment, model_version: ModelVersion) -> dict[st
         return {"alias": environment.alias, "version": before, "action": "already set"}
     if _uc_alias_via_sdk(environment, model_version):
         databricks.uc_model_alias_set(
-            full_name=model_version.registered_model, alias=environment.alias, version=model_version.version
+            databricks_config(),
+            full_name=model_version.registered_model,
+            alias=environment.alias,
+            version=model_version.version,
         )
         where = "unity catalog"
     else:
         mlflow_registry.registered_model_alias_set(
-            model_name=model_version.registered_model, alias=environment.alias, version=model_version.version
+            mlflow_config(),
+            model_name=model_version.registered_model,
+            alias=environment.alias,
+            version=model_version.version,
         )
-        where = "unity catalog (mlflow)" if mlflow_registry.registry_is_unity_catalog() else "mlflow registry"
+        where = "unity catalog (mlflow)" if mlflow_config().registry_is_unity_catalog else "mlflow registry"
     return {"alias": environment.alias, "version": str(model_version.version), "before": before, "registry": where}
 
 
 def _alias_clear(environment: Environment, model_version: ModelVersion) -> None:
     if _uc_alias_via_sdk(environment, model_version):
-        databricks.uc_model_alias_delete(full_name=model_version.registered_model, alias=environment.alias)
+        databricks.uc_model_alias_delete(
+            databricks_config(), full_name=model_version.registered_model, alias=environment.alias
+        )
     else:
         mlflow_registry.registered_model_alias_delete(
-            model_name=model_version.registered_model, alias=environment.alias
+            mlflow_config(), model_name=model_version.registered_model, alias=environment.alias
         )
 
 

@@ -11,6 +11,7 @@ from pipelines.adapters import databricks
 from pipelines.adapters.errors import PermanentPipelineError
 from pipelines.models import Environment
 from pipelines.releases.serving.split import SYSTEM, EndpointNotReady, Heartbeat, Split, entity_name
+from pipelines.wiring import databricks_config
 
 
 def _databricks_config(split: list[Split]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
@@ -50,10 +51,10 @@ def _databricks_apply(
         raise PermanentPipelineError(f"environment {environment.name!r} names no serving endpoint", system=SYSTEM)
     entities, routes = _databricks_config(split)
     started = time.monotonic()
-    state = databricks.serving_endpoint_state(name=name)
+    state = databricks.serving_endpoint_state(databricks_config(), name=name)
     action = "none"
     if state is None:
-        databricks.serving_endpoint_create(name=name, entities=entities, routes=routes)
+        databricks.serving_endpoint_create(databricks_config(), name=name, entities=entities, routes=routes)
         action = "created"
     else:
         updating = (state.get("state") or {}).get("config_update") == "IN_PROGRESS"
@@ -64,7 +65,7 @@ def _databricks_apply(
         else:
             if updating:  # someone else's update: wait for it to finish before sending ours
                 _databricks_wait(name=name, deadline=deadline, heartbeat=heartbeat, entities=None, routes=None)
-            databricks.serving_endpoint_config_update(name=name, entities=entities, routes=routes)
+            databricks.serving_endpoint_config_update(databricks_config(), name=name, entities=entities, routes=routes)
             action = "updated"
     polls = _databricks_wait(name=name, deadline=deadline, heartbeat=heartbeat, entities=entities, routes=routes)
     return {"action": action, "waited_seconds": round(time.monotonic() - started, 3), "polls": polls, "routes": routes}
@@ -82,7 +83,7 @@ def _databricks_wait(
     polls = 0
     last: dict[str, Any] = {}
     while True:
-        state = databricks.serving_endpoint_state(name=name)
+        state = databricks.serving_endpoint_state(databricks_config(), name=name)
         polls += 1
         if state is None:
             raise PermanentPipelineError(f"serving endpoint {name!r} disappeared", system=SYSTEM)

@@ -10,6 +10,7 @@ from pipelines.models import Environment, ModelVersion
 from pipelines.releases.serving.databricks import _databricks_apply
 from pipelines.releases.serving.local import _local_apply, local_query
 from pipelines.releases.serving.split import SYSTEM, Heartbeat, Split, entity_name
+from pipelines.wiring import databricks_config
 
 
 def serving_apply(
@@ -33,7 +34,7 @@ def serving_query(
     if environment.serving_kind == Environment.ServingKind.DATABRICKS:
         entity = entity_name(version) if version is not None else None
         predictions, served = databricks.serving_endpoint_query_served(
-            name=environment.serving_endpoint, records=records, served_entity=entity
+            databricks_config(), name=environment.serving_endpoint, records=records, served_entity=entity
         )
         by = _version_of_entity(served)
         return [{"prediction": p, "served_by": by, "served_entity": served} for p in predictions]
@@ -47,7 +48,7 @@ def serving_query(
 def serving_prepare(*, environment: Environment) -> None:
     """Get the client to the environment's endpoint ready before requests are timed (errors surface later)."""
     if environment.serving_kind == Environment.ServingKind.DATABRICKS:
-        databricks.client_ready()
+        databricks.client_ready(databricks_config())
 
 
 def _version_of_entity(served: str) -> str:

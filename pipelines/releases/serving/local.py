@@ -1,13 +1,15 @@
-"""Local serving: detached ``mlflow models serve`` processes, the weighted proxy per port, their state files."""
+"""Local serving: detached ``mlflow models serve`` processes, the weighted proxy per port, their state files.
+
+The operating-system plumbing (detached starts, pids, ports, local probes, state files) is the adapter
+``pipelines.adapters.local_processes``; requests to the endpoint go through
+``pipelines.adapters.serving_proxy.local_invocations``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +17,17 @@ from typing import Any
 
 from django.conf import settings
 
-from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.errors import PermanentPipelineError
+from pipelines.adapters.local_processes import detached_start
+from pipelines.adapters.local_processes import http_get as _http_get
+from pipelines.adapters.local_processes import json_read as _read_json
+from pipelines.adapters.local_processes import json_write as _write_json
+from pipelines.adapters.local_processes import log_tail as _log_tail
+from pipelines.adapters.local_processes import port_free as _free_port
+from pipelines.adapters.local_processes import port_in_use as _port_in_use
+from pipelines.adapters.local_processes import process_alive as _alive
+from pipelines.adapters.local_processes import process_group_stop as _stop_group
+from pipelines.adapters.local_processes import process_reap as _reap
 from pipelines.adapters.outbound import environ_without_secrets
 from pipelines.models import Environment
 from pipelines.releases.serving.split import SYSTEM, EndpointNotReady, Heartbeat, Split, entity_name
@@ -25,73 +37,6 @@ def _dir(*parts: str) -> Path:
     path = Path(settings.LOCAL_SERVING_DIR, *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)  # atomic: the proxy never reads half a file
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (FileNotFoundError, IndexError, OSError):
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def _http_get(port: int, path: str, timeout: float = 1.0) -> tuple[int, bytes] | None:
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    except OSError:
-        return None
-    finally:
-        conn.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _log_tail(path: Path, lines: int = 8) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except FileNotFoundError:
-        return ""
 
 
 def _server_key(model_uri: str) -> str:
@@ -112,7 +57,7 @@ def local_model_server_ensure(*, model_uri: str, deadline: float, heartbeat: Hea
     bin_dir = str(Path(sys.executable).parent)
     # Model code is not trusted with the application's secrets (database, secret key, tokens).
     env = {
-        **environ_without_secrets(),
+        **environ_without_secrets(secret_env_prefix=settings.SECRET_ENV_PREFIX),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",  # the server runs `uvicorn` from PATH
         "MLFLOW_TRACKING_URI": str(settings.MLFLOW_TRACKING_URI),
         "MLFLOW_REGISTRY_URI": str(getattr(settings, "MLFLOW_REGISTRY_URI", "") or settings.MLFLOW_TRACKING_URI),
@@ -132,15 +77,12 @@ def local_model_server_ensure(*, model_uri: str, deadline: float, heartbeat: Hea
         "--workers",
         "1",
     ]
-    with open(log, "ab") as out:
-        process = subprocess.Popen(  # noqa: S603 - argv is built here from a model URI, never a shell
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    state = {"model_uri": model_uri, "port": port, "pid": process.pid, "log": str(log), "started_at": time.time()}
+    pid = detached_start(argv, log=log, env=env)
+    state = {"model_uri": model_uri, "port": port, "pid": pid, "log": str(log), "started_at": time.time()}
     _write_json(state_path, state)
     if not _wait_ping(state, deadline=deadline, heartbeat=heartbeat, log=log):
-        alive = _alive(process.pid)
-        _stop_group(process.pid)
+        alive = _alive(pid)
+        _stop_group(pid)
         state_path.unlink(missing_ok=True)
         what = "did not answer /ping in time" if alive else "exited"
         raise EndpointNotReady(f"the local model server for {model_uri} {what}: {_log_tail(log)}", system=SYSTEM)
@@ -159,23 +101,6 @@ def _wait_ping(state: dict[str, Any], *, deadline: float, heartbeat: Heartbeat, 
             return False
         heartbeat()
         time.sleep(0.25)
-
-
-def _stop_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    end = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < end:
-        _reap(pid)
-        time.sleep(0.1)
-    if _alive(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    _reap(pid)
 
 
 def local_model_server_stop(*, model_uri: str) -> None:
@@ -240,32 +165,25 @@ def local_proxy_ensure(*, port: int, deadline: float, environment: Environment) 
         # Routes left by an environment that no longer owns the port are not served by this one.
         _write_json(routes_path, {"generation": 0, "routes": [], "owner": owner})
     log = _dir("logs") / f"proxy-{port}.log"
-    with open(log, "ab") as out:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-            [
-                sys.executable,
-                "-m",
-                "pipelines.adapters.serving_proxy",
-                "--host",
-                settings.LOCAL_SERVING_HOST,
-                "--port",
-                str(port),
-                "--routes",
-                str(routes_path),
-                "--owner",
-                owner,
-            ],
-            cwd=str(settings.BASE_DIR),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    state = {"port": port, "pid": process.pid, "routes": str(routes_path), "log": str(log), "owner": owner}
+    argv = [
+        sys.executable,
+        "-m",
+        "pipelines.adapters.serving_proxy",
+        "--host",
+        settings.LOCAL_SERVING_HOST,
+        "--port",
+        str(port),
+        "--routes",
+        str(routes_path),
+        "--owner",
+        owner,
+    ]
+    pid = detached_start(argv, log=log, cwd=str(settings.BASE_DIR))
+    state = {"port": port, "pid": pid, "routes": str(routes_path), "log": str(log), "owner": owner}
     _write_json(state_path, state)
     while _http_get(port, "/__reviewdesk/routes") is None:
-        if not _alive(process.pid) or time.monotonic() >= deadline:
-            _stop_group(process.pid)
+        if not _alive(pid) or time.monotonic() >= deadline:
+            _stop_group(pid)
             raise EndpointNotReady(f"the local endpoint on port {port} did not start: {_log_tail(log)}", system=SYSTEM)
         time.sleep(0.05)
     return state
@@ -349,35 +267,9 @@ def local_query(
 
     With ``version`` the proxy sends the request to that version's server only (``X-Reviewdesk-Version``).
     """
-    import requests
+    from pipelines.adapters.serving_proxy import local_invocations
 
-    from pipelines.adapters.serving_proxy import PIN_HEADER
-
-    headers = {PIN_HEADER: str(version)} if version else {}
-    try:
-        response = requests.post(
-            f"http://127.0.0.1:{port}/invocations",
-            json={"dataframe_records": records},
-            timeout=timeout,
-            headers=headers,
-        )
-    except requests.RequestException as exc:
-        raise TransientPipelineError(
-            f"local endpoint on port {port}: {type(exc).__name__}: {exc}", system=SYSTEM
-        ) from None
-    if response.status_code >= 500 and response.status_code in (502, 503, 504):
-        raise TransientPipelineError(f"local endpoint on port {port}: HTTP {response.status_code}", system=SYSTEM)
-    if response.status_code != 200:
-        raise PermanentPipelineError(
-            f"local endpoint on port {port}: HTTP {response.status_code}: {response.text[:300]}", system=SYSTEM
-        )
-    try:
-        predictions = response.json()["predictions"]
-    except (ValueError, KeyError, TypeError):
-        raise PermanentPipelineError(
-            f"local endpoint on port {port} answered without predictions", system=SYSTEM
-        ) from None
-    served_by = response.headers.get("X-Reviewdesk-Served-Version", "")
+    predictions, served_by = local_invocations(port=port, records=records, timeout=timeout, version=version)
     return [{"prediction": p, "served_by": served_by} for p in predictions]
 
 

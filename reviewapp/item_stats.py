@@ -31,9 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from reviewapp.models import CuratedLabel, Item, Project, Review
-from reviewapp.services.pairwise import request_key
-
 BOOTSTRAP_SAMPLES = 2000
 DEFAULT_CONFIDENCE = 0.95
 WILSON = "Wilson score interval over items"
@@ -158,6 +155,13 @@ def items_mean(
     )
 
 
+def pairs_win_rate(per_pair: list[tuple[int, int]]) -> ItemFigure:
+    """A win rate over pairs of items from each pair's (wins, losses): a pair's value is its share of
+    wins among its decisive judgements; pairs without one are left out; ``reviews`` counts judgements."""
+    values = [wins / (wins + losses) for wins, losses in per_pair if wins + losses]
+    return items_rate(values, reviews=sum(wins + losses for wins, losses in per_pair))
+
+
 # --- item values ------------------------------------------------------------------------------
 
 
@@ -280,7 +284,7 @@ def by_request(
 ) -> tuple[dict[str, float], dict[str, int]]:
     """Item values and review counts re-keyed by request.
 
-    Two versions' items pair up by request (``reviewapp.services.pairwise.request_key``: the
+    Two versions' items pair up by request (``reviewapp.blind.request_key``: the
     normalised request text). When a version answered one request more than once, its value for
     that request is the mean of those items' values.
     """
@@ -291,34 +295,6 @@ def by_request(
         grouped.setdefault(key, []).append(value)
         counts[key] = counts.get(key, 0) + reviews.get(item_id, 0)
     return {k: math.fsum(v) / len(v) for k, v in grouped.items()}, counts
-
-
-def item_answers_for(*, project: Project, model_version: str, with_request_keys: bool = False) -> list[ItemAnswers]:
-    """The humans' answers on each of the project's items answered by ``model_version``.
-
-    Items with a current review or a curated label; three queries (reviews, labels, and the
-    requests when ``with_request_keys``). Reviews a curator sent back do not count.
-    """
-    by_id: dict[int, ItemAnswers] = {}
-    rows = Review.objects.filter(
-        project=project, returned_at__isnull=True, item__model_version=model_version
-    ).values_list("item_id", "answers")
-    for item_id, answers in rows.iterator(chunk_size=5000):
-        entry = by_id.setdefault(item_id, ItemAnswers(item_id=item_id, reviews=[]))
-        entry.reviews.append(answers or {})  # type: ignore[union-attr]
-    labels = CuratedLabel.objects.filter(project=project, item__model_version=model_version)
-    for item_id, answers in labels.values_list("item_id", "answers").iterator(chunk_size=5000):
-        entry = by_id.setdefault(item_id, ItemAnswers(item_id=item_id, reviews=[]))
-        entry.curated = answers or {}
-    for entry in by_id.values():
-        entry.complete = entry.curated is not None or len(entry.reviews or []) >= project.reviews_per_item
-    if with_request_keys and by_id:
-        ids = list(by_id)
-        for start in range(0, len(ids), 5000):
-            chunk = ids[start : start + 5000]
-            for item_id, request in Item.objects.filter(pk__in=chunk).values_list("id", "request"):
-                by_id[item_id].request_key = request_key(request)
-    return sorted(by_id.values(), key=lambda e: e.item_id)
 
 
 def content_hash(text: str | None) -> str:

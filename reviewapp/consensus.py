@@ -24,6 +24,8 @@ optional question counts as its own answer ("no answer"), so silence is never ou
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -146,6 +148,12 @@ def reviews_basis(reviews: Sequence[Review], *, reviews_per_item: int) -> tuple[
     if len(reviews) >= reviews_per_item:
         return list(reviews), None
     return [], None
+
+
+def reviews_fingerprint(reviews: Sequence[Review]) -> str:
+    """Changes when a review is added, removed or answers differently (not for comment-only edits)."""
+    rows = sorted([r.pk, r.schema_version, r.answers] for r in reviews)
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 # --- the rules ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ question at most for distributions, one for all agreement values). Only current 
 (not the ones a curator sent back).
 
 Answer distributions count answers (reviews). Every decision figure (pass rates, rating means)
-is over items, with its n of items and reviews (``version_figures``, ``reviewapp.services.item_stats``).
+is over items, with its n of items and reviews (``version_figures``, ``reviewapp.item_stats``).
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from reviewapp.agreement import Agreement, Level, krippendorff_alpha, percent_agreement
+from reviewapp.item_stats import ItemAnswers, ItemFigure, items_mean, items_rate, question_values, wilson
 from reviewapp.models import Item, Project, Question, Review
 from reviewapp.models.curation import Adjudication, CuratedLabel
-from reviewapp.selectors import GoldAccuracy, gold_accuracy_for_reviewers, questions_for_project, wilson_interval
-from reviewapp.services.agreement import Agreement, Level, krippendorff_alpha, percent_agreement
-from reviewapp.services.item_stats import ItemAnswers, ItemFigure, items_mean, items_rate, question_values
+from reviewapp.selectors.gold import GoldAccuracy, gold_accuracy_for_reviewers
+from reviewapp.selectors.projects import questions_for_project
 
 THROUGHPUT_DAYS = 30
 # Agreement level by question kind; kinds not listed (free text, facts) have no agreement figure.
@@ -80,7 +81,7 @@ class VersionDistribution:
 class VersionFigure:
     """A pass/fail or rating question's figure for one model version, over items with its n.
 
-    See ``reviewapp.services.item_stats``: each item counts once (its curated answer, else its
+    See ``reviewapp.item_stats``: each item counts once (its curated answer, else its
     reviews' mean); pass rates have a Wilson interval over items (a bootstrap over items when split
     votes give fractions), rating means a bootstrap over items.
     """
@@ -608,7 +609,7 @@ def reviewer_stats(*, project: Project) -> list[ReviewerStats]:
     result = []
     for reviewer_id, username, n, median in rows:
         compared, agreed = consensus.get(reviewer_id, (0, 0))
-        low, high = wilson_interval(agreed, compared)
+        low, high = wilson(agreed, compared) or (None, None)
         result.append(
             ReviewerStats(
                 reviewer_id=reviewer_id,

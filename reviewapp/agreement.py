@@ -58,7 +58,7 @@ def value_counts(units: Sequence[Sequence[object]]) -> tuple[np.ndarray, list[ob
     return counts, values
 
 
-def _coincidences(counts: np.ndarray) -> np.ndarray:
+def coincidences(counts: np.ndarray) -> np.ndarray:
     """Flattened per-item coincidence matrices, shape (items, V*V)."""
     m = counts.sum(axis=1)
     outer = np.einsum("uv,uk->uvk", counts, counts)
@@ -86,7 +86,7 @@ def _delta2(level: Level, values: list[object], marginals: np.ndarray) -> np.nda
     return d**2
 
 
-def _alpha_from_coincidences(o: np.ndarray, level: Level, values: list[object]) -> np.ndarray:
+def alpha_from_coincidences(o: np.ndarray, level: Level, values: list[object]) -> np.ndarray:
     """Alpha for a batch of coincidence matrices ``o`` of shape (B, V, V)."""
     n_v = o.sum(axis=2)
     n = n_v.sum(axis=1)
@@ -129,13 +129,13 @@ def krippendorff_alpha(
     # The package wants numbers; nominal codes are just the value's position.
     domain = list(range(len(values))) if level == "nominal" else values
     point = float(krippendorff.alpha(value_counts=counts, value_domain=domain, level_of_measurement=level))
-    coincid = _coincidences(counts)
+    coincid = coincidences(counts)
     rng = np.random.default_rng(seed)
     estimates = []
     for start in range(0, samples, 100):  # chunks keep the weight matrix small
         weights = _bootstrap_weights(len(counts), min(100, samples - start), rng)
         o = (weights @ coincid).reshape(-1, len(values), len(values))
-        estimates.append(_alpha_from_coincidences(o, level, values))
+        estimates.append(alpha_from_coincidences(o, level, values))
     low, high = _interval(np.concatenate(estimates))
     return Agreement("krippendorff_alpha", point, low, high, len(counts), n_ratings)
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from pipelines.adapters.errors import PipelineError, TransientPipelineError
@@ -17,6 +14,7 @@ from pipelines.models import PromotionRequest, Rollout, RolloutStep
 from pipelines.releases import serving
 from pipelines.releases.rollout.lease import LeaseLost, RolloutRun, RolloutStatus, StepStatus, ready_deadline
 from pipelines.releases.rollout.steps import STEP_HANDLERS, alias_clear, alias_set
+from reviewapp.jobs import job_claim, job_fail
 from reviewapp.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
@@ -26,26 +24,13 @@ logger = logging.getLogger(__name__)
 
 def rollout_advance(*, rollout_id: int) -> str:
     """Claim the rollout and run its remaining steps; returns its status afterwards ("" when not claimed)."""
-    now = timezone.now()
-    owner = uuid.uuid4().hex
-    claimable = Q(status=RolloutStatus.QUEUED) | Q(status=RolloutStatus.RUNNING, lease_expires_at__lt=now)
-    claimed = (
-        Rollout.objects.filter(pk=rollout_id)
-        .filter(claimable)
-        .update(
-            status=RolloutStatus.RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=settings.ROLLOUT_LEASE_SECONDS),
-        )
-    )
-    if not claimed:
+    owner = job_claim(Rollout, rollout_id)
+    if owner is None:
         return ""
+    now = timezone.now()
     rollout = Rollout.objects.select_related(
         "environment", "to_version", "from_version", "request__project", "request__model_version"
     ).get(pk=rollout_id)
-    if rollout.started_at is None:
-        rollout.started_at = now
-        rollout.save(update_fields=["started_at"])
     if rollout.kind == Rollout.Kind.ROLLOUT:
         PromotionRequest.objects.filter(pk=rollout.request_id).update(
             status=PromotionRequest.Status.ROLLING_OUT, updated_at=now
@@ -122,13 +107,7 @@ def _rollout_fail(run: RolloutRun, step: RolloutStep, error: str) -> None:
     restored = _restore(run)
     message = f"Step “{step.title}” failed: {error}. {restored}"
     with transaction.atomic():
-        Rollout.objects.filter(pk=rollout.pk, lease_owner=run.owner).update(
-            status=RolloutStatus.FAILED,
-            error=message,
-            finished_at=timezone.now(),
-            lease_owner="",
-            lease_expires_at=None,
-        )
+        job_fail(Rollout, rollout.pk, run.owner, message, transient=False)
         request = PromotionRequest.objects.select_for_update().get(pk=rollout.request_id)
         if rollout.kind == Rollout.Kind.ROLLOUT:
             request.status = PromotionRequest.Status.FAILED

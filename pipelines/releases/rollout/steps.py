@@ -11,8 +11,9 @@ from pipelines.adapters import databricks, mlflow_registry
 from pipelines.models import Environment, ModelVersion, PromotionRequest, Rollout, RolloutStep
 from pipelines.releases import serving
 from pipelines.releases.rollout.health import step_health
-from pipelines.releases.rollout.lease import RolloutRun, RolloutStatus, StepStatus, ready_deadline
+from pipelines.releases.rollout.lease import RolloutRun, StepStatus, ready_deadline
 from pipelines.wiring import databricks_config, mlflow_config
+from reviewapp.jobs import job_finish
 from reviewapp.services.audit import audit_record
 
 
@@ -109,9 +110,7 @@ def _step_finish(run: RolloutRun, step: RolloutStep) -> dict[str, Any]:
         request.save(update_fields=["status", "updated_at"])
         _live_request_follow(environment=environment, request=request, rollout=rollout)
         now = timezone.now()
-        Rollout.objects.filter(pk=rollout.pk).update(
-            status=RolloutStatus.SUCCEEDED, finished_at=now, lease_owner="", lease_expires_at=None, error=""
-        )
+        job_finish(Rollout, rollout.pk, run.owner, error="")  # held: renewed above, in this transaction
         # The step is done in the same transaction, or a crash here would leave it "running" forever.
         RolloutStep.objects.filter(pk=step.pk).update(status=StepStatus.DONE, finished_at=now)
         audit_record(

@@ -35,6 +35,7 @@ lint: install
 	REVIEWDESK_TESTING=true $(VENV)/bin/mypy
 	DJANGO_SETTINGS_MODULE=reviewapp.settings $(VENV)/bin/lint-imports --no-cache
 	REVIEWDESK_TESTING=true $(PY) manage.py makemigrations --check --dry-run
+	$(PY) scripts/check_private_imports.py
 
 format: install
 	$(VENV)/bin/ruff format .

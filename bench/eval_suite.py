@@ -137,7 +137,8 @@ def run_once(project: Any, version: Any, dataset: dict[str, Any], timeout: float
         raise RuntimeError(f"run {run.pk} {run.status}: {run.error}")
     work = run.duration_seconds or wall
     mlflow_started = time.perf_counter()
-    while not Run.objects.filter(pk=run.pk, mlflow_logged=True).exists() and time.perf_counter() - mlflow_started < 120:
+    logged = Run.objects.filter(pk=run.pk, mlflow_log__status="done")
+    while not logged.exists() and time.perf_counter() - mlflow_started < 120:
         time.sleep(0.5)  # let the workers log it before the next measurement
     return {
         "items": run.rows_done,

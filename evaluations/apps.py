@@ -5,3 +5,6 @@ from django.apps import AppConfig
 
 class EvaluationsConfig(AppConfig):
     name = "evaluations"
+
+    def ready(self) -> None:
+        from evaluations import jobs  # noqa: F401 - registers evaluations' kinds of job

@@ -89,7 +89,9 @@ def suite_version_get(*, suite: Suite, number: int | None = None) -> SuiteVersio
 
 def run_get_for_user(*, user: AnyUser, pk: int, token: ApiToken | None = None) -> Run:
     """A run of a project where the user may evaluate."""
-    run = Run.objects.select_related("project", "suite_version__suite", "created_by").filter(pk=pk).first()
+    run = (
+        Run.objects.select_related("project", "suite_version__suite", "created_by", "mlflow_log").filter(pk=pk).first()
+    )
     if run is None:
         raise Http404("No such run.")
     run.project = project_get_for_user(user=user, slug=run.project.slug, capability=Capability.EVALUATE, token=token)
@@ -100,7 +102,7 @@ def run_list(*, projects: list[Project]) -> QuerySet[Run]:
     """Runs of these projects, newest first."""
     return (
         Run.objects.filter(project__in=projects)
-        .select_related("project", "suite_version__suite", "created_by")
+        .select_related("project", "suite_version__suite", "created_by", "mlflow_log")
         .order_by("-id")
     )
 

@@ -24,13 +24,6 @@ def run_chunk(chunk_id: int) -> None:
     run_chunk_execute(chunk_id=chunk_id)
 
 
-@shared_task(name="evaluations.runs_sweep", ignore_result=True, soft_time_limit=120, time_limit=150)
-def runs_sweep() -> None:
-    from evaluations.services.runs import runs_sweep as runs_sweep_service
-
-    runs_sweep_service()
-
-
 @shared_task(
     name="evaluations.run_mlflow_log",
     ignore_result=True,
@@ -38,7 +31,7 @@ def runs_sweep() -> None:
     autoretry_for=(TransientPipelineError,),
     retry_backoff=30,
     retry_backoff_max=600,
-    max_retries=3,  # then the beat task below keeps trying
+    max_retries=3,  # then the jobs kernel's sweeper sends it again every few minutes
     soft_time_limit=600,
     time_limit=660,
 )
@@ -46,10 +39,3 @@ def run_mlflow_log(run_id: int) -> None:
     from evaluations.services.tracking import run_mlflow_log as run_mlflow_log_service
 
     run_mlflow_log_service(run_id=run_id)
-
-
-@shared_task(name="evaluations.runs_mlflow_log_pending", ignore_result=True, soft_time_limit=900, time_limit=960)
-def runs_mlflow_log_pending() -> None:
-    from evaluations.services.tracking import runs_mlflow_log_pending as runs_mlflow_log_pending_service
-
-    runs_mlflow_log_pending_service()

@@ -10,6 +10,8 @@ class PipelinesConfig(AppConfig):
     name = "pipelines"
 
     def ready(self) -> None:
+        from pipelines import jobs  # noqa: F401 - registers pipelines' kinds of job
+
         post_migrate.connect(_repair_expectations, sender=self, dispatch_uid="pipelines.repair_expectations")
 
 

@@ -18,12 +18,9 @@ app.conf.beat_schedule = {
     "reclaim-expired-leases": {"task": "reviewapp.leases_reclaim", "schedule": 60.0},
     # Dashboard figures of projects that changed, computed here so pages never compute them cold.
     "refresh-dashboard-figures": {"task": "reviewapp.stats_refresh", "schedule": float(settings.STATS_REFRESH_SECONDS)},
-    # Every 30 s: re-queue evaluation chunks whose worker died (lease expired) or whose message was lost.
-    "sweep-evaluation-runs": {"task": "evaluations.runs_sweep", "schedule": 30.0},
-    # Every minute: re-queue background exports whose worker died (lease expired).
-    "sweep-export-jobs": {"task": "pipelines.export_jobs_sweep", "schedule": 60.0},
-    # Every 5 minutes: log finished evaluation runs that MLflow could not take yet (server down).
-    "log-evaluation-runs-to-mlflow": {"task": "evaluations.runs_mlflow_log_pending", "schedule": 300.0},
+    # The one sweeper of the jobs kernel (reviewapp.jobs): jobs of every registered kind whose worker
+    # died (lease expired) or whose message was lost are sent again; a new kind needs no entry here.
+    "sweep-jobs": {"task": "reviewapp.jobs_sweep", "schedule": float(settings.JOBS_SWEEP_SECONDS)},
     # Every MODEL_REGISTRY_SYNC_SECONDS (default 5 minutes): copy registered model versions from the registry.
     "sync-model-registry": {
         "task": "pipelines.registry_sync_all",
@@ -35,11 +32,6 @@ app.conf.beat_schedule = {
         "task": "pipelines.feed_push_due",
         "schedule": float(settings.DELIVERY_PUSH_INTERVAL_SECONDS),
     },
-    # Every 30 s: re-queue pushes whose worker died (lease expired) or whose message was lost.
-    "sweep-pushes": {"task": "pipelines.pushes_sweep", "schedule": 30.0},
-    # Every 30 s: re-queue rollouts whose worker died (lease expired) or whose message was lost; a
-    # rollout left queued would block every later rollout to its environment.
-    "sweep-rollouts": {"task": "pipelines.rollouts_sweep", "schedule": 30.0},
 }
 if settings.MLFLOW_ASSESSMENT_SYNC_SECONDS:
     # Every MLFLOW_ASSESSMENT_SYNC_SECONDS (default 5 minutes): write curated labels changed since

@@ -307,6 +307,8 @@ else:
         "unacked_restore_interval": 10,
         "unacked_restore_throttle": 1,
     }
+# Seconds between two runs of the jobs kernel's sweeper (reviewapp.jobs; beat), over every kind of job.
+JOBS_SWEEP_SECONDS = envint("JOBS_SWEEP_SECONDS", 30, minimum=1)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # otherwise a killed child's task is acked and lost
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -325,7 +327,7 @@ DELTA_ROOT = os.environ.get("DELTA_ROOT") or str(VAR_DIR / "delta")
 MLFLOW_UI_URL = (os.environ.get("MLFLOW_UI_URL") or "").rstrip("/")
 MLFLOW_EXPERIMENT_PREFIX = os.environ.get("MLFLOW_EXPERIMENT_PREFIX") or "reviewdesk"
 # MLflow's client retries a dead server for ~4 minutes by default; a worker should give up fast and
-# leave the retry to the beat task (evaluations.runs_mlflow_log_pending).
+# leave the retry to the jobs kernel's sweeper (the run's MLflow logging is a job: reviewapp.jobs).
 MLFLOW_HTTP_REQUEST_MAX_RETRIES = envint("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 2)
 MLFLOW_HTTP_REQUEST_TIMEOUT = envint("MLFLOW_HTTP_REQUEST_TIMEOUT", 10, minimum=1)
 

@@ -15,3 +15,11 @@ def stats_refresh() -> None:
     from reviewapp.selectors.stats import projects_stats_refresh
 
     projects_stats_refresh()
+
+
+@shared_task(name="reviewapp.jobs_sweep", ignore_result=True, soft_time_limit=120, time_limit=150)
+def jobs_sweep() -> None:
+    """The one sweeper: re-queue expired or lost jobs of every registered kind (reviewapp.jobs)."""
+    from reviewapp.jobs import jobs_sweep as jobs_sweep_service
+
+    jobs_sweep_service()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from evaluations.models.endpoints import Endpoint, JudgeCacheEntry
-from evaluations.models.runs import Run, RunChunk, RunResult, RunRow
+from evaluations.models.runs import Run, RunChunk, RunMlflowLog, RunResult, RunRow
 from evaluations.models.suites import Suite, SuiteVersion
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "JudgeCacheEntry",
     "Run",
     "RunChunk",
+    "RunMlflowLog",
     "RunResult",
     "RunRow",
     "Suite",

@@ -1,11 +1,11 @@
 """Runs: one evaluation of a suite version over a dataset, split into chunks that workers claim.
 
 A run is a row first, then tasks (docs/architecture.md): ``run_start`` snapshots the item ids into
-RunChunk rows and enqueues one task per chunk. A task claims its chunk with a conditional UPDATE
-and a lease (``lease_expires_at``, renewed while it works), writes only the RunResult rows that
-are missing — (run, item, scorer) is unique, so a redelivered task never double-counts — and the
-last chunk to finish closes the run. A sweeper re-queues chunks whose lease expired (a killed
-worker). The UI and the API read progress from these rows.
+RunChunk rows and enqueues one task per chunk. A task claims its chunk through the jobs kernel
+(reviewapp.jobs: a conditional UPDATE and a lease, renewed while it works), writes only the
+RunResult rows that are missing — (run, item, scorer) is unique, so a redelivered task never
+double-counts — and the last chunk to finish closes the run. The kernel's sweeper re-queues
+chunks whose lease expired (a killed worker). The UI and the API read progress from these rows.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 
 from evaluations.models.suites import SuiteVersion
+from reviewapp.jobs import Job
 from reviewapp.models import Item, Project
 
 
@@ -54,19 +55,12 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # MLflow: logged once the run finished; retried by a beat task until it succeeds.
-    mlflow_run_id = models.CharField(max_length=64, blank=True)
-    mlflow_experiment_id = models.CharField(max_length=64, blank=True)
-    mlflow_logged = models.BooleanField(default=False)
-    mlflow_error = models.TextField(blank=True)
-    mlflow_attempts = models.PositiveIntegerField(default=0)
-    mlflow_claimed_at = models.DateTimeField(null=True, blank=True)
+    # MLflow: logged once the run finished, by a job of its own (RunMlflowLog, ``run.mlflow_log``).
 
     class Meta:
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["project", "-id"], name="eval_run_project_recent"),
-            models.Index(fields=["status"], condition=models.Q(mlflow_logged=False), name="eval_run_mlflow_pending"),
         ]
 
     def __str__(self) -> str:
@@ -75,6 +69,32 @@ class Run(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def mlflow(self) -> RunMlflowLog | None:
+        """The MLflow logging job of a finished run (None before it finished, or when cancelled)."""
+        try:
+            return self.mlflow_log
+        except RunMlflowLog.DoesNotExist:
+            return None
+
+    @property
+    def mlflow_logged(self) -> bool:
+        log = self.mlflow
+        return log is not None and log.status == RunMlflowLog.Status.DONE
+
+    @property
+    def mlflow_run_id(self) -> str:
+        return self.mlflow.mlflow_run_id if self.mlflow is not None else ""
+
+    @property
+    def mlflow_experiment_id(self) -> str:
+        return self.mlflow.mlflow_experiment_id if self.mlflow is not None else ""
+
+    @property
+    def mlflow_error(self) -> str:
+        """Why the last attempt to log the run failed (it is retried)."""
+        return self.mlflow.error if self.mlflow is not None else ""
 
     @property
     def percent(self) -> int:
@@ -118,8 +138,8 @@ class Run(models.Model):
         return "stored responses"
 
 
-class RunChunk(models.Model):
-    """A slice of a run's items, claimed by one task at a time under a lease."""
+class RunChunk(Job):
+    """A slice of a run's items, claimed by one task at a time under a lease (reviewapp.jobs)."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -128,6 +148,7 @@ class RunChunk(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    JOB_QUEUED = Status.PENDING
     TERMINAL = (Status.DONE, Status.FAILED, Status.CANCELLED)
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="chunks")
@@ -138,17 +159,8 @@ class RunChunk(models.Model):
     # the labels as they were, not today's. Empty for a run over a filter (live curated labels).
     expectations = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    # Who holds the claim: a random token per claim, so a worker whose lease expired and was
-    # re-claimed cannot renew or close someone else's claim.
-    claim_token = models.CharField(max_length=32, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     rows_done = models.PositiveIntegerField(default=0)
     rows_errored = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["run", "index"]
@@ -164,6 +176,30 @@ class RunChunk(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.index} of run {self.run_id} ({self.status})"
+
+
+class RunMlflowLog(Job):
+    """Logging a finished run to MLflow, once: a job of the kernel, retried until MLflow takes it.
+
+    Its key is the run's, so the task ``evaluations.run_mlflow_log`` takes the run id as before.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Logged"
+        FAILED = "failed", "Failed"
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, primary_key=True, related_name="mlflow_log")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    mlflow_run_id = models.CharField(max_length=64, blank=True)
+    mlflow_experiment_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "enqueued_at"], name="eval_run_mlflow_log_open")]
+
+    def __str__(self) -> str:
+        return f"MLflow logging of run {self.run_id} ({self.status})"
 
 
 class RunRow(models.Model):

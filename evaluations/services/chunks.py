@@ -1,11 +1,11 @@
 """Executing one chunk of a run: claim it, score what is missing, write it, close it.
 
-``run_chunk_execute`` is what the ``evaluations.run_chunk`` task calls. It claims the chunk with a
-conditional UPDATE (``pending``, or ``running`` with an expired lease) and a fresh claim token,
+``run_chunk_execute`` is what the ``evaluations.run_chunk`` task calls. It claims the chunk through
+the jobs kernel (reviewapp.jobs: ``pending``, or ``running`` with an expired lease, and a fresh token),
 then scores only the (item, scorer) pairs that have no RunResult yet and writes them with
 ON CONFLICT DO NOTHING, so a redelivered message, a retry or a second worker never double-counts.
 While it works it renews its lease (and notices a cancelled run or a lost claim) every few
-seconds; the sweeper (services.runs) re-queues a chunk whose lease ran out.
+seconds; the kernel's sweeper re-queues a chunk whose lease ran out.
 
 Code scorers run inline. LLM judges run concurrently: through their module's batch function when
 it has one (``scorer_batch_fn``), else row by row in a thread pool.
@@ -18,16 +18,13 @@ import logging
 import math
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from evaluations.models import Run, RunChunk, RunResult, RunRow, SuiteVersion
@@ -35,6 +32,7 @@ from evaluations.scorers.registry import Score, ScoreInput, Scorer, scorer_get
 from evaluations.services.datasets import score_input_for_item
 from evaluations.services.runs import TEXT_MAX, chunk_close, targets_module
 from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from reviewapp.jobs import job_claim, job_fail, job_finish, job_held, job_renew
 from reviewapp.models import CuratedLabel, Item
 
 logger = logging.getLogger(__name__)
@@ -117,33 +115,17 @@ class _Claim:
     def renew(self) -> bool:
         """Extend the lease; False when the claim was lost (another worker has it) or the run stopped."""
         self.renewed = time.monotonic()
-        held = RunChunk.objects.filter(pk=self.chunk_id, claim_token=self.token, status=ChunkStatus.RUNNING).update(
-            lease_expires_at=timezone.now() + timedelta(seconds=self.seconds)
-        )
-        if not held:
+        if not job_renew(RunChunk, self.chunk_id, self.token):
             return False
         return Run.objects.filter(pk=self.run_id, status__in=Run.ACTIVE).exists()
 
 
-def _chunk_claim(chunk_id: int, token: str) -> bool:
+def _chunk_claim(chunk_id: int) -> str | None:
+    """The lease owner token of a new claim on the chunk, or None (its run stopped, or someone has it)."""
     run_status = RunChunk.objects.filter(pk=chunk_id).values_list("run__status", flat=True).first()
     if run_status not in Run.ACTIVE:
-        return False
-    now = timezone.now()
-    # Only columns of the chunk row in the WHERE clause: PostgreSQL re-checks them after waiting
-    # for a concurrent claimer's lock, so two workers can never both get the chunk.
-    claimed = (
-        RunChunk.objects.filter(pk=chunk_id, attempts__lt=settings.EVALUATION_CHUNK_MAX_ATTEMPTS)
-        .filter(Q(status=ChunkStatus.PENDING) | Q(status=ChunkStatus.RUNNING, lease_expires_at__lt=now))
-        .update(
-            status=ChunkStatus.RUNNING,
-            claim_token=token,
-            claimed_at=now,
-            lease_expires_at=now + timedelta(seconds=settings.EVALUATION_CHUNK_LEASE_SECONDS),
-            attempts=F("attempts") + 1,
-        )
-    )
-    return claimed == 1
+        return None
+    return job_claim(RunChunk, chunk_id)
 
 
 def run_chunk_execute(*, chunk_id: int) -> None:
@@ -153,8 +135,8 @@ def run_chunk_execute(*, chunk_id: int) -> None:
     nothing. TransientPipelineError (a generation target is down) releases the chunk and is raised
     for the task to retry; any other error fails the chunk, and its rows count as errored.
     """
-    token = uuid.uuid4().hex
-    if not _chunk_claim(chunk_id, token):
+    token = _chunk_claim(chunk_id)
+    if token is None:
         return
     chunk = RunChunk.objects.select_related("run__suite_version").get(pk=chunk_id)
     run = chunk.run
@@ -163,20 +145,16 @@ def run_chunk_execute(*, chunk_id: int) -> None:
     try:
         completed = _chunk_work(chunk=chunk, run=run, claim=claim)
     except TransientPipelineError:
-        RunChunk.objects.filter(pk=chunk_id, claim_token=token, status=ChunkStatus.RUNNING).update(
-            status=ChunkStatus.PENDING, claim_token="", lease_expires_at=None
-        )
+        job_fail(RunChunk, chunk_id, token, "", transient=True)  # the task retries it
         raise
     except Exception as exc:
         logger.exception("Chunk %s of run %s failed", chunk.index, run.pk)
-        chunk_close(chunk_id, Q(claim_token=token, status=ChunkStatus.RUNNING), ChunkStatus.FAILED, _describe(exc))
+        chunk_close(chunk_id, job_held(RunChunk, chunk_id, token), ChunkStatus.FAILED, _describe(exc))
         return
     if completed:
-        chunk_close(chunk_id, Q(claim_token=token, status=ChunkStatus.RUNNING), ChunkStatus.DONE)
+        chunk_close(chunk_id, job_held(RunChunk, chunk_id, token), ChunkStatus.DONE)
     elif not Run.objects.filter(pk=run.pk, status__in=Run.ACTIVE).exists():
-        RunChunk.objects.filter(pk=chunk_id, claim_token=token, status=ChunkStatus.RUNNING).update(
-            status=ChunkStatus.CANCELLED, finished_at=timezone.now()
-        )
+        job_finish(RunChunk, chunk_id, token, status=ChunkStatus.CANCELLED)
 
 
 def _describe(exc: BaseException) -> str:

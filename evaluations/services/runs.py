@@ -4,14 +4,16 @@ The life of a run (see models/runs.py):
 
 1. ``run_start`` validates the dataset and target, snapshots the matching item ids into chunks and
    enqueues ``evaluations.run_chunk`` for each once the transaction commits.
-2. ``run_chunk_execute`` (services.chunks) claims its chunk with a conditional UPDATE (``pending``, or ``running`` with
-   an expired lease) and a fresh claim token; it then scores only the (item, scorer) pairs that have
-   no RunResult yet, writes them with ON CONFLICT DO NOTHING, renews its lease as it goes and stops
+2. ``run_chunk_execute`` (services.chunks) claims its chunk through the jobs kernel (reviewapp.jobs:
+   ``pending``, or ``running`` with an expired lease, and a fresh lease owner token); it then
+   scores only the (item, scorer) pairs that have no RunResult yet, writes them with ON CONFLICT
+   DO NOTHING, renews its lease as it goes and stops
    when it lost the claim or the run stopped. Closing the chunk and, when it is the last one, the
    run happens in one transaction under a lock on the run row, so exactly one chunk closes a run.
-3. ``runs_sweep`` (beat) puts chunks whose lease expired back to ``pending`` and enqueues them again
-   (a worker was killed), re-enqueues chunks pending for too long (a lost message), fails chunks
-   that used up their attempts, and closes runs whose chunks are all finished.
+3. The kernel's sweeper (``reviewapp.jobs_sweep``, beat; ``runs_sweep`` here) puts chunks whose
+   lease expired back to ``pending`` and enqueues them again (a worker was killed), re-enqueues
+   chunks pending for too long (a lost message), fails chunks that used up their attempts, and
+   closes runs whose chunks are all finished.
 4. A closed run fails when more than ``max_error_rate`` of its rows errored (checked early, after
    EARLY_FAIL_MIN_ROWS rows, so a dead judge endpoint does not burn through 10,000 calls), and
    is then logged to MLflow (services.tracking).
@@ -22,8 +24,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +43,9 @@ from evaluations.services.datasets import (
     dataset_validate,
     version_expectations_validate,
 )
+from evaluations.services.tracking import run_mlflow_log_queue
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
+from reviewapp.jobs import job_enqueue, job_kind_sweep
 from reviewapp.models import Item, Project
 from reviewapp.services.audit import audit_record
 from reviewapp.usertypes import signed_in
@@ -214,10 +218,7 @@ def _version_item_ids(*, project: Project, snapshot: VersionSnapshot, dataset: d
 
 def _enqueue(chunk_ids: Iterable[int]) -> None:
     """One task per chunk, sent once the current transaction commits (at once outside of one)."""
-    from evaluations.tasks import run_chunk as run_chunk_task  # tasks are a face; imported late
-
-    for chunk_id in chunk_ids:
-        run_chunk_task.delay_on_commit(chunk_id)
+    job_enqueue(RunChunk, chunk_ids)
 
 
 def run_cancel(*, run: Run, actor: Actor) -> Run:
@@ -269,8 +270,18 @@ def chunk_close(chunk_id: int, expect: Q, status: str, error: str = "") -> bool:
         chunk.finished_at = timezone.now()
         chunk.rows_done, chunk.rows_errored = rows_done, rows_errored
         chunk.error = error
-        chunk.claim_token = ""
-        chunk.save(update_fields=["status", "finished_at", "rows_done", "rows_errored", "error", "claim_token"])
+        chunk.lease_owner, chunk.lease_expires_at = "", None
+        chunk.save(
+            update_fields=[
+                "status",
+                "finished_at",
+                "rows_done",
+                "rows_errored",
+                "error",
+                "lease_owner",
+                "lease_expires_at",
+            ]
+        )
         if run.status in Run.ACTIVE:
             run.chunks_done += 1
             run.rows_done += rows_done
@@ -323,9 +334,7 @@ def _run_close(run: Run, status: str, error: str) -> None:
     run.metrics = run_metrics_compute(run=run)
     run.save(update_fields=["status", "error", "finished_at", "metrics"])
     RunChunk.objects.filter(run=run, status=ChunkStatus.PENDING).update(status=ChunkStatus.CANCELLED, finished_at=now)
-    from evaluations.tasks import run_mlflow_log as run_mlflow_log_task  # tasks are a face; imported late
-
-    run_mlflow_log_task.delay_on_commit(run.pk)
+    run_mlflow_log_queue(run=run)
 
 
 # --- the sweeper -------------------------------------------------------------------------------
@@ -339,30 +348,25 @@ class SweepResult:
 
 
 def runs_sweep(*, now: datetime | None = None) -> SweepResult:
-    """Re-queue chunks of active runs whose worker died or whose message was lost (beat, every 30 s)."""
-    now = now or timezone.now()
-    max_attempts = settings.EVALUATION_CHUNK_MAX_ATTEMPTS
-    requeued, failed, closed = [], 0, 0
-    active = Q(run__status__in=Run.ACTIVE)
-    expired = RunChunk.objects.filter(active, status=ChunkStatus.RUNNING, lease_expires_at__lt=now)
-    for pk, attempts in expired.values_list("pk", "attempts"):
-        still_expired = Q(status=ChunkStatus.RUNNING, lease_expires_at__lt=now)
-        if attempts >= max_attempts:
-            reason = f"Gave up after {attempts} attempts (the worker stopped renewing its lease each time)."
-            failed += chunk_close(pk, still_expired, ChunkStatus.FAILED, reason)
-        elif RunChunk.objects.filter(still_expired, pk=pk).update(
-            status=ChunkStatus.PENDING, claim_token="", lease_expires_at=None, enqueued_at=now
-        ):
-            requeued.append(pk)
-    stale = now - timedelta(seconds=settings.EVALUATION_PENDING_REQUEUE_SECONDS)
-    lost = RunChunk.objects.filter(active, status=ChunkStatus.PENDING, enqueued_at__lt=stale)
-    for pk, attempts in lost.values_list("pk", "attempts"):
-        still_stale = Q(status=ChunkStatus.PENDING, enqueued_at__lt=stale)
-        if attempts >= max_attempts:
-            failed += chunk_close(pk, still_stale, ChunkStatus.FAILED, f"Gave up after {attempts} attempts.")
-        elif RunChunk.objects.filter(still_stale, pk=pk).update(enqueued_at=now):
-            requeued.append(pk)
-    _enqueue(requeued)
+    """The jobs kernel's sweep of evaluation chunks, then close runs whose chunks all finished."""
+    from evaluations.jobs import RUN_CHUNK
+
+    swept = job_kind_sweep(replace(RUN_CHUNK, after_sweep=None), now=now)
+    return SweepResult(requeued=swept.requeued, failed=swept.failed, closed=runs_close_finished())
+
+
+def chunk_give_up(chunk_id: int, still: Q, reason: str) -> bool:
+    """Fail a chunk that used up its attempts: its rows count as errored, and it may close its run."""
+    return chunk_close(chunk_id, still, ChunkStatus.FAILED, reason)
+
+
+def chunks_in_active_runs() -> Q:
+    return Q(run__status__in=Run.ACTIVE)
+
+
+def runs_close_finished() -> int:
+    """Close active runs whose chunks have all finished (a close the last chunk missed); how many closed."""
+    closed = 0
     finished = Run.objects.filter(status__in=Run.ACTIVE).exclude(
         chunks__status__in=[ChunkStatus.PENDING, ChunkStatus.RUNNING]
     )
@@ -371,4 +375,4 @@ def runs_sweep(*, now: datetime | None = None) -> SweepResult:
             run = Run.objects.select_for_update().get(pk=run_id)
             _run_maybe_finish(run)
             closed += run.status not in Run.ACTIVE
-    return SweepResult(requeued=len(requeued), failed=failed, closed=closed)
+    return closed

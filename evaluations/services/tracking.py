@@ -1,10 +1,11 @@
 """Logging finished runs to MLflow, once each, and retrying until it works.
 
-A run is logged after it closes (task ``evaluations.run_mlflow_log``). If the tracking server is
-down the run is complete all the same: ``mlflow_logged`` stays False with the reason in
-``mlflow_error``, and the beat task ``evaluations.runs_mlflow_log_pending`` tries again every few
-minutes until it succeeds. A short claim (``mlflow_claimed_at``) keeps two attempts from logging
-the same run at once, and the adapter reuses an MLflow run already logged for it.
+A run is logged after it closes: ``run_mlflow_log_queue`` records the logging as a job of the one
+jobs kernel (RunMlflowLog, keyed by the run) and sends ``evaluations.run_mlflow_log``. If the
+tracking server is down the run is complete all the same: the job goes back to the queue with the
+reason in its ``error`` (``run.mlflow_error``), and the kernel's sweeper sends it again every few
+minutes until it succeeds. The job's lease keeps two attempts from logging the same run at once,
+and the adapter reuses an MLflow run already logged for it.
 
 One MLflow run per Reviewdesk run: params (suite, version, dataset, target, model version),
 metrics per scorer (``<scorer>/mean``, ``/pass_rate``, ``/error_rate``, and judge-human
@@ -15,38 +16,45 @@ per item with each scorer's value, verdict, rationale and error.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q
 from django.utils import timezone
 
-from evaluations.models import Run, RunResult, RunRow
+from evaluations.models import Run, RunMlflowLog, RunResult, RunRow
 from evaluations.selectors import run_metrics
 from evaluations.services.alignment import alignment_compute
-from pipelines.adapters.errors import PipelineError, TransientPipelineError
+from pipelines.adapters.errors import PipelineError
+from reviewapp.jobs import job_claim, job_enqueue, job_fail, job_finish
 from reviewapp.models import Item
 
-CLAIM = timedelta(minutes=10)  # longer than one logging attempt can take
+LEASE_SECONDS = 700  # longer than one logging attempt may take (the task's time limit, 660 s)
+RETRY_SECONDS = 300  # a run MLflow could not take is tried again this often (the kernel's sweeper)
 TEXT_CELL_MAX = 2000
 LOGGABLE = (Run.Status.SUCCEEDED, Run.Status.FAILED)
+
+
+def run_mlflow_log_queue(*, run: Run) -> None:
+    """Queue the logging of a run that just finished; its task is sent once this commits."""
+    if run.status not in LOGGABLE:
+        return
+    RunMlflowLog.objects.get_or_create(run=run, defaults={"enqueued_at": timezone.now()})
+    job_enqueue(RunMlflowLog, [run.pk])
 
 
 def run_mlflow_log(*, run_id: int) -> bool:
     """Log the finished run to MLflow unless it already is; True when it is logged.
 
     Raises TransientPipelineError / PermanentPipelineError when MLflow refuses (the reason is kept on
-    the run); False when the run is not loggable now (not finished, or another attempt holds it).
+    the job, which goes back to the queue: the sweeper retries it); False when the run is not
+    loggable now (not finished, or another attempt holds it).
     """
-    now = timezone.now()
-    claimed = (
-        Run.objects.filter(pk=run_id, mlflow_logged=False, status__in=LOGGABLE)
-        .filter(Q(mlflow_claimed_at__isnull=True) | Q(mlflow_claimed_at__lt=now - CLAIM))
-        .update(mlflow_claimed_at=now, mlflow_attempts=F("mlflow_attempts") + 1)
-    )
-    if not claimed:
-        return Run.objects.filter(pk=run_id, mlflow_logged=True).exists()
+    if not Run.objects.filter(pk=run_id, status__in=LOGGABLE).exists():
+        return False
+    RunMlflowLog.objects.get_or_create(run_id=run_id, defaults={"enqueued_at": timezone.now()})
+    owner = job_claim(RunMlflowLog, run_id)
+    if owner is None:
+        return RunMlflowLog.objects.filter(pk=run_id, status=RunMlflowLog.Status.DONE).exists()
     run = Run.objects.select_related("project", "suite_version__suite").get(pk=run_id)
     from pipelines.adapters.mlflow_tracking import evaluation_run_log
 
@@ -68,32 +76,18 @@ def run_mlflow_log(*, run_id: int) -> bool:
             artifact_root=settings.MLFLOW_ARTIFACT_ROOT,
         )
     except PipelineError as exc:
-        Run.objects.filter(pk=run_id).update(mlflow_error=exc.message[:2000], mlflow_claimed_at=None)
+        # Any refusal is tried again later (the run is complete either way): back to the queue.
+        job_fail(RunMlflowLog, run_id, owner, exc.message[:2000], transient=True)
         raise
-    Run.objects.filter(pk=run_id).update(
-        mlflow_logged=True,
+    job_finish(
+        RunMlflowLog,
+        run_id,
+        owner,
         mlflow_run_id=logged.run_id,
         mlflow_experiment_id=logged.experiment_id,
-        mlflow_error="",
-        mlflow_claimed_at=None,
+        error="",
     )
     return True
-
-
-def runs_mlflow_log_pending(*, limit: int = 20) -> tuple[int, int]:
-    """Log finished runs that are not in MLflow yet (beat). Returns (logged, still pending)."""
-    ids = list(
-        Run.objects.filter(mlflow_logged=False, status__in=LOGGABLE).order_by("id").values_list("pk", flat=True)[:limit]
-    )
-    logged = 0
-    for run_id in ids:
-        try:
-            logged += run_mlflow_log(run_id=run_id)
-        except TransientPipelineError:
-            return logged, len(ids) - logged  # the server is down: the next beat tries again
-        except PipelineError:
-            continue  # recorded on the run; the others may still log
-    return logged, len(ids) - logged
 
 
 def _model_version(run: Run) -> str:

@@ -553,24 +553,6 @@ def delta_read(
         raise _error(f"read Delta table {uri}", exc, options) from None
 
 
-def delta_table_info(config: DeltaConfig, *, uri: str) -> dict[str, Any] | None:
-    """Version, file count, columns and the last commits of the table, or None when there is none."""
-    options = _storage_options(uri, config)
-    table = _open(uri, options)
-    if table is None:
-        return None
-    try:
-        schema = pa.schema(table.schema().to_arrow())
-        return {
-            "version": int(table.version()),
-            "files": len(table.file_uris()),
-            "columns": schema.names,
-            "history": table.history(limit=20),
-        }
-    except Exception as exc:
-        raise _error(f"describe Delta table {uri}", exc, options) from None
-
-
 def throttle(seconds: float) -> Callable[[int], None] | None:
     """An ``on_batch`` callback that pauses between record batches (DELIVERY_BATCH_PAUSE_SECONDS)."""
     if seconds <= 0:

@@ -272,12 +272,8 @@ def _normal_location(uri: str) -> str:
     return os.path.realpath(uri).rstrip("/") + "/"
 
 
-def location_normal(uri: str) -> str:
-    return _normal_location(uri)
-
-
 def locations_overlap(a: str, b: str) -> bool:
-    """True when one location is the other or lies under it (normalised forms, see ``location_normal``)."""
+    """True when one location is the other or lies under it (normalised forms, see ``_normal_location``)."""
     na, nb = _normal_location(a), _normal_location(b)
     return na.startswith(nb) or nb.startswith(na)
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404
 from django.urls import URLPattern, path
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from pipelines.models import Environment, ModelVersion
+from pipelines.models import Environment
 from pipelines.releases.promotion import (
     environment_create,
     environment_update,
@@ -29,7 +28,14 @@ from pipelines.releases.promotion import (
     rollback_request,
 )
 from pipelines.releases.serving import serving_describe
-from pipelines.selectors.promotions import environment_list, promotion_get_for_user, promotion_list
+from pipelines.selectors.promotions import (
+    environment_by_name,
+    environment_get_for_user,
+    environment_list,
+    model_versions_matching,
+    promotion_get_for_user,
+    promotion_list,
+)
 from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
@@ -154,19 +160,13 @@ class PromotionCreateApi(BaseApi):
         project = project_get_for_user(
             user=request.user, slug=data["project"], capability=Capability.PROMOTE, token=request.auth
         )
-        versions = ModelVersion.objects.filter(project=project)
-        ref = data["model_version"]
-        if ref.startswith("id:"):
-            versions = versions.filter(pk=int(ref[3:]) if ref[3:].isdigit() else -1)
-        else:
-            versions = versions.filter(version=ref)
-        if data.get("registered_model"):
-            versions = versions.filter(registered_model=data["registered_model"])
-        found = list(versions[:2])
+        found = model_versions_matching(
+            project=project, ref=data["model_version"], registered_model=data.get("registered_model") or ""
+        )
         if len(found) != 1:
             why = "No such model version in this project." if not found else "Several models have this version."
             raise refusal("model_version", why)
-        environment = Environment.objects.filter(project=project, name=data["environment"]).first()
+        environment = environment_by_name(project=project, name=data["environment"])
         if environment is None:
             raise refusal("environment", f"The project has no environment named {data['environment']!r}.")
         promotion = promotion_request(
@@ -287,10 +287,9 @@ class ProjectEnvironmentsApi(BaseApi):
 class EnvironmentDetailApi(BaseApi):
     @extend_schema(tags=TAGS, request=EnvironmentInputSerializer, responses=EnvironmentSerializer)
     def patch(self, request: ApiRequest, slug: str, name: str) -> Response:
-        project = project_get_for_user(user=request.user, slug=slug, capability=Capability.MANAGE, token=request.auth)
-        environment = Environment.objects.filter(project=project, name=name).first()
-        if environment is None:
-            raise Http404("No such environment.")
+        environment = environment_get_for_user(
+            user=request.user, slug=slug, name=name, capability=Capability.MANAGE, token=request.auth
+        )
         data = _valid(EnvironmentInputSerializer, request.data, partial=True)
         data.pop("name", None)
         environment = environment_update(environment=environment, actor=request.user, **data)

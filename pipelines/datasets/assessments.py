@@ -8,7 +8,7 @@ curator (adjudicated labels) or the reviewers, comma-separated (consensus). Ever
 ``metadata`` ``reviewdesk.label_id`` / ``reviewdesk.label_version``.
 
 Exactly once, per (label, label version): an :class:`AssessmentSync` ledger row is created for the
-version, claimed with a conditional UPDATE (and a lease, so a dead worker's claim is taken over),
+version, claimed through the jobs kernel (reviewapp.jobs: a lease, so a dead worker's claim is taken over),
 and marked synced at the end; a synced version is never looked at again. Within one sync the
 trace's own assessments are read first and the label's earlier ones (found by their metadata) are
 reconciled with what the label says now:
@@ -34,17 +34,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from pipelines.adapters import mlflow_tracking
 from pipelines.adapters.errors import PermanentPipelineError, PipelineError, TransientPipelineError
 from pipelines.models import AssessmentSync, DatasetRow, DatasetVersion, MlflowDatasetExport
+from reviewapp.jobs import job_claim, job_fail, job_finish
 from reviewapp.models import CuratedLabel, Project, Question
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ LABEL_ID = "reviewdesk.label_id"
 LABEL_VERSION = "reviewdesk.label_version"
 # No dots: MLflow 3.17's dataset search does not match dotted tag keys, even quoted.
 DATASET_VERSION_TAG = "reviewdesk_dataset_version"
-LEASE = timedelta(minutes=5)
+LEASE_SECONDS = 300
 ERROR_MAX = 4000
 Status = AssessmentSync.Status
 
@@ -165,22 +165,18 @@ def assessment_syncs_prepare(*, project: Project | None = None, limit: int | Non
     )
     wanted = {(pk, version) for pk, version, *_ in found}
     rows = AssessmentSync.objects.filter(label_id__in=[pk for pk, *_ in found]).exclude(status=Status.SYNCED)
-    return [
+    ids = [
         pk
         for pk, label_id, v in rows.order_by("id").values_list("pk", "label_id", "label_version")
         if (label_id, v) in wanted
     ]
-
-
-def _claim(sync_id: int) -> bool:
-    now = timezone.now()
-    open_ = Q(status__in=[Status.PENDING, Status.FAILED]) | Q(status=Status.RUNNING, claimed_at__lt=now - LEASE)
-    return (
-        AssessmentSync.objects.filter(open_, pk=sync_id).update(
-            status=Status.RUNNING, claimed_at=now, attempts=F("attempts") + 1
-        )
-        == 1
+    # This sync runs them: failed ones with attempts left go back to the queue (tried again on later
+    # syncs), and none of them looks lost to the kernel's sweeper meanwhile.
+    AssessmentSync.objects.filter(pk__in=ids, status=Status.FAILED).update(
+        status=Status.PENDING, finished_at=None, enqueued_at=timezone.now()
     )
+    AssessmentSync.objects.filter(pk__in=ids, status=Status.PENDING).update(enqueued_at=timezone.now())
+    return ids
 
 
 def _mlflow_kwargs() -> dict[str, Any]:
@@ -195,31 +191,31 @@ def assessment_sync_execute(*, sync_id: int) -> int:
     A row someone else holds, or already synced, is left alone (returns 0). A permanent error fails
     the row with its reason; a transient one puts it back to pending and is raised.
     """
-    if not _claim(sync_id):
+    owner = job_claim(AssessmentSync, sync_id)
+    if owner is None:
         return 0
     sync = AssessmentSync.objects.select_related("label__decided_by").get(pk=sync_id)
     label = sync.label
     try:
         if label.version != sync.label_version:
             # The label changed since the row was made: its newer version has (or gets) its own row.
-            AssessmentSync.objects.filter(pk=sync_id, status=Status.RUNNING).update(
-                status=Status.FAILED,
-                error=f"Superseded by label version {label.version}.",
+            job_fail(
+                AssessmentSync,
+                sync_id,
+                owner,
+                f"Superseded by label version {label.version}.",
+                transient=False,
                 attempts=settings.MLFLOW_ASSESSMENT_SYNC_MAX_ATTEMPTS,
             )
             return 0
         ids, written = _write(sync, label)
     except TransientPipelineError:
-        AssessmentSync.objects.filter(pk=sync_id, status=Status.RUNNING).update(status=Status.PENDING, claimed_at=None)
+        job_fail(AssessmentSync, sync_id, owner, "", transient=True)  # MLflow is down: retried
         raise
     except PipelineError as exc:
-        AssessmentSync.objects.filter(pk=sync_id, status=Status.RUNNING).update(
-            status=Status.FAILED, error=exc.message[:ERROR_MAX]
-        )
+        job_fail(AssessmentSync, sync_id, owner, exc.message[:ERROR_MAX], transient=False)
         return 0
-    AssessmentSync.objects.filter(pk=sync_id, status=Status.RUNNING).update(
-        status=Status.SYNCED, assessment_ids=ids, written=written, error="", synced_at=timezone.now()
-    )
+    job_finish(AssessmentSync, sync_id, owner, assessment_ids=ids, written=written, error="")
     return written
 
 
@@ -292,10 +288,6 @@ def assessments_sync(*, project: Project | None = None, limit: int | None = None
     return SyncReport(synced=synced, failed=failed, written=written)
 
 
-def assessment_sync_list(*, project: Project) -> Any:
-    return AssessmentSync.objects.filter(project=project).order_by("-id")
-
-
 # --- dataset versions as MLflow evaluation datasets -----------------------------------------------
 
 
@@ -319,6 +311,23 @@ def _mlflow_records(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return records
 
 
+def mlflow_dataset_export_create(*, version: DatasetVersion, name: str | None = None) -> MlflowDatasetExport:
+    """The version's record (made when missing, queued); a failed one is queued again, its attempts afresh."""
+    version = DatasetVersion.objects.select_related("dataset__project").get(pk=version.pk)
+    default = f"{version.dataset.project.slug}.{version.dataset.name} v{version.number}"
+    now = timezone.now()
+    with transaction.atomic():
+        export, _created = MlflowDatasetExport.objects.select_for_update().get_or_create(
+            version=version, defaults={"name": (name or default)[:300], "enqueued_at": now}
+        )
+        if export.status == MlflowDatasetExport.Status.FAILED:
+            MlflowDatasetExport.objects.filter(pk=export.pk).update(
+                status=MlflowDatasetExport.Status.QUEUED, attempts=0, finished_at=None, enqueued_at=now
+            )
+            export.refresh_from_db()
+    return export
+
+
 def dataset_version_to_mlflow(*, version: DatasetVersion, name: str | None = None) -> dict[str, Any]:
     """Materialise the version as an MLflow evaluation dataset; the same one again on a re-run.
 
@@ -326,22 +335,32 @@ def dataset_version_to_mlflow(*, version: DatasetVersion, name: str | None = Non
     :class:`MlflowDatasetExport` (one per version); its MLflow dataset is found again by id, or by
     its ``reviewdesk_dataset_version`` tag when an earlier attempt died before recording it.
     """
-    version = DatasetVersion.objects.select_related("dataset__project").get(pk=version.pk)
-    default = f"{version.dataset.project.slug}.{version.dataset.name} v{version.number}"
-    with transaction.atomic():
-        export, _created = MlflowDatasetExport.objects.select_for_update().get_or_create(
-            version=version, defaults={"name": (name or default)[:300]}
-        )
+    export = mlflow_dataset_export_create(version=version, name=name)
+    return mlflow_dataset_export_run(export_id=export.pk)
+
+
+def _reused(export: MlflowDatasetExport) -> dict[str, Any]:
+    return {"dataset_id": export.mlflow_dataset_id, "name": export.name, "records": export.records, "reused": True}
+
+
+def mlflow_dataset_export_run(*, export_id: int) -> dict[str, Any]:
+    """Claim the record (jobs kernel) and merge the version's rows into its MLflow dataset.
+
+    A done record is reused as it is; one another worker holds raises TransientPipelineError (the
+    task tries again later). MLflow errors are recorded on the row and raised: a transient one puts
+    it back in the queue, a permanent one fails it.
+    """
+    export = MlflowDatasetExport.objects.get(pk=export_id)
+    if export.status == MlflowDatasetExport.Status.DONE and export.mlflow_dataset_id:
+        return _reused(export)
+    owner = job_claim(MlflowDatasetExport, export_id)
+    if owner is None:
+        export.refresh_from_db()
         if export.status == MlflowDatasetExport.Status.DONE and export.mlflow_dataset_id:
-            return {
-                "dataset_id": export.mlflow_dataset_id,
-                "name": export.name,
-                "records": export.records,
-                "reused": True,
-            }
-        export.attempts += 1
-        export.status = MlflowDatasetExport.Status.RUNNING
-        export.save(update_fields=["attempts", "status"])
+            return _reused(export)
+        raise TransientPipelineError("Another worker is writing this dataset version to MLflow now.", system="mlflow")
+    export = MlflowDatasetExport.objects.select_related("version__dataset__project").get(pk=export_id)
+    version = export.version
     rows = DatasetRow.objects.filter(version=version).order_by("position").values_list("data", flat=True)
     records = _mlflow_records(rows.iterator(chunk_size=2000))
     try:
@@ -360,15 +379,10 @@ def dataset_version_to_mlflow(*, version: DatasetVersion, name: str | None = Non
             **_mlflow_kwargs(),
         )
     except PipelineError as exc:
-        MlflowDatasetExport.objects.filter(pk=export.pk).update(
-            status=MlflowDatasetExport.Status.FAILED, error=exc.message[:ERROR_MAX]
-        )
+        transient = isinstance(exc, TransientPipelineError)
+        job_fail(MlflowDatasetExport, export_id, owner, exc.message[:ERROR_MAX], transient=transient)
         raise
-    MlflowDatasetExport.objects.filter(pk=export.pk).update(
-        status=MlflowDatasetExport.Status.DONE,
-        mlflow_dataset_id=result.dataset_id,
-        records=result.records,
-        error="",
-        finished_at=timezone.now(),
+    job_finish(
+        MlflowDatasetExport, export_id, owner, mlflow_dataset_id=result.dataset_id, records=result.records, error=""
     )
     return {"dataset_id": result.dataset_id, "name": result.name, "records": result.records, "reused": result.reused}

@@ -1,22 +1,22 @@
 """Background exports: a row first (ExportJob), then a task that writes the file under a lease.
 
-``export_job_run`` claims the row with a conditional UPDATE (a second delivery of the task finds it
-claimed and returns), streams the export into ``<VAR_DIR>/exports/job-<id>.<ext>.part`` and renames
-it into place when complete, so a killed or retried job starts over on a fresh temporary file and a
-download never sees half a file. ``export_jobs_sweep`` re-queues RUNNING jobs whose lease expired.
+``export_job_run`` claims the row through the jobs kernel (reviewapp.jobs: a conditional UPDATE; a
+second delivery of the task finds it claimed and returns), streams the export into
+``<VAR_DIR>/exports/job-<id>.<ext>.part`` and renames it into place when complete, so a killed or
+retried job starts over on a fresh temporary file and a
+download never sees half a file. The jobs kernel's sweeper re-queues RUNNING jobs whose lease
+expired, and then ``export_jobs_expire`` deletes old files.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from pipelines.datasets.exports import (
@@ -28,6 +28,7 @@ from pipelines.datasets.exports import (
     version_export_rows,
 )
 from pipelines.models import DatasetVersion, ExportJob
+from reviewapp.jobs import job_claim, job_enqueue, job_fail, job_finish, job_held, job_renew
 from reviewapp.models import Project
 from reviewapp.services.audit import audit_record
 from reviewapp.usertypes import signed_in
@@ -35,7 +36,7 @@ from reviewapp.usertypes import signed_in
 if TYPE_CHECKING:
     from reviewapp.usertypes import Actor
 
-LEASE = timedelta(minutes=5)  # renewed at every progress write; a dead worker's job is swept after it
+LEASE_SECONDS = 300  # renewed at every progress write; a dead worker's job is swept after it
 MAX_ATTEMPTS = 3
 
 
@@ -57,8 +58,6 @@ def export_job_create(
 ) -> ExportJob:
     """Record the job and enqueue it once the row is committed. Arguments are validated by the caller
     (the same parameter checks as the streaming endpoints)."""
-    from pipelines.tasks.datasets import export_job_run as export_job_run_task  # tasks are a face
-
     with transaction.atomic():
         job = ExportJob.objects.create(
             project=project,
@@ -69,6 +68,7 @@ def export_job_create(
             compression=compression,
             rows_total=version.row_count if version is not None else None,
             created_by=signed_in(user),
+            enqueued_at=timezone.now(),
         )
         audit_record(
             actor=user,
@@ -77,7 +77,7 @@ def export_job_create(
             project=project,
             data={"version": version.pk if version else None, "format": fmt, "shape": shape},
         )
-        export_job_run_task.delay_on_commit(job.pk)
+        job_enqueue(ExportJob, [job.pk])  # pipelines.export_job_run, by name, once this commits
     return job
 
 
@@ -97,22 +97,9 @@ def _safe(text: str) -> str:
 
 def _claim(job_id: int) -> tuple[ExportJob, str] | None:
     """Take the job if it is queued, or running under an expired lease; None if someone else has it."""
-    now = timezone.now()
-    token = secrets.token_hex(8)
-    claimed = (
-        ExportJob.objects.filter(pk=job_id, attempts__lt=MAX_ATTEMPTS)
-        .filter(Q(status=ExportJob.Status.QUEUED) | Q(status=ExportJob.Status.RUNNING, lease_expires_at__lt=now))
-        .update(
-            status=ExportJob.Status.RUNNING,
-            claim_token=token,
-            lease_expires_at=now + LEASE,
-            attempts=F("attempts") + 1,
-            rows_done=0,
-            started_at=now,
-            error="",
-        )
-    )
-    if claimed != 1:
+    # Each attempt starts the file over: its row count and start time too.
+    token = job_claim(ExportJob, job_id, rows_done=0, started_at=timezone.now(), error="")
+    if token is None:
         return None
     return ExportJob.objects.select_related("project", "version__dataset__project").get(pk=job_id), token
 
@@ -123,10 +110,9 @@ def export_job_run(*, job_id: int) -> None:
     if claim is None:
         return
     job, token = claim
-    mine = ExportJob.objects.filter(pk=job.pk, claim_token=token)
 
     def progress(done: int) -> None:
-        mine.update(rows_done=done, lease_expires_at=timezone.now() + LEASE)
+        job_renew(ExportJob, job.pk, token, rows_done=done)
 
     counter = Progress(progress)
     if job.version is not None:
@@ -147,24 +133,22 @@ def export_job_run(*, job_id: int) -> None:
             out.flush()
             os.fsync(out.fileno())
         size = part.stat().st_size
-        if not mine.filter(status=ExportJob.Status.RUNNING).exists():
+        if not ExportJob.objects.filter(job_held(ExportJob, job.pk, token)).exists():
             part.unlink(missing_ok=True)  # our lease was swept and another worker owns the job now
             return
         os.replace(part, final)
     except Exception as exc:
         part.unlink(missing_ok=True)
-        mine.update(
-            status=ExportJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
-        )
+        job_fail(ExportJob, job.pk, token, f"{type(exc).__name__}: {exc}"[:2000], transient=False)
         raise
-    mine.update(
-        status=ExportJob.Status.DONE,
+    job_finish(
+        ExportJob,
+        job.pk,
+        token,
         rows_done=counter.done,
         rows_total=counter.done,
         file_path=str(final.relative_to(Path(settings.VAR_DIR))),
         file_size=size,
-        lease_expires_at=None,
-        finished_at=timezone.now(),
     )
 
 
@@ -173,21 +157,6 @@ def export_job_file(job: ExportJob) -> Path | None:
         return None
     path = Path(settings.VAR_DIR) / job.file_path
     return path if path.is_file() else None
-
-
-def export_jobs_sweep() -> int:
-    """Re-queue RUNNING jobs whose lease expired (the worker died); fail those out of attempts."""
-    from pipelines.tasks.datasets import export_job_run as export_job_run_task
-
-    now = timezone.now()
-    stale = ExportJob.objects.filter(status=ExportJob.Status.RUNNING, lease_expires_at__lt=now)
-    stale.filter(attempts__gte=MAX_ATTEMPTS).update(
-        status=ExportJob.Status.FAILED, error="The worker stopped responding too many times.", finished_at=now
-    )
-    ids = list(stale.filter(attempts__lt=MAX_ATTEMPTS).values_list("id", flat=True))
-    for job_id in ids:
-        export_job_run_task.delay(job_id)
-    return len(ids)
 
 
 def export_jobs_expire(*, now: Any = None) -> int:

@@ -12,15 +12,21 @@ from __future__ import annotations
 from django.db import models
 
 from pipelines.models.datasets import DatasetVersion
+from reviewapp.jobs import Job
 from reviewapp.models import CuratedLabel, Project
 
 
-class AssessmentSync(models.Model):
+class AssessmentSync(Job):
+    """A job of the one jobs kernel (reviewapp.jobs); ``finished_at`` is when it synced (or failed)."""
+
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
         SYNCED = "synced", "Synced"
         FAILED = "failed", "Failed"
+
+    JOB_QUEUED = Status.PENDING
+    JOB_DONE = Status.SYNCED
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assessment_syncs")
     label = models.ForeignKey(CuratedLabel, on_delete=models.CASCADE, related_name="assessment_syncs")
@@ -31,12 +37,8 @@ class AssessmentSync(models.Model):
     # "feedback:<question key>" / "expectation:expected_response" -> MLflow assessment id, once synced.
     assessment_ids = models.JSONField(default=dict, blank=True)
     written = models.PositiveIntegerField(default=0)  # assessments logged, overridden, updated or deleted
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    claimed_at = models.DateTimeField(null=True, blank=True)  # a claim older than the lease is taken over
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    synced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -49,8 +51,11 @@ class AssessmentSync(models.Model):
         return f"assessments of label {self.label_id} v{self.label_version} ({self.status})"
 
 
-class MlflowDatasetExport(models.Model):
+class MlflowDatasetExport(Job):
+    """A job of the one jobs kernel (reviewapp.jobs): materialising one version in MLflow."""
+
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
@@ -59,11 +64,8 @@ class MlflowDatasetExport(models.Model):
     name = models.CharField(max_length=300)
     mlflow_dataset_id = models.CharField(max_length=100, blank=True)
     records = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

@@ -1,6 +1,7 @@
 """Background exports: one row per requested file, written by a Celery task under a lease.
 
-The row is created first (status QUEUED), then ``pipelines.tasks.datasets.export_job_run`` claims it,
+The row is created first (status QUEUED), then ``pipelines.tasks.datasets.export_job_run`` claims it
+through the jobs kernel (reviewapp.jobs),
 writes the file to a temporary name and renames it into place when complete, so a download never
 sees half a file and a retried or swept job simply starts over.
 """
@@ -11,10 +12,11 @@ from django.conf import settings
 from django.db import models
 
 from pipelines.models.datasets import DatasetVersion
+from reviewapp.jobs import Job
 from reviewapp.models import Project
 
 
-class ExportJob(models.Model):
+class ExportJob(Job):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -36,15 +38,10 @@ class ExportJob(models.Model):
     rows_total = models.PositiveIntegerField(null=True, blank=True)  # known up front for versions
     file_path = models.CharField(max_length=500, blank=True)  # relative to settings.VAR_DIR
     file_size = models.BigIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    # Lease of the worker writing the file; the sweeper re-queues RUNNING jobs whose lease expired.
-    claim_token = models.CharField(max_length=32, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The lease of the worker writing the file (reviewapp.jobs); the kernel's sweeper re-queues
+    # RUNNING jobs whose lease expired.
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

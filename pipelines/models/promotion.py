@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from reviewapp.jobs import Job
 from reviewapp.models import Project
 
 
@@ -178,8 +179,10 @@ class Approval(models.Model):
         return f"{self.decision} of {self.request_id} by {self.user_id}"
 
 
-class Rollout(models.Model):
-    """Carrying out a promotion (or a rollback) on one environment; at most one active per environment."""
+class Rollout(Job):
+    """Carrying out a promotion (or a rollback) on one environment; at most one active per environment.
+
+    A job of the one jobs kernel (reviewapp.jobs): claimed and leased by the worker running its steps."""
 
     class Kind(models.TextChoices):
         ROLLOUT = "rollout", "Rollout"
@@ -191,6 +194,8 @@ class Rollout(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
+    JOB_DONE = Status.SUCCEEDED
+
     request = models.ForeignKey(PromotionRequest, on_delete=models.CASCADE, related_name="rollouts")
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="rollouts")
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ROLLOUT)
@@ -199,16 +204,8 @@ class Rollout(models.Model):
     from_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     stages = models.JSONField(default=list, blank=True)  # traffic % for to_version at each stage
     reason = models.TextField(blank=True)  # a rollback's written reason (audited, sent in webhooks)
-    error = models.TextField(blank=True)
-    lease_owner = models.CharField(max_length=100, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    enqueued_at = models.DateTimeField(
-        null=True, blank=True
-    )  # last time a task was sent (the sweeper resends lost ones)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

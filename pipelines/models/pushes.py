@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import models
 
 from pipelines.models.datasets import DatasetVersion
+from reviewapp.jobs import Job
 from reviewapp.models import Project
 
 
@@ -46,7 +47,9 @@ class DeliveryTarget(models.Model):
         return f"{self.get_kind_display()} {self.target}"
 
 
-class Push(models.Model):
+class Push(Job):
+    """One batch to one target, under the jobs kernel's lease (reviewapp.jobs)."""
+
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -54,6 +57,7 @@ class Push(models.Model):
         FAILED = "failed", "Failed"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
+    JOB_DONE = Status.SUCCEEDED
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pushes")
     delivery_target = models.ForeignKey(DeliveryTarget, on_delete=models.CASCADE, related_name="pushes")
@@ -78,15 +82,8 @@ class Push(models.Model):
     rows_deleted = models.PositiveIntegerField(default=0)
     skipped = models.BooleanField(default=False, help_text="The batch had already been applied; nothing written.")
     table_version = models.BigIntegerField(null=True, blank=True)  # the Delta version holding this batch
-    error = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    lease_owner = models.CharField(max_length=64, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)  # of the attempt that finished it
 
     class Meta:

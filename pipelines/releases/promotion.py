@@ -363,13 +363,6 @@ def _gates_failed_message(request: PromotionRequest, report: Any) -> str:
     )
 
 
-def promotion_override(*, actor: User, request_id: int, justification: str, comment: str = "") -> PromotionRequest:
-    """An admin's approval despite failing gates; the written justification is required and audited."""
-    if not (justification or "").strip():
-        raise refusal("override_justification", "Write why the failing gates may be overridden.")
-    return promotion_approve(actor=actor, request_id=request_id, comment=comment, override_justification=justification)
-
-
 def promotion_reject(*, actor: User, request_id: int, reason: str) -> PromotionRequest:
     reason = (reason or "").strip()
     if not reason:

@@ -27,6 +27,7 @@ from django.conf import settings
 from pipelines.adapters.webhooks_http import webhook_post
 from pipelines.models import PromotionRequest, Rollout
 from pipelines.wiring import outbound_rules
+from reviewapp.jobs import task_send_on_commit
 
 EVENTS = (
     "requested",
@@ -78,11 +79,9 @@ def webhook_emit(*, event: str, request: PromotionRequest, rollout: Rollout | No
         raise ValueError(f"unknown webhook event {event!r}")
     if not settings.PROMOTION_WEBHOOK_URLS:
         return
-    from pipelines.tasks.promotions import webhook_deliver as webhook_deliver_task
-
     payload = webhook_payload(event=event, request=request, rollout=rollout, **extra)
     for url in settings.PROMOTION_WEBHOOK_URLS:
-        webhook_deliver_task.delay_on_commit(url, payload, uuid.uuid4().hex)
+        task_send_on_commit("pipelines.webhook_deliver", url, payload, uuid.uuid4().hex)  # by name: no face imported
 
 
 def webhook_deliver(*, url: str, payload: dict[str, Any], delivery_id: str = "") -> int:

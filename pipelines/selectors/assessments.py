@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 
 from evaluations.services.datasets import VersionSnapshot
 from pipelines.models import DatasetRow, DatasetVersion
+from pipelines.selectors.datasets import dataset_version_list
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Project
 
@@ -23,11 +24,7 @@ FIELD = "dataset_version"
 
 def dataset_version_list_for_runs(*, project: Project) -> QuerySet[DatasetVersion]:
     """The project's dataset versions, newest dataset version first (the run form's picker)."""
-    return (
-        DatasetVersion.objects.filter(dataset__project=project)
-        .select_related("dataset")
-        .order_by("dataset__name", "-number")
-    )
+    return dataset_version_list(project=project)
 
 
 def dataset_version_get_for_run(*, project: Project, pk: Any) -> DatasetVersion:

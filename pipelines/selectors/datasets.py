@@ -62,6 +62,25 @@ def dataset_list(*, project: Project) -> QuerySet[Dataset]:
     )
 
 
+def dataset_version_list(*, project: Project) -> QuerySet[DatasetVersion]:
+    """Every version of the project's datasets, by dataset name, newest version first."""
+    return (
+        DatasetVersion.objects.filter(dataset__project=project)
+        .select_related("dataset")
+        .order_by("dataset__name", "-number")
+    )
+
+
+def dataset_version_for_project(*, project: Project, pk: int) -> DatasetVersion | None:
+    """A version of one of ``project``'s datasets (whose access the caller checked) by id, else None."""
+    return DatasetVersion.objects.filter(pk=pk, dataset__project=project).first()
+
+
+def dataset_version_get_by_pk(*, pk: int) -> DatasetVersion | None:
+    """Unchecked lookup for background tasks, which act for the system, not for a user."""
+    return DatasetVersion.objects.filter(pk=pk).first()
+
+
 def dataset_versions(*, dataset: Dataset) -> QuerySet[DatasetVersion]:
     return DatasetVersion.objects.filter(dataset=dataset).select_related("created_by").order_by("-number")
 

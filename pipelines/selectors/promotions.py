@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
-from pipelines.models import Approval, Environment, PromotionRequest, Rollout, RolloutStep
+from pipelines.models import Approval, Environment, ModelVersion, PromotionRequest, Rollout, RolloutStep
 from reviewapp.models import ApiToken, Project
 from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
@@ -51,17 +51,49 @@ def promotion_list(*, project: Project) -> QuerySet[PromotionRequest]:
     )
 
 
-def promotion_list_for_version(*, model_version: Any) -> QuerySet[PromotionRequest]:
-    return promotion_list(project=model_version.project).filter(model_version=model_version)
+def promotion_list_for_version(*, project: Project, model_version: ModelVersion) -> QuerySet[PromotionRequest]:
+    """The project's promotion requests of one model version, newest first."""
+    return promotion_list(project=project).filter(model_version=model_version)
+
+
+def model_version_list_for_promotion(*, project: Project, limit: int = 100) -> QuerySet[ModelVersion]:
+    """The project's synced versions, newest first, whatever model they name (the request form's picker)."""
+    return ModelVersion.objects.filter(project=project).order_by("-id")[:limit]
+
+
+def model_version_for_project(*, project: Project, pk: Any) -> ModelVersion | None:
+    """A synced version of ``project`` (whose access the caller checked) by id, else None."""
+    return ModelVersion.objects.filter(project=project, pk=pk).first()
+
+
+def model_versions_matching(*, project: Project, ref: str, registered_model: str = "") -> list[ModelVersion]:
+    """At most two of the project's versions matching ``ref`` ("id:<pk>" or a version number), so the
+    caller can tell none from several."""
+    versions = ModelVersion.objects.filter(project=project)
+    if ref.startswith("id:"):
+        versions = versions.filter(pk=int(ref[3:]) if ref[3:].isdigit() else -1)
+    else:
+        versions = versions.filter(version=ref)
+    if registered_model:
+        versions = versions.filter(registered_model=registered_model)
+    return list(versions[:2])
 
 
 def environment_list(*, project: Project) -> QuerySet[Environment]:
     return Environment.objects.filter(project=project).select_related("current_version", "previous_version")
 
 
-def environment_get_for_user(*, user: AnyUser, slug: str, name: str, capability: Capability) -> Environment:
-    project = project_get_for_user(user=user, slug=slug, capability=capability)
-    environment = Environment.objects.filter(project=project, name=name).first()
+def environment_by_name(*, project: Project, name: str) -> Environment | None:
+    """The environment of ``project`` (whose access the caller checked) named ``name``, else None."""
+    return Environment.objects.filter(project=project, name=name).first()
+
+
+def environment_get_for_user(
+    *, user: AnyUser, slug: str, name: str, capability: Capability, token: ApiToken | None = None
+) -> Environment:
+    """An environment of a project where the user (and token) may ``capability``; 404 for an unknown name."""
+    project = project_get_for_user(user=user, slug=slug, capability=capability, token=token)
+    environment = environment_by_name(project=project, name=name)
     if environment is None:
         raise Http404("No such environment.")
     return environment

@@ -20,9 +20,9 @@ from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineE
 def registry_sync(project_id: int) -> None:
     """Sync one project's versions; an upsert, so running it twice is harmless."""
     from pipelines.releases.registry import registry_sync as registry_sync_service
-    from reviewapp.models import Project
+    from reviewapp.selectors.projects import project_get_by_pk
 
-    project = Project.objects.filter(pk=project_id).first()
+    project = project_get_by_pk(pk=project_id)
     if project is None or not project.mlflow_registered_model:
         return
     try:

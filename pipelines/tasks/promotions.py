@@ -23,13 +23,6 @@ def rollout_advance(rollout_id: int) -> None:
     rollout_advance_service(rollout_id=rollout_id)
 
 
-@shared_task(name="pipelines.rollouts_sweep", ignore_result=True, soft_time_limit=60, time_limit=90)
-def rollouts_sweep() -> None:
-    from pipelines.releases.rollout import rollouts_sweep as rollouts_sweep_service
-
-    rollouts_sweep_service()
-
-
 @shared_task(
     name="pipelines.webhook_deliver",
     ignore_result=True,

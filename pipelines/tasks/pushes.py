@@ -14,7 +14,7 @@ from pipelines.adapters.errors import TransientPipelineError
     autoretry_for=(TransientPipelineError,),
     retry_backoff=5,
     retry_backoff_max=300,
-    max_retries=5,  # then the sweeper re-queues it (DELIVERY_PUSH_MAX_ATTEMPTS bounds worker deaths)
+    max_retries=5,  # then the jobs kernel's sweeper re-queues it (DELIVERY_PUSH_MAX_ATTEMPTS bounds worker deaths)
     soft_time_limit=540,
     time_limit=570,  # below the push lease (DELIVERY_PUSH_LEASE_SECONDS, 600) and the broker's visibility timeout
 )
@@ -22,13 +22,6 @@ def push_execute(push_id: int) -> None:
     from pipelines.datasets.pushes import push_execute as push_execute_service
 
     push_execute_service(push_id=push_id)
-
-
-@shared_task(name="pipelines.pushes_sweep", ignore_result=True, soft_time_limit=120, time_limit=150)
-def pushes_sweep() -> None:
-    from pipelines.datasets.pushes import pushes_sweep as pushes_sweep_service
-
-    pushes_sweep_service()
 
 
 @shared_task(name="pipelines.feed_push_due", ignore_result=True, soft_time_limit=120, time_limit=150)

@@ -10,7 +10,6 @@ from django.shortcuts import redirect, render
 from django.urls import URLPattern, path
 from django.views.decorators.http import require_GET, require_POST
 
-from pipelines.models import ModelVersion
 from pipelines.releases.promotion import (
     promotion_approve,
     promotion_cancel,
@@ -22,8 +21,11 @@ from pipelines.releases.promotion import (
 from pipelines.releases.serving import serving_describe
 from pipelines.selectors.promotions import (
     environment_list,
+    model_version_for_project,
+    model_version_list_for_promotion,
     promotion_get_for_user,
     promotion_list,
+    promotion_list_for_version,
     rollout_is_active,
     rollout_latest,
 )
@@ -48,7 +50,7 @@ def promotions_list(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
             "requests": promotion_list(project=project)[:200],
             "environments": [{"env": e, "endpoint": serving_describe(environment=e)} for e in environments],
             "environment_choices": environments,
-            "versions": ModelVersion.objects.filter(project=project).order_by("-id")[:100],
+            "versions": model_version_list_for_promotion(project=project),
         },
     )
 
@@ -57,7 +59,7 @@ def promotions_list(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
 @require_POST
 def promotion_create(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, capability=Capability.PROMOTE)
-    model_version = ModelVersion.objects.filter(project=project, pk=request.POST.get("model_version") or 0).first()
+    model_version = model_version_for_project(project=project, pk=request.POST.get("model_version") or 0)
     environment = environment_list(project=project).filter(pk=request.POST.get("environment") or 0).first()
     if model_version is None or environment is None:
         messages.error(request, "Choose a model version and an environment.")
@@ -150,7 +152,7 @@ def promotion_action(request: AuthedHtmxRequest, pk: int, action: str) -> HttpRe
 def version_promotions(request: AuthedHtmxRequest, slug: str, pk: int) -> HttpResponse:
     """The version page's promotion panel: the request form and this version's requests."""
     project = project_get_for_user(user=request.user, slug=slug, capability=Capability.PROMOTE)
-    model_version = ModelVersion.objects.filter(project=project, pk=pk).first()
+    model_version = model_version_for_project(project=project, pk=pk)
     if model_version is None:
         raise Http404("No such model version.")
     return render(
@@ -160,7 +162,7 @@ def version_promotions(request: AuthedHtmxRequest, slug: str, pk: int) -> HttpRe
             "project": project,
             "mv": model_version,
             "environments": environment_list(project=project),
-            "requests": promotion_list(project=project).filter(model_version=model_version),
+            "requests": promotion_list_for_version(project=project, model_version=model_version),
             "promo_loaded": True,
         },
     )

@@ -19,7 +19,8 @@ from pipelines.datasets.pushes import (
     feed_push_create,
     push_create,
 )
-from pipelines.models import DatasetVersion, Push, TargetKind
+from pipelines.models import Push, TargetKind
+from pipelines.selectors.datasets import dataset_version_for_project, dataset_version_list
 from pipelines.selectors.pushes import delivery_target_get_for_user, delivery_target_list, push_list
 from pipelines.wiring import databricks_config
 from reviewapp.errors import Conflict, ValidationFailed
@@ -33,13 +34,12 @@ PAGE_PUSHES = 50
 
 def _context(project: Any, **extra: Any) -> dict[str, Any]:
     pushes = list(push_list(project=project)[:PAGE_PUSHES])
-    versions = DatasetVersion.objects.filter(dataset__project=project).select_related("dataset")
     return {
         "project": project,
         "targets": delivery_target_list(project=project),
         "pushes": pushes,
         "active": any(p.status in Push.ACTIVE for p in pushes),
-        "versions": versions.order_by("dataset__name", "-number")[:200],
+        "versions": dataset_version_list(project=project)[:200],
         "kinds": TargetKind.choices,
         "may_curate": role_allows(project.user_role, Capability.CURATE),
         "databricks": databricks_config().configured,
@@ -105,7 +105,7 @@ def push_now(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
     push: Push | None
     try:
         if version_id.isdigit():
-            version = DatasetVersion.objects.filter(pk=int(version_id), dataset__project=project).first()
+            version = dataset_version_for_project(project=project, pk=int(version_id))
             if version is None:
                 raise ValidationFailed([{"index": None, "field": "version", "message": "No such dataset version."}])
             push = push_create(project=project, dataset_version=version, delivery_target=target, user=request.user)

@@ -65,6 +65,11 @@ def project_get_for_user(
     return project
 
 
+def project_get_by_pk(*, pk: int) -> Project | None:
+    """Unchecked lookup for background tasks, which act for the system, not for a user."""
+    return Project.objects.filter(pk=pk).first()
+
+
 def project_get_by_slug(*, slug: str) -> Project | None:
     """Unchecked lookup for operators' management commands; everything user-facing uses project_get_for_user."""
     return Project.objects.filter(slug=slug).first()

@@ -13,12 +13,13 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect
 
+from pipelines.adapters.local_processes import json_read, process_alive
 from pipelines.demo_models import demo_models_ensure
 from pipelines.models import Environment, ModelVersion, PromotionRequest
 from pipelines.releases.promotion import promotion_approve, promotion_request
 from pipelines.releases.registry import registry_sync
 from pipelines.releases.serving import local_serving_stop_all
-from pipelines.releases.serving.local import _alive, _dir, _read_json
+from pipelines.releases.serving.local import local_serving_dir
 from reviewapp.models import AuditEvent
 from tests.evaluations.conftest import ingest, rag_row
 from tests.factories import PASSWORD, member
@@ -53,9 +54,9 @@ def serving_pids() -> list[int]:
     """Every model server and proxy the local serving state knows about."""
     pids = []
     for kind in ("servers", "proxies"):
-        for state_file in _dir(kind).glob("*.json"):
+        for state_file in local_serving_dir(kind).glob("*.json"):
             if not state_file.name.endswith(".routes.json"):
-                pid = (_read_json(state_file) or {}).get("pid")
+                pid = (json_read(state_file) or {}).get("pid")
                 if pid:
                     pids.append(int(pid))
     return pids
@@ -210,4 +211,4 @@ def test_request_approve_roll_out_and_roll_back_in_the_browser(  # type: ignore[
         started += serving_pids()
         local_serving_stop_all()
     assert started, "no model server was recorded"
-    assert not [pid for pid in started if _alive(pid)], "model servers outlived the test"
+    assert not [pid for pid in started if process_alive(pid)], "model servers outlived the test"

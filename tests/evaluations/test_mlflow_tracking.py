@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
-from evaluations.models import Run, RunChunk
+from evaluations.models import Run, RunChunk, RunMlflowLog
 from evaluations.services.chunks import run_chunk_execute
 from evaluations.services.runs import run_start
 from evaluations.services.suites import suite_create
-from evaluations.services.tracking import run_mlflow_log, runs_mlflow_log_pending
+from evaluations.services.tracking import RETRY_SECONDS, run_mlflow_log
 from pipelines.adapters.errors import TransientPipelineError
+from reviewapp.jobs import job_kind_get, job_kind_sweep
 from tests.evaluations.conftest import curate, ingest, rag_row
 
 
@@ -51,7 +54,7 @@ def test_a_finished_run_is_logged_once_with_params_metrics_and_the_row_table(
     run = finished_run(project, reviewer)
     assert run_mlflow_log(run_id=run.pk) is True
     run.refresh_from_db()
-    assert run.mlflow_logged and run.mlflow_run_id and run.mlflow_error == "" and run.mlflow_attempts == 1
+    assert run.mlflow_logged and run.mlflow_run_id and run.mlflow_error == "" and run.mlflow_log.attempts == 1
 
     client = MlflowClient(tracking_uri=mlflow_store)
     logged = client.get_run(run.mlflow_run_id)
@@ -105,14 +108,18 @@ def test_mlflow_down_leaves_the_run_complete_and_logging_is_retried_until_it_wor
         run_mlflow_log(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.SUCCEEDED and not run.mlflow_logged
-    assert "127.0.0.1" in run.mlflow_error and run.mlflow_claimed_at is None
-    assert runs_mlflow_log_pending() == (0, 1)  # the beat task tries, and stops while the server is down
+    assert "127.0.0.1" in run.mlflow_error and run.mlflow_log.status == "queued" and run.mlflow_log.lease_owner == ""
+    # back in the queue: the jobs kernel's sweeper sends it again every few minutes
+    later = timezone.now() + timedelta(seconds=RETRY_SECONDS + 1)
+    assert job_kind_sweep(job_kind_get(RunMlflowLog), now=later).requeued_ids == (run.pk,)
+    with pytest.raises(TransientPipelineError):
+        run_mlflow_log(run_id=run.pk)  # what the task does, while the server is still down
 
     settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow.db'}"  # the server is back
     settings.MLFLOW_ARTIFACT_ROOT = str(tmp_path / "artifacts")
-    assert runs_mlflow_log_pending() == (1, 0)
+    assert run_mlflow_log(run_id=run.pk) is True
     run.refresh_from_db()
-    assert run.mlflow_logged and run.mlflow_error == "" and run.mlflow_attempts == 3
+    assert run.mlflow_logged and run.mlflow_error == "" and run.mlflow_log.attempts == 3
 
 
 def test_unfinished_and_cancelled_runs_are_not_logged(project, mlflow_store: str) -> None:
@@ -120,4 +127,4 @@ def test_unfinished_and_cancelled_runs_are_not_logged(project, mlflow_store: str
     suite = suite_create(project=project, name="Core", scorers=["pii"], actor=None)
     run = run_start(project=project, suite_version=suite.versions.get(), actor=None)
     assert run_mlflow_log(run_id=run.pk) is False
-    assert runs_mlflow_log_pending() == (0, 0)
+    assert not RunMlflowLog.objects.exists()  # nothing to log, nothing queued

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,12 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db.models import Count
+from django.utils import timezone
 
-from evaluations.models import Run, RunChunk, RunResult
+from evaluations.models import Run, RunChunk, RunMlflowLog, RunResult
 from evaluations.services.runs import run_start
 from evaluations.services.suites import suite_create
-from evaluations.tasks import runs_mlflow_log_pending as runs_mlflow_log_pending_task
-from evaluations.tasks import runs_sweep as runs_sweep_task
+from reviewapp.tasks import jobs_sweep as jobs_sweep_task
 from tests.evaluations.conftest import ingest, rag_row
 from tests.workers import CeleryWorker, Cluster, wait_for
 
@@ -52,7 +53,7 @@ def suite_version(project: Any, scorers: list[Any], **config: Any) -> Any:
 def wait_finished(run: Run, timeout: float, workers: list[CeleryWorker], sweep: bool = False) -> Run:
     def finished() -> bool:
         if sweep:
-            runs_sweep_task.delay()  # what beat does every 30 s, here every poll
+            jobs_sweep_task.delay()  # what beat does every 30 s, here every poll
         run.refresh_from_db()
         return run.is_finished
 
@@ -124,7 +125,7 @@ def test_a_worker_killed_mid_run_its_chunk_is_finished_by_another_after_the_swee
     assert RunResult.objects.filter(run=run).count() == 18 * 2 and no_duplicates(run)
     killed.refresh_from_db()
     assert killed.status == "done" and killed.attempts == 2  # claimed by the doomed worker, then the rescuer
-    assert "evaluations.runs_sweep" in rescuer.log
+    assert "reviewapp.jobs_sweep" in rescuer.log
 
 
 def test_mlflow_down_the_run_completes_and_logging_succeeds_once_mlflow_is_back(project, cluster: Cluster) -> None:
@@ -141,7 +142,10 @@ def test_mlflow_down_the_run_completes_and_logging_succeeds_once_mlflow_is_back(
     offline.stop()
 
     online = cluster.start_worker("online")  # MLflow is reachable again
-    runs_mlflow_log_pending_task.delay()  # the beat task
+    # the logging job is back in the queue; the kernel's sweeper re-sends it once it waited RETRY_SECONDS
+    assert wait_for(lambda: RunMlflowLog.objects.get(pk=run.pk).status == "queued", timeout=120), offline.log[-3000:]
+    RunMlflowLog.objects.filter(pk=run.pk).update(enqueued_at=timezone.now() - timedelta(hours=1))
+    jobs_sweep_task.delay()  # the beat task
     assert wait_for(lambda: Run.objects.get(pk=run.pk).mlflow_logged, timeout=90), online.log[-3000:]
     run.refresh_from_db()
     assert run.mlflow_error == "" and run.mlflow_run_id

@@ -183,7 +183,7 @@ def test_a_chunk_whose_worker_died_is_taken_over_and_only_missing_results_are_co
     )
     past = timezone.now() - timedelta(seconds=5)
     RunChunk.objects.filter(pk=chunk.pk).update(
-        status="running", claim_token="dead-worker", attempts=1, claimed_at=past, lease_expires_at=past
+        status="running", lease_owner="dead-worker", attempts=1, started_at=past, lease_expires_at=past
     )
     run_chunk_execute(chunk_id=chunk.pk)
     assert sorted(scorers_for_tests.CALLS) == [items[2].pk, items[3].pk]
@@ -197,9 +197,9 @@ def test_a_live_lease_is_not_taken_over(project) -> None:
     run = run_start(project=project, suite_version=version_of(project, ["test_slow"]), actor=None)
     chunk = run.chunks.get()
     future = timezone.now() + timedelta(minutes=1)
-    RunChunk.objects.filter(pk=chunk.pk).update(status="running", claim_token="alive", lease_expires_at=future)
+    RunChunk.objects.filter(pk=chunk.pk).update(status="running", lease_owner="alive", lease_expires_at=future)
     run_chunk_execute(chunk_id=chunk.pk)
-    assert scorers_for_tests.CALLS == [] and RunChunk.objects.get(pk=chunk.pk).claim_token == "alive"
+    assert scorers_for_tests.CALLS == [] and RunChunk.objects.get(pk=chunk.pk).lease_owner == "alive"
 
 
 @pytest.mark.postgres
@@ -357,7 +357,7 @@ def test_a_registry_that_is_down_releases_the_chunk_for_a_retry(project, setting
     with pytest.raises(TransientPipelineError):
         run_chunk_execute(chunk_id=chunk.pk)
     chunk.refresh_from_db()
-    assert (chunk.status, chunk.claim_token, chunk.attempts) == ("pending", "", 1)
+    assert (chunk.status, chunk.lease_owner, chunk.attempts) == ("pending", "", 1)
     assert not RunResult.objects.filter(run=run).exists() and not RunRow.objects.filter(run=run).exists()
     assert Run.objects.get(pk=run.pk).status == Run.Status.RUNNING
 
@@ -372,7 +372,7 @@ def test_the_sweeper_requeues_expired_leases_and_lost_messages(
     run = run_start(project=project, suite_version=version_of(project, ["pii"], chunk_size=1), actor=None)
     dead, lost, fresh = run.chunks.order_by("index")
     past = timezone.now() - timedelta(seconds=1)
-    RunChunk.objects.filter(pk=dead.pk).update(status="running", claim_token="x", attempts=1, lease_expires_at=past)
+    RunChunk.objects.filter(pk=dead.pk).update(status="running", lease_owner="x", attempts=1, lease_expires_at=past)
     stale = timezone.now() - timedelta(seconds=settings.EVALUATION_PENDING_REQUEUE_SECONDS + 5)
     RunChunk.objects.filter(pk=lost.pk).update(enqueued_at=stale)
     with django_capture_on_commit_callbacks() as callbacks:
@@ -380,7 +380,7 @@ def test_the_sweeper_requeues_expired_leases_and_lost_messages(
     assert (result.requeued, result.failed, result.closed) == (2, 0, 0)
     assert len(callbacks) == 2
     dead.refresh_from_db()
-    assert dead.status == "pending" and dead.claim_token == "" and dead.lease_expires_at is None
+    assert dead.status == "pending" and dead.lease_owner == "" and dead.lease_expires_at is None
     assert RunChunk.objects.get(pk=fresh.pk).enqueued_at == fresh.enqueued_at  # left alone
     execute_all(run)
     assert Run.objects.get(pk=run.pk).status == Run.Status.SUCCEEDED

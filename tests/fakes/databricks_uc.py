@@ -20,7 +20,10 @@ created by ``_uc_init``. Faithful to the REST API as databricks-sdk 0.162.0 send
   literals); a column the table does not have is UNRESOLVED_COLUMN (the ON clause sees the target as
   it was before schema evolution), and a NOT MATCHED BY SOURCE condition may name target columns only,
   as on Databricks. A target row matched by two source rows fails the MERGE. Anything else FAILS with
-  ``PARSE_SYNTAX_ERROR``.
+  ``PARSE_SYNTAX_ERROR``. Column types are checked as Delta does: COPY INTO types the landing table's
+  columns by what its Parquet files read as (``PARQUET_READS_AS``, this fake's own table), and a COPY or
+  MERGE whose incoming column type differs from the table's declared one fails with
+  ``DELTA_FAILED_TO_MERGE_FIELDS``, so a wrong type in a CREATE TABLE fails the push.
 - ``GET /api/2.0/sql/warehouses/{id}``: the warehouse (RUNNING), 404 for an unknown id.
 - ``GET /api/2.1/unity-catalog/tables/{full_name}``: a TableInfo with columns and comments.
 
@@ -82,8 +85,57 @@ MERGE = re.compile(
 )
 ALTER = re.compile(r"\s*ALTER TABLE " + NAME.format("name") + r"\s+ADD COLUMNS?\s*\((?P<cols>.*)\)\s*;?\s*", FLAGS)
 COUNT = re.compile(r"\s*SELECT COUNT\(\*\) FROM " + NAME.format("name") + r"\s*;?\s*", FLAGS)
-SQL_TYPES = {"STRING", "BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMP", "ARRAY<STRING>", "ARRAY<BIGINT>", "INT", "DATE"}
-TYPE_NAMES = {"BIGINT": "LONG", "INT": "INT", "ARRAY<STRING>": "ARRAY", "ARRAY<BIGINT>": "ARRAY"}
+SCALAR_TYPES = {
+    "BOOLEAN",
+    "TINYINT",
+    "SMALLINT",
+    "INT",
+    "BIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "STRING",
+    "BINARY",
+    "DATE",
+    "TIMESTAMP",
+    "TIMESTAMP_NTZ",
+}
+SQL_TYPES = SCALAR_TYPES | {f"ARRAY<{t}>" for t in SCALAR_TYPES}
+# TableInfo's type_name for the types whose name differs from their SQL spelling.
+TYPE_NAMES = {
+    "TINYINT": "BYTE",
+    "SMALLINT": "SHORT",
+    "BIGINT": "LONG",
+    **{f"ARRAY<{t}>": "ARRAY" for t in SCALAR_TYPES},
+}
+# What Databricks reads a Parquet column written by pyarrow as: the Parquet physical/logical type of
+# each Arrow type (pyarrow's Parquet writer) and the Spark SQL type Databricks gives it when reading
+# Parquet (Databricks SQL "Data types" reference: BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT,
+# DOUBLE, STRING, BINARY, DATE, TIMESTAMP, TIMESTAMP_NTZ, ARRAY<elementType>). A timestamp adjusted
+# to UTC (an Arrow timestamp with a time zone) reads as TIMESTAMP; one without reads as TIMESTAMP_NTZ;
+# nanosecond timestamps and anything not listed are refused (Databricks cannot read them as such).
+# Written out here on purpose, not derived from pipelines.adapters.unity_catalog: the fake checks
+# the types production declares against this table, so a wrong mapping there fails like on Databricks.
+PARQUET_READS_AS = {
+    "bool": "BOOLEAN",
+    "int8": "TINYINT",
+    "int16": "SMALLINT",
+    "int32": "INT",
+    "int64": "BIGINT",
+    "uint8": "SMALLINT",
+    "uint16": "INT",
+    "uint32": "BIGINT",
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "string": "STRING",
+    "large_string": "STRING",
+    "binary": "BINARY",
+    "large_binary": "BINARY",
+    "date32[day]": "DATE",
+    "timestamp[ms, tz=UTC]": "TIMESTAMP",
+    "timestamp[us, tz=UTC]": "TIMESTAMP",
+    "timestamp[ms]": "TIMESTAMP_NTZ",
+    "timestamp[us]": "TIMESTAMP_NTZ",
+}
 
 
 def error(status: int, code: str, message: str) -> Reply:
@@ -124,7 +176,7 @@ def _split_columns(text: str) -> list[str]:
 
 
 COLUMN = re.compile(
-    r"(?P<name>`[^`]+`|[A-Za-z0-9_]+)\s+(?P<type>[A-Za-z]+(?:<[A-Za-z]+>)?)(?P<notnull>\s+NOT NULL)?"
+    r"(?P<name>`[^`]+`|[A-Za-z0-9_]+)\s+(?P<type>[A-Za-z_]+(?:<[A-Za-z_]+>)?)(?P<notnull>\s+NOT NULL)?"
     r"(?:\s+COMMENT\s+'(?P<comment>(?:[^'\\]|\\.)*)')?",
     FLAGS,
 )
@@ -134,20 +186,25 @@ def _sql_string(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-def _arrow_sql_type(arrow_type: Any) -> str:
+def parquet_column_type(arrow_type: Any) -> str:
+    """The SQL type Databricks reads a Parquet column of ``arrow_type`` as (``PARQUET_READS_AS``)."""
     import pyarrow as pa
 
-    if pa.types.is_list(arrow_type):
-        return f"ARRAY<{_arrow_sql_type(arrow_type.value_type)}>"
-    if pa.types.is_boolean(arrow_type):
-        return "BOOLEAN"
-    if pa.types.is_integer(arrow_type):
-        return "BIGINT"
-    if pa.types.is_floating(arrow_type):
-        return "DOUBLE"
-    if pa.types.is_timestamp(arrow_type):
-        return "TIMESTAMP"
-    return "STRING"
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return f"ARRAY<{parquet_column_type(arrow_type.value_type)}>"
+    name = str(arrow_type).replace("tz=+00:00", "tz=UTC")
+    if name not in PARQUET_READS_AS:
+        raise SqlError("UNSUPPORTED_DATATYPE", f"[UNSUPPORTED_DATATYPE] This workspace fake reads no Parquet {name}.")
+    return PARQUET_READS_AS[name]
+
+
+def _type_clash(name: str, ours: str, theirs: str) -> SqlError:
+    # Delta merges the incoming schema into the table's and refuses a column whose type differs.
+    return SqlError(
+        "DELTA_FAILED_TO_MERGE_FIELDS",
+        f"[DELTA_FAILED_TO_MERGE_FIELDS] Failed to merge fields '{name}' and '{name}': "
+        f"the table has {ours}, the incoming data {theirs}.",
+    )
 
 
 class UnityCatalogMixin:
@@ -305,7 +362,7 @@ class UnityCatalogMixin:
             if match:
                 try:
                     return handler(match)
-                except _SqlError as exc:
+                except SqlError as exc:
                     return _failed(exc.code, exc.message)
         return _failed("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error in: {sql[:200]}")
 
@@ -326,7 +383,7 @@ class UnityCatalogMixin:
     def _table(self, raw: str) -> dict[str, Any]:
         name = _unquote_name(raw)
         if name not in self.tables:
-            raise _SqlError("TABLE_OR_VIEW_NOT_FOUND", f"[TABLE_OR_VIEW_NOT_FOUND] The table {raw} cannot be found.")
+            raise SqlError("TABLE_OR_VIEW_NOT_FOUND", f"[TABLE_OR_VIEW_NOT_FOUND] The table {raw} cannot be found.")
         return self.tables[name]
 
     def _sql_copy(self, match: re.Match[str]) -> dict[str, Any]:
@@ -339,7 +396,7 @@ class UnityCatalogMixin:
             paths = [folder + n for n in names]
             missing = [p for p in paths if p not in self.volume_files]
             if missing:
-                raise _SqlError("PATH_NOT_FOUND", f"[PATH_NOT_FOUND] Path does not exist: {missing[0]}")
+                raise SqlError("PATH_NOT_FOUND", f"[PATH_NOT_FOUND] Path does not exist: {missing[0]}")
         else:
             paths = sorted(p for p in self.volume_files if p.startswith(folder))
         evolve = "'mergeschema' = 'true'" in (match["options"] or "").lower()
@@ -348,14 +405,16 @@ class UnityCatalogMixin:
             if path in table["loaded_files"]:
                 continue  # COPY INTO is idempotent: files already loaded are skipped
             data = pq.read_table(io.BytesIO(self.volume_files[path]))
-            known = {c["name"] for c in table["columns"]}
-            new = [f for f in data.schema if f.name not in known]
+            known = {c["name"]: c["type"] for c in table["columns"]}
+            incoming = {f.name: parquet_column_type(f.type) for f in data.schema}
+            for name, typ in incoming.items():
+                if name in known and known[name] != typ:
+                    raise _type_clash(name, known[name], typ)
+            new = [name for name in incoming if name not in known]
             if new and not evolve and table["columns"]:
-                raise _SqlError("DELTA_SCHEMA_CHANGE", f"[COPY_INTO_SCHEMA_MISMATCH] New columns: {new[0].name}")
-            for field in new:
-                table["columns"].append(
-                    {"name": field.name, "type": _arrow_sql_type(field.type), "comment": "", "nullable": True}
-                )
+                raise SqlError("DELTA_SCHEMA_CHANGE", f"[COPY_INTO_SCHEMA_MISMATCH] New columns: {new[0]}")
+            for name in new:
+                table["columns"].append({"name": name, "type": incoming[name], "comment": "", "nullable": True})
             rows = data.to_pylist()
             table["landing"].extend(rows)
             table["loaded_files"].add(path)
@@ -369,14 +428,14 @@ class UnityCatalogMixin:
         known = {c["name"].lower() for c in table["columns"]}
         added = _column_definitions(match["cols"])
         if not added:
-            raise _SqlError("PARSE_SYNTAX_ERROR", "[PARSE_SYNTAX_ERROR] ADD COLUMNS needs at least one column.")
+            raise SqlError("PARSE_SYNTAX_ERROR", "[PARSE_SYNTAX_ERROR] ADD COLUMNS needs at least one column.")
         for column in added:
             if column["name"].lower() in known:
-                raise _SqlError(
+                raise SqlError(
                     "FIELDS_ALREADY_EXISTS", f"[FIELDS_ALREADY_EXISTS] Cannot add column `{column['name']}`: it exists."
                 )
             if not column["nullable"]:
-                raise _SqlError("DELTA_NOT_NULL_CONSTRAINT_VIOLATED", "A column added to a table must be nullable.")
+                raise SqlError("DELTA_NOT_NULL_CONSTRAINT_VIOLATED", "A column added to a table must be nullable.")
         table["columns"].extend(added)
         table["version"] += 1
         return _succeeded([], [])
@@ -384,7 +443,7 @@ class UnityCatalogMixin:
     def _sql_merge(self, match: re.Match[str]) -> dict[str, Any]:
         target, source = self._table(match["target"]), self._table(match["source"])
         if match["by_source_action"] is not None and match["by_source_action"].strip().upper() != "DELETE":
-            raise _SqlError(
+            raise SqlError(
                 "PARSE_SYNTAX_ERROR",
                 f"[PARSE_SYNTAX_ERROR] WHEN NOT MATCHED BY SOURCE ... THEN {match['by_source_action']}: "
                 "this workspace only runs DELETE there.",
@@ -402,11 +461,14 @@ class UnityCatalogMixin:
                 if row["row_id"] not in latest or str(row["pushed_at"]) >= str(latest[row["row_id"]]["pushed_at"]):
                     latest[row["row_id"]] = row
             rows = list(latest.values())
-        known = {c["name"] for c in target["columns"]}
+        known = {c["name"]: c["type"] for c in target["columns"]}
+        for column in source["columns"]:  # the types production declared must be the ones its Parquet reads as
+            if column["name"] in known and known[column["name"]] != column["type"]:
+                raise _type_clash(column["name"], known[column["name"]], column["type"])
         source_columns = [c for c in source["columns"] if c["name"] not in known]
         if source_columns and rows:
             if not match["evolve"]:
-                raise _SqlError(
+                raise SqlError(
                     "DELTA_SCHEMA_CHANGE", f"[UNRESOLVED_COLUMN] {source_columns[0]['name']} is not in the target"
                 )
         existing = list(target["rows"])
@@ -420,7 +482,7 @@ class UnityCatalogMixin:
             for i in hits:
                 matched_by[i] = matched_by.get(i, 0) + 1
                 if matched_by[i] > 1:
-                    raise _SqlError(
+                    raise SqlError(
                         "DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE",
                         "[DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE] Several source rows matched one "
                         "target row.",
@@ -497,7 +559,7 @@ class UnityCatalogMixin:
         )
 
 
-class _SqlError(Exception):
+class SqlError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
@@ -532,7 +594,7 @@ def _column_definitions(text: str) -> list[dict[str, Any]]:
     for definition in _split_columns(text):
         col = COLUMN.fullmatch(definition)
         if col is None or col["type"].upper() not in SQL_TYPES:
-            raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Bad column definition: {definition}")
+            raise SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Bad column definition: {definition}")
         columns.append(
             {
                 "name": col["name"].strip("`"),
@@ -564,21 +626,21 @@ def _condition(text: str, *, target: set[str], source: set[str] | None) -> Condi
             break
         found = TOKEN.match(text, position)
         if found is None or found.end() == position:
-            raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error at {text[position:][:40]!r}")
+            raise SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error at {text[position:][:40]!r}")
         kind = next(k for k in ("num", "str", "col", "op", "word") if found[k] is not None)
         if kind == "col":
             alias, column = found["alias"].lower(), found["column"].strip("`").lower()
             scope = {"t": target, "s": source}.get(alias)
             if alias not in ("t", "s"):
-                raise _SqlError("UNRESOLVED_COLUMN", f"[UNRESOLVED_COLUMN] {found['col']}: unknown alias {alias!r}.")
+                raise SqlError("UNRESOLVED_COLUMN", f"[UNRESOLVED_COLUMN] {found['col']}: unknown alias {alias!r}.")
             if scope is None:
-                raise _SqlError(
+                raise SqlError(
                     "DELTA_MERGE_UNRESOLVED_EXPRESSION",
                     f"[DELTA_MERGE_UNRESOLVED_EXPRESSION] Cannot resolve {found['col']} in the search condition "
                     "of WHEN NOT MATCHED BY SOURCE: only target columns are in scope.",
                 )
             if column not in scope:
-                raise _SqlError(
+                raise SqlError(
                     "UNRESOLVED_COLUMN",
                     f"[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column with name {found['col']} cannot be resolved.",
                 )
@@ -591,7 +653,7 @@ def _condition(text: str, *, target: set[str], source: set[str] | None) -> Condi
     parser = _ConditionParser(tokens, text)
     compiled = parser.expression()
     if parser.index != len(tokens):
-        raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error in condition: {text[:200]}")
+        raise SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error in condition: {text[:200]}")
     return compiled
 
 
@@ -606,7 +668,7 @@ class _ConditionParser:
 
     def _take(self, *values: str) -> str:
         if not self._peek(*values):
-            raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error in condition: {self.text[:200]}")
+            raise SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error in condition: {self.text[:200]}")
         self.index += 1
         return self.tokens[self.index - 1][1]
 
@@ -652,7 +714,7 @@ class _ConditionParser:
 
     def _operand(self) -> Any:
         if self.index >= len(self.tokens):
-            raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error in condition: {self.text[:200]}")
+            raise SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error in condition: {self.text[:200]}")
         kind, value = self.tokens[self.index]
         self.index += 1
         if kind == "col":
@@ -666,7 +728,7 @@ class _ConditionParser:
             return lambda t, s: text
         if value == "NULL":
             return lambda t, s: None
-        raise _SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Unexpected {value!r} in: {self.text[:200]}")
+        raise SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Unexpected {value!r} in: {self.text[:200]}")
 
     def _comparison(self) -> Condition:
         left = self._operand()

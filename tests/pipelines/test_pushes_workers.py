@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 
 from pipelines.datasets.pushes import push_create, push_execute
 from pipelines.models import Push
-from pipelines.tasks.pushes import pushes_sweep as pushes_sweep_task
+from reviewapp.tasks import jobs_sweep as jobs_sweep_task
 from tests.pipelines.test_delta_push import canonical, make_version
 from tests.workers import wait_for
 
@@ -42,7 +42,7 @@ def test_a_push_killed_half_way_is_finished_once_by_another_worker(project, clus
     rescuer = cluster.start_worker("rescuer", **{**env, "DELIVERY_BATCH_PAUSE_MS": "0"})
 
     def finished() -> bool:
-        pushes_sweep_task.delay()  # what beat does every 30 s, here every poll
+        jobs_sweep_task.delay()  # what beat does every 30 s, here every poll
         return Push.objects.get(pk=push.pk).is_finished
 
     assert wait_for(finished, timeout=120, interval=1.0), rescuer.log[-3000:]
@@ -59,4 +59,4 @@ def test_a_push_killed_half_way_is_finished_once_by_another_worker(project, clus
     on_disk = {p.name for p in Path(uri).glob("*.parquet")}
     committed = {Path(u).name for u in table.file_uris()}
     assert committed <= on_disk
-    assert "pipelines.pushes_sweep" in rescuer.log and "pipelines.push_execute" in rescuer.log
+    assert "reviewapp.jobs_sweep" in rescuer.log and "pipelines.push_execute" in rescuer.log

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.models import Rollout
 from pipelines.releases.promotion import promotion_approve, promotion_request
-from pipelines.tasks.promotions import rollouts_sweep as rollouts_sweep_task
+from reviewapp.tasks import jobs_sweep as jobs_sweep_task
 from tests.evaluations.conftest import ingest, rag_row
 from tests.fakes.databricks_api import FakeDatabricks
 from tests.pipelines import promotion_fixtures
@@ -54,7 +54,7 @@ def test_a_soak_killed_half_way_resumes_on_another_worker(project, cluster, data
     rescuer = cluster.start_worker("rescuer", **worker_env)
 
     def finished() -> bool:
-        rollouts_sweep_task.delay()  # what beat does, here every poll (the dead worker's lease runs out in 3 s)
+        jobs_sweep_task.delay()  # what beat does, here every poll (the dead worker's lease runs out in 3 s)
         return Rollout.objects.get(pk=rollout.pk).status in ("succeeded", "failed")
 
     assert wait_for(finished, timeout=120, interval=1.0), rescuer.log[-3000:]

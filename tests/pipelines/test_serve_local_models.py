@@ -17,10 +17,11 @@ import requests
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from pipelines.adapters.local_processes import json_read, process_alive
 from pipelines.demo_models import demo_models_ensure
 from pipelines.models import Environment
 from pipelines.releases import serving
-from pipelines.releases.serving.local import _alive, _dir, _read_json
+from pipelines.releases.serving.local import local_serving_dir
 from tests.pipelines.promotion_fixtures import versions
 from tests.pipelines.test_promotions_api import free_port
 from tests.workers import wait_for
@@ -29,9 +30,9 @@ from tests.workers import wait_for
 def pids() -> dict[str, int]:
     out = {}
     for kind in ("servers", "proxies"):
-        for state_file in _dir(kind).glob("*.json"):
+        for state_file in local_serving_dir(kind).glob("*.json"):
             if not state_file.name.endswith(".routes.json"):
-                out[f"{kind}/{state_file.stem}"] = int((_read_json(state_file) or {})["pid"])
+                out[f"{kind}/{state_file.stem}"] = int((json_read(state_file) or {})["pid"])
     return out
 
 
@@ -89,7 +90,7 @@ def test_restarts_what_the_rollout_left_and_is_idempotent(project, settings: Any
         seen += before.values()
         for pid in before.values():  # the machine reboots: everything dies, the state files stay
             os.killpg(pid, signal.SIGKILL)
-        assert wait_for(lambda: not any(_alive(p) for p in before.values()), timeout=10)
+        assert wait_for(lambda: not any(process_alive(p) for p in before.values()), timeout=10)
         with pytest.raises(requests.ConnectionError):
             served_versions(prod_port, 1)
 
@@ -123,7 +124,7 @@ def test_restarts_what_the_rollout_left_and_is_idempotent(project, settings: Any
         assert pids() == after  # the others were left alone
 
         assert "Stopped" in run("--stop")
-        assert not [pid for pid in seen if _alive(pid)]
+        assert not [pid for pid in seen if process_alive(pid)]
     finally:
         serving.local_serving_stop_all()
-    assert not [pid for pid in seen + list(pids().values()) if _alive(pid)]
+    assert not [pid for pid in seen + list(pids().values()) if process_alive(pid)]

@@ -360,3 +360,59 @@ def test_the_workspace_rejects_a_malformed_delete_clause_and_changes_nothing(
     result = sql_statement_run(databricks_config(), statement=good, warehouse_id="wh-reviewdesk")
     assert dict(zip(result["columns"], result["rows"][0], strict=True))["num_deleted_rows"] == "0"
     assert fake.table_rows(TABLE) == rows
+
+
+@pytest.mark.parametrize(
+    ("column", "declared", "wrong"),
+    [
+        ("item_id", "BIGINT", "STRING"),
+        ("feedback_correct", "BOOLEAN", "STRING"),
+        ("feedback_helpfulness", "DOUBLE", "BIGINT"),
+        ("review_ids", "ARRAY<BIGINT>", "ARRAY<STRING>"),
+        ("pushed_at", "TIMESTAMP", "TIMESTAMP_NTZ"),
+    ],
+)
+def test_a_table_declared_with_a_type_its_parquet_does_not_read_as_fails_the_push(
+    project, fake: FakeDatabricks, column: str, declared: str, wrong: str
+) -> None:
+    # The fake types columns by its own Parquet table, not by production's mapping: a CREATE TABLE that
+    # declares a column as anything but what its Parquet reads as must fail, as Delta's MERGE does.
+    from pipelines.adapters.databricks import sql_statement_run
+
+    first = uc_push(project, make_version(project, [canonical(1)], name="alpha"))
+    assert first.status == Push.Status.SUCCEEDED, first.error
+    create = next(
+        s
+        for s in fake.statement_log
+        if s.startswith("CREATE TABLE IF NOT EXISTS `main`.`reviewdesk`.`curated_feedback` (")
+    )
+    assert f"`{column}` {declared}" in create  # what production declared, and the fake accepted
+    fake.tables.clear()
+    fake.volume_files.clear()
+    sql_statement_run(
+        databricks_config(),
+        statement=create.replace(f"`{column}` {declared}", f"`{column}` {wrong}"),
+        warehouse_id="wh-reviewdesk",
+    )
+
+    push = uc_push(project, make_version(project, [canonical(1), canonical(2)], name="alpha"))
+
+    assert push.status == Push.Status.FAILED, push.error
+    assert "DELTA_FAILED_TO_MERGE_FIELDS" in push.error and f"'{column}'" in push.error
+    assert fake.table_rows(TABLE) == []
+
+
+def test_the_fake_reads_parquet_types_from_its_own_table() -> None:
+    # The fake's expectations are its own literal table (Databricks' Parquet reading), so they can
+    # disagree with production's mapping; types Databricks cannot read are refused, not guessed.
+    import pyarrow as pa
+
+    from tests.fakes.databricks_uc import SqlError, parquet_column_type
+
+    assert parquet_column_type(pa.int32()) == "INT"  # not BIGINT: a narrower integer stays narrow
+    assert parquet_column_type(pa.float32()) == "FLOAT"
+    assert parquet_column_type(pa.timestamp("us")) == "TIMESTAMP_NTZ"  # no time zone: not TIMESTAMP
+    assert parquet_column_type(pa.timestamp("us", tz="UTC")) == "TIMESTAMP"
+    assert parquet_column_type(pa.list_(pa.int64())) == "ARRAY<BIGINT>"
+    with pytest.raises(SqlError):
+        parquet_column_type(pa.timestamp("ns", tz="UTC"))

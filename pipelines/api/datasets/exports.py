@@ -11,10 +11,10 @@ from pipelines.api.datasets.params import (
     FORMAT_PARAMETERS,
     STREAM_RESPONSES,
     IgnoreFormatNegotiation,
-    _etag_matches,
-    _streaming,
+    etag_matches,
     export_params,
     live_filter_from_query,
+    streaming_response,
 )
 from pipelines.datasets.exports import (
     export_filename,
@@ -47,7 +47,7 @@ class DatasetVersionExportApi(BaseApi):
         version = dataset_version_get_for_user(user=request.user, dataset_pk=pk, number=number, token=request.auth)
         fmt, shape, compression = export_params(request)
         etag = version_etag(version=version, shape=shape, fmt=fmt, compression=compression)
-        if _etag_matches(request, etag):
+        if etag_matches(request, etag):
             not_modified = HttpResponseNotModified()
             not_modified["ETag"] = etag
             return not_modified
@@ -56,7 +56,7 @@ class DatasetVersionExportApi(BaseApi):
             rows, fmt=fmt, shape=shape, question_keys=list(version.question_keys or []), compression=compression
         )
         stem = f"{version.dataset.project.slug}-{version.dataset.name}-v{version.number}"
-        response = _streaming(
+        response = streaming_response(
             chunks,
             fmt=fmt,
             compression=compression,
@@ -93,7 +93,7 @@ class CuratedExportApi(BaseApi):
         chunks = export_stream(
             rows, fmt=fmt, shape=shape, question_keys=live_question_keys(project=project), compression=compression
         )
-        response = _streaming(
+        response = streaming_response(
             chunks,
             fmt=fmt,
             compression=compression,

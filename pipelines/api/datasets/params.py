@@ -92,7 +92,7 @@ def live_filter_from_query(request: Request, *, project: Any) -> dict[str, Any]:
         raise
 
 
-def _streaming(chunks: Any, *, fmt: str, compression: str, filename: str) -> StreamingHttpResponse:
+def streaming_response(chunks: Any, *, fmt: str, compression: str, filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Vary"] = "Accept-Encoding"
@@ -101,7 +101,7 @@ def _streaming(chunks: Any, *, fmt: str, compression: str, filename: str) -> Str
     return response
 
 
-def _etag_matches(request: Request, etag: str) -> bool:
+def etag_matches(request: Request, etag: str) -> bool:
     header = request.META.get("HTTP_IF_NONE_MATCH", "")
     tags = [t.strip() for t in header.split(",") if t.strip()]
     return "*" in tags or etag in tags

@@ -5,26 +5,26 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Prefetch, Q, TextField
+from django.db.models import Prefetch, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from pipelines.adapters import delta, outbound
 from pipelines.adapters.errors import PermanentPipelineError, PipelineError, TransientPipelineError
-from pipelines.datasets.pushes.queueing import _labels_between
+from pipelines.datasets.pushes.queueing import labels_between
 from pipelines.models import DatasetRow, DeliveryTarget, Push, TargetKind
 from pipelines.wiring import databricks_config, delta_config, outbound_rules
 from reviewapp.errors import ValidationFailed
+from reviewapp.jobs import job_claim, job_fail, job_finish
 from reviewapp.models import Question, Review
 
 logger = logging.getLogger(__name__)
@@ -44,53 +44,34 @@ class PushOutcome:
     rows_deleted: int = 0  # rows of the dataset its pushed version no longer holds (version pushes only)
 
 
-def _claim(push_id: int, token: str) -> bool:
-    now = timezone.now()
-    # Only this row's columns in the WHERE clause: PostgreSQL re-checks them after waiting for a
-    # concurrent claimer's lock, so two workers never both hold the push.
-    return (
-        Push.objects.filter(pk=push_id, attempts__lt=settings.DELIVERY_PUSH_MAX_ATTEMPTS)
-        .filter(Q(status=Push.Status.QUEUED) | Q(status=Push.Status.RUNNING, lease_expires_at__lt=now))
-        .update(
-            status=Push.Status.RUNNING,
-            lease_owner=token,
-            lease_expires_at=now + timedelta(seconds=settings.DELIVERY_PUSH_LEASE_SECONDS),
-            attempts=F("attempts") + 1,
-            started_at=now,
-        )
-        == 1
-    )
-
-
 def push_execute(*, push_id: int) -> None:
     """Claim the push, write its batch exactly once, record the outcome. Safe to call any number of times.
 
     TransientPipelineError (a store or workspace that did not answer) puts the push back in the
     queue and is raised for the task to retry; any other error fails it with a message.
     """
-    token = uuid.uuid4().hex
-    if not _claim(push_id, token):
+    # started_at: of this attempt, as the push page has always shown it
+    token = job_claim(Push, push_id, started_at=timezone.now())
+    if token is None:
         return
     push = Push.objects.select_related("project", "delivery_target", "dataset_version__dataset").get(pk=push_id)
     started = time.monotonic()
-    held = Q(pk=push_id, lease_owner=token, status=Push.Status.RUNNING)
     try:
         outcome = _push_work(push)
     except TransientPipelineError as exc:
-        Push.objects.filter(held).update(
-            status=Push.Status.QUEUED, lease_owner="", lease_expires_at=None, error=_describe(exc)
-        )
+        job_fail(Push, push_id, token, _describe(exc), transient=True)  # the task retries it
         raise
     except (PipelineError, ValidationFailed) as exc:
-        _finish(held, Push.Status.FAILED, started, error=_describe(exc))
+        _finish(push_id, token, Push.Status.FAILED, started, error=_describe(exc))
         return
     except Exception as exc:
         logger.exception("Push %s failed", push_id)
-        _finish(held, Push.Status.FAILED, started, error=_describe(exc))
+        _finish(push_id, token, Push.Status.FAILED, started, error=_describe(exc))
         return
     with transaction.atomic():
         finished = _finish(
-            held,
+            push_id,
+            token,
             Push.Status.SUCCEEDED,
             started,
             rows_total=outcome.rows_total,
@@ -104,17 +85,9 @@ def push_execute(*, push_id: int) -> None:
             _advance_watermark(push)
 
 
-def _finish(held: Q, status: str, started: float, **fields: Any) -> bool:
-    return (
-        Push.objects.filter(held).update(
-            status=status,
-            lease_owner="",
-            lease_expires_at=None,
-            finished_at=timezone.now(),
-            duration_seconds=round(time.monotonic() - started, 3),
-            **fields,
-        )
-        == 1
+def _finish(push_id: int, token: str, status: str, started: float, **fields: Any) -> bool:
+    return job_finish(
+        Push, push_id, token, status=status, duration_seconds=round(time.monotonic() - started, 3), **fields
     )
 
 
@@ -188,7 +161,7 @@ def _feed_rows(push: Push) -> Iterator[tuple[dict[str, Any], str]]:
     after = (push.range_from_at, push.range_from_id) if push.range_from_at is not None else None
     if push.range_to_at is None:  # fixed when the feed batch was queued
         raise ValueError(f"Feed push {push.pk} has no range to deliver.")
-    labels = _labels_between(push.project_id, after=after, upto=(push.range_to_at, push.range_to_id))
+    labels = labels_between(push.project_id, after=after, upto=(push.range_to_at, push.range_to_id))
     labels = (
         labels.select_related("item", "decided_by")
         .prefetch_related(

@@ -1,4 +1,4 @@
-"""Queueing pushes: a dataset version's push, the feed's micro-batches, and the sweeper that re-queues lost ones."""
+"""Queueing pushes: a dataset version's push, the feed's micro-batches; the jobs kernel re-queues lost ones."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from django.utils import timezone
 from pipelines.datasets.pushes.targets import delivery_target_create, delta_default_uri
 from pipelines.models import DatasetVersion, DeliveryTarget, Push, TargetKind
 from reviewapp.errors import ValidationFailed
+from reviewapp.jobs import job_enqueue, job_kind_get, job_kind_sweep
 from reviewapp.models import CuratedLabel, Project
 from reviewapp.services.audit import audit_record
 from reviewapp.usertypes import signed_in
@@ -93,7 +94,7 @@ def push_create(
 Mark = tuple[datetime, int]  # (updated_at, id) of a curated label: the feed's order
 
 
-def _labels_between(project_id: int, *, after: Mark | None, upto: Mark | None) -> Any:
+def labels_between(project_id: int, *, after: Mark | None, upto: Mark | None) -> Any:
     """Curated labels of the project with (updated_at, id) in ``(after, upto]`` (None: unbounded)."""
     labels = CuratedLabel.objects.filter(project_id=project_id)
     if after is not None:
@@ -125,7 +126,7 @@ def feed_push_create(
         settled = now - timedelta(seconds=FEED_SETTLE_SECONDS)
         watermark = _watermark(target)
         pending = (
-            _labels_between(target.project_id, after=watermark, upto=None)
+            labels_between(target.project_id, after=watermark, upto=None)
             .filter(updated_at__lte=settled)
             .order_by("updated_at", "id")
         )
@@ -139,7 +140,7 @@ def feed_push_create(
         from_id, overlap = 0, 0
         if watermark is not None:
             from_at = watermark[0] - timedelta(seconds=settings.DELIVERY_FEED_OVERLAP_SECONDS)
-            overlap = _labels_between(target.project_id, after=(from_at, from_id), upto=watermark).count()
+            overlap = labels_between(target.project_id, after=(from_at, from_id), upto=watermark).count()
         push = Push.objects.create(
             project_id=target.project_id,
             delivery_target=target,
@@ -181,10 +182,7 @@ def feed_push_due(*, now: datetime | None = None) -> list[int]:
 
 
 def _enqueue(push_ids: list[int]) -> None:
-    from pipelines.tasks.pushes import push_execute as push_execute_task  # tasks are a face; imported late
-
-    for push_id in push_ids:
-        push_execute_task.delay_on_commit(push_id)
+    job_enqueue(Push, push_ids)  # the kernel sends pipelines.push_execute by name, once this commits
 
 
 # --- the sweeper -------------------------------------------------------------------------------
@@ -197,28 +195,7 @@ class PushSweep:
 
 
 def pushes_sweep(*, now: datetime | None = None) -> PushSweep:
-    """Re-queue pushes whose worker died (lease expired) or whose message was lost (beat, every 30 s)."""
-    now = now or timezone.now()
-    max_attempts = settings.DELIVERY_PUSH_MAX_ATTEMPTS
-    requeued: list[int] = []
-    failed = 0
-    expired = Q(status=Push.Status.RUNNING, lease_expires_at__lt=now)
-    for pk, attempts in Push.objects.filter(expired).values_list("pk", "attempts"):
-        if attempts >= max_attempts:
-            failed += Push.objects.filter(expired, pk=pk).update(
-                status=Push.Status.FAILED,
-                lease_owner="",
-                lease_expires_at=None,
-                finished_at=now,
-                error=f"Gave up after {attempts} attempts (the worker stopped each time before finishing).",
-            )
-        elif Push.objects.filter(expired, pk=pk).update(
-            status=Push.Status.QUEUED, lease_owner="", lease_expires_at=None, enqueued_at=now
-        ):
-            requeued.append(pk)
-    stale = Q(status=Push.Status.QUEUED, enqueued_at__lt=now - timedelta(seconds=settings.DELIVERY_PUSH_LEASE_SECONDS))
-    for pk in Push.objects.filter(stale).values_list("pk", flat=True):
-        if Push.objects.filter(stale, pk=pk).update(enqueued_at=now):
-            requeued.append(pk)
-    _enqueue(requeued)
-    return PushSweep(requeued=len(requeued), failed=failed)
+    """The jobs kernel's sweep of pushes (reviewapp.jobs_sweep, beat): re-queue those whose worker died
+    (lease expired) or whose message was lost; fail those out of attempts."""
+    swept = job_kind_sweep(job_kind_get(Push), now=now)
+    return PushSweep(requeued=swept.requeued, failed=swept.failed)

@@ -17,7 +17,7 @@ from pipelines.releases.evidence.reviews import (
     humans_paired,
     pairwise_evidence,
 )
-from pipelines.releases.evidence.runs import RunEvidence, _run_evidence, runs_for_version
+from pipelines.releases.evidence.runs import RunEvidence, run_evidence, runs_for_version
 
 MAX_RUNS = 20  # runs listed per version (newest first); gates look up the runs they need themselves
 # --- one version, and a version beside the champion -------------------------------------------
@@ -60,7 +60,7 @@ def version_evidence(*, model_version: ModelVersion, champion: ModelVersion | No
         first_of_suite = run.status == Run.Status.SUCCEEDED and run.suite_version.suite_id not in seen_suites
         if first_of_suite:
             seen_suites.add(run.suite_version.suite_id)
-        listed.append(_run_evidence(run, with_alignment=first_of_suite))
+        listed.append(run_evidence(run, with_alignment=first_of_suite))
     pairwise = None
     if champion is not None and champion.pk != model_version.pk:
         pairwise = pairwise_evidence(

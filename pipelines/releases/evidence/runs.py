@@ -97,7 +97,7 @@ class RunEvidence:
     url: str
 
 
-def _run_evidence(run: Run, *, with_alignment: bool) -> RunEvidence:
+def run_evidence(run: Run, *, with_alignment: bool) -> RunEvidence:
     alignment = {}
     if with_alignment and run.status == Run.Status.SUCCEEDED:
         alignment = {name: a.as_dict() for name, a in alignment_compute(run=run).items()}

@@ -15,14 +15,14 @@ from evaluations.selectors import run_metrics
 from pipelines.models import Environment, ModelVersion, PromotionGate
 from pipelines.releases import evidence as ev
 from pipelines.releases.gates.params import (
-    _UNSET,
     DEFAULT_MIN_SHARED_ITEMS,
     HUMAN_PASS_RATE,
+    UNSET,
     Kind,
-    _pct,
     gate_params_validate,
     gate_title,
     kind_normalise,
+    percent_text,
 )
 from reviewapp import item_stats
 from reviewapp.errors import ValidationFailed
@@ -65,7 +65,7 @@ class _Context:
         self.environment = environment
         # Human evidence does not depend on the environment: one cache serves every report of a page.
         self._human: dict[str, ev.HumanEvidence] = {} if human is None else human
-        self._champion: Any = _UNSET
+        self._champion: Any = UNSET
 
     def human(self, version: ModelVersion) -> ev.HumanEvidence:
         if version.version not in self._human:
@@ -74,7 +74,7 @@ class _Context:
 
     @property
     def champion(self) -> ModelVersion | None:
-        if self._champion is _UNSET:
+        if self._champion is UNSET:
             self._champion = ev.champion_for(project=self.model_version.project, environment=self.environment)
         return self._champion
 
@@ -229,8 +229,8 @@ def _min_pass_rate(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx
     passes = f"{rate.passes:g}" if rate.passes is not None else "–"
     line.detail = (
         f"{passes} of {rate.items} items passed ({rate.value:.1%}; {rate.reviews} reviews of {rate.items} items); "
-        f"the {_pct(p['confidence'])} interval ({rate.interval}) is {rate.low:.1%}–{rate.high:.1%}, "
-        f"lower bound {'≥' if line.passed else '<'} {_pct(float(p['threshold']))}."
+        f"the {percent_text(p['confidence'])} interval ({rate.interval}) is {rate.low:.1%}–{rate.high:.1%}, "
+        f"lower bound {'≥' if line.passed else '<'} {percent_text(float(p['threshold']))}."
     )
 
 
@@ -312,7 +312,7 @@ def _not_worse(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx: _C
     line.passed = low >= -p["margin"]
     line.detail = (
         f"{what}, {summary}: champion {paired.mean_a:.3f}, this version {paired.mean_b:.3f}; "
-        f"difference {diff:+.3f}, {_pct(p['confidence'])} paired interval {low:+.3f} to {high:+.3f}; "
+        f"difference {diff:+.3f}, {percent_text(p['confidence'])} paired interval {low:+.3f} to {high:+.3f}; "
         f"lower bound {'≥' if line.passed else '<'} −{p['margin']}."
     )
 

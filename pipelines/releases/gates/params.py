@@ -207,7 +207,7 @@ def gate_params_validate(*, project: Project, kind: Any, params: Any) -> dict[st
 
 # --- CRUD -------------------------------------------------------------------------------------
 
-_UNSET: Any = object()
+UNSET: Any = object()
 
 
 def _environment(project: Project, environment: Any) -> Environment | None:
@@ -251,20 +251,20 @@ def gate_create(
 
 
 def gate_update(
-    *, gate: PromotionGate, actor: Actor, params: Any = _UNSET, enabled: Any = _UNSET, environment: Any = _UNSET
+    *, gate: PromotionGate, actor: Actor, params: Any = UNSET, enabled: Any = UNSET, environment: Any = UNSET
 ) -> PromotionGate:
     """Change a gate's params, environment or enabled flag (its kind stays)."""
     fields = []
-    if params is not _UNSET:
+    if params is not UNSET:
         gate.params = gate_params_validate(project=gate.project, kind=gate.kind, params=params)
         fields.append("params")
         if kind_normalise(gate.kind) != gate.kind:  # a gate stored under a deprecated name
             gate.kind = kind_normalise(gate.kind)
             fields.append("kind")
-    if environment is not _UNSET:
+    if environment is not UNSET:
         gate.environment = _environment(gate.project, environment)
         fields.append("environment")
-    if enabled is not _UNSET:
+    if enabled is not UNSET:
         if not isinstance(enabled, bool):
             raise ValidationFailed([field_error("enabled", "Give true or false.")])
         gate.enabled = enabled
@@ -298,7 +298,7 @@ def gate_delete(*, gate: PromotionGate, actor: Actor) -> None:
         gate.delete()
 
 
-def _pct(value: float) -> str:
+def percent_text(value: float) -> str:
     return f"{value * 100:.0f}%" if value * 100 == round(value * 100) else f"{value * 100:.1f}%"
 
 
@@ -315,8 +315,8 @@ def gate_title(gate: PromotionGate) -> str:
     if gate.kind == Kind.MIN_PASS_RATE:
         question = p.get("question") or "the primary pass/fail question"
         confidence = float(p.get("confidence", DEFAULT_CONFIDENCE))
-        threshold = _pct(float(p.get("threshold", 0)))
-        return f"Human pass rate on {question} ≥ {threshold} (lower bound, {_pct(confidence)} confidence)"
+        threshold = percent_text(float(p.get("threshold", 0)))
+        return f"Human pass rate on {question} ≥ {threshold} (lower bound, {percent_text(confidence)} confidence)"
     if gate.kind == Kind.NOT_WORSE:
         if p.get("metric") == HUMAN_PASS_RATE:
             what = "human pass rate"
@@ -327,7 +327,7 @@ def gate_title(gate: PromotionGate) -> str:
         confidence = float(p.get("confidence", DEFAULT_CONFIDENCE))
         shared = p.get("min_shared_items", DEFAULT_MIN_SHARED_ITEMS)
         return (
-            f"Not worse than the champion on {what} (margin {margin}, {_pct(confidence)} confidence, "
+            f"Not worse than the champion on {what} (margin {margin}, {percent_text(confidence)} confidence, "
             f"paired on at least {shared} shared items)"
         )
     return str(gate.kind)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from pipelines.adapters.errors import PipelineError, TransientPipelineError
 from pipelines.models import PromotionRequest, Rollout, RolloutStep
 from pipelines.releases import serving
-from pipelines.releases.rollout.lease import LeaseLost, RolloutStatus, StepStatus, _deadline, _Run
-from pipelines.releases.rollout.steps import _STEPS, _alias_clear, _alias_set
+from pipelines.releases.rollout.lease import LeaseLost, RolloutRun, RolloutStatus, StepStatus, ready_deadline
+from pipelines.releases.rollout.steps import STEP_HANDLERS, alias_clear, alias_set
+from reviewapp.jobs import job_claim, job_fail
 from reviewapp.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
@@ -26,31 +24,18 @@ logger = logging.getLogger(__name__)
 
 def rollout_advance(*, rollout_id: int) -> str:
     """Claim the rollout and run its remaining steps; returns its status afterwards ("" when not claimed)."""
-    now = timezone.now()
-    owner = uuid.uuid4().hex
-    claimable = Q(status=RolloutStatus.QUEUED) | Q(status=RolloutStatus.RUNNING, lease_expires_at__lt=now)
-    claimed = (
-        Rollout.objects.filter(pk=rollout_id)
-        .filter(claimable)
-        .update(
-            status=RolloutStatus.RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=settings.ROLLOUT_LEASE_SECONDS),
-        )
-    )
-    if not claimed:
+    owner = job_claim(Rollout, rollout_id)
+    if owner is None:
         return ""
+    now = timezone.now()
     rollout = Rollout.objects.select_related(
         "environment", "to_version", "from_version", "request__project", "request__model_version"
     ).get(pk=rollout_id)
-    if rollout.started_at is None:
-        rollout.started_at = now
-        rollout.save(update_fields=["started_at"])
     if rollout.kind == Rollout.Kind.ROLLOUT:
         PromotionRequest.objects.filter(pk=rollout.request_id).update(
             status=PromotionRequest.Status.ROLLING_OUT, updated_at=now
         )
-    run = _Run(rollout, owner)
+    run = RolloutRun(rollout, owner)
     try:
         for step in rollout.steps.order_by("position"):
             if step.status == StepStatus.DONE:
@@ -66,7 +51,7 @@ def rollout_advance(*, rollout_id: int) -> str:
     return RolloutStatus.SUCCEEDED
 
 
-def _step_run(run: _Run, step: RolloutStep) -> str | None:
+def _step_run(run: RolloutRun, step: RolloutStep) -> str | None:
     """Run one step until done; None on success, else the error to show."""
     max_attempts = settings.ROLLOUT_STEP_MAX_ATTEMPTS
     tries = 0
@@ -78,7 +63,7 @@ def _step_run(run: _Run, step: RolloutStep) -> str | None:
         step.error = ""
         step.save(update_fields=["status", "attempts", "started_at", "error"])
         try:
-            detail = _STEPS[step.key.split("_", 1)[0]](run, step)
+            detail = STEP_HANDLERS[step.key.split("_", 1)[0]](run, step)
         except LeaseLost:
             raise
         except TransientPipelineError as exc:
@@ -101,7 +86,7 @@ def _step_run(run: _Run, step: RolloutStep) -> str | None:
         return None
 
 
-def _sleep(run: _Run, seconds: float) -> None:
+def _sleep(run: RolloutRun, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         run.renew()
@@ -111,7 +96,7 @@ def _sleep(run: _Run, seconds: float) -> None:
 # --- failing -------------------------------------------------------------------------------------
 
 
-def _rollout_fail(run: _Run, step: RolloutStep, error: str) -> None:
+def _rollout_fail(run: RolloutRun, step: RolloutStep, error: str) -> None:
     """Stop: put traffic and the alias back on the version that served before, and record what failed."""
     rollout = run.rollout
     environment = rollout.environment
@@ -122,13 +107,7 @@ def _rollout_fail(run: _Run, step: RolloutStep, error: str) -> None:
     restored = _restore(run)
     message = f"Step “{step.title}” failed: {error}. {restored}"
     with transaction.atomic():
-        Rollout.objects.filter(pk=rollout.pk, lease_owner=run.owner).update(
-            status=RolloutStatus.FAILED,
-            error=message,
-            finished_at=timezone.now(),
-            lease_owner="",
-            lease_expires_at=None,
-        )
+        job_fail(Rollout, rollout.pk, run.owner, message, transient=False)
         request = PromotionRequest.objects.select_for_update().get(pk=rollout.request_id)
         if rollout.kind == Rollout.Kind.ROLLOUT:
             request.status = PromotionRequest.Status.FAILED
@@ -146,7 +125,7 @@ def _rollout_fail(run: _Run, step: RolloutStep, error: str) -> None:
     logger.warning("rollout %s failed at %s on %s: %s", rollout.pk, step.key, environment, error)
 
 
-def _restore(run: _Run) -> str:
+def _restore(run: RolloutRun) -> str:
     """Traffic back to 100% on ``from_version`` (and its alias); a sentence saying what happened."""
     rollout = run.rollout
     environment = rollout.environment
@@ -154,17 +133,17 @@ def _restore(run: _Run) -> str:
     parts = []
     try:
         if back is None:
-            _alias_clear(environment, rollout.to_version)
+            alias_clear(environment, rollout.to_version)
             return "Nothing served before on this environment, so there was no traffic to restore; alias removed."
         # Wait out an update still in progress (the one that failed): Databricks refuses a new config meanwhile.
         serving.serving_apply(
             environment=environment,
             split=[serving.Split(back, 100)],
-            deadline=_deadline(environment),
+            deadline=ready_deadline(environment),
             heartbeat=run.renew,
         )
         parts.append(f"Traffic is back on v{back.version} (100%).")
-        _alias_set(environment, back)
+        alias_set(environment, back)
         parts.append(f"Alias '{environment.alias}' points at v{back.version} again.")
     except LeaseLost:
         raise

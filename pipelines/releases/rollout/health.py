@@ -30,7 +30,7 @@ from django.utils import timezone
 from pipelines.adapters.errors import PermanentPipelineError, PipelineError
 from pipelines.models import RolloutStep
 from pipelines.releases import serving
-from pipelines.releases.rollout.lease import LeaseLost, _Run
+from pipelines.releases.rollout.lease import LeaseLost, RolloutRun
 from reviewapp.models import Item
 
 LOG_MAX = 300  # per-query records kept in the step (versions and counts cover every query)
@@ -105,7 +105,7 @@ def _state(step: RolloutStep, target: Any, environment: Any) -> dict[str, Any]:
     return _fresh(target, environment)
 
 
-def _ask(run: _Run, state: dict[str, Any], record: dict[str, Any], *, initial: bool) -> None:
+def _ask(run: RolloutRun, state: dict[str, Any], record: dict[str, Any], *, initial: bool) -> None:
     """One health query to the candidate, recorded as a sample (never raises a pipeline error)."""
     rollout = run.rollout
     target = str(rollout.to_version.version)
@@ -142,7 +142,7 @@ def _ask(run: _Run, state: dict[str, Any], record: dict[str, Any], *, initial: b
     state["p95_ms"] = p95(state["latencies_ms"])
 
 
-def _save(run: _Run, step: RolloutStep, state: dict[str, Any]) -> None:
+def _save(run: RolloutRun, step: RolloutStep, state: dict[str, Any]) -> None:
     """Write the soak's progress, only while this worker still owns the rollout (else stop: LeaseLost)."""
     step.detail = state
     saved = RolloutStep.objects.filter(pk=step.pk, rollout__lease_owner=run.owner).update(detail=state)
@@ -150,7 +150,7 @@ def _save(run: _Run, step: RolloutStep, state: dict[str, Any]) -> None:
         raise LeaseLost(f"rollout {run.rollout.pk}: lease lost during the soak")
 
 
-def _step_health(run: _Run, step: RolloutStep) -> dict[str, Any]:
+def step_health(run: RolloutRun, step: RolloutStep) -> dict[str, Any]:
     rollout = run.rollout
     environment = rollout.environment
     records = health_check_records(
@@ -191,7 +191,7 @@ def _step_health(run: _Run, step: RolloutStep) -> dict[str, Any]:
     return state
 
 
-def _pause(run: _Run, seconds: float) -> None:
+def _pause(run: RolloutRun, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         run.renew()

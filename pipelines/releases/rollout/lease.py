@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 from django.conf import settings
-from django.utils import timezone
 
 from pipelines.models import Environment, Rollout, RolloutStep
+from reviewapp.jobs import job_renew
 
 RolloutStatus = Rollout.Status
 StepStatus = RolloutStep.Status
@@ -18,7 +17,7 @@ class LeaseLost(Exception):
     """Another worker owns the rollout now (our lease expired); stop without writing anything."""
 
 
-class _Run:
+class RolloutRun:
     """One worker's claim on a rollout: renews the lease, and notices when it was lost."""
 
     def __init__(self, rollout: Rollout, owner: str) -> None:
@@ -30,13 +29,10 @@ class _Run:
         lease = settings.ROLLOUT_LEASE_SECONDS
         if not force and time.monotonic() - self.last_renew < min(5.0, lease / 3):
             return
-        renewed = Rollout.objects.filter(
-            pk=self.rollout.pk, lease_owner=self.owner, status=RolloutStatus.RUNNING
-        ).update(lease_expires_at=timezone.now() + timedelta(seconds=lease))
-        if not renewed:
+        if not job_renew(Rollout, self.rollout.pk, self.owner):
             raise LeaseLost(f"rollout {self.rollout.pk}: lease lost")
         self.last_renew = time.monotonic()
 
 
-def _deadline(environment: Environment) -> float:
+def ready_deadline(environment: Environment) -> float:
     return time.monotonic() + environment.ready_timeout_seconds

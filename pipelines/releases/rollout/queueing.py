@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
@@ -12,6 +11,7 @@ from django.utils import timezone
 from pipelines.models import Environment, ModelVersion, PromotionRequest, Rollout, RolloutStep
 from pipelines.releases.rollout.lease import RolloutStatus, StepStatus
 from reviewapp.errors import Conflict
+from reviewapp.jobs import job_enqueue, job_kind_get, job_kind_sweep
 from reviewapp.services.audit import audit_record
 from reviewapp.usertypes import signed_in
 
@@ -108,9 +108,7 @@ def _busy_message(environment: Environment, other: Rollout | None) -> str:
 
 
 def _enqueue(rollout_id: int) -> None:
-    from pipelines.tasks.promotions import rollout_advance as rollout_advance_task
-
-    rollout_advance_task.delay_on_commit(rollout_id)
+    job_enqueue(Rollout, [rollout_id])  # the kernel sends pipelines.rollout_advance by name, once this commits
 
 
 def rollout_retry(*, rollout: Rollout, actor: Actor) -> Rollout:
@@ -167,13 +165,6 @@ def rollout_retry(*, rollout: Rollout, actor: Actor) -> Rollout:
 
 
 def rollouts_sweep(*, now: Any = None) -> list[int]:
-    """Re-send rollouts whose worker stopped renewing its lease, or whose queued message seems lost."""
-    now = now or timezone.now()
-    expired = Q(status=RolloutStatus.RUNNING, lease_expires_at__lt=now)
-    lost = Q(status=RolloutStatus.QUEUED, enqueued_at__lt=now - timedelta(seconds=PENDING_RESEND_SECONDS))
-    ids = list(Rollout.objects.filter(expired | lost).values_list("pk", flat=True))
-    if ids:
-        Rollout.objects.filter(pk__in=ids, status=RolloutStatus.QUEUED).update(enqueued_at=now)
-        for rollout_id in ids:
-            _enqueue(rollout_id)
-    return ids
+    """The jobs kernel's sweep of rollouts (reviewapp.jobs_sweep, beat): re-send those whose worker
+    stopped renewing its lease, or whose queued message seems lost; the ids sent again."""
+    return list(job_kind_sweep(job_kind_get(Rollout), now=now).requeued_ids)

@@ -10,9 +10,10 @@ from django.utils import timezone
 from pipelines.adapters import databricks, mlflow_registry
 from pipelines.models import Environment, ModelVersion, PromotionRequest, Rollout, RolloutStep
 from pipelines.releases import serving
-from pipelines.releases.rollout.health import _step_health
-from pipelines.releases.rollout.lease import RolloutStatus, StepStatus, _deadline, _Run
+from pipelines.releases.rollout.health import step_health
+from pipelines.releases.rollout.lease import RolloutRun, StepStatus, ready_deadline
 from pipelines.wiring import databricks_config, mlflow_config
+from reviewapp.jobs import job_finish
 from reviewapp.services.audit import audit_record
 
 
@@ -39,7 +40,7 @@ def _alias_get(environment: Environment, model_version: ModelVersion) -> str | N
     )
 
 
-def _alias_set(environment: Environment, model_version: ModelVersion) -> dict[str, Any]:
+def alias_set(environment: Environment, model_version: ModelVersion) -> dict[str, Any]:
     """Point the environment's alias at the version (UC alias for three-level names on Databricks)."""
     before = _alias_get(environment, model_version)
     if before == str(model_version.version):
@@ -63,7 +64,7 @@ def _alias_set(environment: Environment, model_version: ModelVersion) -> dict[st
     return {"alias": environment.alias, "version": str(model_version.version), "before": before, "registry": where}
 
 
-def _alias_clear(environment: Environment, model_version: ModelVersion) -> None:
+def alias_clear(environment: Environment, model_version: ModelVersion) -> None:
     if _uc_alias_via_sdk(environment, model_version):
         databricks.uc_model_alias_delete(
             databricks_config(), full_name=model_version.registered_model, alias=environment.alias
@@ -74,8 +75,8 @@ def _alias_clear(environment: Environment, model_version: ModelVersion) -> None:
         )
 
 
-def _step_alias(run: _Run, step: RolloutStep) -> dict[str, Any]:
-    return _alias_set(run.rollout.environment, run.rollout.to_version)
+def _step_alias(run: RolloutRun, step: RolloutStep) -> dict[str, Any]:
+    return alias_set(run.rollout.environment, run.rollout.to_version)
 
 
 def _split_for(rollout: Rollout, stage: int) -> list[serving.Split]:
@@ -84,18 +85,18 @@ def _split_for(rollout: Rollout, stage: int) -> list[serving.Split]:
     return [serving.Split(rollout.from_version, 100 - stage), serving.Split(rollout.to_version, stage)]
 
 
-def _step_traffic(run: _Run, step: RolloutStep) -> dict[str, Any]:
+def _step_traffic(run: RolloutRun, step: RolloutStep) -> dict[str, Any]:
     rollout = run.rollout
     stage = int(step.key.split("_", 1)[1])
     return serving.serving_apply(
         environment=rollout.environment,
         split=_split_for(rollout, stage),
-        deadline=_deadline(rollout.environment),
+        deadline=ready_deadline(rollout.environment),
         heartbeat=run.renew,
     )
 
 
-def _step_finish(run: _Run, step: RolloutStep) -> dict[str, Any]:
+def _step_finish(run: RolloutRun, step: RolloutStep) -> dict[str, Any]:
     rollout = run.rollout
     with transaction.atomic():
         run.renew(force=True)
@@ -109,9 +110,7 @@ def _step_finish(run: _Run, step: RolloutStep) -> dict[str, Any]:
         request.save(update_fields=["status", "updated_at"])
         _live_request_follow(environment=environment, request=request, rollout=rollout)
         now = timezone.now()
-        Rollout.objects.filter(pk=rollout.pk).update(
-            status=RolloutStatus.SUCCEEDED, finished_at=now, lease_owner="", lease_expires_at=None, error=""
-        )
+        job_finish(Rollout, rollout.pk, run.owner, error="")  # held: renewed above, in this transaction
         # The step is done in the same transaction, or a crash here would leave it "running" forever.
         RolloutStep.objects.filter(pk=step.pk).update(status=StepStatus.DONE, finished_at=now)
         audit_record(
@@ -150,4 +149,4 @@ def _live_request_follow(*, environment: Environment, request: PromotionRequest,
             PromotionRequest.objects.filter(pk=previous.pk).update(status=Status.LIVE, updated_at=timezone.now())
 
 
-_STEPS = {"alias": _step_alias, "traffic": _step_traffic, "health": _step_health, "finish": _step_finish}
+STEP_HANDLERS = {"alias": _step_alias, "traffic": _step_traffic, "health": step_health, "finish": _step_finish}

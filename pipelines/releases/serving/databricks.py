@@ -43,7 +43,7 @@ def _config_matches(
     return served == wanted and got_routes == {r["served_model_name"]: r["traffic_percentage"] for r in routes}
 
 
-def _databricks_apply(
+def databricks_apply(
     *, environment: Environment, split: list[Split], deadline: float, heartbeat: Heartbeat
 ) -> dict[str, Any]:
     name = environment.serving_endpoint

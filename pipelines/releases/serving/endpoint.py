@@ -7,8 +7,8 @@ from typing import Any
 from pipelines.adapters import databricks
 from pipelines.adapters.errors import PermanentPipelineError
 from pipelines.models import Environment, ModelVersion
-from pipelines.releases.serving.databricks import _databricks_apply
-from pipelines.releases.serving.local import _local_apply, local_query
+from pipelines.releases.serving.databricks import databricks_apply
+from pipelines.releases.serving.local import local_apply, local_query
 from pipelines.releases.serving.split import SYSTEM, Heartbeat, Split, entity_name
 from pipelines.wiring import databricks_config
 
@@ -18,8 +18,8 @@ def serving_apply(
 ) -> dict[str, Any]:
     """Serve ``split`` on the environment and wait (until ``deadline``, a monotonic time) until it is ready."""
     if environment.serving_kind == Environment.ServingKind.DATABRICKS:
-        return _databricks_apply(environment=environment, split=split, deadline=deadline, heartbeat=heartbeat)
-    return _local_apply(environment=environment, split=split, deadline=deadline, heartbeat=heartbeat)
+        return databricks_apply(environment=environment, split=split, deadline=deadline, heartbeat=heartbeat)
+    return local_apply(environment=environment, split=split, deadline=deadline, heartbeat=heartbeat)
 
 
 def serving_query(

@@ -33,7 +33,7 @@ from pipelines.models import Environment
 from pipelines.releases.serving.split import SYSTEM, EndpointNotReady, Heartbeat, Split, entity_name
 
 
-def _dir(*parts: str) -> Path:
+def local_serving_dir(*parts: str) -> Path:
     path = Path(settings.LOCAL_SERVING_DIR, *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -45,7 +45,7 @@ def _server_key(model_uri: str) -> str:
 
 def local_model_server_ensure(*, model_uri: str, deadline: float, heartbeat: Heartbeat) -> dict[str, Any]:
     """A running ``mlflow models serve`` of ``model_uri`` (reused when one answers): ``{"port", "pid"}``."""
-    state_path = _dir("servers") / f"{_server_key(model_uri)}.json"
+    state_path = local_serving_dir("servers") / f"{_server_key(model_uri)}.json"
     state = _read_json(state_path)
     if state and _alive(state.get("pid")):
         if _wait_ping(state, deadline=deadline, heartbeat=heartbeat, log=Path(state["log"])):
@@ -53,7 +53,7 @@ def local_model_server_ensure(*, model_uri: str, deadline: float, heartbeat: Hea
     if state and state.get("pid"):
         _stop_group(state["pid"])
     port = _free_port()
-    log = _dir("logs") / f"{_server_key(model_uri)}.log"
+    log = local_serving_dir("logs") / f"{_server_key(model_uri)}.log"
     bin_dir = str(Path(sys.executable).parent)
     # Model code is not trusted with the application's secrets (database, secret key, tokens).
     env = {
@@ -104,7 +104,7 @@ def _wait_ping(state: dict[str, Any], *, deadline: float, heartbeat: Heartbeat, 
 
 
 def local_model_server_stop(*, model_uri: str) -> None:
-    state_path = _dir("servers") / f"{_server_key(model_uri)}.json"
+    state_path = local_serving_dir("servers") / f"{_server_key(model_uri)}.json"
     state = _read_json(state_path)
     if state and state.get("pid"):
         _stop_group(int(state["pid"]))
@@ -147,8 +147,8 @@ def local_proxy_ensure(*, port: int, deadline: float, environment: Environment) 
     """
     _port_check(environment=environment, port=port)
     owner = port_owner(environment)
-    state_path = _dir("proxies") / f"{port}.json"
-    routes_path = _dir("proxies") / f"{port}.routes.json"
+    state_path = local_serving_dir("proxies") / f"{port}.json"
+    routes_path = local_serving_dir("proxies") / f"{port}.routes.json"
     answer = _http_get(port, "/__reviewdesk/routes")
     if _foreign_proxy(environment=environment, port=port, answer=answer):
         raise PermanentPipelineError(f"port {port} serves another environment's model", system=SYSTEM)
@@ -164,7 +164,7 @@ def local_proxy_ensure(*, port: int, deadline: float, environment: Environment) 
     if (_read_json(routes_path) or {}).get("owner") != owner:
         # Routes left by an environment that no longer owns the port are not served by this one.
         _write_json(routes_path, {"generation": 0, "routes": [], "owner": owner})
-    log = _dir("logs") / f"proxy-{port}.log"
+    log = local_serving_dir("logs") / f"proxy-{port}.log"
     argv = [
         sys.executable,
         "-m",
@@ -197,7 +197,7 @@ def local_routes_read(*, port: int) -> dict[str, Any]:
     return json.loads(answer[1])
 
 
-def _local_apply(
+def local_apply(
     *, environment: Environment, split: list[Split], deadline: float, heartbeat: Heartbeat
 ) -> dict[str, Any]:
     port = environment.local_port
@@ -232,11 +232,11 @@ def _local_apply(
 def local_servers_prune(*, keep_uris: set[str]) -> list[str]:
     """Stop the local model servers no environment routes to any more (except ``keep_uris``)."""
     routed = set(keep_uris)
-    for routes_file in _dir("proxies").glob("*.routes.json"):
+    for routes_file in local_serving_dir("proxies").glob("*.routes.json"):
         for route in (_read_json(routes_file) or {}).get("routes", []):
             routed.add(route.get("model_uri", ""))
     stopped = []
-    for state_file in _dir("servers").glob("*.json"):
+    for state_file in local_serving_dir("servers").glob("*.json"):
         state = _read_json(state_file) or {}
         if state.get("model_uri") and state["model_uri"] not in routed:
             local_model_server_stop(model_uri=state["model_uri"])
@@ -246,14 +246,14 @@ def local_servers_prune(*, keep_uris: set[str]) -> list[str]:
 
 def local_serving_stop_all() -> None:
     """Stop every local proxy and model server this deployment started (tests, `serve_local_models --stop`)."""
-    for state_file in list(_dir("proxies").glob("*.json")):
+    for state_file in list(local_serving_dir("proxies").glob("*.json")):
         if state_file.name.endswith(".routes.json"):
             continue
         state = _read_json(state_file) or {}
         if state.get("pid"):
             _stop_group(int(state["pid"]))
         state_file.unlink(missing_ok=True)
-    for state_file in list(_dir("servers").glob("*.json")):
+    for state_file in list(local_serving_dir("servers").glob("*.json")):
         state = _read_json(state_file) or {}
         if state.get("pid"):
             _stop_group(int(state["pid"]))
@@ -286,7 +286,7 @@ def local_endpoint_restore(*, environment: Environment, deadline: float, heartbe
     if not port:
         raise PermanentPipelineError(f"environment {environment.name!r} has no local port", system=SYSTEM)
     _port_check(environment=environment, port=port)
-    routes_path = _dir("proxies") / f"{port}.routes.json"
+    routes_path = local_serving_dir("proxies") / f"{port}.routes.json"
     saved = _read_json(routes_path) or {}
     if saved.get("owner") != port_owner(environment):
         saved = {}  # another environment's routes (the port changed hands): never restored here
@@ -300,7 +300,7 @@ def local_endpoint_restore(*, environment: Environment, deadline: float, heartbe
         ]
     started = []
     for route in routes:
-        before = _read_json(_dir("servers") / f"{_server_key(route['model_uri'])}.json") or {}
+        before = _read_json(local_serving_dir("servers") / f"{_server_key(route['model_uri'])}.json") or {}
         server = local_model_server_ensure(model_uri=route["model_uri"], deadline=deadline, heartbeat=heartbeat)
         if server.get("pid") != before.get("pid"):
             started.append(f"model server v{route['version']}")
@@ -308,7 +308,7 @@ def local_endpoint_restore(*, environment: Environment, deadline: float, heartbe
     if routes != saved.get("routes"):
         generation = int(saved.get("generation") or 0) + 1
         _write_json(routes_path, {"generation": generation, "routes": routes, "owner": port_owner(environment)})
-    proxy_before = (_read_json(_dir("proxies") / f"{port}.json") or {}).get("pid")
+    proxy_before = (_read_json(local_serving_dir("proxies") / f"{port}.json") or {}).get("pid")
     proxy = local_proxy_ensure(port=port, deadline=deadline, environment=environment)
     if proxy.get("pid") != proxy_before:
         started.append(f"endpoint on port {port}")

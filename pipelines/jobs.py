@@ -1,0 +1,68 @@
+"""Pipelines' kinds of job in the one jobs kernel (reviewapp.jobs); imported by PipelinesConfig.ready."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from pipelines.datasets import assessments, export_jobs
+from pipelines.models import AssessmentSync, ExportJob, MlflowDatasetExport, Push, Rollout
+from pipelines.releases.rollout import queueing as rollout_queueing
+from reviewapp.jobs import JobKind, job_kind_register
+
+PUSH = job_kind_register(
+    JobKind(
+        name="pipelines.push",
+        model=Push,
+        task="pipelines.push_execute",
+        lease_seconds=lambda: settings.DELIVERY_PUSH_LEASE_SECONDS,
+        max_attempts=lambda: settings.DELIVERY_PUSH_MAX_ATTEMPTS,
+        resend_after_seconds=lambda: settings.DELIVERY_PUSH_LEASE_SECONDS,
+    )
+)
+
+EXPORT_JOB = job_kind_register(
+    JobKind(
+        name="pipelines.export_job",
+        model=ExportJob,
+        task="pipelines.export_job_run",
+        lease_seconds=export_jobs.LEASE_SECONDS,
+        max_attempts=export_jobs.MAX_ATTEMPTS,
+        after_sweep=export_jobs.export_jobs_expire,  # files past EXPORT_RETENTION_HOURS go
+    )
+)
+
+ROLLOUT = job_kind_register(
+    JobKind(
+        name="pipelines.rollout",
+        model=Rollout,
+        task="pipelines.rollout_advance",
+        lease_seconds=lambda: settings.ROLLOUT_LEASE_SECONDS,
+        # None: never given up by the sweeper; a rollout fails through its own path, which puts
+        # traffic back on the version that served before. A rollout left queued would block every
+        # later rollout to its environment, so a lost message is sent again soon.
+        max_attempts=None,
+        resend_after_seconds=rollout_queueing.PENDING_RESEND_SECONDS,
+    )
+)
+
+ASSESSMENT_SYNC = job_kind_register(
+    JobKind(
+        name="pipelines.assessment_sync",
+        model=AssessmentSync,
+        task="pipelines.assessment_sync_execute",
+        lease_seconds=assessments.LEASE_SECONDS,
+        max_attempts=lambda: settings.MLFLOW_ASSESSMENT_SYNC_MAX_ATTEMPTS,
+        # A sync runs its rows one after the other: a row waits its turn longer than a lease.
+        resend_after_seconds=lambda: max(900, settings.MLFLOW_ASSESSMENT_SYNC_SECONDS * 2),
+    )
+)
+
+MLFLOW_DATASET_EXPORT = job_kind_register(
+    JobKind(
+        name="pipelines.mlflow_dataset_export",
+        model=MlflowDatasetExport,
+        task="pipelines.mlflow_dataset_export_run",
+        lease_seconds=600,  # longer than the task may run (570 s)
+        max_attempts=5,
+    )
+)

@@ -67,7 +67,7 @@ def seed_reviews(project: object, *, items: int, per_item: int, seed: int = 7) -
 
 
 def agreement_timing(n_reviews: int, per_item: int = 3, seed: int = 1) -> dict[str, float]:
-    from reviewapp.services.agreement import krippendorff_alpha, percent_agreement
+    from reviewapp.agreement import krippendorff_alpha, percent_agreement
 
     rnd = random.Random(seed)
     n_items = n_reviews // per_item
@@ -92,8 +92,8 @@ def main() -> None:
     setup_django()
     from bench.fixtures import bench_project, bench_user
     from reviewapp.models import Item
-    from reviewapp.selectors import questions_for_project
-    from reviewapp.selectors_stats import agreement_units, project_stats
+    from reviewapp.selectors.projects import questions_for_project
+    from reviewapp.selectors.stats import agreement_units, project_stats
 
     project = bench_project("bench-queue", reviews_per_item=1)
     n_items = Item.objects.filter(project=project).count()
@@ -116,7 +116,7 @@ def main() -> None:
     from django.utils import timezone
 
     from reviewapp.models import Review
-    from reviewapp.selectors_stats import projects_stats_refresh
+    from reviewapp.selectors.stats import projects_stats_refresh
 
     cache.clear()
     path = f"/projects/{project.slug}/dashboard/"

@@ -72,8 +72,8 @@ def ensure_version(rows: int, number: int) -> int:
 
 
 def timed_push(version_id: int) -> tuple[float, object]:
+    from pipelines.datasets.pushes import push_create, push_execute
     from pipelines.models import DatasetVersion, Push
-    from pipelines.pushes import push_create, push_execute
 
     version = DatasetVersion.objects.select_related("dataset__project").get(pk=version_id)
     started = time.perf_counter()

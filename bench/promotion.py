@@ -129,7 +129,7 @@ def people(project: Any) -> tuple[Any, Any]:
 def promote(model_version: Any, environment: Any, a: Any, b: Any, timeout: float = 600) -> dict[str, Any]:
     """A requests, B approves (timed from here), wait for the rollout; its figures."""
     from pipelines.models import PromotionRequest, Rollout
-    from pipelines.promotion import promotion_approve, promotion_request
+    from pipelines.releases.promotion import promotion_approve, promotion_request
 
     request = promotion_request(actor=a, model_version=model_version, environment=environment, reason="bench")
     started = time.perf_counter()
@@ -143,7 +143,7 @@ def rollback(request_id: int, b: Any, timeout: float = 600) -> dict[str, Any]:
     from django.utils import timezone
 
     from pipelines.models import Rollout
-    from pipelines.promotion import rollback_request
+    from pipelines.releases.promotion import rollback_request
 
     started = time.perf_counter()
     at = timezone.now()
@@ -282,7 +282,7 @@ def bench_local(poll_ms: int, soak_seconds: int) -> None:
 
     from pipelines.demo_models import demo_models_ensure
     from pipelines.models import Environment, ModelVersion
-    from pipelines.serving import local_serving_stop_all
+    from pipelines.releases.serving import local_serving_stop_all
 
     local_serving_stop_all()  # a previous interrupted run's servers
     demo_models_ensure(model_name="support-assistant")

@@ -195,7 +195,7 @@ def _queue_plan(project: object, user: object) -> bool:
     """Whether each of queue_next's slot queries is an ordered scan of its own partial index."""
     from django.db import connection
 
-    from reviewapp.selectors import queue_sources_for_user
+    from reviewapp.selectors.queue import queue_sources_for_user
 
     ok = True
     for query in queue_sources_for_user(project=project, user=user):  # type: ignore[arg-type]

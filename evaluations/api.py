@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from django.db.models import Prefetch
 from django.http import Http404
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -23,7 +22,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from evaluations.models import Run, Suite, SuiteVersion
+from evaluations.models import Run, Suite
 from evaluations.selectors import (
     mlflow_run_url,
     projects_for_evaluation,
@@ -47,7 +46,7 @@ from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 TAGS = ["evaluations"]
 
@@ -213,9 +212,7 @@ class SuiteListApi(BaseApi):
     def get(self, request: Request, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EVALUATE, token=request.auth)
         return paginated_response(
-            queryset=suite_list(project=project)
-            .select_related("project", "created_by")
-            .prefetch_related(Prefetch("versions", queryset=SuiteVersion.objects.select_related("created_by"))),
+            queryset=suite_list(project=project, with_versions=True),
             serializer_class=SuiteSerializer,
             request=request,
             view=self,

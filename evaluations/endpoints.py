@@ -25,7 +25,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
 
 from evaluations.models.endpoints import Endpoint, endpoint_fields_validate
-from pipelines.llm_client import EndpointConfig
+from pipelines.adapters.llm_client import EndpointConfig
 from reviewapp.errors import ServiceError, ValidationFailed
 
 SETTINGS_KEYS = {

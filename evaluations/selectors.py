@@ -10,16 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Avg, Count, Max, Q, QuerySet
+from django.db.models import Avg, Count, Max, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from evaluations.models import Run, RunChunk, RunResult, RunRow, Suite, SuiteVersion
 from reviewapp.models import ApiToken, Item, Membership, Project
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 if TYPE_CHECKING:
-    from reviewapp.selectors import AnyUser
+    from reviewapp.selectors.projects import AnyUser
 
 
 def projects_for_evaluation(*, user: AnyUser) -> list[Project]:
@@ -33,12 +33,18 @@ def projects_for_evaluation(*, user: AnyUser) -> list[Project]:
     return list(Project.objects.filter(pk__in=ids).order_by("name"))
 
 
-def suite_list(*, project: Project) -> QuerySet[Suite]:
-    return (
+def suite_list(*, project: Project, with_versions: bool = False) -> QuerySet[Suite]:
+    """The project's suites by name; ``with_versions`` also loads each suite's versions (the API lists them)."""
+    suites = (
         Suite.objects.filter(project=project)
         .annotate(n_versions=Count("versions", distinct=True), latest_number=Max("versions__number"))
         .order_by("name", "id")
     )
+    if with_versions:
+        suites = suites.select_related("project", "created_by").prefetch_related(
+            Prefetch("versions", queryset=SuiteVersion.objects.select_related("created_by"))
+        )
+    return suites
 
 
 def suite_get_for_user(*, user: AnyUser, pk: int, token: ApiToken | None = None, slug: str | None = None) -> Suite:
@@ -59,6 +65,16 @@ def suite_versions(*, suite: Suite) -> QuerySet[SuiteVersion]:
         .annotate(n_runs=Count("runs"))
         .order_by("-number")
     )
+
+
+def suite_version_list(*, suites: list[Suite]) -> QuerySet[SuiteVersion]:
+    """Every version of ``suites``, by suite name, newest first (what a run may start from)."""
+    return SuiteVersion.objects.filter(suite__in=suites).select_related("suite").order_by("suite__name", "-number")
+
+
+def suite_version_for_project(*, project: Project, pk: int) -> SuiteVersion | None:
+    """A version of one of ``project``'s suites (the caller checked access to the project), else None."""
+    return SuiteVersion.objects.select_related("suite").filter(pk=pk, suite__project=project).first()
 
 
 def suite_version_get(*, suite: Suite, number: int | None = None) -> SuiteVersion:

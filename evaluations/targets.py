@@ -29,7 +29,7 @@ from evaluations.scorers.registry import ScoreInput
 from reviewapp.errors import FieldError, ValidationFailed
 
 if TYPE_CHECKING:
-    from pipelines.llm_client import EndpointConfig
+    from pipelines.adapters.llm_client import EndpointConfig
     from reviewapp.models import Project
 
 TARGET_KINDS = ("stored", "mlflow_model", "endpoint")
@@ -118,7 +118,7 @@ def responses_generate(
 ) -> list[GeneratedResponse]:
     """One response per row from the target (see the module docstring for the error contract)."""
     from evaluations.endpoints import endpoint_get
-    from pipelines.errors import PermanentPipelineError
+    from pipelines.adapters.errors import PermanentPipelineError
 
     try:
         # Checked again at execution: the endpoint may have been disabled since the run started.
@@ -148,16 +148,22 @@ def _stored(row: ScoreInput) -> GeneratedResponse:
 
 
 def _from_model(model_uri: str, rows: list[ScoreInput]) -> list[GeneratedResponse]:
-    from pipelines import mlflow_registry
-    from pipelines.errors import PermanentPipelineError
+    from django.conf import settings
 
+    from pipelines.adapters import mlflow_registry
+    from pipelines.adapters.errors import PermanentPipelineError
+    from pipelines.adapters.mlflow_common import MlflowConfig
+
+    config = MlflowConfig.from_settings(settings)
     # Load up front: a model that cannot load fails the whole target (raises), not row by row.
-    mlflow_registry.pyfunc_model_load(model_uri)
+    mlflow_registry.pyfunc_model_load(config, model_uri)
     out = []
     for row in rows:  # one row per predict: honest per-row latency, and one bad row cannot sink the others
         started = time.perf_counter()
         try:
-            [prediction] = mlflow_registry.pyfunc_predict(model_uri=model_uri, inputs=[{"request": row.request}])
+            [prediction] = mlflow_registry.pyfunc_predict(
+                config, model_uri=model_uri, inputs=[{"request": row.request}]
+            )
         except PermanentPipelineError as exc:
             out.append(GeneratedResponse("", None, None, error=exc.message))
             continue
@@ -199,12 +205,19 @@ def _messages(row: ScoreInput) -> list[dict[str, str]]:
 
 
 def _from_chat(endpoint: EndpointConfig, rows: list[ScoreInput]) -> list[GeneratedResponse]:
-    from pipelines.errors import PipelineError
-    from pipelines.llm_client import chat_complete
+    from django.conf import settings
+
+    from pipelines.adapters.errors import PipelineError
+    from pipelines.adapters.llm_client import chat_complete
+    from pipelines.adapters.outbound import OutboundRules
+
+    rules = OutboundRules.from_settings(settings)
 
     def generate(row: ScoreInput) -> GeneratedResponse:
         try:
-            reply = chat_complete(endpoint, _messages(row), temperature=0.0, max_tokens=GENERATION_MAX_TOKENS)
+            reply = chat_complete(
+                endpoint, _messages(row), rules=rules, temperature=0.0, max_tokens=GENERATION_MAX_TOKENS
+            )
         except PipelineError as exc:
             return GeneratedResponse("", None, None, error=exc.message)
         return GeneratedResponse(reply.content, None, reply.latency_ms)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from pipelines.errors import TransientPipelineError
+from pipelines.adapters.errors import TransientPipelineError
 
 
 @shared_task(

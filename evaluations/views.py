@@ -18,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from evaluations.models import Run, Suite, SuiteVersion
+from evaluations.models import Run, Suite
 from evaluations.scorers.registry import scorer_list
 from evaluations.selectors import (
     mlflow_run_url,
@@ -33,6 +33,8 @@ from evaluations.selectors import (
     runs_comparable_with,
     suite_get_for_user,
     suite_list,
+    suite_version_for_project,
+    suite_version_list,
     suite_versions,
 )
 from evaluations.services.alignment import alignment_compute, disagreements_send_to_review
@@ -42,9 +44,10 @@ from evaluations.services.suites import suite_create, suite_version_create
 from pipelines.selectors.assessments import dataset_version_for_run, dataset_version_list_for_runs
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.jsoninput import JsonInputError, json_decode
-from reviewapp.models import Item, Project, Question
+from reviewapp.models import Project, Question
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.items import item_model_version_list
+from reviewapp.selectors.projects import project_get_for_user, questions_for_project
 from reviewapp.views.http import AuthedHtmxRequest, Notice, partial
 
 RUN_TEMPLATE = "evaluations/run_detail.html"
@@ -150,22 +153,15 @@ def _target_from_post(post: Any) -> dict[str, Any]:
 
 
 def _start_context(project: Project, suites: list[Suite]) -> dict[str, Any]:
-    versions = SuiteVersion.objects.filter(suite__in=suites).select_related("suite").order_by("suite__name", "-number")
-    model_versions = (
-        Item.objects.filter(project=project)
-        .order_by("model_version")
-        .values_list("model_version", flat=True)
-        .distinct()
-    )
     return {
-        "start_versions": list(versions),
-        "model_versions": [v for v in model_versions if v],
+        "start_versions": list(suite_version_list(suites=suites)),
+        "model_versions": item_model_version_list(project=project),
         "dataset_versions": list(dataset_version_list_for_runs(project=project)),
     }
 
 
 def _pass_fail_questions(project: Project) -> list[Question]:
-    return list(Question.objects.filter(project=project, kind=Question.Kind.PASS_FAIL).order_by("order", "id"))
+    return [q for q in questions_for_project(project=project) if q.kind == Question.Kind.PASS_FAIL]
 
 
 # --- pages -------------------------------------------------------------------------------------
@@ -279,7 +275,7 @@ def run_start_view(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
         back = reverse("evaluations-project", args=[project.slug])
     try:
         version_id = int(request.POST.get("suite_version") or 0)
-        version = SuiteVersion.objects.select_related("suite").filter(pk=version_id, suite__project=project).first()
+        version = suite_version_for_project(project=project, pk=version_id)
         if version is None:
             raise ValidationFailed([{"index": None, "field": "suite_version", "message": "Pick a suite version."}])
         picked = (request.POST.get("dataset_version") or "").strip()

@@ -14,7 +14,7 @@ class PipelinesConfig(AppConfig):
 
 
 def _repair_expectations(sender: AppConfig, *, using: str = "default", plan: Any = None, **kwargs: Any) -> None:
-    """After ``migrate``: clear expectations that repeat a failed answer (pipelines.expectations).
+    """After ``migrate``: clear expectations that repeat a failed answer (pipelines.datasets.expectations).
 
     Only for the migrate command on a fully migrated default database (``plan`` is absent when a test
     flushes the database, and the models must match the tables); a no-op when there is nothing to fix.
@@ -27,7 +27,7 @@ def _repair_expectations(sender: AppConfig, *, using: str = "default", plan: Any
     executor = MigrationExecutor(connections[using])
     if executor.migration_plan(executor.loader.graph.leaf_nodes()):
         return  # migrated to an older state: today's models may not match the tables
-    from pipelines.expectations import expectations_fix
+    from pipelines.datasets.expectations import expectations_fix
 
     repaired, versions = expectations_fix()
     stdout = kwargs.get("stdout")

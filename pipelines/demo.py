@@ -39,12 +39,12 @@ class DemoPipelinesResult:
 
 
 def demo_pipelines_load() -> DemoPipelinesResult:
-    from pipelines.datasets import dataset_create, dataset_version_create
-    from pipelines.gates import gate_create
+    from pipelines.datasets.pushes import delivery_target_create
+    from pipelines.datasets.versions import dataset_create, dataset_version_create
     from pipelines.models import Dataset, DatasetVersion, DeliveryTarget, PromotionGate, TargetKind
-    from pipelines.promotion import environments_ensure_default
-    from pipelines.pushes import delivery_target_create
-    from pipelines.registry import registry_sync
+    from pipelines.releases.gates import gate_create
+    from pipelines.releases.promotion import environments_ensure_default
+    from pipelines.releases.registry import registry_sync
 
     project = Project.objects.filter(slug=PROJECT_SLUG).first()
     if project is None:

@@ -14,9 +14,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import demo_rag, mlflow_registry
+from pipelines import demo_rag
+from pipelines.adapters import mlflow_registry
 from pipelines.demo_rag.chain import VARIANTS, Passage
 from pipelines.demo_rag.pyfunc_loader import model_data_write
+from pipelines.wiring import mlflow_config
 from reviewapp.demo.corpus import chunks_all
 from reviewapp.demo.items import MODEL_NAME
 
@@ -39,9 +41,10 @@ def demo_passages() -> list[Passage]:
 
 def demo_models_ensure(*, model_name: str = MODEL_NAME) -> list[DemoModel]:
     """Register each demo variant that the registry lacks; return all of them with their versions."""
+    config = mlflow_config()
     existing = {
         v.tags[VARIANT_TAG]: v
-        for v in mlflow_registry.model_versions_list(model_name=model_name)
+        for v in mlflow_registry.model_versions_list(config, model_name=model_name)
         if VARIANT_TAG in v.tags
     }
     out = []
@@ -55,6 +58,7 @@ def demo_models_ensure(*, model_name: str = MODEL_NAME) -> list[DemoModel]:
             data = Path(tmp) / "data"
             model_data_write(data, passages=demo_passages(), settings=rag_settings)
             version = mlflow_registry.pyfunc_loader_model_register(
+                config,
                 model_name=model_name,
                 experiment_name=EXPERIMENT_NAME,
                 run_name=f"{model_name}-{variant}",

@@ -14,7 +14,7 @@ from html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from reviewapp.csv_safe import csv_cell
-from reviewapp.selectors_stats import ProjectStats, ReviewerStats
+from reviewapp.selectors.stats import ProjectStats, ReviewerStats
 
 PALETTE = ["#4353d6", "#177245", "#c2312b", "#8a5a00", "#7a3fb0", "#0f7c8c", "#b0437a", "#5f6878"]
 WIDTH = 640

@@ -21,7 +21,7 @@ from django.utils import timezone
 from reviewapp.errors import FieldError
 from reviewapp.models import ApiToken, Item, Question
 from reviewapp.models.projects import QueueMode
-from reviewapp.services.assignments import ItemFilter
+from reviewapp.selectors.items import ItemQuery
 
 Kind = Question.Kind
 RADIO_KINDS = {Kind.PASS_FAIL, Kind.RATING, Kind.CHOICE}
@@ -108,7 +108,7 @@ def _options(question: Question, selected: Any) -> list[Option]:
     return [Option(value=v, label=label, key=k, checked=v in chosen) for v, label, k in pairs]
 
 
-def _raw_from_answer(question: Question, value: Any) -> Any:
+def raw_from_answer(question: Question, value: Any) -> Any:
     """A stored (typed) answer as the strings the form fields hold."""
     if value is None:
         return None
@@ -151,7 +151,7 @@ class ReviewAnswersForm:
         else:
             # A new item's expected response starts empty: an expectation is only what a person wrote
             # or explicitly took over ("start from the model's answer", key m), never a silent copy.
-            self.raw = {q.key: _raw_from_answer(q, (answers or {}).get(q.key)) for q in questions}
+            self.raw = {q.key: raw_from_answer(q, (answers or {}).get(q.key)) for q in questions}
             self.comment = comment
         self.time_on_task_ms = _int_or_none(data.get("time_on_task_ms")) if data is not None else None
         self.fields = [self._field(q) for q in questions]
@@ -238,7 +238,7 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 class BulkAssignForm(forms.Form):
-    """The curators' "assign by filter" form; ``item_filter()`` gives the service's ItemFilter."""
+    """The curators' "assign by filter" form; ``item_query()`` gives its ItemQuery."""
 
     ACTIONS = [
         ("assign", "Assign to the reviewers and/or group below"),
@@ -302,13 +302,13 @@ class BulkAssignForm(forms.Form):
             self.add_error("priority", "Give the priority to set.")
         return data
 
-    def item_filter(self) -> ItemFilter:
+    def item_query(self) -> ItemQuery:
         data = self.cleaned_data
 
         def start_of(day: date | None) -> datetime | None:
             return timezone.make_aware(datetime.combine(day, time.min)) if day else None
 
-        return ItemFilter(
+        return ItemQuery(
             ids=data["ids"],
             model_version=data["model_version"] or None,
             source=data["source"] or None,

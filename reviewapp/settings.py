@@ -328,12 +328,26 @@ MLFLOW_EXPERIMENT_PREFIX = os.environ.get("MLFLOW_EXPERIMENT_PREFIX") or "review
 # leave the retry to the beat task (evaluations.runs_mlflow_log_pending).
 MLFLOW_HTTP_REQUEST_MAX_RETRIES = envint("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 2)
 MLFLOW_HTTP_REQUEST_TIMEOUT = envint("MLFLOW_HTTP_REQUEST_TIMEOUT", 10, minimum=1)
-# The model registry projects' versions are synced from (pipelines/registry.py); blank = the
+
+
+def _mlflow_http_limits() -> None:
+    # MLflow's HTTP client reads these only from the environment, per request (no client argument:
+    # pipelines/adapters/mlflow_common.py). Published once, here at the start of every process; the
+    # adapters never touch os.environ. A value the operator set is the one read above anyway.
+    from pipelines.adapters.mlflow_common import http_limits_environ  # no mlflow import; wiring may name it
+
+    limits = http_limits_environ(max_retries=MLFLOW_HTTP_REQUEST_MAX_RETRIES, timeout=MLFLOW_HTTP_REQUEST_TIMEOUT)
+    for key, value in limits.items():
+        os.environ.setdefault(key, value)
+
+
+_mlflow_http_limits()
+# The model registry projects' versions are synced from (pipelines/releases/registry.py); blank = the
 # tracking URI. "databricks-uc" reads Unity Catalog models (catalog.schema.model names).
 MLFLOW_REGISTRY_URI = (os.environ.get("MLFLOW_REGISTRY_URI") or "").strip()
 # Seconds between scheduled syncs of every project's registered model versions (beat).
 MODEL_REGISTRY_SYNC_SECONDS = envint("MODEL_REGISTRY_SYNC_SECONDS", 300, minimum=10)
-# Curated labels written back to their items' MLflow traces as assessments (pipelines/assessments.py):
+# Curated labels written back to their items' MLflow traces as assessments (pipelines/datasets/assessments.py):
 # seconds between scheduled syncs (beat; 0 = no schedule, on demand only), labels per sync, and how
 # many times a label version that failed (e.g. its trace is not in MLflow yet) is tried again.
 MLFLOW_ASSESSMENT_SYNC_SECONDS = envint("MLFLOW_ASSESSMENT_SYNC_SECONDS", 300)
@@ -357,7 +371,7 @@ DATABRICKS_TIMEOUT_SECONDS = envint("DATABRICKS_TIMEOUT_SECONDS", 30, minimum=1)
 DATABRICKS_WAREHOUSE_ID = os.environ.get("DATABRICKS_WAREHOUSE_ID") or ""
 DATABRICKS_UC_VOLUME = (os.environ.get("DATABRICKS_UC_VOLUME") or "/Volumes/main/reviewdesk/landing").rstrip("/")
 
-# --- Delivery: pushes of curated rows to Delta / Unity Catalog (pipelines/pushes/) ------------
+# --- Delivery: pushes of curated rows to Delta / Unity Catalog (pipelines/datasets/pushes/) ------------
 # Object-store credentials for s3:// abfss:// gs:// Delta URIs, as a JSON object of deltalake
 # storage options (https://delta-io.github.io/delta-rs/integrations/object-storage/s3/); never logged.
 _delta_options_raw = (envsecret("DELTA_STORAGE_OPTIONS") or "").strip()
@@ -385,7 +399,7 @@ DELIVERY_PUSH_MAX_ATTEMPTS = envint("DELIVERY_PUSH_MAX_ATTEMPTS", 5, minimum=1)
 # (0: none); tests use it to kill a worker in the middle of a push.
 DELIVERY_BATCH_PAUSE_MS = envint("DELIVERY_BATCH_PAUSE_MS", 0)
 
-# --- Promotion: rollouts, local serving, webhooks (pipelines/rollout/, serving/, webhooks.py) ---
+# --- Promotion: rollouts, local serving, webhooks (pipelines/releases/rollout/, serving/, webhooks.py) ---
 # A rollout worker renews its lease while it works; the sweeper re-queues a rollout whose lease ran out.
 ROLLOUT_LEASE_SECONDS = envint("ROLLOUT_LEASE_SECONDS", 60, minimum=2)
 # How often a rollout polls a serving endpoint while waiting for it to be ready.
@@ -406,7 +420,7 @@ LOCAL_SERVING_HOST = os.environ.get("LOCAL_SERVING_HOST") or "127.0.0.1"
 PROMOTION_WEBHOOK_URLS = envlist("PROMOTION_WEBHOOK_URL", [])
 PROMOTION_WEBHOOK_SECRET = envsecret("PROMOTION_WEBHOOK_SECRET") or ""
 
-# --- Isolation: what a project may reach outside (pipelines/outbound.py, docs/security.md) ----------
+# --- Isolation: what a project may reach outside (pipelines/adapters/outbound.py, docs/security.md) ----------
 # Hosts outgoing HTTP may reach although they are loopback, link-local or private addresses (LLM
 # endpoints, webhooks, Databricks hosts): comma-separated host names, IP addresses or CIDR networks.
 # Public addresses need no entry. Cloud metadata addresses are refused whatever this says. The demo
@@ -429,7 +443,7 @@ UC_ALLOWED_SCHEMAS_RAW = os.environ.get("UC_ALLOWED_SCHEMAS", "")
 
 
 def _isolation_settings_check() -> None:
-    from pipelines import outbound  # standard library only; settings is the wiring and may name it
+    from pipelines.adapters import outbound  # standard library only; settings is the wiring and may name it
 
     for name, check in (
         ("OUTBOUND_ALLOWED_HOSTS", lambda: outbound.allowed_hosts_parse(OUTBOUND_ALLOWED_HOSTS)),

@@ -12,6 +12,6 @@ def leases_reclaim() -> None:
 
 @shared_task(name="reviewapp.stats_refresh", ignore_result=True, soft_time_limit=240, time_limit=270)
 def stats_refresh() -> None:
-    from reviewapp.selectors_stats import projects_stats_refresh
+    from reviewapp.selectors.stats import projects_stats_refresh
 
     projects_stats_refresh()

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from pipelines import outbound
+from pipelines.adapters import outbound
 from reviewapp.errors import FieldError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -103,7 +103,7 @@ def endpoint_fields_validate(values: Mapping[str, Any]) -> list[FieldError]:
     if url and not URL_RE.match(url):
         bad("url", "Must be an http:// or https:// URL.")
     elif url:
-        problem = outbound.url_problem(url)
+        problem = outbound.url_problem(url, rules=outbound.OutboundRules.from_settings(settings))
         if problem:
             bad("url", f"The URL {problem}.")
     if kind == Endpoint.Kind.OPENAI_COMPATIBLE:
@@ -130,7 +130,7 @@ def endpoint_fields_validate(values: Mapping[str, Any]) -> list[FieldError]:
             "Give the NAME of an environment variable (A-Z, 0-9, _), not the key itself.",
         )
     elif credential_env:
-        problem = outbound.credential_env_problem(credential_env)
+        problem = outbound.credential_env_problem(credential_env, rules=outbound.OutboundRules.from_settings(settings))
         if problem:
             bad("credential_env", problem)
     _check_number(values, "rate_limit_rpm", bad, minimum=1, maximum=1_000_000, integer=True)

@@ -1,6 +1,6 @@
 """Runs: one evaluation of a suite version over a dataset, split into chunks that workers claim.
 
-A run is a row first, then tasks (ARCHITECTURE.md): ``run_start`` snapshots the item ids into
+A run is a row first, then tasks (docs/architecture.md): ``run_start`` snapshots the item ids into
 RunChunk rows and enqueues one task per chunk. A task claims its chunk with a conditional UPDATE
 and a lease (``lease_expires_at``, renewed while it works), writes only the RunResult rows that
 are missing — (run, item, scorer) is unique, so a redelivered task never double-counts — and the
@@ -33,8 +33,8 @@ class Run(models.Model):
     # The dataset filter as validated (services.datasets); the item ids themselves are on the chunks.
     dataset = models.JSONField(default=dict, blank=True)
     # When the run is over a curated dataset version: {"id", "dataset_id", "name", "number",
-    # "content_hash", "row_count"} (a plain snapshot, no foreign key: evaluations never imports
-    # pipelines). Its per-item expectations are on the chunks. Empty for a run over a filter.
+    # "content_hash", "row_count"} (a plain snapshot, no foreign key: evaluations' core reaches
+    # pipelines only through its adapters). Its per-item expectations are on the chunks. Empty for a run over a filter.
     dataset_version = models.JSONField(default=dict, blank=True)
     # {"kind": "stored"} | {"kind": "mlflow_model", "model_uri": ...} | {"kind": "endpoint", "endpoint": ...}
     target = models.JSONField(default=dict)

@@ -209,12 +209,16 @@ def judge_answer_parse(text: str) -> tuple[bool, str]:
 
 def judge_rows(*, name: str, rows: list[ScoreInput], params: dict[str, Any]) -> list[Score]:
     """Score ``rows`` with the judge ``name``: cached answers first, then concurrent calls for the rest."""
+    from django.conf import settings
+
     from evaluations.endpoints import EndpointNotFound, endpoint_get, judge_endpoint_default
     from evaluations.models.endpoints import JudgeCacheEntry
-    from pipelines.errors import PipelineError
-    from pipelines.llm_client import chat_complete
+    from pipelines.adapters.errors import PipelineError
+    from pipelines.adapters.llm_client import chat_complete
+    from pipelines.adapters.outbound import OutboundRules
 
     prompt = PROMPTS[name]
+    rules = OutboundRules.from_settings(settings)
     endpoint_name = params.get("endpoint") or judge_endpoint_default()
     if not endpoint_name:
         error = "no judge endpoint: set the judge's endpoint param or REVIEWDESK_JUDGE_ENDPOINT"
@@ -244,7 +248,9 @@ def judge_rows(*, name: str, rows: list[ScoreInput], params: dict[str, Any]) -> 
 
     def ask(key: str) -> tuple[str, tuple[bool, str] | str]:
         try:
-            reply = chat_complete(endpoint, messages_by_key[key], temperature=TEMPERATURE, max_tokens=MAX_TOKENS)
+            reply = chat_complete(
+                endpoint, messages_by_key[key], rules=rules, temperature=TEMPERATURE, max_tokens=MAX_TOKENS
+            )
         except PipelineError as exc:
             return key, exc.message
         try:
@@ -306,7 +312,7 @@ def _cache_key(prompt: JudgePrompt, endpoint_identity: str, messages: list[dict[
 def judge_params_validate(*, name: str, params: dict[str, Any]) -> list[FieldError]:
     """Save-time checks of a judge's suite params: the endpoint exists and can chat; a guideline is text."""
     from evaluations.endpoints import EndpointNotFound, endpoint_get, judge_endpoint_default
-    from pipelines.llm_client import CHAT_KINDS
+    from pipelines.adapters.llm_client import CHAT_KINDS
 
     errors: list[FieldError] = []
     endpoint_name = params.get("endpoint") or judge_endpoint_default()

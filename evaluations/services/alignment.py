@@ -5,11 +5,11 @@ the project; by default the suite config's), the scorer's verdict on each item (
 compared with the item's curated answer to that question (``CuratedLabel.answers``). Items
 without a curated label, a curated answer, or a verdict (value missing or errored) are left out;
 ``n`` says how many remain. Reported: accuracy (share of agreeing items) with a 95% Wilson
-interval, Cohen's kappa with a bootstrap interval (``reviewapp.services.agreement.cohen_kappa``),
+interval, Cohen's kappa with a bootstrap interval (``reviewapp.agreement.cohen_kappa``),
 and the 2x2 confusion matrix (judge verdict x human answer).
 
 Only rows whose scored response is the response the humans reviewed count (the same content
-hash, ``reviewapp.services.item_stats.content_hash``): a judge verdict on a freshly generated
+hash, ``reviewapp.item_stats.content_hash``): a judge verdict on a freshly generated
 answer says nothing about how the humans judged another answer. A run whose target regenerates
 every answer differently therefore has no alignment figure: ``applicable`` is false and
 ``reason`` says "not applicable: humans reviewed different answers"; ``different_response``
@@ -39,13 +39,13 @@ from django.db import transaction
 
 from evaluations.models import Run, RunChunk, RunResult, RunRow
 from evaluations.scorers.registry import scorer_get
+from reviewapp.agreement import cohen_kappa
+from reviewapp.item_stats import content_hash, wilson
 from reviewapp.models import CuratedLabel, Flag, Item
-from reviewapp.selectors import wilson_interval
-from reviewapp.services.agreement import cohen_kappa
-from reviewapp.services.assignments import ItemFilter, assignments_bulk_assign
+from reviewapp.selectors.items import ItemQuery
+from reviewapp.services.assignments import assignments_bulk_assign
 from reviewapp.services.audit import audit_record
 from reviewapp.services.flags import flag_create
-from reviewapp.services.item_stats import content_hash
 
 DISAGREEMENT_PRIORITY = 10
 NOT_APPLICABLE = "not applicable: humans reviewed different answers"
@@ -197,7 +197,7 @@ def alignment_compute(*, run: Run) -> dict[str, Alignment]:
             )
             continue
         agree = sum(1 for judge, human in pairs if judge == human)
-        low, high = wilson_interval(agree, n)
+        low, high = wilson(agree, n) or (None, None)
         kappa = cohen_kappa(pairs)
         out[name] = Alignment(
             scorer=name,
@@ -296,7 +296,7 @@ def disagreements_send_to_review(
         if lower:
             result = assignments_bulk_assign(
                 project=run.project,
-                item_filter=ItemFilter(ids=tuple(lower)),
+                query=ItemQuery(ids=tuple(lower)),
                 actor=actor,
                 priority=priority,
                 assign=False,

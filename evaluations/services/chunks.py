@@ -34,7 +34,7 @@ from evaluations.models import Run, RunChunk, RunResult, RunRow, SuiteVersion
 from evaluations.scorers.registry import Score, ScoreInput, Scorer, scorer_get
 from evaluations.services.datasets import score_input_for_item
 from evaluations.services.runs import TEXT_MAX, chunk_close, targets_module
-from pipelines.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
 from reviewapp.models import CuratedLabel, Item
 
 logger = logging.getLogger(__name__)

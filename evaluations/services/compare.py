@@ -1,7 +1,7 @@
 """Comparing two runs (say champion A and candidate B) scorer by scorer.
 
 Rows are paired by item when the runs share items (the same dataset scored twice, or two
-generation targets over one dataset); otherwise by request (``reviewapp.services.pairwise.
+generation targets over one dataset); otherwise by request (``reviewapp.blind.
 request_key``), so stored responses of two model versions pair up question by question.
 
 Only the shared (paired) rows are compared: a row only one run scored says nothing about the
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from evaluations.models import Run, RunResult
+from reviewapp.blind import request_key
+from reviewapp.item_stats import bootstrap_mean_interval
 from reviewapp.models import Item
-from reviewapp.services.item_stats import bootstrap_mean_interval
-from reviewapp.services.pairwise import request_key
 
 BOOTSTRAP_SAMPLES = 1000
 CONFIDENCE = 0.95

@@ -20,78 +20,81 @@ Scorers and alignment then use the snapshot, not the labels as they are today.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
+import msgspec
 from django.db.models import QuerySet
 
 from evaluations.scorers.builtin import LABELED_CONTEXT_KEY
 from evaluations.scorers.registry import ScoreInput
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import CuratedLabel, Item, Project
-from reviewapp.services.assignments import METADATA_KEY, ItemFilter, items_matching
+from reviewapp.selectors.items import ItemQuery, item_query_errors, items_matching
+from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 
 DATASET_KEYS = ("model_version", "source", "metadata", "ids", "curated_only", "limit")
 MAX_IDS = 100_000
+Scalar = str | int | float | bool
 
 
-def _err(field: str, message: str) -> FieldError:
-    return {"index": None, "field": field, "message": message}
+class DatasetIn(TypedInput):
+    """A run's dataset as clients write it; every key optional (``None`` or ``""`` is left out)."""
+
+    unknown_message: ClassVar[str] = f"Unknown filter; use {', '.join(DATASET_KEYS)}."
+    not_object_message: ClassVar[str] = "Give the dataset as an object of filters."
+
+    model_version: Annotated[str | int, says("Give text.")] | None = None
+    source: Annotated[str | int, says("Give text.")] | None = None
+    metadata: (
+        Annotated[dict[str, Any], says('Give an object of metadata keys and values, e.g. {"channel": "chat"}.')] | None
+    ) = None
+    ids: Annotated[list[int], says("Give a list of item ids.")] | None = None
+    curated_only: Annotated[bool, says("Give true or false.")] = False
+    limit: Annotated[int, msgspec.Meta(ge=1), says("Give a whole number of items, at least 1.")] | None = None
 
 
 def dataset_validate(*, dataset: Any) -> dict[str, Any]:
     """The dataset with only known keys and clean values, or ValidationFailed naming each bad key."""
     if dataset in (None, ""):
         return {}
-    if not isinstance(dataset, dict):
-        raise ValidationFailed([_err("dataset", "Give the dataset as an object of filters.")])
-    errors: list[FieldError] = []
-    out: dict[str, Any] = {}
-    for key, value in dataset.items():
-        field = f"dataset.{key}"
-        if key not in DATASET_KEYS:
-            errors.append(_err(field, f"Unknown filter; use {', '.join(DATASET_KEYS)}."))
-        elif value is None or value == "":
-            continue
-        elif key in ("model_version", "source"):
-            if isinstance(value, bool) or not isinstance(value, str | int):
-                errors.append(_err(field, "Give text."))
-            else:
-                out[key] = str(value)
-        elif key == "metadata":
-            if not isinstance(value, dict):
-                errors.append(_err(field, 'Give an object of metadata keys and values, e.g. {"channel": "chat"}.'))
-                continue
-            for meta_key, meta_value in value.items():
-                if not METADATA_KEY.match(str(meta_key)) or "__" in str(meta_key):
-                    errors.append(_err(f"{field}.{meta_key}", "Use letters, digits, '-' or '_' in metadata keys."))
-                elif not isinstance(meta_value, str | int | float | bool):
-                    errors.append(_err(f"{field}.{meta_key}", "Match on text, a number or true/false."))
-            if not any(e["field"].startswith(field) for e in errors):
-                out[key] = dict(value)
-        elif key == "ids":
-            if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                errors.append(_err(field, "Give a list of item ids."))
-            elif len(value) > MAX_IDS:
-                errors.append(_err(field, f"At most {MAX_IDS} ids."))
-            else:
-                out[key] = sorted(set(value))
-        elif key == "curated_only":
-            if not isinstance(value, bool):
-                errors.append(_err(field, "Give true or false."))
-            elif value:
-                out[key] = True
-        elif key == "limit":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                errors.append(_err(field, "Give a whole number of items, at least 1."))
-            else:
-                out[key] = value
-    if errors:
+    if isinstance(dataset, dict):  # an empty value means "any"
+        dataset = {k: v for k, v in dataset.items() if k not in DATASET_KEYS or v not in (None, "")}
+    parsed, errors = struct_errors(dataset, DatasetIn, field="dataset")
+    metadata = dataset.get("metadata") if isinstance(dataset, dict) else None
+    if isinstance(metadata, dict):
+        errors += item_query_errors(ItemQuery(metadata=metadata), field="dataset")
+        for key, value in metadata.items():
+            if not isinstance(value, Scalar) and not any(e["field"] == f"dataset.metadata.{key}" for e in errors):
+                errors.append(field_error(f"dataset.metadata.{key}", "Match on text, a number or true/false."))
+    if parsed is not None and parsed.ids is not None and len(parsed.ids) > MAX_IDS:
+        errors.append(field_error("dataset.ids", f"At most {MAX_IDS} ids."))
+    if errors or parsed is None:
         raise ValidationFailed(errors, "The dataset is not valid.")
+    out: dict[str, Any] = {}
+    for key in DATASET_KEYS:
+        value = getattr(parsed, key)
+        if key in dataset and value is not None and value is not False:
+            out[key] = value
+    for key in ("model_version", "source"):
+        if key in out:
+            out[key] = str(out[key])
+    if "ids" in out:
+        out["ids"] = sorted(set(out["ids"]))
     return out
 
 
+def dataset_query(dataset: dict[str, Any]) -> ItemQuery:
+    """A validated dataset as the one ItemQuery (``limit`` is not a filter: see dataset_items)."""
+    return ItemQuery(
+        ids=tuple(dataset["ids"]) if "ids" in dataset else None,
+        model_version=dataset.get("model_version"),
+        source=dataset.get("source"),
+        metadata=dict(dataset.get("metadata") or {}),
+        curated_only=bool(dataset.get("curated_only")),
+    )
+
+
 VERSION_INFO_KEYS = ("id", "dataset_id", "name", "number", "content_hash", "row_count")
-EXPECTATION_KEYS = ("expected_response", "expected_facts", "guidelines", "human")
 
 
 @dataclass(frozen=True)
@@ -126,16 +129,7 @@ def version_expectations_validate(expectations: dict[int, dict[str, Any]]) -> di
 
 def dataset_items(*, project: Project, dataset: dict[str, Any]) -> QuerySet[Item]:
     """The project's items in a validated dataset, oldest first."""
-    item_filter = ItemFilter(
-        ids=tuple(dataset["ids"]) if "ids" in dataset else None,
-        model_version=dataset.get("model_version"),
-        source=dataset.get("source"),
-        metadata=dict(dataset.get("metadata") or {}),
-    )
-    items = items_matching(project=project, item_filter=item_filter)
-    if dataset.get("curated_only"):
-        items = items.filter(curated_label__isnull=False)
-    items = items.order_by("id")
+    items = items_matching(project=project, query=dataset_query(dataset)).order_by("id")
     if dataset.get("limit"):
         items = items[: dataset["limit"]]
     return items
@@ -149,14 +143,14 @@ def dataset_parse(text: str) -> dict[str, Any]:
         key, sep, value = part.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not key:
-            errors.append(_err("dataset", f"“{part}” is not key=value."))
+            errors.append(field_error("dataset", f"“{part}” is not key=value."))
         elif key.startswith("metadata."):
             out.setdefault("metadata", {})[key.removeprefix("metadata.")] = value
         elif key == "ids":
             try:
                 out["ids"] = [int(v) for v in value.replace(";", " ").split()]
             except ValueError:
-                errors.append(_err("dataset.ids", "Give item ids separated by ';'."))
+                errors.append(field_error("dataset.ids", "Give item ids separated by ';'."))
         elif key == "curated_only":
             out["curated_only"] = value.lower() in ("1", "true", "yes", "on")
         elif key == "limit":

@@ -44,6 +44,7 @@ from evaluations.services.datasets import (
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import Item, Project
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import field_error
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,6 @@ TEXT_MAX = 4000  # rationale / error characters kept per result
 TARGET_KINDS = ("stored", "mlflow_model", "endpoint")
 Status = Run.Status
 ChunkStatus = RunChunk.Status
-
-
-def _err(field: str, message: str) -> FieldError:
-    return {"index": None, "field": field, "message": message}
 
 
 # --- targets -----------------------------------------------------------------------------------
@@ -79,7 +76,7 @@ def target_validate(*, target: Any, project: Project | None = None) -> dict[str,
     if not isinstance(target, dict):
         raise ValidationFailed(
             [
-                _err(
+                field_error(
                     "target",
                     'Give {"kind": "stored"}, {"kind": "mlflow_model", "model_uri": ...} '
                     'or {"kind": "endpoint", "endpoint": ...}.',
@@ -91,14 +88,14 @@ def target_validate(*, target: Any, project: Project | None = None) -> dict[str,
         extra = [k for k in target if k != "kind"]
         if extra:
             raise ValidationFailed(
-                [_err(f"target.{k}", "A stored-responses target takes no other field.") for k in extra]
+                [field_error(f"target.{k}", "A stored-responses target takes no other field.") for k in extra]
             )
         return {"kind": "stored"}
     if kind not in TARGET_KINDS:
-        raise ValidationFailed([_err("target.kind", f"Use one of: {', '.join(TARGET_KINDS)}.")])
+        raise ValidationFailed([field_error("target.kind", f"Use one of: {', '.join(TARGET_KINDS)}.")])
     targets = targets_module()
     if targets is None:
-        raise ValidationFailed([_err("target.kind", f"Generating responses ({kind}) is not available here.")])
+        raise ValidationFailed([field_error("target.kind", f"Generating responses ({kind}) is not available here.")])
     return dict(targets.target_validate(target, project=project))
 
 
@@ -121,9 +118,9 @@ def run_start(
     """
     errors: list[FieldError] = []
     if suite_version.suite.project_id != project.pk:
-        raise ValidationFailed([_err("suite_version", "This suite version belongs to another project.")])
+        raise ValidationFailed([field_error("suite_version", "This suite version belongs to another project.")])
     if dataset_version is not None and dataset_version.project_id != project.pk:
-        raise ValidationFailed([_err("dataset_version", "This dataset version belongs to another project.")])
+        raise ValidationFailed([field_error("dataset_version", "This dataset version belongs to another project.")])
     clean_dataset: dict[str, Any] = {}
     clean_target: dict[str, Any] = {}
     try:
@@ -151,7 +148,7 @@ def run_start(
             if field == "dataset"
             else "This dataset version has no row whose item still exists."
         )
-        raise ValidationFailed([_err(field, message)], "The run cannot start.")
+        raise ValidationFailed([field_error(field, message)], "The run cannot start.")
     config = suite_version.config or {}
     size = int(config.get("chunk_size") or settings.EVALUATION_CHUNK_SIZE)
     max_error_rate = config.get("max_error_rate")

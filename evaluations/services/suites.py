@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
+import msgspec
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -22,15 +23,13 @@ from evaluations.scorers.registry import scorer_get, scorer_list
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Project, Question
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 
 MAX_SCORERS = 50
 ENTRY_KEYS = ("name", "scorer", "threshold", "params", "human_question")
 CONFIG_KEYS = ("human_question", "max_error_rate", "chunk_size")
 NAME_MAX = 100
-
-
-def _err(field: str, message: str, index: int | None = None) -> FieldError:
-    return {"index": index, "field": field, "message": message}
+NAME_MESSAGE = f"Give a name of 1 to {NAME_MAX} characters."
 
 
 def _is_number(value: Any) -> bool:
@@ -72,10 +71,10 @@ def suite_definition_validate(
     pass_fail = {k for k, kind in questions.items() if kind == Question.Kind.PASS_FAIL}
     config_out = _config_validate(config, questions=questions, pass_fail=pass_fail, errors=errors)
     if not isinstance(scorers, list) or not scorers:
-        errors.append(_err("scorers", "Give a non-empty list of scorers."))
+        errors.append(field_error("scorers", "Give a non-empty list of scorers."))
         raise ValidationFailed(errors, "The suite definition is not valid.")
     if len(scorers) > MAX_SCORERS:
-        errors.append(_err("scorers", f"At most {MAX_SCORERS} scorers per suite."))
+        errors.append(field_error("scorers", f"At most {MAX_SCORERS} scorers per suite."))
     entries: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(scorers):
@@ -91,7 +90,7 @@ def suite_definition_validate(
             continue
         if entry["name"] in seen:
             errors.append(
-                _err(
+                field_error(
                     f"scorers[{i}].name",
                     f"“{entry['name']}” is already used by scorers[{seen[entry['name']]}]; "
                     "give this entry its own name.",
@@ -106,6 +105,37 @@ def suite_definition_validate(
     return entries, config_out
 
 
+PassFailKey = Annotated[str, says("Give the key of a pass/fail question of this project.")]
+
+
+class SuiteConfigIn(TypedInput):
+    unknown_message: ClassVar[str] = f"Unknown setting; use {', '.join(CONFIG_KEYS)}."
+    not_object_message: ClassVar[str] = "Give the config as an object."
+
+    human_question: PassFailKey | None | msgspec.UnsetType = msgspec.UNSET  # "" or None: no human comparison
+    max_error_rate: (
+        Annotated[float, msgspec.Meta(ge=0, le=1), says("Give a share between 0 and 1 (0.2 fails a run above 20%).")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    chunk_size: (
+        Annotated[int, msgspec.Meta(ge=1, le=5000), says("Give a whole number of items from 1 to 5000.")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class SuiteEntryIn(TypedInput):
+    """One scorer entry; ``"token_f1"`` is short for ``{"scorer": "token_f1"}``."""
+
+    unknown_message: ClassVar[str] = f"Unknown field; use {', '.join(ENTRY_KEYS)}."
+    not_object_message: ClassVar[str] = 'Give a scorer name or an object like {"scorer": "token_f1", "threshold": 0.5}.'
+
+    scorer: Annotated[str, msgspec.Meta(min_length=1), says("Name a scorer.")]
+    name: Annotated[str, msgspec.Meta(max_length=NAME_MAX), says(NAME_MESSAGE)] | None = None
+    threshold: Annotated[float, says("Give a number (or null for no pass/fail verdict).")] | None = None
+    params: Annotated[dict[str, Any], says("Give the parameters as an object.")] | None = None
+    human_question: PassFailKey | None | msgspec.UnsetType = msgspec.UNSET  # unset: the config's
+
+
 def _config_validate(
     config: Any, *, questions: dict[str, str], pass_fail: set[str], errors: list[FieldError]
 ) -> dict[str, Any]:
@@ -116,32 +146,21 @@ def _config_validate(
     }
     if config is None:
         return out
-    if not isinstance(config, dict):
-        errors.append(_err("config", "Give the config as an object."))
+    parsed, problems = struct_errors(config, SuiteConfigIn, field="config")
+    errors.extend(problems)
+    if parsed is None:  # not an object
         return out
-    for key in config:
-        if key not in CONFIG_KEYS:
-            errors.append(_err(f"config.{key}", f"Unknown setting; use {', '.join(CONFIG_KEYS)}."))
-    if "human_question" in config:
-        question = config["human_question"]
-        if question in (None, ""):
-            out["human_question"] = ""
-        elif question not in pass_fail:
-            errors.append(_err("config.human_question", _pass_fail_message(question, pass_fail)))
+    if parsed.human_question in (None, ""):
+        out["human_question"] = ""
+    elif parsed.human_question is not msgspec.UNSET:
+        if parsed.human_question not in pass_fail:
+            errors.append(field_error("config.human_question", _pass_fail_message(parsed.human_question, pass_fail)))
         else:
-            out["human_question"] = question
-    if "max_error_rate" in config:
-        rate = config["max_error_rate"]
-        if not _is_number(rate) or not 0 <= rate <= 1:
-            errors.append(_err("config.max_error_rate", "Give a share between 0 and 1 (0.2 fails a run above 20%)."))
-        else:
-            out["max_error_rate"] = float(rate)
-    if "chunk_size" in config:
-        size = config["chunk_size"]
-        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 5000:
-            errors.append(_err("config.chunk_size", "Give a whole number of items from 1 to 5000."))
-        else:
-            out["chunk_size"] = size
+            out["human_question"] = parsed.human_question
+    if parsed.max_error_rate is not msgspec.UNSET:
+        out["max_error_rate"] = float(parsed.max_error_rate)
+    if parsed.chunk_size is not msgspec.UNSET:
+        out["chunk_size"] = parsed.chunk_size
     return out
 
 
@@ -162,66 +181,59 @@ def _entry_validate(
     where = f"scorers[{i}]"
     if isinstance(raw, str):
         raw = {"scorer": raw}
-    if not isinstance(raw, dict):
-        errors.append(_err(where, 'Give a scorer name or an object like {"scorer": "token_f1", "threshold": 0.5}.', i))
-        return None
     before = len(errors)
-    for key in raw:
-        if key not in ENTRY_KEYS:
-            errors.append(_err(f"{where}.{key}", f"Unknown field; use {', '.join(ENTRY_KEYS)}.", i))
-    name = raw.get("scorer")
-    if not isinstance(name, str) or not name:
-        errors.append(_err(f"{where}.scorer", "Name a scorer.", i))
+    entry, problems = struct_errors(raw, SuiteEntryIn, field=where, index=i)
+    errors.extend(problems)
+    if entry is None:  # not an object, or no scorer named
         return None
+    name = entry.scorer
     try:
         spec = scorer_get(name)
     except KeyError:
         known = ", ".join(s.name for s in scorer_list())
-        errors.append(_err(f"{where}.scorer", f"Unknown scorer “{name}”. Known scorers: {known}.", i))
+        errors.append(field_error(f"{where}.scorer", f"Unknown scorer “{name}”. Known scorers: {known}.", i))
         return None
-    entry_name = raw.get("name", name)
-    if not isinstance(entry_name, str) or not entry_name.strip() or len(entry_name) > NAME_MAX:
-        errors.append(_err(f"{where}.name", f"Give a name of 1 to {NAME_MAX} characters.", i))
+    entry_name = entry.name if entry.name is not None else name
+    if not entry_name.strip():
+        errors.append(field_error(f"{where}.name", NAME_MESSAGE, i))
         entry_name = name
-    threshold = raw.get("threshold", spec.default_threshold)
+    threshold = entry.threshold if "threshold" in raw else spec.default_threshold
     if spec.direction == "bool":
-        if raw.get("threshold") is not None:
-            errors.append(_err(f"{where}.threshold", f"{name} passes on a true value; it takes no threshold.", i))
+        if entry.threshold is not None:
+            message = f"{name} passes on a true value; it takes no threshold."
+            errors.append(field_error(f"{where}.threshold", message, i))
         threshold = None
     elif threshold is not None:
-        if not _is_number(threshold):
-            errors.append(_err(f"{where}.threshold", "Give a number (or null for no pass/fail verdict).", i))
+        if not math.isfinite(threshold):
+            errors.append(field_error(f"{where}.threshold", "Give a number (or null for no pass/fail verdict).", i))
         elif name in SHARE_SCORERS and not 0 <= threshold <= 1:
-            errors.append(
-                _err(f"{where}.threshold", f"{name} gives a share from 0 to 1; the threshold must be too.", i)
-            )
+            message = f"{name} gives a share from 0 to 1; the threshold must be too."
+            errors.append(field_error(f"{where}.threshold", message, i))
         elif threshold < 0:
-            errors.append(_err(f"{where}.threshold", f"{name} is never negative; give a threshold of 0 or more.", i))
-    params = _params_validate(raw.get("params"), spec.params, name, where, i, errors)
+            message = f"{name} is never negative; give a threshold of 0 or more."
+            errors.append(field_error(f"{where}.threshold", message, i))
+    params = _params_validate(entry.params, spec.params, name, where, i, errors)
     if name in RELEVANCE_LABEL_SCORERS and params is not None:
         relevance = {k for k, kind in questions.items() if kind == Question.Kind.CONTEXT_RELEVANCE}
         if not params.get("human_question"):
             params["human_question"] = _first(questions, Question.Kind.CONTEXT_RELEVANCE)
         if params["human_question"] not in relevance:
             known = ", ".join(sorted(relevance)) or "none in this project"
-            errors.append(
-                _err(
-                    f"{where}.params.human_question",
-                    f"{name} compares with human per-chunk relevance labels: name a context_relevance question "
-                    f"(this project's: {known}).",
-                    i,
-                )
+            message = (
+                f"{name} compares with human per-chunk relevance labels: name a context_relevance question "
+                f"(this project's: {known})."
             )
+            errors.append(field_error(f"{where}.params.human_question", message, i))
     if params is not None and spec.source_type == "LLM_JUDGE":
         # A judge module may check its params against the outside world (its endpoint exists, ...).
         check = getattr(sys.modules.get(spec.fn.__module__), "judge_params_validate", None)
         for problem in check(name=name, params=params) if check else []:
-            errors.append(_err(f"{where}.{problem['field']}", problem["message"], i))
-    human_question = raw.get("human_question", default_question)
+            errors.append(field_error(f"{where}.{problem['field']}", problem["message"], i))
+    human_question = default_question if entry.human_question is msgspec.UNSET else entry.human_question
     if human_question in (None, ""):
         human_question = ""
     elif human_question not in pass_fail:
-        errors.append(_err(f"{where}.human_question", _pass_fail_message(human_question, pass_fail), i))
+        errors.append(field_error(f"{where}.human_question", _pass_fail_message(human_question, pass_fail), i))
     if len(errors) > before:
         return None
     return {
@@ -239,7 +251,7 @@ def _params_validate(
     if raw is None:
         return dict(defaults)
     if not isinstance(raw, dict):
-        errors.append(_err(f"{where}.params", "Give the parameters as an object.", i))
+        errors.append(field_error(f"{where}.params", "Give the parameters as an object.", i))
         return None
     checks = PARAM_CHECKS.get(name, {})
     out = dict(defaults)
@@ -247,15 +259,16 @@ def _params_validate(
         field = f"{where}.params.{key}"
         if key not in defaults:
             known = ", ".join(defaults) or "none"
-            errors.append(_err(field, f"{name} has no parameter “{key}” (its parameters: {known}).", i))
+            errors.append(field_error(field, f"{name} has no parameter “{key}” (its parameters: {known}).", i))
             continue
         if not _type_ok(defaults[key], value):
-            errors.append(_err(field, f"Expected {type(defaults[key]).__name__}, got {type(value).__name__}.", i))
+            message = f"Expected {type(defaults[key]).__name__}, got {type(value).__name__}."
+            errors.append(field_error(field, message, i))
             continue
         check = checks.get(key)
         message = check(value) if check else None
         if message:
-            errors.append(_err(field, message, i))
+            errors.append(field_error(field, message, i))
             continue
         out[key] = value
     return out
@@ -274,9 +287,10 @@ def suite_create(
     name = (name or "").strip()
     errors: list[FieldError] = []
     if not name or len(name) > 200:
-        errors.append(_err("name", "Give the suite a name of 1 to 200 characters."))
+        errors.append(field_error("name", "Give the suite a name of 1 to 200 characters."))
     elif Suite.objects.filter(project=project, name=name).exists():
-        errors.append(_err("name", f"This project already has a suite named “{name}”; add a version to it instead."))
+        message = f"This project already has a suite named “{name}”; add a version to it instead."
+        errors.append(field_error("name", message))
     try:
         entries, config_out = suite_definition_validate(project=project, scorers=scorers, config=config)
     except ValidationFailed as exc:
@@ -299,7 +313,7 @@ def suite_create(
                 data={"name": name, "version": version.number, "scorers": version.scorer_names},
             )
     except IntegrityError:  # a concurrent create with the same name
-        raise ValidationFailed([_err("name", f"This project already has a suite named “{name}”.")]) from None
+        raise ValidationFailed([field_error("name", f"This project already has a suite named “{name}”.")]) from None
     return suite
 
 

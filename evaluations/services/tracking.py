@@ -25,7 +25,7 @@ from django.utils import timezone
 from evaluations.models import Run, RunResult, RunRow
 from evaluations.selectors import run_metrics
 from evaluations.services.alignment import alignment_compute
-from pipelines.errors import PipelineError, TransientPipelineError
+from pipelines.adapters.errors import PipelineError, TransientPipelineError
 from reviewapp.models import Item
 
 CLAIM = timedelta(minutes=10)  # longer than one logging attempt can take
@@ -48,7 +48,7 @@ def run_mlflow_log(*, run_id: int) -> bool:
     if not claimed:
         return Run.objects.filter(pk=run_id, mlflow_logged=True).exists()
     run = Run.objects.select_related("project", "suite_version__suite").get(pk=run_id)
-    from pipelines.mlflow_tracking import evaluation_run_log
+    from pipelines.adapters.mlflow_tracking import evaluation_run_log
 
     try:
         logged = evaluation_run_log(
@@ -66,8 +66,6 @@ def run_mlflow_log(*, run_id: int) -> bool:
             },
             table=_table(run),
             artifact_root=settings.MLFLOW_ARTIFACT_ROOT,
-            http_max_retries=settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES,
-            http_timeout=settings.MLFLOW_HTTP_REQUEST_TIMEOUT,
         )
     except PipelineError as exc:
         Run.objects.filter(pk=run_id).update(mlflow_error=exc.message[:2000], mlflow_claimed_at=None)

@@ -17,11 +17,11 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pipelines.errors import PermanentPipelineError, TransientPipelineError
-from pipelines.evidence import evidence_compare, versions_summary
-from pipelines.gates import gate_create, gate_delete, gate_title, gate_update, gates_evaluate_all
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
 from pipelines.models import ModelVersion, PromotionGate
-from pipelines.registry import registry_sync
+from pipelines.releases.evidence import evidence_compare, versions_summary
+from pipelines.releases.gates import gate_create, gate_delete, gate_title, gate_update, gates_evaluate_all
+from pipelines.releases.registry import registry_sync
 from pipelines.selectors.model_versions import (
     environments_serving,
     gate_get_for_user,

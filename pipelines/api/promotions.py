@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pipelines.models import Environment, ModelVersion
-from pipelines.promotion import (
+from pipelines.releases.promotion import (
     environment_create,
     environment_update,
     promotion_approve,
@@ -29,12 +29,12 @@ from pipelines.promotion import (
     promotion_retry,
     rollback_request,
 )
+from pipelines.releases.serving import serving_describe
 from pipelines.selectors.promotions import environment_list, promotion_get_for_user, promotion_list
-from pipelines.serving import serving_describe
 from reviewapp.api.base import BaseApi
-from reviewapp.errors import ValidationFailed
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.typed_input import refusal
 
 TAGS = ["promotions"]
 
@@ -166,10 +166,10 @@ class PromotionCreateApi(BaseApi):
         found = list(versions[:2])
         if len(found) != 1:
             why = "No such model version in this project." if not found else "Several models have this version."
-            raise _invalid("model_version", why)
+            raise refusal("model_version", why)
         environment = Environment.objects.filter(project=project, name=data["environment"]).first()
         if environment is None:
-            raise _invalid("environment", f"The project has no environment named {data['environment']!r}.")
+            raise refusal("environment", f"The project has no environment named {data['environment']!r}.")
         promotion = promotion_request(
             actor=request.user, model_version=found[0], environment=environment, reason=data["reason"]
         )
@@ -302,10 +302,6 @@ def _valid(serializer_class: type[serializers.Serializer], data: Any, partial: b
     serializer = serializer_class(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
-
-
-def _invalid(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed([{"index": None, "field": field, "message": message}], message)
 
 
 urlpatterns: list[URLPattern] = [

@@ -13,8 +13,8 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from pipelines.datasets.pushes import delivery_target_create, delivery_target_set_feed, feed_push_create, push_create
 from pipelines.models import DeliveryTarget, Push, TargetKind
-from pipelines.pushes import delivery_target_create, delivery_target_set_feed, feed_push_create, push_create
 from pipelines.selectors.datasets import dataset_version_get_for_user
 from pipelines.selectors.pushes import (
     delivery_target_get_for_user,
@@ -29,7 +29,7 @@ from reviewapp.api.schema import paginated
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 TAGS = ["deliveries"]
 

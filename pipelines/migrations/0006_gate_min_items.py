@@ -1,7 +1,7 @@
 """Gates count items, not reviews: the kind ``min_reviews`` becomes ``min_items``.
 
 Stored ``min_reviews`` gates are renamed (their ``count`` now counts done items: curated, or with
-a complete set of reviews). The code still reads the old name (``pipelines.gates.LEGACY_KINDS``).
+a complete set of reviews). The code still reads the old name (``pipelines.releases.gates.LEGACY_KINDS``).
 """
 
 from django.db import migrations, models

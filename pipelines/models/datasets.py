@@ -1,7 +1,7 @@
 """Curated datasets: a named filter over a project's curated labels, and immutable versions of it.
 
 A version is a snapshot: one :class:`DatasetRow` per matching item, holding the *canonical row*
-(everything any export shape needs, see ``pipelines.datasets``) and its content hash. Rows keep
+(everything any export shape needs, see ``pipelines.datasets.versions``) and its content hash. Rows keep
 their ``row_id`` (stable per item across versions), so two versions can be diffed by row id and
 hash, and Delta / Unity Catalog pushes MERGE on it.
 """
@@ -18,7 +18,7 @@ class Dataset(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    # The validated filter (pipelines.datasets.dataset_filter_validate).
+    # The validated filter (pipelines.datasets.versions.dataset_filter_validate).
     filter = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -43,7 +43,7 @@ class DatasetVersion(models.Model):
     question_keys = models.JSONField(default=list, blank=True)
     note = models.TextField(blank=True)
     # Rows whose expected response repeats the response their label fails (stored before that was
-    # refused; see pipelines.expectations). The rows stay as frozen; a new version is needed.
+    # refused; see pipelines.datasets.expectations). The rows stay as frozen; a new version is needed.
     failed_expectation_rows = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -103,7 +103,7 @@ class PromotionGate(models.Model):
     class Kind(models.TextChoices):
         SUITE_METRIC = "suite_metric", "Evaluation suite metric"
         # Was "min_reviews" (counted reviews); migration 0005 renamed stored gates, and
-        # pipelines.gates.LEGACY_KINDS still reads the old name.
+        # pipelines.releases.gates.LEGACY_KINDS still reads the old name.
         MIN_ITEMS = "min_items", "Minimum reviewed items"
         MIN_PASS_RATE = "min_pass_rate", "Minimum human pass rate (lower bound)"
         NOT_WORSE = "not_worse_than_champion", "Not worse than the champion"
@@ -112,7 +112,7 @@ class PromotionGate(models.Model):
     # Null: the gate applies to every environment of the project.
     environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.CASCADE, related_name="gates")
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    params = models.JSONField(default=dict, blank=True)  # validated per kind by pipelines.gates
+    params = models.JSONField(default=dict, blank=True)  # validated per kind by pipelines.releases.gates
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

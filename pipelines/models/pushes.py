@@ -3,7 +3,7 @@
 A :class:`DeliveryTarget` names one destination of one project. With ``feed_enabled`` the beat task
 pushes newly curated labels there every few minutes; its watermark (``watermark_at``,
 ``watermark_id``: the ``updated_at`` and id of the last curated label delivered) says which labels
-are new; each micro-batch also re-reads an overlap before it (``pipelines.pushes``).
+are new; each micro-batch also re-reads an overlap before it (``pipelines.datasets.pushes``).
 
 A :class:`Push` is one batch, row first then a task: a dataset version (a snapshot) or a feed
 range (``dataset_version`` null). ``batch_id`` is derived from the target and the batch's content

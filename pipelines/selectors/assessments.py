@@ -1,10 +1,10 @@
 """Reads for the assessment side of curated datasets: a dataset version as an evaluation run needs it.
 
-evaluations never imports pipelines (ARCHITECTURE.md), so a face that starts a run over a curated
-dataset version calls :func:`dataset_version_for_run` and hands the plain :class:`VersionSnapshot`
-to ``evaluations.services.runs.run_start``: the version's item ids in row order and, per item, the
-expectations (``expected_response``, ``expected_facts``, ``guidelines``) and human answers
-(the canonical row's ``feedback``) it snapshotted.
+evaluations' core reaches pipelines only through its adapters (``make lint`` checks it), so a face
+that starts a run over a curated dataset version calls :func:`dataset_version_for_run` and hands the
+plain :class:`VersionSnapshot` to ``evaluations.services.runs.run_start``: the version's item ids in
+row order and, per item, the expectations (``expected_response``, ``expected_facts``,
+``guidelines``) and human answers (the canonical row's ``feedback``) it snapshotted.
 """
 
 from __future__ import annotations

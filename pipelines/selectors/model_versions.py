@@ -20,10 +20,10 @@ from django.http import Http404
 from pipelines.models import Environment, ModelVersion, PromotionGate
 from reviewapp.models import ApiToken, Project
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 if TYPE_CHECKING:
-    from reviewapp.selectors import AnyUser
+    from reviewapp.selectors.projects import AnyUser
 
 
 def project_for_models(*, user: AnyUser, slug: str, token: ApiToken | None = None, manage: bool = False) -> Project:

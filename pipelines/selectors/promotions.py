@@ -10,7 +10,7 @@ from django.http import Http404
 from pipelines.models import Approval, Environment, PromotionRequest, Rollout, RolloutStep
 from reviewapp.models import ApiToken, Project
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 
 def promotion_get_for_user(*, user: Any, pk: int, token: ApiToken | None = None) -> PromotionRequest:

@@ -14,10 +14,10 @@ from django.http import Http404
 from pipelines.models import DeliveryTarget, Push
 from reviewapp.models import ApiToken, Project
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 if TYPE_CHECKING:
-    from reviewapp.selectors import AnyUser
+    from reviewapp.selectors.projects import AnyUser
 
 
 def push_get_for_user(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from pipelines.errors import TransientPipelineError
+from pipelines.adapters.errors import TransientPipelineError
 
 
 @shared_task(
@@ -26,7 +26,7 @@ from pipelines.errors import TransientPipelineError
 )
 def assessments_sync(project_id: int | None = None) -> None:
     """Labels changed since their last sync, every project's or one project's (on demand)."""
-    from pipelines.assessments import assessments_sync as assessments_sync_service
+    from pipelines.datasets.assessments import assessments_sync as assessments_sync_service
     from reviewapp.models import Project
 
     project = Project.objects.filter(pk=project_id).first() if project_id is not None else None
@@ -47,7 +47,7 @@ def assessments_sync(project_id: int | None = None) -> None:
     time_limit=570,
 )
 def dataset_version_to_mlflow(version_id: int, name: str | None = None) -> None:
-    from pipelines.assessments import dataset_version_to_mlflow as dataset_version_to_mlflow_service
+    from pipelines.datasets.assessments import dataset_version_to_mlflow as dataset_version_to_mlflow_service
     from pipelines.models import DatasetVersion
 
     version = DatasetVersion.objects.filter(pk=version_id).first()

@@ -13,15 +13,15 @@ from celery import shared_task
     time_limit=3660,
 )
 def export_job_run(job_id: int) -> None:
-    from pipelines.export_jobs import export_job_run as export_job_run_service
+    from pipelines.datasets.export_jobs import export_job_run as export_job_run_service
 
     export_job_run_service(job_id=job_id)
 
 
 @shared_task(name="pipelines.export_jobs_sweep", ignore_result=True, soft_time_limit=60, time_limit=90)
 def export_jobs_sweep() -> None:
-    from pipelines.export_jobs import export_jobs_expire
-    from pipelines.export_jobs import export_jobs_sweep as export_jobs_sweep_service
+    from pipelines.datasets.export_jobs import export_jobs_expire
+    from pipelines.datasets.export_jobs import export_jobs_sweep as export_jobs_sweep_service
 
     export_jobs_sweep_service()
     export_jobs_expire()

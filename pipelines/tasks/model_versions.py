@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from pipelines.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
 
 
 @shared_task(
@@ -19,7 +19,7 @@ from pipelines.errors import PermanentPipelineError, TransientPipelineError
 )
 def registry_sync(project_id: int) -> None:
     """Sync one project's versions; an upsert, so running it twice is harmless."""
-    from pipelines.registry import registry_sync as registry_sync_service
+    from pipelines.releases.registry import registry_sync as registry_sync_service
     from reviewapp.models import Project
 
     project = Project.objects.filter(pk=project_id).first()
@@ -34,6 +34,6 @@ def registry_sync(project_id: int) -> None:
 @shared_task(name="pipelines.registry_sync_all", ignore_result=True, soft_time_limit=600, time_limit=660)
 def registry_sync_all() -> None:
     """Beat: every project that names a registered model (failures are recorded per project, not retried here)."""
-    from pipelines.registry import registry_sync_all as registry_sync_all_service
+    from pipelines.releases.registry import registry_sync_all as registry_sync_all_service
 
     registry_sync_all_service()

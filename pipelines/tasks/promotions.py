@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from pipelines.errors import TransientPipelineError
+from pipelines.adapters.errors import TransientPipelineError
 
 
 @shared_task(
@@ -18,14 +18,14 @@ from pipelines.errors import TransientPipelineError
 )
 def rollout_advance(rollout_id: int) -> None:
     # No autoretry: the engine retries transient errors inside each step and records the failure itself.
-    from pipelines.rollout import rollout_advance as rollout_advance_service
+    from pipelines.releases.rollout import rollout_advance as rollout_advance_service
 
     rollout_advance_service(rollout_id=rollout_id)
 
 
 @shared_task(name="pipelines.rollouts_sweep", ignore_result=True, soft_time_limit=60, time_limit=90)
 def rollouts_sweep() -> None:
-    from pipelines.rollout import rollouts_sweep as rollouts_sweep_service
+    from pipelines.releases.rollout import rollouts_sweep as rollouts_sweep_service
 
     rollouts_sweep_service()
 
@@ -42,6 +42,6 @@ def rollouts_sweep() -> None:
     time_limit=45,
 )
 def webhook_deliver(url: str, payload: dict[str, Any], delivery_id: str = "") -> None:
-    from pipelines.webhooks import webhook_deliver as webhook_deliver_service
+    from pipelines.releases.webhooks import webhook_deliver as webhook_deliver_service
 
     webhook_deliver_service(url=url, payload=payload, delivery_id=delivery_id)

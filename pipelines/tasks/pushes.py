@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from pipelines.errors import TransientPipelineError
+from pipelines.adapters.errors import TransientPipelineError
 
 
 @shared_task(
@@ -19,20 +19,20 @@ from pipelines.errors import TransientPipelineError
     time_limit=570,  # below the push lease (DELIVERY_PUSH_LEASE_SECONDS, 600) and the broker's visibility timeout
 )
 def push_execute(push_id: int) -> None:
-    from pipelines.pushes import push_execute as push_execute_service
+    from pipelines.datasets.pushes import push_execute as push_execute_service
 
     push_execute_service(push_id=push_id)
 
 
 @shared_task(name="pipelines.pushes_sweep", ignore_result=True, soft_time_limit=120, time_limit=150)
 def pushes_sweep() -> None:
-    from pipelines.pushes import pushes_sweep as pushes_sweep_service
+    from pipelines.datasets.pushes import pushes_sweep as pushes_sweep_service
 
     pushes_sweep_service()
 
 
 @shared_task(name="pipelines.feed_push_due", ignore_result=True, soft_time_limit=120, time_limit=150)
 def feed_push_due() -> None:
-    from pipelines.pushes import feed_push_due as feed_push_due_service
+    from pipelines.datasets.pushes import feed_push_due as feed_push_due_service
 
     feed_push_due_service()

@@ -13,9 +13,9 @@ from django.urls import URLPattern, path
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from pipelines.datasets import dataset_create, dataset_version_create, dataset_versions_diff
-from pipelines.export_jobs import export_job_create
-from pipelines.exports import FORMATS, SHAPES
+from pipelines.datasets.export_jobs import export_job_create
+from pipelines.datasets.exports import FORMATS, SHAPES
+from pipelines.datasets.versions import dataset_create, dataset_version_create, dataset_versions_diff
 from pipelines.selectors.datasets import (
     dataset_get_for_user,
     dataset_list,
@@ -28,7 +28,7 @@ from reviewapp.errors import ServiceError, ValidationFailed
 from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.models import CuratedLabel
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.views.http import AuthedHtmxRequest, partial
 
 DETAIL_TEMPLATE = "pipelines/dataset_detail.html"

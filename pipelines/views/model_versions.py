@@ -18,9 +18,10 @@ from django.template.loader import get_template
 from django.urls import URLPattern, path
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pipelines.errors import PipelineError
-from pipelines.evidence import evidence_compare, versions_summary
-from pipelines.gates import (
+from pipelines.adapters.errors import PipelineError
+from pipelines.models import PromotionGate
+from pipelines.releases.evidence import evidence_compare, versions_summary
+from pipelines.releases.gates import (
     GateReport,
     figures_display,
     gate_create,
@@ -29,8 +30,7 @@ from pipelines.gates import (
     gate_update,
     gates_evaluate_all,
 )
-from pipelines.models import PromotionGate
-from pipelines.registry import registry_sync, registry_sync_status
+from pipelines.releases.registry import registry_sync, registry_sync_status
 from pipelines.selectors.model_versions import (
     environment_list,
     environments_serving,
@@ -45,6 +45,7 @@ from pipelines.selectors.model_versions import (
 from reviewapp.errors import ValidationFailed
 from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.permissions import Capability, role_allows
+from reviewapp.typed_input import error_from
 from reviewapp.views.http import AuthedHtmxRequest
 
 PROMOTIONS_PARTIAL = "pipelines/partials/version_promotions.html"
@@ -172,8 +173,7 @@ def gates_page(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
         try:
             params = json_decode(posted["params"] or "{}")
         except JsonInputError as exc:
-            field = ".".join(p for p in ("params", exc.path) if p)
-            raise ValidationFailed([{"index": None, "field": field, "message": exc.message}]) from None
+            raise ValidationFailed([error_from(exc, field="params")]) from None
         environment = int(posted["environment"]) if posted["environment"].isdigit() else None
         gate_create(project=project, kind=posted["kind"], params=params, environment=environment, actor=request.user)
     except ValidationFailed as exc:

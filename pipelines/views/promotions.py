@@ -11,7 +11,7 @@ from django.urls import URLPattern, path
 from django.views.decorators.http import require_GET, require_POST
 
 from pipelines.models import ModelVersion
-from pipelines.promotion import (
+from pipelines.releases.promotion import (
     promotion_approve,
     promotion_cancel,
     promotion_reject,
@@ -19,6 +19,7 @@ from pipelines.promotion import (
     promotion_retry,
     rollback_request,
 )
+from pipelines.releases.serving import serving_describe
 from pipelines.selectors.promotions import (
     environment_list,
     promotion_get_for_user,
@@ -26,10 +27,9 @@ from pipelines.selectors.promotions import (
     rollout_is_active,
     rollout_latest,
 )
-from pipelines.serving import serving_describe
 from reviewapp.errors import ServiceError
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user, role_for
+from reviewapp.selectors.projects import project_get_for_user, role_for
 from reviewapp.views.http import AuthedHtmxRequest, partial
 
 ACTIONS = ("approve", "reject", "rollback", "retry", "cancel")

@@ -12,19 +12,19 @@ from django.urls import URLPattern, path
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from pipelines.databricks import databricks_configured
-from pipelines.models import DatasetVersion, Push, TargetKind
-from pipelines.pushes import (
+from pipelines.datasets.pushes import (
     delivery_target_create,
     delivery_target_set_feed,
     delta_default_uri,
     feed_push_create,
     push_create,
 )
+from pipelines.models import DatasetVersion, Push, TargetKind
 from pipelines.selectors.pushes import delivery_target_get_for_user, delivery_target_list, push_list
+from pipelines.wiring import databricks_config
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.views.http import AuthedHtmxRequest
 
 TEMPLATE = "pipelines/pushes.html"
@@ -42,7 +42,7 @@ def _context(project: Any, **extra: Any) -> dict[str, Any]:
         "versions": versions.order_by("dataset__name", "-number")[:200],
         "kinds": TargetKind.choices,
         "may_curate": role_allows(project.user_role, Capability.CURATE),
-        "databricks": databricks_configured(),
+        "databricks": databricks_config().configured,
         "default_uri": delta_default_uri(project=project),
         **extra,
     }

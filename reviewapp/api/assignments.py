@@ -24,18 +24,13 @@ from reviewapp.errors import ValidationFailed
 from reviewapp.models import Assignment
 from reviewapp.models.projects import QueueMode
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import (
-    assignment_list,
-    item_get_for_user,
-    project_get_for_user,
-    reviewer_group_get,
-    reviewer_group_list,
-    reviewers_by_username,
-)
+from reviewapp.selectors.items import ItemQuery, item_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.selectors.queue import assignment_list
+from reviewapp.selectors.team import reviewer_group_get, reviewer_group_list, reviewers_by_username
 from reviewapp.services.assignments import (
     ADMIN_QUEUE_SETTINGS,
     MAX_SIBLING_SPACING,
-    ItemFilter,
     assignments_bulk_assign,
     item_send_back,
     project_queue_settings_set,
@@ -43,6 +38,7 @@ from reviewapp.services.assignments import (
     reviewer_group_delete,
     reviewer_group_update,
 )
+from reviewapp.typed_input import field_error
 
 INVALID = OpenApiResponse(ValidationErrorSerializer, description="Each bad field.")
 
@@ -55,7 +51,7 @@ def _reviewers(project: Any, usernames: list[str], field: str) -> list[Any]:
     users, missing = reviewers_by_username(project=project, usernames=usernames)
     if missing:
         raise ValidationFailed(
-            [{"index": None, "field": field, "message": f"Not a reviewer of this project: {', '.join(missing)}."}],
+            [field_error(field, f"Not a reviewer of this project: {', '.join(missing)}.")],
             "Some reviewers are unknown.",
         )
     return users
@@ -141,9 +137,9 @@ class ItemFilterSerializer(serializers.Serializer):
     )
 
 
-def item_filter_from(data: dict[str, Any]) -> ItemFilter:
-    """An ItemFilterSerializer's validated data as the service's ItemFilter."""
-    return ItemFilter(
+def item_query_from(data: dict[str, Any]) -> ItemQuery:
+    """An ItemFilterSerializer's validated data (the bulk assignment names) as the one ItemQuery."""
+    return ItemQuery(
         ids=tuple(data["ids"]) if "ids" in data else None,
         model_version=data.get("model_version"),
         source=data.get("source"),
@@ -196,9 +192,7 @@ class AssignmentBulkAssignApi(BaseApi):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if data["unassign"] and (data["reviewers"] or data["group"] is not None):
-            raise ValidationFailed(
-                [{"index": None, "field": "unassign", "message": "Give reviewers or a group, or unassign; not both."}]
-            )
+            raise ValidationFailed([field_error("unassign", "Give reviewers or a group, or unassign; not both.")])
         reviewers = _reviewers(project, data["reviewers"], "reviewers")
         group = None
         if data["group"] is not None:
@@ -206,7 +200,7 @@ class AssignmentBulkAssignApi(BaseApi):
         assign = bool(reviewers or group is not None or data["unassign"])
         result = assignments_bulk_assign(
             project=project,
-            item_filter=item_filter_from(data["filter"]),
+            query=item_query_from(data["filter"]),
             actor=request.user,
             reviewers=reviewers,
             group=group,
@@ -220,9 +214,7 @@ def _group_or_400(project: Any, pk: int) -> Any:
     try:
         return reviewer_group_get(project=project, pk=pk)
     except Http404:
-        raise ValidationFailed(
-            [{"index": None, "field": "group", "message": "No such group in this project."}]
-        ) from None
+        raise ValidationFailed([field_error("group", "No such group in this project.")]) from None
 
 
 class ProjectAssignmentsApi(AssignmentBulkAssignApi, AssignmentListApi):

@@ -12,7 +12,8 @@ from reviewapp.api.items import PAGE_PARAMETERS
 from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
 from reviewapp.permissions import Capability
-from reviewapp.selectors import audit_event_list, project_get_for_user
+from reviewapp.selectors.audit import audit_event_list
+from reviewapp.selectors.projects import project_get_for_user
 
 
 class AuditEventSerializer(serializers.Serializer):

@@ -16,14 +16,14 @@ from reviewapp.api.schema import paginated
 from reviewapp.api.serializers import ItemSerializer, QuestionSerializer, ValidationErrorSerializer
 from reviewapp.models import Adjudication, CuratedLabel, Question
 from reviewapp.permissions import Capability
-from reviewapp.selectors import (
+from reviewapp.selectors.curation import (
     adjudication_detail,
     adjudication_get_for_user,
     adjudication_list,
     curated_label_list,
-    project_get_for_user,
     schema_version_list,
 )
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.services.curation import adjudication_decide
 
 STATUS_FILTERS = [*Adjudication.Status.values, "all"]

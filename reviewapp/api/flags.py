@@ -15,7 +15,8 @@ from reviewapp.api.serializers import BLIND, ValidationErrorSerializer
 from reviewapp.blind import project_model_identity_visible
 from reviewapp.models import Flag
 from reviewapp.permissions import Capability
-from reviewapp.selectors import flag_list, flaggable_item_get_for_user, project_get_for_user
+from reviewapp.selectors.items import flag_list, flaggable_item_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.services.flags import flag_create
 
 

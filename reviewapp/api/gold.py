@@ -16,13 +16,9 @@ from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.permissions import Capability
-from reviewapp.selectors import (
-    gold_accuracy_for_reviewers,
-    gold_answer_get,
-    gold_answer_list,
-    item_get_for_user,
-    project_get_for_user,
-)
+from reviewapp.selectors.gold import gold_accuracy_for_reviewers, gold_answer_get, gold_answer_list
+from reviewapp.selectors.items import item_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.services.gold import gold_answer_delete, gold_answer_set
 
 

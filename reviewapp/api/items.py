@@ -19,8 +19,10 @@ from reviewapp.blind import project_model_identity_visible
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.permissions import Capability
-from reviewapp.selectors import item_list, project_get_for_user
+from reviewapp.selectors.items import item_list
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.services.ingest import ItemIn, items_ingest, items_validate
+from reviewapp.typed_input import error_from
 
 NDJSON_TYPES = frozenset(
     {
@@ -45,16 +47,12 @@ def _too_many(count: int) -> ValidationFailed:
     )
 
 
-def _invalid_json(exc: JsonInputError, index: int | None = None) -> FieldError:
-    return {"index": index, "field": exc.path, "message": exc.message}
-
-
 def _json_rows(body: bytes) -> list[Any]:
     try:
         # NUL is checked per row by items_validate, which names the row's index.
         data = json_decode(body, reject_nul=False)
     except JsonInputError as exc:
-        raise ValidationFailed([_invalid_json(exc)], f"The body is not valid JSON: {exc}") from None
+        raise ValidationFailed([error_from(exc)], f"The body is not valid JSON: {exc}") from None
     if isinstance(data, dict):
         return [data]
     if isinstance(data, list):
@@ -78,7 +76,7 @@ def _ndjson_rows(body: bytes) -> tuple[list[Any], list[int]]:
         try:
             rows.append(json_decode(line, reject_nul=False))
         except JsonInputError as exc:
-            errors.append(_invalid_json(exc, number))
+            errors.append(error_from(exc, index=number))
             continue
         positions.append(number)
     if errors:

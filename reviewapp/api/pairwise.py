@@ -19,7 +19,7 @@ from reviewapp.api.reviews import INVALID
 from reviewapp.api.serializers import ContextField, RequestField
 from reviewapp.models import Preference
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.services.pairwise import (
     MAX_PREFERENCES_PER_TASK,
     MAX_REASON,
@@ -170,10 +170,16 @@ class PairwiseResultSerializer(serializers.Serializer):
     both_bad = serializers.IntegerField()
     left_wins = serializers.IntegerField(help_text="Decisive judgements won by the left side (position bias).")
     judgements = serializers.IntegerField()
-    n = serializers.IntegerField(help_text="Decisive judgements (wins + losses): what the win rate rests on.")
-    win_rate = serializers.FloatField(allow_null=True, help_text="wins / n for version_a; null when n is 0.")
-    ci_low = serializers.FloatField(allow_null=True, help_text="Wilson 95% interval, lower bound.")
-    ci_high = serializers.FloatField(allow_null=True, help_text="Wilson 95% interval, upper bound.")
+    decisive = serializers.IntegerField(help_text="Decisive judgements (wins + losses).")
+    n = serializers.IntegerField(help_text="Pairs of items with a decisive judgement: what the win rate rests on.")
+    win_rate = serializers.FloatField(
+        allow_null=True,
+        help_text="Mean over pairs of version_a's share of each pair's decisive judgements; null when n is 0.",
+    )
+    ci_low = serializers.FloatField(
+        allow_null=True, help_text="95% interval over pairs (Wilson when every pair is unanimous, else bootstrap)."
+    )
+    ci_high = serializers.FloatField(allow_null=True, help_text="Upper bound of the same interval.")
 
 
 class PairwiseResultsApi(BaseApi):

@@ -9,7 +9,7 @@ from reviewapp.api.base import BaseApi
 from reviewapp.api.serializers import QuestionSerializer
 from reviewapp.models import Role
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user, project_list_for_user, questions_for_project
+from reviewapp.selectors.projects import project_get_for_user, project_list_for_user, questions_for_project
 
 
 class ProjectListApi(BaseApi):

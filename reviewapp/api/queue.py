@@ -11,7 +11,8 @@ from reviewapp.api.base import BaseApi
 from reviewapp.api.serializers import ConflictSerializer, ItemSerializer, QuestionSerializer
 from reviewapp.blind import project_model_identity_visible
 from reviewapp.permissions import Capability
-from reviewapp.selectors import assignment_get_for_user, project_get_for_user, questions_for_project
+from reviewapp.selectors.projects import project_get_for_user, questions_for_project
+from reviewapp.selectors.queue import assignment_get_for_user
 from reviewapp.services.queue import assignment_renew, assignment_skip, queue_next
 
 CONFLICT = OpenApiResponse(ConflictSerializer, description="The lease is no longer yours; take the next item.")

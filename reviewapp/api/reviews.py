@@ -17,7 +17,8 @@ from reviewapp.api.serializers import ReviewSerializer, ReviewWithHistorySeriali
 from reviewapp.blind import project_model_identity_visible
 from reviewapp.models import Review
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user, review_get_for_user, review_list
+from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.selectors.reviews import review_get_for_user, review_list
 from reviewapp.services.reviews import review_edit, review_submit
 
 ANSWERS_HELP = "Keyed by question key (see the project's `questions`)."

@@ -9,8 +9,8 @@ from rest_framework.response import Response
 
 from reviewapp.api.base import BaseApi
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import project_get_for_user
-from reviewapp.selectors_stats import project_stats_as_dict, project_stats_cached, reviewer_stats
+from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.selectors.stats import project_stats_as_dict, project_stats_cached, reviewer_stats
 
 
 class StatsProgressSerializer(serializers.Serializer):

@@ -13,7 +13,8 @@ from reviewapp.api.serializers import TokenSerializer, ValidationErrorSerializer
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import ApiToken
 from reviewapp.permissions import Capability
-from reviewapp.selectors import api_token_get_for_user, api_token_list_for_user, project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.selectors.tokens import api_token_get_for_user, api_token_list_for_user
 from reviewapp.services.tokens import api_token_create, api_token_revoke
 
 

@@ -1,7 +1,7 @@
 """Curation: question-set versions, items waiting for a curator, and curated labels.
 
 An item is *ready* once it has ``reviews_per_item`` submitted reviews that answered the same schema
-version. Its reviews are then combined per question (services.consensus): when they agree, a
+version. Its reviews are then combined per question (reviewapp.consensus): when they agree, a
 consensus CuratedLabel is written; otherwise an Adjudication row puts the item in the curators'
 queue, and a curator's decision writes an adjudicated CuratedLabel.
 """

@@ -88,7 +88,7 @@ class Membership(models.Model):
         return f"{self.user} is {self.role} on {self.project}"
 
 
-# Which consensus rules fit each kind of question (see services.consensus); the first is the default.
+# Which consensus rules fit each kind of question (see reviewapp.consensus); the first is the default.
 # Plain strings, because Question's Meta builds a check constraint from it.
 CONSENSUS_RULE_ORDER: dict[str, tuple[str, ...]] = {
     "pass_fail": ("majority", "unanimous"),
@@ -123,7 +123,7 @@ class Question(models.Model):
         EXPECTATION = "expectation", "Expectation (ground truth)"
 
     class ConsensusRule(models.TextChoices):
-        """How the reviews of an item combine into its curated label (see services.consensus)."""
+        """How the reviews of an item combine into its curated label (see reviewapp.consensus)."""
 
         MAJORITY = "majority", "Majority vote (per option for multiple choice); ties go to adjudication"
         MEDIAN = "median", "Median; adjudication when the spread exceeds max_spread"

@@ -19,93 +19,23 @@ and copied to their open slots (``Assignment.priority``), which queue_next order
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Assignment, Item, Project, Review, ReviewerGroup, Skip
 from reviewapp.models.projects import QueueMode
+from reviewapp.selectors.items import ItemQuery, items_matching
 from reviewapp.services.audit import audit_record
 from reviewapp.services.curation import curation_item_update
+from reviewapp.typed_input import field_error
 
 ID_CHUNK = 5_000  # ids per UPDATE ... WHERE id IN (...): far below PostgreSQL's 65,535 parameters
-METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
-
-# --- filters -----------------------------------------------------------------------------------
-
-ItemFilterFn = Callable[[QuerySet[Item], Any], QuerySet[Item]]
-# Filters contributed by other apps, by name. Extension point: evaluations registers e.g.
-# "judge_score_below" from its AppConfig.ready(), so reviewapp's core never imports evaluations
-# (ARCHITECTURE.md: arrows point one way). Each function narrows the queryset by its value and
-# raises ValidationFailed for a bad value.
-ITEM_FILTERS: dict[str, ItemFilterFn] = {}
-
-
-def item_filter_register(*, name: str, apply: ItemFilterFn) -> None:
-    """Make ``name`` usable in ``ItemFilter.extra`` (bulk assignment by filter, API and UI)."""
-    ITEM_FILTERS[name] = apply
-
-
-@dataclass(frozen=True)
-class ItemFilter:
-    """Which items of a project an operation applies to; every given field must match."""
-
-    ids: tuple[int, ...] | None = None
-    model_version: str | None = None
-    source: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)  # key -> value, exact match on each
-    created_from: datetime | None = None  # inclusive
-    created_to: datetime | None = None  # exclusive
-    extra: dict[str, Any] = field(default_factory=dict)  # registered filters: ITEM_FILTERS
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-friendly, for the audit log."""
-        data = {k: v for k, v in asdict(self).items() if v not in (None, {}, ())}
-        for key in ("created_from", "created_to"):
-            if key in data:
-                data[key] = data[key].isoformat()
-        if "ids" in data:
-            data["ids"] = list(data["ids"])
-        return data
-
-
-def items_matching(*, project: Project, item_filter: ItemFilter) -> QuerySet[Item]:
-    """The project's items that match ``item_filter``; ValidationFailed names a bad field."""
-    errors: list[FieldError] = []
-    items = Item.objects.filter(project=project)
-    if item_filter.ids is not None:
-        items = items.filter(pk__in=list(item_filter.ids))
-    if item_filter.model_version is not None:
-        items = items.filter(model_version=item_filter.model_version)
-    if item_filter.source is not None:
-        items = items.filter(source=item_filter.source)
-    for key, value in item_filter.metadata.items():
-        if not METADATA_KEY.match(key) or "__" in key:
-            errors.append(_error(f"filter.metadata.{key}", "Use letters, digits, '-' or '_' in metadata keys."))
-            continue
-        items = items.filter(**{f"metadata__{key}": value})
-    if item_filter.created_from is not None:
-        items = items.filter(created_at__gte=item_filter.created_from)
-    if item_filter.created_to is not None:
-        items = items.filter(created_at__lt=item_filter.created_to)
-    for name, value in item_filter.extra.items():
-        apply = ITEM_FILTERS.get(name)
-        if apply is None:
-            known = ", ".join(sorted(ITEM_FILTERS)) or "none yet"
-            errors.append(_error(f"filter.extra.{name}", f"Unknown filter (registered: {known})."))
-            continue
-        items = apply(items, value)
-    if errors:
-        raise ValidationFailed(errors, "The filter is not valid.")
-    return items
-
 
 # --- bulk assignment -------------------------------------------------------------------------
 
@@ -122,7 +52,7 @@ class BulkAssignResult:
 def assignments_bulk_assign(
     *,
     project: Project,
-    item_filter: ItemFilter,
+    query: ItemQuery,
     actor: Any,
     reviewers: Sequence[Any] = (),
     group: ReviewerGroup | None = None,
@@ -137,12 +67,12 @@ def assignments_bulk_assign(
     and again here).
     """
     if group is not None and group.project_id != project.pk:
-        raise ValidationFailed([_error("group", "No such group in this project.")])
+        raise ValidationFailed([field_error("group", "No such group in this project.")])
     if not assign and priority is None:
-        raise ValidationFailed([_error("", "Nothing to do: give reviewers, a group, a priority, or unassign.")])
+        raise ValidationFailed([field_error("", "Nothing to do: give reviewers, a group, a priority, or unassign.")])
     reviewer_ids = list(dict.fromkeys(r.pk for r in reviewers))
     with transaction.atomic():
-        items = items_matching(project=project, item_filter=item_filter)
+        items = items_matching(project=project, query=query)
         item_ids = list(items.values_list("id", flat=True))
         priority_set = 0
         if priority is not None:
@@ -165,7 +95,7 @@ def assignments_bulk_assign(
             target=project,
             project=project,
             data={
-                "filter": item_filter.describe(),
+                "filter": query.describe(),
                 "reviewers": reviewer_ids,
                 "group": group.pk if group else None,
                 "priority": priority,
@@ -312,12 +242,12 @@ def reviewer_group_delete(*, group: ReviewerGroup, actor: Any) -> None:
 def _group_name(*, project: Project, name: str, exclude_pk: int | None = None) -> str:
     name = (name or "").strip()
     if not name or len(name) > 100:
-        raise ValidationFailed([_error("name", "Give a name of 1 to 100 characters.")])
+        raise ValidationFailed([field_error("name", "Give a name of 1 to 100 characters.")])
     clash = ReviewerGroup.objects.filter(project=project, name=name)
     if exclude_pk is not None:
         clash = clash.exclude(pk=exclude_pk)
     if clash.exists():
-        raise ValidationFailed([_error("name", "A group of this name already exists in the project.")])
+        raise ValidationFailed([field_error("name", "A group of this name already exists in the project.")])
     return name
 
 
@@ -355,14 +285,14 @@ def item_send_back(
             missing = [pk for pk in wanted if pk not in found]
             if missing:
                 raise ValidationFailed(
-                    [_error("reviews", f"Not a current review of this item: {', '.join(map(str, missing))}.")],
+                    [field_error("reviews", f"Not a current review of this item: {', '.join(map(str, missing))}.")],
                     "Some reviews cannot be sent back.",
                 )
             chosen = [found[pk] for pk in wanted]
         else:
             chosen = list(reviews.order_by("id"))
         if not chosen:
-            raise ValidationFailed([_error("reviews", "This item has no current reviews to send back.")])
+            raise ValidationFailed([field_error("reviews", "This item has no current reviews to send back.")])
         slot_ids = [r.assignment_id for r in chosen if r.assignment_id is not None]
         slots = list(Assignment.objects.select_for_update(of=("self",)).filter(pk__in=slot_ids))
         now = timezone.now()
@@ -420,21 +350,21 @@ def project_queue_settings_set(
     changes: dict[str, Any] = {}
     if queue_mode is not None:
         if queue_mode not in QueueMode.values:
-            errors.append(_error("queue_mode", f"Use one of {', '.join(QueueMode.values)}."))
+            errors.append(field_error("queue_mode", f"Use one of {', '.join(QueueMode.values)}."))
         changes["queue_mode"] = queue_mode
     if gold_rate is not None:
         if not 0.0 <= gold_rate <= 1.0:
-            errors.append(_error("gold_rate", "Give a share from 0 to 1."))
+            errors.append(field_error("gold_rate", "Give a share from 0 to 1."))
         changes["gold_rate"] = float(gold_rate)
     if lease_seconds is not None:
         if not 30 <= lease_seconds <= 24 * 3600:
-            errors.append(_error("lease_seconds", "Give 30 seconds to 24 hours."))
+            errors.append(field_error("lease_seconds", "Give 30 seconds to 24 hours."))
         changes["lease_seconds"] = lease_seconds
     if show_model_to_reviewers is not None:
         changes["show_model_to_reviewers"] = bool(show_model_to_reviewers)
     if sibling_spacing is not None:
         if not 0 <= sibling_spacing <= MAX_SIBLING_SPACING:
-            errors.append(_error("sibling_spacing", f"Give 0 (off) to {MAX_SIBLING_SPACING} items."))
+            errors.append(field_error("sibling_spacing", f"Give 0 (off) to {MAX_SIBLING_SPACING} items."))
         changes["sibling_spacing"] = sibling_spacing
     if errors:
         raise ValidationFailed(errors, "The queue settings are not valid.")
@@ -453,7 +383,3 @@ def project_queue_settings_set(
             data={"from": before, "to": changes},
         )
     return project
-
-
-def _error(field_name: str, message: str) -> FieldError:
-    return {"index": None, "field": field_name, "message": message}

@@ -6,26 +6,25 @@ same schema version (the newest such version wins). Reviews of different version
 combined; an item whose N reviews span versions goes to a curator ("mixed_versions").
 
 Locking: every write to an item's CuratedLabel or Adjudication first locks the Item row (FOR NO KEY
-UPDATE, see ``_lock``), so two reviews finishing an item at once, or a decision racing a review
+UPDATE, see ``item_lock_for_curation``), so two reviews finishing an item at once, or a decision racing a review
 edit, are serialised.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from reviewapp.consensus import Consensus, consensus_compute, reviews_basis, reviews_fingerprint
 from reviewapp.errors import AlreadyDecided, FieldError, ItemRemoved, NotAllowed, ReviewsChanged, ValidationFailed
 from reviewapp.models import Adjudication, CuratedLabel, CuratedLabelRevision, Item, Project, Question, Review
-from reviewapp.selectors import consensus_questions_for_version, questions_for_project
+from reviewapp.selectors.curation import consensus_questions_for_version
+from reviewapp.selectors.projects import questions_for_project
 from reviewapp.services.answers import answers_validate, expectation_errors
 from reviewapp.services.audit import audit_record
-from reviewapp.services.consensus import Consensus, consensus_compute, reviews_basis
 
 Kind = Question.Kind
 Method = CuratedLabel.Method
@@ -42,21 +41,21 @@ def curation_item_update(*, item: Item, questions: list[Question] | None = None)
     """
     # No savepoint: callers run this inside their own transaction, and any error here aborts it anyway.
     with transaction.atomic(savepoint=False):
-        locked = _lock(item)
+        locked = item_lock_for_curation(item)
         if locked is None:
             return None
         project = locked.project
-        label = _related(locked, "curated_label")
-        adjudication = _related(locked, "adjudication")
+        label = related_or_none(locked, "curated_label")
+        adjudication = related_or_none(locked, "adjudication")
         n = project.reviews_per_item
         if locked.review_count < n and label is None and adjudication is None:
             return None  # the common case while an item collects its reviews: one query
-        reviews = _reviews(locked)
+        reviews = item_current_reviews(locked)
         basis, version = reviews_basis(reviews, reviews_per_item=n)
         now = timezone.now()
         consensus = _consensus(project, locked, basis, version, questions) if basis and version is not None else None
         if label is not None and label.method == Method.ADJUDICATED:
-            if _fingerprint(basis or reviews) != label.agreement.get("basis"):
+            if reviews_fingerprint(basis or reviews) != label.agreement.get("basis"):
                 _reopen_decided(label, adjudication, locked, consensus, version, now)
             return label
         if not basis:
@@ -101,12 +100,12 @@ def adjudication_decide(
     the audit event.
     """
     with transaction.atomic():
-        locked = _lock(item)
+        locked = item_lock_for_curation(item)
         if locked is None:
             raise ItemRemoved("This item was removed from the project; nothing was saved.")
         project = locked.project
-        adjudication = _related(locked, "adjudication")
-        label = _related(locked, "curated_label")
+        adjudication = related_or_none(locked, "adjudication")
+        label = related_or_none(locked, "curated_label")
         if adjudication is None:
             raise ReviewsChanged("This item no longer needs a decision: its reviews changed and now agree.")
         if adjudication.version != expected_version:
@@ -136,7 +135,7 @@ def adjudication_decide(
         if errors:
             raise ValidationFailed(errors, "Some answers are missing or not valid.")
         response_text, facts = _expectations(questions, cleaned, loose)
-        reviews = _reviews(locked)
+        reviews = item_current_reviews(locked)
         basis, version = reviews_basis(reviews, reviews_per_item=project.reviews_per_item)
         basis = basis or reviews
         consensus = _consensus(project, locked, basis, version) if version is not None else None
@@ -188,21 +187,10 @@ def curator_reviewed_item(*, item: Item, user: Any) -> bool:
     return Review.objects.filter(item_id=item.pk, reviewer_id=user.pk).exists()
 
 
-def curation_project_recompute(*, project: Project) -> int:
-    """Re-run curation for every item with reviews (after reviews_per_item or consensus rules change).
-
-    Returns how many items were looked at. One transaction per item, so it can run on a live project.
-    """
-    ids = list(Review.objects.filter(project=project).values_list("item_id", flat=True).distinct().order_by())
-    for item_id in ids:
-        curation_item_update(item=Item(pk=item_id))
-    return len(ids)
-
-
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def _lock(item: Item) -> Item | None:
+def item_lock_for_curation(item: Item) -> Item | None:
     """Lock the item row against other curation writers.
 
     FOR NO KEY UPDATE, not FOR UPDATE: inserting a review or slot of the item takes FOR KEY SHARE on
@@ -217,14 +205,14 @@ def _lock(item: Item) -> Item | None:
     )
 
 
-def _related(obj: Any, name: str) -> Any:
+def related_or_none(obj: Any, name: str) -> Any:
     try:
         return getattr(obj, name)
     except Exception:  # RelatedObjectDoesNotExist: the reverse one-to-one has no row
         return None
 
 
-def _reviews(item: Item) -> list[Review]:
+def item_current_reviews(item: Item) -> list[Review]:
     # A review sent back for re-review no longer counts (services.assignments.item_send_back).
     current = Review.objects.filter(item=item, returned_at__isnull=True)
     return list(current.select_related("reviewer").order_by("submitted_at", "id"))
@@ -242,16 +230,10 @@ def _consensus(
     )
 
 
-def _fingerprint(reviews: Sequence[Review]) -> str:
-    """Changes when a review is added, removed or answers differently (not for comment-only edits)."""
-    rows = sorted([r.pk, r.schema_version, r.answers] for r in reviews)
-    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
 def _agreement(basis: Sequence[Review], version: int | None, consensus: Consensus | None) -> dict[str, Any]:
     return {
         "schema_version": version,
-        "basis": _fingerprint(basis),
+        "basis": reviews_fingerprint(basis),
         "reviews": [
             {"id": r.pk, "reviewer": r.reviewer.get_username(), "schema_version": r.schema_version} for r in basis
         ],
@@ -306,6 +288,29 @@ def _write_consensus(
     return label
 
 
+def curated_label_revise(label: CuratedLabel, *, fields: dict[str, Any], replaced_by: Any, now: Any) -> CuratedLabel:
+    """Keep the label's current state as a revision, then apply ``fields`` and count a new version."""
+    CuratedLabelRevision.objects.create(
+        label=label,
+        answers=label.answers,
+        expected_response=label.expected_response,
+        expected_facts=label.expected_facts,
+        method=label.method,
+        decided_by=label.decided_by,
+        rationale=label.rationale,
+        review_ids=list(label.reviews.values_list("id", flat=True)),
+        schema_version=label.schema_version,
+        replaced_by=replaced_by,
+        replaced_at=now,
+    )
+    for name, value in fields.items():
+        setattr(label, name, value)
+    label.version += 1
+    label.updated_at = now
+    label.save(update_fields=[*fields, "version", "updated_at"])
+    return label
+
+
 def _save_label(
     label: CuratedLabel | None,
     item: Item,
@@ -319,24 +324,7 @@ def _save_label(
     if label is None:
         label = CuratedLabel.objects.create(project=item.project, item=item, created_at=now, updated_at=now, **fields)
     else:
-        CuratedLabelRevision.objects.create(
-            label=label,
-            answers=label.answers,
-            expected_response=label.expected_response,
-            expected_facts=label.expected_facts,
-            method=label.method,
-            decided_by=label.decided_by,
-            rationale=label.rationale,
-            review_ids=list(label.reviews.values_list("id", flat=True)),
-            schema_version=label.schema_version,
-            replaced_by=replaced_by,
-            replaced_at=now,
-        )
-        for name, value in fields.items():
-            setattr(label, name, value)
-        label.version += 1
-        label.updated_at = now
-        label.save(update_fields=[*fields, "version", "updated_at"])
+        curated_label_revise(label, fields=fields, replaced_by=replaced_by, now=now)
         label.reviews.set(basis)
         return label
     label.reviews.add(*basis)  # a new label: a plain insert, no read of existing links

@@ -19,12 +19,18 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from reviewapp.models import CuratedLabel, CuratedLabelRevision, Item, Project, Question, Review, SchemaVersion
-from reviewapp.selectors import schema_questions_for_version
+from reviewapp.consensus import reviews_basis, reviews_fingerprint
+from reviewapp.models import CuratedLabel, Item, Project, Question, Review, SchemaVersion
+from reviewapp.selectors.curation import schema_questions_for_version
 from reviewapp.services.answers import answers_fail, expectation_repeats_failed
 from reviewapp.services.audit import audit_record
-from reviewapp.services.consensus import reviews_basis
-from reviewapp.services.curation import _fingerprint, _lock, _related, _reviews, curation_item_update
+from reviewapp.services.curation import (
+    curated_label_revise,
+    curation_item_update,
+    item_current_reviews,
+    item_lock_for_curation,
+    related_or_none,
+)
 
 Kind = Question.Kind
 
@@ -95,18 +101,18 @@ def expectations_repair(*, project: Project | None = None) -> ExpectationRepair:
 def _repair_item(item: Item, schemas: _Schemas, result: ExpectationRepair) -> None:
     """One item in one transaction: its reviews, its adjudicated label, then curation again."""
     with transaction.atomic():
-        locked = _lock(item)
+        locked = item_lock_for_curation(item)
         if locked is None:
             return
         project = locked.project
-        label = _related(locked, "curated_label")
-        current = _reviews(locked)
+        label = related_or_none(locked, "curated_label")
+        current = item_current_reviews(locked)
         basis, _ = reviews_basis(current, reviews_per_item=project.reviews_per_item)
         # A decision whose reviews have not changed stays current after the repair (no reopen for it).
         decision_current = (
             label is not None
             and label.method == CuratedLabel.Method.ADJUDICATED
-            and _fingerprint(basis or current) == (label.agreement or {}).get("basis")
+            and reviews_fingerprint(basis or current) == (label.agreement or {}).get("basis")
         )
         fixed_reviews = []
         for review in Review.objects.filter(item=locked).order_by("id"):
@@ -131,9 +137,9 @@ def _repair_item(item: Item, schemas: _Schemas, result: ExpectationRepair) -> No
             and _repair_label(label, locked, schemas)
         )
         if decision_current and fixed_reviews:
-            current = _reviews(locked)
+            current = item_current_reviews(locked)
             basis, _ = reviews_basis(current, reviews_per_item=project.reviews_per_item)
-            label.agreement = {**(label.agreement or {}), "basis": _fingerprint(basis or current)}
+            label.agreement = {**(label.agreement or {}), "basis": reviews_fingerprint(basis or current)}
             label.save(update_fields=["agreement"])
         if fixed_reviews or label_fixed:
             curation_item_update(item=locked)  # consensus labels follow the repaired reviews
@@ -152,27 +158,12 @@ def _repair_label(label: CuratedLabel, item: Item, schemas: _Schemas) -> bool:
     loose = expectation_repeats_failed(response=item.response, expected=label.expected_response, failed=True)
     if not bad and not loose:
         return False
-    CuratedLabelRevision.objects.create(
-        label=label,
-        answers=label.answers,
-        expected_response=label.expected_response,
-        expected_facts=label.expected_facts,
-        method=label.method,
-        decided_by=label.decided_by,
-        rationale=label.rationale,
-        review_ids=list(label.reviews.values_list("id", flat=True)),
-        schema_version=label.schema_version,
-        replaced_by=None,
-        replaced_at=timezone.now(),
-    )
     old = {f"answers.{k}": label.answers[k] for k in bad}
+    fields: dict[str, Any] = {"answers": {k: v for k, v in label.answers.items() if k not in bad}}
     if loose:
         old["expected_response"] = label.expected_response
-        label.expected_response = ""
-    label.answers = {k: v for k, v in label.answers.items() if k not in bad}
-    label.updated_at = timezone.now()
-    label.version += 1
-    label.save(update_fields=["answers", "expected_response", "version", "updated_at"])
+        fields["expected_response"] = ""
+    curated_label_revise(label, fields=fields, replaced_by=None, now=timezone.now())
     audit_record(
         actor=None,
         action="curation.expectation_cleared",

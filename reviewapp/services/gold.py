@@ -40,13 +40,15 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.errors import ValidationFailed
 from reviewapp.models import Assignment, GoldAnswer, Item, Project
 from reviewapp.models.gold import SCORABLE_KINDS
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
-from reviewapp.selectors import items_closed_to_user, questions_for_project
+from reviewapp.selectors.projects import questions_for_project
+from reviewapp.selectors.queue import items_closed_to_user
 from reviewapp.services.answers import answers_validate
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import field_error
 
 
 def gold_answer_set(*, project: Project, item: Item, answers: Any, actor: Any, note: str = "") -> GoldAnswer:
@@ -56,15 +58,15 @@ def gold_answer_set(*, project: Project, item: Item, answers: Any, actor: Any, n
     against the schema like a review's.
     """
     if item.project_id != project.pk:
-        raise ValidationFailed([_error("item", "No such item in this project.")])
+        raise ValidationFailed([field_error("item", "No such item in this project.")])
     questions = questions_for_project(project=project)
     if not isinstance(answers, dict) or not answers:
-        raise ValidationFailed([_error("answers", "Give the known answers as an object keyed by question.")])
+        raise ValidationFailed([field_error("answers", "Give the known answers as an object keyed by question.")])
     given = [q for q in questions if q.key in answers]
     cleaned = answers_validate(questions=given, item=item, answers=answers)
     if not any(q.kind in SCORABLE_KINDS and q.key in cleaned for q in given):
         raise ValidationFailed(
-            [_error("answers", "Give at least one answer that can be scored (pass/fail, rating or choice).")]
+            [field_error("answers", "Give at least one answer that can be scored (pass/fail, rating or choice).")]
         )
     with transaction.atomic():
         gold, created = GoldAnswer.objects.select_for_update().get_or_create(
@@ -142,7 +144,3 @@ def _lease(slot: Assignment, *, user: Any, now: datetime, expires_at: datetime) 
     else:
         slot.save(update_fields=["reviewer", "leased_at", "expires_at"])
     return slot
-
-
-def _error(field_name: str, message: str) -> FieldError:
-    return {"index": None, "field": field_name, "message": message}

@@ -8,7 +8,6 @@ bad row writes nothing. Re-sending a row with the same ``external_id`` updates i
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -24,6 +23,7 @@ from reviewapp.jsoninput import INT32_MAX, INT32_MIN, JsonInputError, check_valu
 from reviewapp.models import Assignment, Item, Project
 from reviewapp.services.assignments import slots_priority_sync
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import error_from, field_error
 
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
 Version = Annotated[str, msgspec.Meta(max_length=100)]
@@ -70,7 +70,6 @@ ITEM_FIELDS = [
     "priority",
     "request_hash",
 ]
-_AT = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$", re.S)
 
 
 @dataclass(frozen=True)
@@ -81,17 +80,6 @@ class IngestResult:
     @property
     def total(self) -> int:
         return self.created + self.updated
-
-
-def _field_error(index: int, exc: msgspec.ValidationError) -> FieldError:
-    text = str(exc)
-    match = _AT.match(text)
-    message, path = (match["message"], match["path"].lstrip(".")) if match else (text, "")
-    unknown = re.match(r"Object contains unknown field `(?P<name>[^`]+)`", message)
-    if unknown:
-        path = f"{path}.{unknown['name']}".lstrip(".")
-        message = "Unknown field."
-    return {"index": index, "field": path, "message": message}
 
 
 def external_id_for(row: ItemIn) -> str:
@@ -129,10 +117,10 @@ def items_validate(
             check_value(raw)  # NUL (PostgreSQL cannot store it) and nesting depth, with the field's path
             row = msgspec.convert(raw, ItemIn)
         except JsonInputError as exc:
-            errors.append({"index": index, "field": exc.path, "message": exc.message})
+            errors.append(error_from(exc, index=index))
             continue
         except msgspec.ValidationError as exc:
-            errors.append(_field_error(index, exc))
+            errors.append(error_from(exc, index=index))
             continue
         if isinstance(row.request, ChatRequest) and not any(m.role == "user" for m in row.request.messages):
             errors.append(
@@ -188,11 +176,11 @@ def items_ingest(
     """
     if len(rows) > settings.INGEST_MAX_ITEMS:
         raise ValidationFailed(
-            [{"index": None, "field": "", "message": f"At most {settings.INGEST_MAX_ITEMS} items per request."}],
+            [field_error("", f"At most {settings.INGEST_MAX_ITEMS} items per request.")],
             f"Too many items ({len(rows)}); send at most {settings.INGEST_MAX_ITEMS} per request.",
         )
     if not rows:
-        raise ValidationFailed([{"index": None, "field": "", "message": "No items given."}], "No items given.")
+        raise ValidationFailed([field_error("", "No items given.")], "No items given.")
     parsed, errors = items_validate(rows, positions=positions)
     if errors:
         raise ValidationFailed(errors, f"{len(errors)} of {len(rows)} items are not valid; nothing was written.")

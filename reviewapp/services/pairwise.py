@@ -27,7 +27,7 @@ from django.utils import timezone
 from reviewapp.blind import request_key  # one definition of "the same request" (siblings too)
 from reviewapp.errors import AlreadySubmitted, FieldError, ItemRemoved, LeaseLost, ValidationFailed
 from reviewapp.models import Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference, Project
-from reviewapp.selectors import pairwise_open_slots_for_user
+from reviewapp.selectors.pairwise import pairwise_open_slots_for_user
 from reviewapp.services.audit import audit_record
 
 MAX_PREFERENCES_PER_TASK = 20

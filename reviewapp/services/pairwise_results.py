@@ -1,31 +1,23 @@
-"""Pairwise results: how each model version fared against the other, with a Wilson 95% interval.
+"""Pairwise results: how each model version fared against the other, per pair of items.
 
 A read of the preferences recorded by ``reviewapp.services.pairwise``. Wins are attributed by item
 (the winner is item A or item B of its task), so the side a response was shown on never matters.
+
+The win rate counts pairs, not judgements (``reviewapp.item_stats``): a pair's value is version A's
+share of its decisive judgements, and the rate is the mean over pairs with at least one, so a pair
+five reviewers judged weighs no more than a pair one reviewer judged. Its interval is Wilson over
+pairs when every pair is unanimous, else a bootstrap that resamples pairs.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.models import Count, F, Min, Q
 
+from reviewapp.item_stats import ItemFigure, pairs_win_rate
 from reviewapp.models import PairwiseTask, Preference, Project
-
-Z_95 = 1.959963984540054  # the 97.5th percentile of the standard normal distribution
-
-
-def wilson_interval(successes: int, n: int, *, z: float = Z_95) -> tuple[float, float] | None:
-    """The Wilson score interval for a binomial proportion (Wilson 1927); None when n is 0."""
-    if n <= 0:
-        return None
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -41,23 +33,31 @@ class PairwiseResult:
     ties: int
     both_bad: int
     left_wins: int  # decisive judgements won by whichever response was on the left (position bias)
+    figure: ItemFigure  # the win rate over pairs (n = pairs with a decisive judgement)
 
     @property
     def judgements(self) -> int:
         return self.wins + self.losses + self.ties + self.both_bad
 
     @property
-    def n(self) -> int:
-        """Decisive judgements: the sample the win rate and its interval rest on."""
+    def decisive(self) -> int:
+        """Decisive judgements (A or B preferred)."""
         return self.wins + self.losses
 
     @property
+    def n(self) -> int:
+        """Pairs with a decisive judgement: the sample the win rate and its interval rest on."""
+        return self.figure.items
+
+    @property
     def win_rate(self) -> float | None:
-        return self.wins / self.n if self.n else None
+        return self.figure.value
 
     @property
     def interval(self) -> tuple[float, float] | None:
-        return wilson_interval(self.wins, self.n)
+        if self.figure.low is None or self.figure.high is None:
+            return None
+        return self.figure.low, self.figure.high
 
     @property
     def ci_low(self) -> float | None:
@@ -85,7 +85,7 @@ def pairwise_results(*, project: Project) -> list[PairwiseResult]:
     win = Q(outcome=Preference.Outcome.WIN)
     pref_rows = (
         Preference.objects.filter(project=project)
-        .values("task__version_a", "task__version_b")
+        .values("task_id", "task__version_a", "task__version_b")
         .annotate(
             a_wins=Count("id", filter=win & Q(winner_item=F("task__item_a"))),
             b_wins=Count("id", filter=win & Q(winner_item=F("task__item_b"))),
@@ -95,6 +95,7 @@ def pairwise_results(*, project: Project) -> list[PairwiseResult]:
         )
     )
     totals: dict[tuple[str, str], dict[str, int]] = {}
+    pairs: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)  # (A wins, B wins) per task
     order: dict[tuple[str, str], int] = {}
     for row in sorted(task_rows, key=lambda r: r["first"]):
         pair = (row["version_a"], row["version_b"])
@@ -106,9 +107,12 @@ def pairwise_results(*, project: Project) -> list[PairwiseResult]:
     for row in pref_rows:
         pair = (row["task__version_a"], row["task__version_b"])
         flipped = pair not in totals
-        counts = totals[pair[::-1] if flipped else pair]
-        counts["wins"] += row["b_wins"] if flipped else row["a_wins"]
-        counts["losses"] += row["a_wins"] if flipped else row["b_wins"]
+        key = pair[::-1] if flipped else pair
+        counts = totals[key]
+        wins, losses = (row["b_wins"], row["a_wins"]) if flipped else (row["a_wins"], row["b_wins"])
+        counts["wins"] += wins
+        counts["losses"] += losses
+        pairs[key].append((wins, losses))
         counts["ties"] += row["ties"]
         counts["both_bad"] += row["both_bad"]
         counts["left_wins"] += row["left_wins"]
@@ -123,6 +127,7 @@ def pairwise_results(*, project: Project) -> list[PairwiseResult]:
             ties=c["ties"],
             both_bad=c["both_bad"],
             left_wins=c["left_wins"],
+            figure=pairs_win_rate(pairs[(a, b)]),
         )
         for (a, b), c in sorted(totals.items(), key=lambda kv: order[kv[0]])
     ]

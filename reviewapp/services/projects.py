@@ -7,11 +7,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Count, Max
 
+from reviewapp.consensus import question_snapshot
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Assignment, Item, Membership, Project, Question, Review, Role, SchemaVersion
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
 from reviewapp.services.audit import audit_record
-from reviewapp.services.consensus import question_snapshot
 
 Kind = Question.Kind
 

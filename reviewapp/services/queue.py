@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost
 from reviewapp.models import Assignment, Item, Project, Skip
-from reviewapp.selectors import queue_sources_for_user
+from reviewapp.selectors.queue import queue_sources_for_user
 from reviewapp.services.audit import audit_record
 from reviewapp.services.gold import gold_slot_lease
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost, ReviewReturned
 from reviewapp.models import Assignment, Item, Project, Review, ReviewRevision
-from reviewapp.selectors import questions_for_project
+from reviewapp.selectors.projects import questions_for_project
 from reviewapp.services.answers import answers_validate
 from reviewapp.services.audit import audit_record
 from reviewapp.services.curation import curation_item_update

@@ -20,10 +20,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import push_url
 
 from reviewapp.errors import Conflict, NotAllowed, ValidationFailed
-from reviewapp.forms import QuestionField, ReviewAnswersForm, _raw_from_answer
+from reviewapp.forms import QuestionField, ReviewAnswersForm, raw_from_answer
 from reviewapp.models import Adjudication, Project, Question
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import (
+from reviewapp.selectors.curation import (
     AdjudicationDetail,
     ComparisonRow,
     adjudication_counts,
@@ -31,9 +31,8 @@ from reviewapp.selectors import (
     adjudication_get_for_user,
     adjudication_list,
     adjudication_next,
-    project_get_for_user,
-    questions_for_project,
 )
+from reviewapp.selectors.projects import project_get_for_user, questions_for_project
 from reviewapp.services.curation import SELF_ADJUDICATION_REFUSED, adjudication_decide, curator_reviewed_item
 from reviewapp.services.projects import project_set_self_adjudication
 from reviewapp.views.http import AuthedHtmxRequest, Notice, partial
@@ -223,7 +222,7 @@ def _decision_fields(form: ReviewAnswersForm, detail: AdjudicationDetail) -> lis
             voters = [
                 c.review.reviewer.get_username()
                 for c in cells
-                if option.value in _as_list(_raw_from_answer(f.question, c.value))
+                if option.value in _as_list(raw_from_answer(f.question, c.value))
             ]
             option.votes = len(voters)  # type: ignore[attr-defined]
             option.voters = ", ".join(voters)  # type: ignore[attr-defined]
@@ -231,7 +230,7 @@ def _decision_fields(form: ReviewAnswersForm, detail: AdjudicationDetail) -> lis
         if f.kind in PICK_KINDS:
             seen: set[str] = set()
             for c in cells:
-                text = _raw_from_answer(f.question, c.value)
+                text = raw_from_answer(f.question, c.value)
                 if isinstance(text, str) and text.strip() and text not in seen:
                     seen.add(text)
                     picks.append(Pick(name=c.review.reviewer.get_username(), value=text))

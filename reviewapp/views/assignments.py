@@ -18,11 +18,11 @@ from reviewapp.errors import ValidationFailed
 from reviewapp.forms import BulkAssignForm, QueueSettingsForm, ReviewerGroupForm
 from reviewapp.models import Project
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import (
-    flag_list,
-    gold_accuracy_for_reviewers,
-    open_slot_counts,
-    project_get_for_user,
+from reviewapp.selectors.gold import gold_accuracy_for_reviewers
+from reviewapp.selectors.items import flag_list
+from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.selectors.queue import open_slot_counts
+from reviewapp.selectors.team import (
     reviewer_group_get,
     reviewer_group_list,
     reviewers_by_username,
@@ -95,7 +95,7 @@ def assignments_assign(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
         try:
             result = assignments_bulk_assign(
                 project=project,
-                item_filter=form.item_filter(),
+                query=form.item_query(),
                 actor=request.user,
                 reviewers=reviewers if action == "assign" else (),
                 group=group if action == "assign" else None,

@@ -9,7 +9,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from reviewapp.permissions import Capability
-from reviewapp.selectors import audit_actions, audit_event_list, project_get_for_user
+from reviewapp.selectors.audit import audit_actions, audit_event_list
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.views.http import AuthedHtmxRequest
 
 PAGE_SIZE = 50

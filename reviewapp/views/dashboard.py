@@ -9,8 +9,8 @@ from django.views.decorators.http import require_GET
 
 from reviewapp.charts import Chart, project_charts, reviewer_charts
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import project_get_for_user
-from reviewapp.selectors_stats import project_stats_cached, reviewer_stats
+from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.selectors.stats import project_stats_cached, reviewer_stats
 from reviewapp.views.http import AuthedHtmxRequest
 
 

@@ -20,12 +20,8 @@ from django_htmx.http import HttpResponseStopPolling
 from reviewapp.errors import AlreadySubmitted, Conflict, ItemRemoved, LeaseLost, ValidationFailed
 from reviewapp.models import PairwiseSlot, Preference, Project
 from reviewapp.permissions import Capability, role_allows
-from reviewapp.selectors import (
-    pairwise_progress,
-    pairwise_slot_get_for_user,
-    pairwise_task_count,
-    project_get_for_user,
-)
+from reviewapp.selectors.pairwise import pairwise_progress, pairwise_slot_get_for_user, pairwise_task_count
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.services.pairwise import (
     pairwise_next,
     pairwise_renew,

@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from reviewapp.selectors import project_list_for_user
+from reviewapp.selectors.projects import project_list_for_user
 from reviewapp.views.http import AuthedHtmxRequest
 
 

@@ -25,13 +25,9 @@ from reviewapp.errors import AlreadySubmitted, Conflict, ItemRemoved, LeaseLost,
 from reviewapp.forms import ReviewAnswersForm
 from reviewapp.models import Assignment, Flag, Project
 from reviewapp.permissions import Capability
-from reviewapp.selectors import (
-    assignment_get_for_user,
-    flaggable_item_get_for_user,
-    project_get_for_user,
-    questions_for_project,
-    queue_progress,
-)
+from reviewapp.selectors.items import flaggable_item_get_for_user
+from reviewapp.selectors.projects import project_get_for_user, questions_for_project
+from reviewapp.selectors.queue import assignment_get_for_user, queue_progress
 from reviewapp.services.flags import flag_create
 from reviewapp.services.queue import assignment_renew, assignment_skip, queue_next
 from reviewapp.services.reviews import review_submit

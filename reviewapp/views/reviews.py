@@ -13,12 +13,8 @@ from reviewapp.blind import model_identity_visible, project_model_identity_visib
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.forms import ReviewAnswersForm
 from reviewapp.permissions import Capability
-from reviewapp.selectors import (
-    project_get_for_user,
-    questions_for_project,
-    review_get_for_user,
-    review_list_for_reviewer,
-)
+from reviewapp.selectors.projects import project_get_for_user, questions_for_project
+from reviewapp.selectors.reviews import review_get_for_user, review_list_for_reviewer
 from reviewapp.services.reviews import review_edit
 from reviewapp.views.http import AuthedHtmxRequest, Notice, partial
 

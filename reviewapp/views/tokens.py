@@ -12,12 +12,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from reviewapp.errors import ValidationFailed
 from reviewapp.forms import ApiTokenForm
 from reviewapp.permissions import Capability
-from reviewapp.selectors import (
-    api_token_get_for_user,
-    api_token_list_for_user,
-    project_get_for_user,
-    project_list_for_user,
-)
+from reviewapp.selectors.projects import project_get_for_user, project_list_for_user
+from reviewapp.selectors.tokens import api_token_get_for_user, api_token_list_for_user
 from reviewapp.services.tokens import api_token_create, api_token_revoke
 from reviewapp.views.http import AuthedHtmxRequest
 

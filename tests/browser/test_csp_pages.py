@@ -12,9 +12,9 @@ from evaluations.models import RunChunk
 from evaluations.services.chunks import run_chunk_execute
 from evaluations.services.runs import run_start
 from evaluations.services.suites import suite_create
-from pipelines.datasets import dataset_create, dataset_version_create
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from pipelines.models import Environment
-from pipelines.promotion import promotion_request
+from pipelines.releases.promotion import promotion_request
 from reviewapp.models import Adjudication, Item, Review
 from reviewapp.services.ingest import items_ingest
 from reviewapp.services.tokens import api_token_create

@@ -15,10 +15,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from pipelines.demo_models import demo_models_ensure
 from pipelines.models import Environment, ModelVersion, PromotionRequest
-from pipelines.promotion import promotion_approve, promotion_request
-from pipelines.registry import registry_sync
-from pipelines.serving import local_serving_stop_all
-from pipelines.serving.local import _alive, _dir, _read_json
+from pipelines.releases.promotion import promotion_approve, promotion_request
+from pipelines.releases.registry import registry_sync
+from pipelines.releases.serving import local_serving_stop_all
+from pipelines.releases.serving.local import _alive, _dir, _read_json
 from reviewapp.models import AuditEvent
 from tests.evaluations.conftest import ingest, rag_row
 from tests.factories import PASSWORD, member

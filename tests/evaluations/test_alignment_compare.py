@@ -16,8 +16,8 @@ from evaluations.services.chunks import run_chunk_execute
 from evaluations.services.compare import paired_bootstrap, runs_compare
 from evaluations.services.runs import run_start
 from evaluations.services.suites import suite_create
+from reviewapp.agreement import cohen_kappa
 from reviewapp.models import Assignment, Flag, Item
-from reviewapp.services.agreement import cohen_kappa
 from tests.evaluations.conftest import curate, ingest, rag_row
 from tests.fakes.openai_chat import FakeChatServer
 

@@ -1,4 +1,4 @@
-"""pipelines.databricks with the real databricks-sdk over HTTP against the local Databricks REST fake."""
+"""pipelines.adapters.databricks with the real databricks-sdk over HTTP against the local Databricks REST fake."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipelines import databricks
-from pipelines.errors import PermanentPipelineError, TransientPipelineError
-from pipelines.llm_client import EndpointConfig, chat_complete
+from pipelines.adapters import databricks
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.llm_client import EndpointConfig, chat_complete
+from pipelines.wiring import outbound_rules
 from tests.fakes.databricks_api import FakeDatabricks, error
 from tests.fakes.http import Reply
 
@@ -34,18 +35,24 @@ def fake() -> Iterator[FakeDatabricks]:
         yield server
 
 
-def query(fake: FakeDatabricks, **overrides: object) -> dict[str, object]:
+def query(
+    fake: FakeDatabricks, *, token: str | None = None, timeout_seconds: float = 5, **overrides: object
+) -> dict[str, object]:
     kwargs: dict[str, object] = {
-        "host": fake.url,
-        "token": fake.token,
         "endpoint_name": "judge-llm",
         "messages": MESSAGES,
         "temperature": 0.0,
         "max_tokens": 64,
-        "timeout_seconds": 5,
     }
     kwargs.update(overrides)
-    return databricks.serving_endpoint_chat(**kwargs)  # type: ignore[arg-type]
+    config = workspace(fake.url, token or fake.token, timeout_seconds)
+    return databricks.serving_endpoint_chat(config, **kwargs)  # type: ignore[arg-type]
+
+
+def workspace(host: str, token: str, timeout_seconds: float) -> databricks.DatabricksConfig:
+    return databricks.DatabricksConfig(
+        host=host, token=token, timeout_seconds=timeout_seconds, outbound=outbound_rules()
+    )
 
 
 def test_query_posts_the_chat_to_the_invocations_path(fake: FakeDatabricks) -> None:
@@ -74,7 +81,7 @@ def test_the_client_is_built_once_per_host_and_token(fake: FakeDatabricks) -> No
 
 
 def test_get_returns_the_endpoint_state(fake: FakeDatabricks) -> None:
-    detail = databricks.serving_endpoint_get(host=fake.url, token=fake.token, name="judge-llm", timeout_seconds=5)
+    detail = databricks.serving_endpoint_get(workspace(fake.url, fake.token, 5), name="judge-llm")
 
     assert detail["state"] == {"ready": "READY", "config_update": "NOT_UPDATING"}
     assert detail["config"]["served_entities"][0]["name"] == "databricks-claude-sonnet"
@@ -131,7 +138,7 @@ def test_an_unreachable_host_fails_within_the_timeout() -> None:
     started = time.monotonic()
     with pytest.raises(TransientPipelineError):
         databricks.serving_endpoint_chat(
-            host=f"http://127.0.0.1:{port}", token="dapi-x", endpoint_name="e", messages=MESSAGES, timeout_seconds=1
+            workspace(f"http://127.0.0.1:{port}", "dapi-x", 1), endpoint_name="e", messages=MESSAGES
         )
     # Construction (metadata probe) and the call each stop at the 1 s budget, not the SDK's 300 s default.
     assert time.monotonic() - started < 10
@@ -154,7 +161,7 @@ def test_chat_complete_reaches_databricks_through_the_adapter_and_retries_5xx(
     fake.fail_next(1, error(503, "TEMPORARILY_UNAVAILABLE", "scaling up"), path=r"/serving-endpoints/.*")
     fake.fail_next(1, error(500, "INTERNAL_ERROR", "boom"), path=r"/serving-endpoints/.*")
 
-    result = chat_complete(endpoint, [{"role": "user", "content": "this answer is ungrounded"}])
+    result = chat_complete(endpoint, [{"role": "user", "content": "this answer is ungrounded"}], rules=outbound_rules())
 
     assert '"value": "no"' in result.content
     assert result.model == "databricks-claude-sonnet"

@@ -20,7 +20,7 @@ from evaluations.services.alignment import alignment_compute
 from evaluations.services.chunks import run_chunk_execute
 from evaluations.services.runs import run_start
 from evaluations.services.suites import suite_create
-from pipelines.datasets import dataset_create, dataset_version_create
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from pipelines.models import DatasetRow, DatasetVersion
 from pipelines.selectors.assessments import dataset_version_for_run
 from reviewapp.errors import ValidationFailed

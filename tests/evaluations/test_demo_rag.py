@@ -15,11 +15,12 @@ from django.test import override_settings
 
 from evaluations.scorers.registry import ScoreInput
 from evaluations.targets import responses_generate
-from pipelines import mlflow_registry
+from pipelines.adapters import mlflow_registry
+from pipelines.adapters.errors import PermanentPipelineError
 from pipelines.demo_models import VARIANT_TAG, demo_passages
 from pipelines.demo_rag.bm25 import BM25, tokenize
 from pipelines.demo_rag.chain import VARIANTS, RagChain, sentences
-from pipelines.errors import PermanentPipelineError
+from pipelines.wiring import mlflow_config
 from reviewapp.demo.items import CASES
 
 # mlflow 3.17.2's own SQLAlchemy store uses a deprecated loader option; not ours to fix.
@@ -116,14 +117,16 @@ def test_an_unanswerable_question_falls_back_to_a_handover() -> None:
 def test_the_registered_versions_load_and_answer_with_their_context(registry: str) -> None:
     with override_settings(MLFLOW_TRACKING_URI=registry):
         [v2] = mlflow_registry.pyfunc_predict(
+            mlflow_config(),
             model_uri="models:/support-assistant/2",
             inputs=[{"request": "Monthly plan charged yesterday, can I get a refund?"}],
         )
         [v1] = mlflow_registry.pyfunc_predict(
+            mlflow_config(),
             model_uri="models:/support-assistant/1",
             inputs=[{"request": "Monthly plan charged yesterday, can I get a refund?"}],
         )
-        versions = mlflow_registry.model_versions_list(model_name="support-assistant")
+        versions = mlflow_registry.model_versions_list(mlflow_config(), model_name="support-assistant")
 
     assert v2["response"].startswith("Monthly subscriptions are not refunded, including partial months. [1]")
     assert "Sources: [1] Refunds and cancellations — Monthly plans (kb/billing/refunds.md)" in v2["response"]
@@ -138,7 +141,7 @@ def test_log_demo_models_is_idempotent(registry: str) -> None:
     with override_settings(MLFLOW_TRACKING_URI=registry):
         out = StringIO()
         call_command("log_demo_models", stdout=out)
-        versions = mlflow_registry.model_versions_list(model_name="support-assistant")
+        versions = mlflow_registry.model_versions_list(mlflow_config(), model_name="support-assistant")
 
     assert "models:/support-assistant/1 (variant v1): already registered" in out.getvalue()
     assert "models:/support-assistant/2 (variant v2): already registered" in out.getvalue()

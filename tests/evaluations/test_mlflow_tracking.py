@@ -13,7 +13,7 @@ from evaluations.services.chunks import run_chunk_execute
 from evaluations.services.runs import run_start
 from evaluations.services.suites import suite_create
 from evaluations.services.tracking import run_mlflow_log, runs_mlflow_log_pending
-from pipelines.errors import TransientPipelineError
+from pipelines.adapters.errors import TransientPipelineError
 from tests.evaluations.conftest import curate, ingest, rag_row
 
 

@@ -16,7 +16,7 @@ from evaluations.models import Run, RunChunk, RunResult, RunRow, SuiteVersion
 from evaluations.services.chunks import run_chunk_execute
 from evaluations.services.runs import run_cancel, run_start, runs_sweep
 from evaluations.services.suites import suite_create
-from pipelines.errors import TransientPipelineError
+from pipelines.adapters.errors import TransientPipelineError
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.models import AuditEvent, Item
 from tests.evaluations import scorers_for_tests

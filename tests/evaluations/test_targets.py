@@ -9,7 +9,7 @@ import pytest
 from evaluations.endpoints import endpoint_create
 from evaluations.scorers.registry import ScoreInput
 from evaluations.targets import GeneratedResponse, responses_generate, target_validate
-from pipelines.errors import PermanentPipelineError
+from pipelines.adapters.errors import PermanentPipelineError
 from reviewapp.errors import ValidationFailed
 from tests.fakes.http import Reply
 from tests.fakes.openai_chat import FakeChatServer

@@ -1,6 +1,6 @@
 """A local Databricks workspace speaking the published REST API, for the real ``databricks-sdk``.
 
-Point the SDK at it with ``pipelines.databricks.workspace_client(host=fake.url, token=fake.token)``.
+Point the SDK at it with ``pipelines.adapters.databricks.workspace_client(host=fake.url, token=fake.token)``.
 It serves what databricks-sdk 0.162.0 actually requests (checked in
 ``databricks/sdk/config.py``, ``oauth.py`` and ``service/serving.py``):
 

@@ -2,7 +2,7 @@
 and builders for reviews, preferences and evaluation runs with known figures.
 
 The registry is arranged with MLflow itself (it is the outside world here); the code under test
-reaches it only through ``pipelines.mlflow_registry``.
+reaches it only through ``pipelines.adapters.mlflow_registry``.
 """
 
 from __future__ import annotations
@@ -153,11 +153,16 @@ def reviews_for(
     return items
 
 
-def preferences(project: Project, *, a: str, b: str, outcomes: list[str], reviewers: list[Any]) -> None:
-    """One pair task per outcome ("a" wins, "b" wins, "tie", "both_bad"), judged by a fresh reviewer each."""
+def preferences(
+    project: Project, *, a: str, b: str, outcomes: list[str], reviewers: list[Any], one_task: bool = False
+) -> None:
+    """One pair task per outcome ("a" wins, "b" wins, "tie", "both_bad"), each by its reviewer; with
+    ``one_task`` every outcome is a judgement of the same pair (the reviewers must differ)."""
+    task = None
     for outcome, reviewer in zip(outcomes, reviewers, strict=True):
-        item_a, item_b = items_for(project, a, 1, prefix="pa")[0], items_for(project, b, 1, prefix="pb")[0]
-        task = PairwiseTask.objects.create(project=project, item_a=item_a, item_b=item_b, version_a=a, version_b=b)
+        if task is None or not one_task:
+            item_a, item_b = items_for(project, a, 1, prefix="pa")[0], items_for(project, b, 1, prefix="pb")[0]
+            task = PairwiseTask.objects.create(project=project, item_a=item_a, item_b=item_b, version_a=a, version_b=b)
         winner = {"a": (item_a, a, b), "b": (item_b, b, a)}.get(outcome)
         Preference.objects.create(
             project=project,

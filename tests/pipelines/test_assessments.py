@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from pipelines.assessments import LABEL_ID, LABEL_VERSION, assessment_sync_execute, assessments_sync
-from pipelines.errors import TransientPipelineError
+from pipelines.adapters.errors import TransientPipelineError
+from pipelines.datasets.assessments import LABEL_ID, LABEL_VERSION, assessment_sync_execute, assessments_sync
 from pipelines.models import AssessmentSync
 from reviewapp.models import CuratedLabel, Item, Review
 from reviewapp.services.reviews import review_edit
@@ -169,10 +169,13 @@ def test_a_trace_missing_in_mlflow_is_a_per_label_error_and_the_others_go_on(
 
 
 @pytest.mark.slow
-def test_mlflow_down_puts_the_label_back_for_a_retry(project, reviewer, traced: list[Item], settings) -> None:
+def test_mlflow_down_puts_the_label_back_for_a_retry(
+    project, reviewer, traced: list[Item], settings, monkeypatch
+) -> None:
     settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"  # nothing listens there
-    settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES = 0
-    settings.MLFLOW_HTTP_REQUEST_TIMEOUT = 2
+    # MLflow reads its HTTP limits from the environment, which the settings publish at process start.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     with pytest.raises(TransientPipelineError):
         assessments_sync(project=project)
     assert set(AssessmentSync.objects.values_list("status", flat=True)) == {"pending"}

@@ -18,7 +18,7 @@ def test_a_worker_syncs_labels_to_traces_and_materialises_a_version(
 ) -> None:
     import mlflow
 
-    from pipelines.datasets import dataset_create, dataset_version_create
+    from pipelines.datasets.versions import dataset_create, dataset_version_create
 
     monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
     mlflow.set_tracking_uri(cluster.mlflow_uri)

@@ -1,4 +1,4 @@
-"""OAuth M2M (a service principal's client id and secret) through ``settings_client()``: the real SDK
+"""OAuth M2M (a service principal's client id and secret) through ``DatabricksConfig.from_settings``: the real SDK
 discovers the OIDC endpoints, fetches a token with client_credentials / all-apis from the local
 workspace, and sends it as a bearer; a refused secret fails clearly before anything is written."""
 
@@ -14,8 +14,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from pipelines import databricks, serving
-from pipelines.errors import PermanentPipelineError
+from pipelines.adapters import databricks
+from pipelines.adapters.errors import PermanentPipelineError
+from pipelines.releases import serving
+from pipelines.wiring import databricks_config
 from tests.fakes.databricks_api import FakeDatabricks
 from tests.pipelines.promotion_fixtures import databricks_environment, serve_v1, versions
 
@@ -44,7 +46,9 @@ def test_a_serving_call_carries_the_token_the_workspace_issued(workspace: FakeDa
     caplog.set_level(logging.DEBUG)
     serve_v1(workspace)
 
-    predictions = databricks.serving_endpoint_query_records(name="support-prod", records=[{"request": "hi"}])
+    predictions = databricks.serving_endpoint_query_records(
+        databricks_config(), name="support-prod", records=[{"request": "hi"}]
+    )
 
     assert predictions == [{"response": "answer from support_assistant-1 to hi"}]
     discovery = [r for r in workspace.requests if r.path == "/oidc/.well-known/oauth-authorization-server"]
@@ -62,7 +66,7 @@ def test_a_serving_call_carries_the_token_the_workspace_issued(workspace: FakeDa
     assert workspace.token not in str([r.headers for r in workspace.requests])  # no PAT was ever sent
 
     # The client (and its token) is reused: a second call fetches no new token.
-    assert databricks.serving_endpoint_state(name="support-prod")["name"] == "support-prod"
+    assert databricks.serving_endpoint_state(databricks_config(), name="support-prod")["name"] == "support-prod"
     assert len([r for r in workspace.requests if r.path == "/oidc/v1/token"]) == 1
     assert SECRET not in caplog.text
 
@@ -70,7 +74,7 @@ def test_a_serving_call_carries_the_token_the_workspace_issued(workspace: FakeDa
 def test_a_token_wins_over_client_credentials(workspace: FakeDatabricks, settings: Any) -> None:
     settings.DATABRICKS_TOKEN = workspace.token
     serve_v1(workspace)
-    assert databricks.serving_endpoint_state(name="support-prod") is not None
+    assert databricks.serving_endpoint_state(databricks_config(), name="support-prod") is not None
     assert not [r for r in workspace.requests if r.path.startswith("/oidc/")]
     assert workspace.requests[-1].headers["authorization"] == f"Bearer {workspace.token}"
 
@@ -105,4 +109,4 @@ def test_a_wrong_secret_fails_clearly_before_any_write(
 
     # Once the secret is fixed, the same deployment connects (a refused client was not cached).
     settings.DATABRICKS_CLIENT_SECRET = SECRET
-    assert databricks.serving_endpoint_state(name="support-prod") is not None
+    assert databricks.serving_endpoint_state(databricks_config(), name="support-prod") is not None

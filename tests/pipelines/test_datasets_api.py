@@ -13,7 +13,7 @@ import pytest
 from django.http import StreamingHttpResponse
 from django.test import Client
 
-from pipelines.datasets import dataset_create, dataset_version_create
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from pipelines.models import Dataset, DatasetVersion
 from reviewapp.models import ApiToken, Membership
 from reviewapp.services.tokens import api_token_create, api_token_revoke

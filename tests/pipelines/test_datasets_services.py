@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from pipelines.datasets import (
+from pipelines.datasets.versions import (
     Unchanged,
     curated_rows,
     dataset_create,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from pipelines.datasets import dataset_create, dataset_version_create
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from pipelines.models import Dataset, ExportJob
 from reviewapp.models import Review
 from reviewapp.services.reviews import review_edit

@@ -18,9 +18,10 @@ from deltalake import DeltaTable
 from django.test import Client
 from django.utils import timezone
 
-from pipelines import delta
+from pipelines.adapters import delta
+from pipelines.datasets.pushes import delivery_target_create, feed_push_create, push_execute
 from pipelines.models import Dataset, DeliveryTarget, Push
-from pipelines.pushes import delivery_target_create, feed_push_create, push_execute
+from pipelines.wiring import delta_config
 from reviewapp.models import Item
 from tests.evaluations.conftest import curate
 from tests.factories import make_items
@@ -92,7 +93,7 @@ def test_a_later_version_mirrors_its_dataset_and_leaves_other_datasets_and_the_f
     assert sorted(after[alpha]) == ["item-1001", "item-1002"]
     assert after[beta] == before[beta] and after[None] == before[None]  # untouched, to the last column
     # time travel still reads the table as alpha v1 left it
-    assert delta.delta_read(uri=shared.target, version=pa1.table_version).num_rows == 4
+    assert delta.delta_read(delta_config(), uri=shared.target, version=pa1.table_version).num_rows == 4
 
     # a replay, with and without our ledger, deletes nothing and makes no commit
     again = run_push(project, a2, shared)
@@ -154,7 +155,7 @@ def test_a_table_from_before_dataset_id_gets_the_column_and_its_rows_are_adopted
         for n in (1, 2, 3)
     ]
     delta.delta_merge_batch(
-        uri=shared.target, batch_id="legacy", source=delta.record_batches(old_rows, schema=old_schema)
+        delta_config(), uri=shared.target, batch_id="legacy", source=delta.record_batches(old_rows, schema=old_schema)
     )
     assert "dataset_id" not in DeltaTable(shared.target).schema().to_arrow().names  # type: ignore[attr-defined]
 

@@ -15,9 +15,10 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from pipelines import delta
+from pipelines.adapters import delta
+from pipelines.datasets.pushes import delivery_target_create, push_create, push_execute
 from pipelines.models import Dataset, DatasetRow, DatasetVersion, DeliveryTarget, Push
-from pipelines.pushes import delivery_target_create, push_create, push_execute
+from pipelines.wiring import delta_config
 from reviewapp.services.projects import question_create
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -27,7 +28,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
 def canonical(n: int, **overrides: Any) -> dict[str, Any]:
-    """A canonical row (pipelines.datasets docstring) for item ``n``."""
+    """A canonical row (pipelines.datasets.versions docstring) for item ``n``."""
     row: dict[str, Any] = {
         "row_id": f"item-{n}",
         "item_id": n,
@@ -179,19 +180,19 @@ def test_the_adapter_applies_a_batch_once_and_an_unchanged_batch_makes_no_commit
         return delta.record_batches(flat, schema=schema)
 
     rows = [canonical(n) for n in range(5)]
-    created = delta.delta_merge_batch(uri=uri, batch_id="b-1", source=source("b-1", rows))
+    created = delta.delta_merge_batch(delta_config(), uri=uri, batch_id="b-1", source=source("b-1", rows))
     assert created.created and created.rows_inserted == 5 and created.version == 0
-    replay = delta.delta_merge_batch(uri=uri, batch_id="b-1", source=source("b-1", rows))
+    replay = delta.delta_merge_batch(delta_config(), uri=uri, batch_id="b-1", source=source("b-1", rows))
     assert replay.skipped and replay.version == 0 and DeltaTable(uri).version() == 0
     # another batch id, same content: matched rows are not rewritten, and delta-rs makes no commit
-    same = delta.delta_merge_batch(uri=uri, batch_id="b-2", source=source("b-2", rows))
+    same = delta.delta_merge_batch(delta_config(), uri=uri, batch_id="b-2", source=source("b-2", rows))
     assert (same.rows_written, same.version, DeltaTable(uri).version()) == (0, 0, 0)
     changed = [canonical(0, response="Changed"), canonical(9)]
-    merged = delta.delta_merge_batch(uri=uri, batch_id="b-3", source=source("b-3", changed))
+    merged = delta.delta_merge_batch(delta_config(), uri=uri, batch_id="b-3", source=source("b-3", changed))
     assert (merged.rows_inserted, merged.rows_updated, merged.version) == (1, 1, 1)
-    assert delta.delta_batch_version(uri=uri, batch_id="b-3") == 1
-    assert delta.delta_batch_version(uri=uri, batch_id="b-1") == 0
-    assert delta.delta_batch_version(uri=uri, batch_id="never") is None
+    assert delta.delta_batch_version(delta_config(), uri=uri, batch_id="b-3") == 1
+    assert delta.delta_batch_version(delta_config(), uri=uri, batch_id="b-1") == 0
+    assert delta.delta_batch_version(delta_config(), uri=uri, batch_id="never") is None
     assert DeltaTable(uri).to_pyarrow_table().num_rows == 6
 
 
@@ -215,7 +216,7 @@ def test_a_new_question_evolves_the_table_and_time_travel_reads_the_recorded_ver
     assert rows["item-3"]["feedback_tone"] is False and rows["item-3"]["dataset_version"] == 2
     assert rows["item-4"]["feedback_tone"] is True and rows["item-3"]["feedback_helpfulness"] == 5.0
     # time travel: the version recorded by the first push is the first snapshot
-    old = delta.delta_read(uri=p1.target, version=p1.table_version)
+    old = delta.delta_read(delta_config(), uri=p1.target, version=p1.table_version)
     assert old.num_rows == 3 and "feedback_tone" not in old.column_names
     assert {r["row_id"]: r["feedback_helpfulness"] for r in old.to_pylist()}["item-3"] == 4.0
     assert [h["operation"] for h in DeltaTable(p2.target).history()] == ["MERGE", "WRITE"]

@@ -25,10 +25,11 @@ import pytest
 import requests
 from deltalake import DeltaTable
 
-from pipelines import delta
-from pipelines.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters import delta
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.datasets.pushes import delivery_target_create, push_create, push_execute
 from pipelines.models import Push
-from pipelines.pushes import delivery_target_create, push_create, push_execute
+from pipelines.wiring import delta_config
 from reviewapp.services.projects import question_create
 from tests.pipelines.test_delta_push import canonical, make_version, row_hash
 
@@ -187,7 +188,7 @@ def test_a_new_question_evolves_the_s3_table(project, s3: S3Server) -> None:
     assert len(rows) == 4 and rows["item-1"]["feedback_tone"] is None and rows["item-1"]["dataset_version"] == 1
     assert rows["item-3"]["feedback_tone"] is False and rows["item-4"]["feedback_tone"] is True
     assert [h["operation"] for h in table.history()] == ["MERGE", "WRITE"]
-    old = delta.delta_read(uri=URI, version=first.table_version)  # time travel, through the adapter
+    old = delta.delta_read(delta_config(), uri=URI, version=first.table_version)  # time travel, through the adapter
     assert old.num_rows == 3 and "feedback_tone" not in old.column_names
 
 
@@ -209,7 +210,9 @@ def test_a_commit_by_another_writer_is_never_overwritten(s3: S3Server) -> None:
             for n in ns
         ]
 
-    delta.delta_merge_batch(uri=URI, batch_id="b-1", source=delta.record_batches(rows("b-1", range(2)), schema=schema))
+    delta.delta_merge_batch(
+        delta_config(), uri=URI, batch_id="b-1", source=delta.record_batches(rows("b-1", range(2)), schema=schema)
+    )
 
     def racing() -> Iterator[pa.RecordBatch]:
         yield pa.RecordBatch.from_pylist(rows("b-2", range(2, 3)), schema=schema)
@@ -218,7 +221,7 @@ def test_a_commit_by_another_writer_is_never_overwritten(s3: S3Server) -> None:
         yield pa.RecordBatch.from_pylist(rows("b-2", range(3, 4)), schema=schema)
 
     result = delta.delta_merge_batch(
-        uri=URI, batch_id="b-2", source=pa.RecordBatchReader.from_batches(schema, racing())
+        delta_config(), uri=URI, batch_id="b-2", source=pa.RecordBatchReader.from_batches(schema, racing())
     )
 
     assert (result.version, result.rows_inserted) == (2, 2)
@@ -229,7 +232,7 @@ def test_a_commit_by_another_writer_is_never_overwritten(s3: S3Server) -> None:
     assert sorted(table.to_pyarrow_table(columns=["row_id"]).column("row_id").to_pylist()) == [
         f"item-{n}" for n in range(4)
     ]
-    assert delta.delta_batch_version(uri=URI, batch_id="b-2") == 2
+    assert delta.delta_batch_version(delta_config(), uri=URI, batch_id="b-2") == 2
 
 
 @pytest.mark.parametrize("wrong", ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"])

@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from pipelines.demo import DATASET_NAME, DEMO_GATES
-from pipelines.gates import gates_evaluate
 from pipelines.models import Dataset, DeliveryTarget, Environment, ModelVersion, PromotionGate
+from pipelines.releases.gates import gates_evaluate
 from reviewapp.models import CuratedLabel, Project
 
 

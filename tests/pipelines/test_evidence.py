@@ -5,18 +5,16 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from pipelines.evidence import (
+from pipelines.models import Environment
+from pipelines.releases.evidence import (
     champion_for,
     evidence_compare,
     human_evidence,
-    newcombe_difference,
     pairwise_evidence,
     runs_for_version,
     versions_summary,
-    welch_difference,
-    wilson_interval,
 )
-from pipelines.models import Environment
+from reviewapp.item_stats import wilson
 from reviewapp.models import CuratedLabel, Review
 from tests.factories import member
 from tests.pipelines.evidence_helpers import finished_run, items_for, model_version, preferences, reviews_for, suite
@@ -25,26 +23,11 @@ from tests.pipelines.evidence_helpers import finished_run, items_for, model_vers
 def test_wilson_interval_of_18_of_20_matches_the_hand_computation() -> None:
     # p = 0.9, z = 1.95996: centre = (0.9 + z²/40) / (1 + z²/20) = 0.83555,
     # half = z·sqrt(0.09/20 + z²/1600) / (1 + z²/20) = 0.13658
-    low, high = wilson_interval(18, 20)
+    low, high = wilson(18, 20)
     assert low == pytest.approx(0.69897, abs=1e-4) and high == pytest.approx(0.97213, abs=1e-4)
-    assert wilson_interval(0, 0) is None
-    low99, _ = wilson_interval(18, 20, confidence=0.99)
+    assert wilson(0, 0) is None
+    low99, _ = wilson(18, 20, confidence=0.99)
     assert low99 < low  # a higher confidence widens the interval
-
-
-def test_newcombe_interval_matches_newcombes_published_example() -> None:
-    # Newcombe (1998), Statistics in Medicine 17:873, table II, example (a): 56/70 - 48/80, method 10.
-    diff, low, high = newcombe_difference(56, 70, 48, 80)
-    assert diff == pytest.approx(0.2)
-    assert low == pytest.approx(0.0524, abs=1e-4) and high == pytest.approx(0.3339, abs=1e-4)
-
-
-def test_welch_difference_of_means() -> None:
-    # means 0.75 and 0.25, variances 0.25 each: se = sqrt(0.25/4 + 0.25/4) = 0.35355; half = 1.95996 * se
-    diff, low, high = welch_difference([1, 0, 1, 1], [0, 0, 1, 0])
-    assert diff == pytest.approx(0.5) and low == pytest.approx(-0.19295, abs=1e-4)
-    assert high == pytest.approx(1.19295, abs=1e-4)
-    assert welch_difference([1.0], [0.0, 1.0]) is None
 
 
 def test_human_evidence_counts_current_reviews_of_the_version_only(project, reviewer) -> None:
@@ -75,7 +58,22 @@ def test_pairwise_wins_use_the_true_versions(project, reviewer) -> None:
 
     assert (result.wins, result.losses, result.ties, result.both_bad, result.n) == (4, 1, 1, 1, 5)
     assert result.win_rate == 0.8
-    assert (result.low, result.high) == pytest.approx(wilson_interval(4, 5))
+    assert (result.low, result.high) == pytest.approx(wilson(4, 5))
+
+
+def test_pairwise_wins_count_pairs_not_judgements(project, reviewer, reviewer2, curator) -> None:
+    # One pair judged three times, all for v2; three pairs judged once each, all for v1. Per judgement
+    # that would be 3 of 6 (50%); per pair it is 1 of 4 (25%), Wilson over the 4 unanimous pairs.
+    preferences(
+        project, a="2", b="1", outcomes=["a", "a", "a"], reviewers=[reviewer, reviewer2, curator], one_task=True
+    )
+    preferences(project, a="2", b="1", outcomes=["b", "b", "b"], reviewers=[reviewer] * 3)
+
+    result = pairwise_evidence(project=project, version="2", against="1")
+
+    assert (result.wins, result.losses, result.decisive, result.n) == (3, 3, 6, 4)
+    assert result.win_rate == 0.25
+    assert (result.low, result.high) == pytest.approx(wilson(1, 4))
 
 
 def test_runs_for_a_version_are_stored_response_runs_of_its_items_or_runs_of_its_model(project) -> None:

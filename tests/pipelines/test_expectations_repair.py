@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from pipelines.datasets import dataset_create, dataset_version_create
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from pipelines.models import DatasetRow
 from reviewapp.models import AuditEvent, CuratedLabel, Item, Review
 from reviewapp.services.curation import curation_item_update

@@ -9,8 +9,14 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from pipelines.datasets import dataset_create, dataset_version_create
-from pipelines.export_jobs import export_job_create, export_job_file, export_job_run, export_jobs_expire, exports_dir
+from pipelines.datasets.export_jobs import (
+    export_job_create,
+    export_job_file,
+    export_job_run,
+    export_jobs_expire,
+    exports_dir,
+)
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from pipelines.models import ExportJob
 from tests.pipelines.datasets_helpers import bearer, build_curated
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from pipelines.datasets import dataset_create, dataset_version_create
-from pipelines.export_jobs import export_job_run
+from pipelines.datasets.export_jobs import export_job_run
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from pipelines.models import ExportJob
 from tests.pipelines.datasets_helpers import bearer, build_curated, session
 from tests.workers import CeleryWorker, Cluster, wait_for

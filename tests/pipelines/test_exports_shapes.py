@@ -11,8 +11,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.datasets import dataset_create, dataset_version_create
-from pipelines.exports import (
+from pipelines.datasets.exports import (
     PARQUET_ROW_GROUP,
     columns,
     export_stream,
@@ -21,6 +20,7 @@ from pipelines.exports import (
     version_export_rows,
     version_rows,
 )
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from reviewapp.models import Item, Review
 from tests.pipelines.datasets_helpers import EXPECTED_0, EXPECTED_2, add_preference, build_curated
 

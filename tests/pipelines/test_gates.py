@@ -8,8 +8,8 @@ import json
 import pytest
 from django.utils import timezone
 
-from pipelines.gates import gate_create, gate_params_validate, gate_update, gates_evaluate, gates_evaluate_all
 from pipelines.models import Environment, PromotionGate
+from pipelines.releases.gates import gate_create, gate_params_validate, gate_update, gates_evaluate, gates_evaluate_all
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import AuditEvent, CuratedLabel, Review
 from tests.factories import member

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pipelines.assessments import DATASET_VERSION_TAG, dataset_version_to_mlflow
-from pipelines.datasets import dataset_create, dataset_version_create
-from pipelines.errors import TransientPipelineError
-from pipelines.exports import shape_row
+from pipelines.adapters.errors import TransientPipelineError
+from pipelines.datasets.assessments import DATASET_VERSION_TAG, dataset_version_to_mlflow
+from pipelines.datasets.exports import shape_row
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from pipelines.models import DatasetRow, DatasetVersion, MlflowDatasetExport
 from pipelines.tasks.assessments import dataset_version_to_mlflow as dataset_version_to_mlflow_task
 from reviewapp.models import Item
@@ -118,15 +118,16 @@ def test_a_version_becomes_an_mlflow_evaluation_dataset_once(version: DatasetVer
 
 @pytest.mark.slow
 def test_the_task_materialises_a_version_and_mlflow_down_is_transient(
-    version: DatasetVersion, mlflow_store: str, settings
+    version: DatasetVersion, mlflow_store: str, settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dataset_version_to_mlflow_task.apply(args=[version.pk])  # the task body, in this process
     assert MlflowDatasetExport.objects.get(version=version).status == "done"
 
     other = DatasetVersion.objects.create(dataset=version.dataset, number=2, content_hash="f" * 64)
     settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
-    settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES = 0
-    settings.MLFLOW_HTTP_REQUEST_TIMEOUT = 2
+    # MLflow reads its HTTP limits from the environment, which the settings publish at process start.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     with pytest.raises(TransientPipelineError):
         dataset_version_to_mlflow(version=other)
     failed = MlflowDatasetExport.objects.get(version=other)

@@ -11,7 +11,7 @@ from django.db import connection
 from django.http import Http404
 
 from pipelines.models import Approval, PromotionGate, PromotionRequest, Rollout
-from pipelines.promotion import (
+from pipelines.releases.promotion import (
     AlreadyApproved,
     GatesFailed,
     environment_create,

@@ -14,7 +14,8 @@ from django.test import Client
 
 from pipelines.demo_models import demo_models_ensure
 from pipelines.models import Environment, PromotionRequest
-from pipelines.serving import local_serving_stop_all
+from pipelines.releases.serving import local_serving_stop_all
+from pipelines.wiring import mlflow_config
 from reviewapp.services.tokens import api_token_create
 from tests.evaluations.conftest import ingest, rag_row
 from tests.pipelines.promotion_fixtures import databricks_environment, engineers, versions
@@ -246,9 +247,14 @@ def test_end_to_end_on_the_local_mlflow_server(project, settings, tmp_path: Path
             f"http://127.0.0.1:{port}/invocations", json={"dataframe_records": [{"request": "hi"}]}, timeout=30
         )
         assert answer.headers["X-Reviewdesk-Served-Version"] == "1"
-        from pipelines import mlflow_registry
+        from pipelines.adapters import mlflow_registry
 
-        assert mlflow_registry.registered_model_alias_get(model_name="support-assistant", alias="champion") == "1"
+        assert (
+            mlflow_registry.registered_model_alias_get(
+                mlflow_config(), model_name="support-assistant", alias="champion"
+            )
+            == "1"
+        )
         assert PromotionRequest.objects.get(pk=first["id"]).status == "live"
         assert back["rollouts"][-1]["reason"] == "v2 answers SSO questions wrongly"
 
@@ -265,7 +271,12 @@ def test_end_to_end_on_the_local_mlflow_server(project, settings, tmp_path: Path
             f"http://127.0.0.1:{port}/invocations", json={"dataframe_records": [{"request": "hi"}]}, timeout=30
         )
         assert answer.headers["X-Reviewdesk-Served-Version"] == "1"
-        assert mlflow_registry.registered_model_alias_get(model_name="support-assistant", alias="champion") == "1"
+        assert (
+            mlflow_registry.registered_model_alias_get(
+                mlflow_config(), model_name="support-assistant", alias="champion"
+            )
+            == "1"
+        )
     finally:
         cluster.stop()
         local_serving_stop_all()

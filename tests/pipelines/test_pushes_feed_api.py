@@ -11,8 +11,14 @@ from deltalake import DeltaTable
 from django.test import Client
 from django.utils import timezone
 
+from pipelines.datasets.pushes import (
+    delivery_target_create,
+    feed_push_create,
+    feed_push_due,
+    push_execute,
+    pushes_sweep,
+)
 from pipelines.models import DeliveryTarget, Push
-from pipelines.pushes import delivery_target_create, feed_push_create, feed_push_due, push_execute, pushes_sweep
 from reviewapp.models import Item
 from reviewapp.services.tokens import api_token_create
 from tests.evaluations.conftest import curate
@@ -117,7 +123,7 @@ def test_a_retried_feed_batch_has_the_same_id_and_writes_nothing_twice(project, 
 def test_the_sweeper_fails_a_push_whose_worker_keeps_dying(project, delta_root, settings) -> None:
     settings.DELIVERY_PUSH_MAX_ATTEMPTS = 2
     version = make_version(project, [canonical(1)])
-    from pipelines.pushes import push_create
+    from pipelines.datasets.pushes import push_create
 
     push = push_create(project=project, dataset_version=version, user=None)
     now = timezone.now()

@@ -17,8 +17,8 @@ from deltalake import DeltaTable
 from django.db import connection, transaction
 from django.utils import timezone
 
+from pipelines.datasets.pushes import delivery_target_create, feed_push_create, push_execute
 from pipelines.models import DeliveryTarget, Push
-from pipelines.pushes import delivery_target_create, feed_push_create, push_execute
 from reviewapp.models import CuratedLabel, Item
 from tests.evaluations.conftest import curate
 from tests.factories import make_items

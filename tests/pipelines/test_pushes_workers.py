@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from pipelines.datasets.pushes import push_create, push_execute
 from pipelines.models import Push
-from pipelines.pushes import push_create, push_execute
 from pipelines.tasks.pushes import pushes_sweep as pushes_sweep_task
 from tests.pipelines.test_delta_push import canonical, make_version
 from tests.workers import wait_for

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from pipelines.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
 from pipelines.models import ModelVersion
-from pipelines.registry import registry_sync, registry_sync_status
+from pipelines.releases.registry import registry_sync, registry_sync_status
 from reviewapp.celery import app as celery_app
 from tests.pipelines.evidence_helpers import Registry, log_version, registry_client, registry_create
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from pipelines.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
 from pipelines.models import ModelVersion, Rollout
-from pipelines.promotion import promotion_approve, promotion_request, rollback_request
-from pipelines.registry import registry_sync, registry_sync_status
-from pipelines.rollout import rollout_advance
+from pipelines.releases.promotion import promotion_approve, promotion_request, rollback_request
+from pipelines.releases.registry import registry_sync, registry_sync_status
+from pipelines.releases.rollout import rollout_advance
 from tests.evaluations.conftest import ingest, rag_row
 from tests.fakes.databricks_api import FakeDatabricks
 from tests.fakes.http import Reply, Request
@@ -34,14 +34,15 @@ T3 = "Answer in one sentence. {question}"
 
 
 @pytest.fixture
-def uc(databricks_fake: FakeDatabricks) -> Iterator[FakeDatabricks]:
+def uc(databricks_fake: FakeDatabricks, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDatabricks]:
+    # MLflow reads its HTTP limits from the environment, which the settings publish at process start.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     with override_settings(
         MLFLOW_TRACKING_URI="databricks",
         MLFLOW_REGISTRY_URI="databricks-uc",
         DATABRICKS_HOST=databricks_fake.url,
         DATABRICKS_TOKEN=databricks_fake.token,
-        MLFLOW_HTTP_REQUEST_MAX_RETRIES=1,
-        MLFLOW_HTTP_REQUEST_TIMEOUT=2,
     ):
         yield databricks_fake
 
@@ -115,7 +116,7 @@ def test_sync_copies_uc_versions_with_aliases_tags_params_and_templates(project,
     runs = [query(r) for r in calls if r.path == "/api/2.0/mlflow/runs/get"]
     assert sorted(r["run_id"] for r in runs) == ["a" * 32, "b" * 32, "c" * 32, "d" * 32]
     assert len(calls) == 3 + 4 + 4
-    # The credentials were in the environment only while MLflow ran.
+    # MLflow got the credentials from the adapter's stores, never through the environment.
     assert "DATABRICKS_TOKEN" not in os.environ and "DATABRICKS_HOST" not in os.environ
 
 

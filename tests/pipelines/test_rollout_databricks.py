@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from pipelines.models import PromotionRequest, Rollout
-from pipelines.promotion import promotion_approve, promotion_request, promotion_retry, rollback_request
-from pipelines.rollout import rollout_advance, rollouts_sweep
+from pipelines.releases.promotion import promotion_approve, promotion_request, promotion_retry, rollback_request
+from pipelines.releases.rollout import rollout_advance, rollouts_sweep
 from reviewapp.models import AuditEvent
 from tests.evaluations.conftest import ingest, rag_row
 from tests.fakes.databricks_api import FakeDatabricks

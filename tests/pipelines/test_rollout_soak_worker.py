@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.models import Rollout
-from pipelines.promotion import promotion_approve, promotion_request
+from pipelines.releases.promotion import promotion_approve, promotion_request
 from pipelines.tasks.promotions import rollouts_sweep as rollouts_sweep_task
 from tests.evaluations.conftest import ingest, rag_row
 from tests.fakes.databricks_api import FakeDatabricks

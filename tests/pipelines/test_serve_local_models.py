@@ -17,10 +17,10 @@ import requests
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from pipelines import serving
 from pipelines.demo_models import demo_models_ensure
 from pipelines.models import Environment
-from pipelines.serving.local import _alive, _dir, _read_json
+from pipelines.releases import serving
+from pipelines.releases.serving.local import _alive, _dir, _read_json
 from tests.pipelines.promotion_fixtures import versions
 from tests.pipelines.test_promotions_api import free_port
 from tests.workers import wait_for

@@ -15,9 +15,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from pipelines import mlflow_tracking
-from pipelines.errors import PermanentPipelineError
-from pipelines.trace_ingest import traces_ingest
+from pipelines.adapters import mlflow_tracking
+from pipelines.adapters.errors import PermanentPipelineError
+from pipelines.sources.traces import traces_ingest
 from reviewapp.models import Item
 from tests.factories import ProjectFactory
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.assessments import assessments_sync
-from pipelines.trace_ingest import traces_ingest
+from pipelines.datasets.assessments import assessments_sync
+from pipelines.sources.traces import traces_ingest
 from reviewapp.models import Item
 from tests.evaluations.conftest import curate, rag_questions  # noqa: F401 - a fixture
 from tests.pipelines.test_trace_ingest import DOCS, EXPERIMENT, log_trace, mlflow_store  # noqa: F401 - a fixture

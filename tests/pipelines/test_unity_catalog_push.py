@@ -15,10 +15,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.errors import TransientPipelineError
+from pipelines.adapters.errors import TransientPipelineError
+from pipelines.adapters.unity_catalog import uc_name_validate
+from pipelines.datasets.pushes import delivery_target_create, push_create, push_execute
 from pipelines.models import Push
-from pipelines.pushes import delivery_target_create, push_create, push_execute
-from pipelines.unity_catalog import uc_name_validate
+from pipelines.wiring import databricks_config, delta_config
 from reviewapp.errors import ValidationFailed
 from reviewapp.services.projects import question_create
 from tests.fakes.databricks_api import FakeDatabricks
@@ -210,39 +211,45 @@ def test_invalid_table_names_are_rejected_with_a_clear_error(project) -> None:
 
 
 def test_statements_are_polled_until_they_finish_and_failures_say_why(fake: FakeDatabricks) -> None:
-    from pipelines.databricks import sql_statement_run
-    from pipelines.errors import PermanentPipelineError
+    from pipelines.adapters.databricks import sql_statement_run
+    from pipelines.adapters.errors import PermanentPipelineError
 
     fake.statement_polls = 2  # PENDING, then RUNNING, then the result
     fake.tables["main.reviewdesk.t"] = {"columns": [], "comment": "", "landing": [{"row_id": "a"}], "version": 0}
-    result = sql_statement_run(statement="SELECT COUNT(*) FROM `main`.`reviewdesk`.`t`", warehouse_id="wh-reviewdesk")
+    result = sql_statement_run(
+        databricks_config(), statement="SELECT COUNT(*) FROM `main`.`reviewdesk`.`t`", warehouse_id="wh-reviewdesk"
+    )
     assert result["rows"] == [["1"]] and result["columns"] == ["count(1)"]
     statement_id = result["statement_id"]
     assert [r.path for r in fake.calls("GET") if "statements" in r.path] == [f"{STATEMENTS}/{statement_id}"] * 2
 
     fake.statement_polls = 0
     with pytest.raises(PermanentPipelineError) as caught:
-        sql_statement_run(statement="SELECT COUNT(*) FROM `main`.`reviewdesk`.`nope`", warehouse_id="wh-reviewdesk")
+        sql_statement_run(
+            databricks_config(),
+            statement="SELECT COUNT(*) FROM `main`.`reviewdesk`.`nope`",
+            warehouse_id="wh-reviewdesk",
+        )
     assert "TABLE_OR_VIEW_NOT_FOUND" in caught.value.message
     with pytest.raises(PermanentPipelineError) as caught:
-        sql_statement_run(statement="DROP TABLE x", warehouse_id="wh-reviewdesk")
+        sql_statement_run(databricks_config(), statement="DROP TABLE x", warehouse_id="wh-reviewdesk")
     assert "PARSE_SYNTAX_ERROR" in caught.value.message
 
 
 def test_object_store_credentials_never_appear_in_errors(settings) -> None:
-    from pipelines import delta
+    from pipelines.adapters import delta
 
     settings.DELTA_STORAGE_OPTIONS = {"AWS_SECRET_ACCESS_KEY": "s3cr3t-value", "AWS_REGION": "eu-west-1"}
     error = delta._error("open Delta table s3://b/t", OSError("denied for key s3cr3t-value"), {"k": "s3cr3t-value"})
     assert "s3cr3t-value" not in error.message and "***" in error.message
-    options = delta._storage_options("s3://bucket/t")
+    options = delta._storage_options("s3://bucket/t", delta_config())
     assert options == {**options, **settings.DELTA_STORAGE_OPTIONS}  # the configured ones, plus bounded timeouts
     assert (options["timeout"], options["retry_timeout"]) == ("30s", "30s")
     error = delta._error("open s3://b/t", OSError("s3cr3t-value in eu-west-1"), options)
     assert error.message == "open s3://b/t: OSError: *** in eu-west-1"  # the region is no secret
     settings.DELTA_STORAGE_OPTIONS = {"timeout": "120s"}
-    assert delta._storage_options("s3://bucket/t")["timeout"] == "120s"  # DELTA_STORAGE_OPTIONS wins
-    assert delta._storage_options("/var/delta/t") is None  # local folders get no credentials
+    assert delta._storage_options("s3://bucket/t", delta_config())["timeout"] == "120s"  # DELTA_STORAGE_OPTIONS wins
+    assert delta._storage_options("/var/delta/t", delta_config()) is None  # local folders get no credentials
 
 
 @pytest.mark.slow
@@ -251,7 +258,7 @@ def test_a_later_version_mirrors_its_dataset_in_the_same_merge_and_feed_merges_n
 ) -> None:
     from django.utils import timezone
 
-    from pipelines.pushes import feed_push_create
+    from pipelines.datasets.pushes import feed_push_create
     from reviewapp.models import Item
     from tests.evaluations.conftest import curate
     from tests.factories import make_items
@@ -337,9 +344,9 @@ def test_a_uc_table_from_before_dataset_id_gets_the_column_and_keeps_one_row_per
 def test_the_workspace_rejects_a_malformed_delete_clause_and_changes_nothing(
     project, fake: FakeDatabricks, clause: str, code: str
 ) -> None:
-    from pipelines.databricks import sql_statement_run
-    from pipelines.errors import PermanentPipelineError
-    from pipelines.unity_catalog import merge_sql
+    from pipelines.adapters.databricks import sql_statement_run
+    from pipelines.adapters.errors import PermanentPipelineError
+    from pipelines.adapters.unity_catalog import merge_sql
 
     first = uc_push(project, make_version(project, [canonical(1), canonical(2)], name="alpha"))
     rows, version = fake.table_rows(TABLE), fake.tables[TABLE]["version"]
@@ -348,11 +355,11 @@ def test_the_workspace_rejects_a_malformed_delete_clause_and_changes_nothing(
     bad = good.rsplit("\n", 1)[0] + "\n" + clause
 
     with pytest.raises(PermanentPipelineError) as caught:
-        sql_statement_run(statement=bad, warehouse_id="wh-reviewdesk")
+        sql_statement_run(databricks_config(), statement=bad, warehouse_id="wh-reviewdesk")
 
     assert code in caught.value.message
     assert fake.table_rows(TABLE) == rows and fake.tables[TABLE]["version"] == version
     # the well-formed clause runs: dataset 7 has no rows here, so nothing is deleted
-    result = sql_statement_run(statement=good, warehouse_id="wh-reviewdesk")
+    result = sql_statement_run(databricks_config(), statement=good, warehouse_id="wh-reviewdesk")
     assert dict(zip(result["columns"], result["rows"][0], strict=True))["num_deleted_rows"] == "0"
     assert fake.table_rows(TABLE) == rows

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from pipelines.errors import TransientPipelineError
-from pipelines.promotion import promotion_request
-from pipelines.webhooks import webhook_deliver
+from pipelines.adapters.errors import TransientPipelineError
+from pipelines.releases.promotion import promotion_request
+from pipelines.releases.webhooks import webhook_deliver
 from tests.fakes.http import FakeHttpServer, Reply, Request, route
 from tests.pipelines.promotion_fixtures import databricks_environment, engineers, versions
 

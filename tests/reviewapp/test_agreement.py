@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from reviewapp.services.agreement import cohen_kappa, krippendorff_alpha, percent_agreement
+from reviewapp.agreement import cohen_kappa, krippendorff_alpha, percent_agreement
 
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: four observers,
 # twelve units, missing values allowed. Published: nominal .743, ordinal .815, interval .849.
@@ -38,12 +38,12 @@ def test_alpha_binary_example():
 
 def test_bootstrap_alpha_equals_point_estimate_without_resampling():
     # Our vectorised coincidence-matrix alpha (used for the interval) must agree with the package.
-    from reviewapp.services.agreement import _alpha_from_coincidences, _coincidences, value_counts
+    from reviewapp.agreement import alpha_from_coincidences, coincidences, value_counts
 
     counts, values = value_counts(KRIPPENDORFF_UNITS)
-    o = _coincidences(counts).sum(axis=0).reshape(1, len(values), len(values))
+    o = coincidences(counts).sum(axis=0).reshape(1, len(values), len(values))
     for level in ("nominal", "ordinal", "interval"):
-        ours = _alpha_from_coincidences(o, level, values)[0]
+        ours = alpha_from_coincidences(o, level, values)[0]
         assert math.isclose(ours, krippendorff_alpha(KRIPPENDORFF_UNITS, level=level).value, abs_tol=1e-9)
 
 

@@ -10,7 +10,8 @@ from django.test import Client
 from django.urls import reverse
 
 from reviewapp.models import AuditEvent
-from reviewapp.services.assignments import ItemFilter, assignments_bulk_assign
+from reviewapp.selectors.items import ItemQuery
+from reviewapp.services.assignments import assignments_bulk_assign
 from tests.factories import make_items
 
 # Keys that are also methods or attributes of a dict: the template language tried them first.
@@ -36,7 +37,7 @@ def curator_client(user) -> Client:
 
 def test_the_audit_page_shows_a_bulk_assignment(project, curator, reviewer):
     make_items(project, 4)
-    assignments_bulk_assign(project=project, item_filter=ItemFilter(), actor=curator, reviewers=[reviewer])
+    assignments_bulk_assign(project=project, query=ItemQuery(), actor=curator, reviewers=[reviewer])
     event = AuditEvent.objects.get(project=project, action="assignments.assign")
 
     response = curator_client(curator).get(reverse("audit-page", args=[project.slug]))

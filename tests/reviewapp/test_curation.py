@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from reviewapp.consensus import consensus_compute
 from reviewapp.errors import AlreadyDecided, ReviewsChanged, ValidationFailed
 from reviewapp.models import (
     Adjudication,
@@ -21,7 +22,6 @@ from reviewapp.models import (
     Review,
     SchemaVersion,
 )
-from reviewapp.services.consensus import consensus_compute
 from reviewapp.services.curation import adjudication_decide, curation_item_update
 from reviewapp.services.projects import (
     project_set_reviews_per_item,

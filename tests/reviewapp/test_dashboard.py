@@ -12,7 +12,7 @@ from django.utils import timezone
 from reviewapp.charts import project_charts
 from reviewapp.models import CuratedLabel, GoldAnswer, Item, Review
 from reviewapp.models.curation import Adjudication
-from reviewapp.selectors_stats import project_stats, reviewer_stats
+from reviewapp.selectors.stats import project_stats, reviewer_stats
 from tests.factories import make_items
 
 pytestmark = pytest.mark.django_db
@@ -281,7 +281,7 @@ def test_warm_dashboard_runs_few_queries(data, curator, django_assert_max_num_qu
 
 
 def test_stale_figures_are_served_within_the_window(data, curator, reviewer2) -> None:  # type: ignore[no-untyped-def]
-    from reviewapp.selectors_stats import project_stats_cached
+    from reviewapp.selectors.stats import project_stats_cached
 
     assert project_stats_cached(project=data).progress.complete == 3
     i3 = Item.objects.get(project=data, external_id="ext-3")
@@ -291,7 +291,7 @@ def test_stale_figures_are_served_within_the_window(data, curator, reviewer2) ->
 
 def test_portable_paths_give_the_same_figures(data) -> None:  # type: ignore[no-untyped-def]
     # The demo runs on SQLite, CI on PostgreSQL: the SQLite fallbacks must agree with the SQL paths.
-    from reviewapp import selectors_stats as stats
+    from reviewapp.selectors import stats
 
     keys = [q.key for q in stats.questions_for_project(project=data) if q.kind in stats.STAT_KINDS]
     assert stats._consensus_counts_portable(project=data, keys=keys) == stats._consensus_counts(project=data, keys=keys)
@@ -308,7 +308,7 @@ def test_portable_paths_give_the_same_figures(data) -> None:  # type: ignore[no-
 def test_the_background_refresh_recomputes_only_changed_projects(data, curator, reviewer2) -> None:  # type: ignore[no-untyped-def]
     """The worker's refresh brings served figures up to date inside the staleness window, and
     leaves unchanged projects alone."""
-    from reviewapp.selectors_stats import project_stats_cached, projects_stats_refresh
+    from reviewapp.selectors.stats import project_stats_cached, projects_stats_refresh
 
     assert project_stats_cached(project=data).progress.complete == 3
     assert projects_stats_refresh() == 0  # nothing changed since the page computed them

@@ -388,7 +388,7 @@ def test_the_demo_stores_no_failed_answer_as_expectation_and_admin_can_adjudicat
 
     from reviewapp.demo.project import PROJECT_SLUG
     from reviewapp.models import Project
-    from reviewapp.selectors import adjudication_list, adjudication_next
+    from reviewapp.selectors.curation import adjudication_list, adjudication_next
 
     call_command("load_demo", stdout=StringIO(), stderr=StringIO())
     project = Project.objects.get(slug=PROJECT_SLUG)

@@ -1,10 +1,10 @@
-"""Figures over items (reviewapp.services.item_stats) against hand-computed values."""
+"""Figures over items (reviewapp.item_stats) against hand-computed values."""
 
 from __future__ import annotations
 
 import pytest
 
-from reviewapp.services.item_stats import (
+from reviewapp.item_stats import (
     BOOTSTRAP,
     PAIRED_BOOTSTRAP,
     WILSON,

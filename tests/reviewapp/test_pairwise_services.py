@@ -14,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from reviewapp.errors import AlreadySubmitted, ItemRemoved, LeaseLost, ValidationFailed
+from reviewapp.item_stats import wilson
 from reviewapp.models import AuditEvent, Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference
 from reviewapp.services.ingest import items_ingest
 from reviewapp.services.pairwise import (
@@ -24,7 +25,7 @@ from reviewapp.services.pairwise import (
     pairwise_tasks_create,
     request_key,
 )
-from reviewapp.services.pairwise_results import pairwise_results, wilson_interval
+from reviewapp.services.pairwise_results import pairwise_results
 from reviewapp.services.projects import membership_set
 from reviewapp.services.tokens import api_token_create
 from tests.factories import ProjectFactory, item_row, member
@@ -418,12 +419,12 @@ def test_submit_is_audited_with_the_sides(project, reviewer):
     [(81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718)],
 )
 def test_wilson_interval_matches_published_values(successes, n, low, high):
-    got_low, got_high = wilson_interval(successes, n)
+    got_low, got_high = wilson(successes, n)
     assert (round(got_low, 4), round(got_high, 4)) == (low, high)
 
 
 def test_wilson_interval_without_data_is_none():
-    assert wilson_interval(0, 0) is None
+    assert wilson(0, 0) is None
 
 
 def judge(project: Any, user: Any, decide: Any) -> None:
@@ -443,9 +444,10 @@ def test_results_count_by_version_whatever_side_it_was_shown_on(project, reviewe
     judge(project, curator, lambda left, right: "both_bad")
     [row] = pairwise_results(project=project)
     assert (row.version_a, row.version_b, row.tasks, row.done_tasks) == (CHAMPION, CANDIDATE, 10, 10)
-    assert (row.wins, row.losses, row.ties, row.both_bad, row.judgements, row.n) == (10, 10, 0, 10, 30, 20)
-    assert row.win_rate == 0.5
-    assert (round(row.ci_low, 4), round(row.ci_high, 4)) == (0.2993, 0.7007)
+    assert (row.wins, row.losses, row.ties, row.both_bad, row.judgements, row.decisive) == (10, 10, 0, 10, 30, 20)
+    # Every pair split 1-1, so each pair's value is 0.5: the rate is 0.5 over n = 10 pairs, and the
+    # bootstrap over pairs has nothing to vary (the interval is the point).
+    assert (row.n, row.win_rate, row.interval) == (10, 0.5, (0.5, 0.5))
     assert row.left_wins == Preference.objects.filter(choice="a").count()
 
 
@@ -460,6 +462,7 @@ def test_results_fold_both_orientations_into_one_row(project, reviewer):
     [row] = pairwise_results(project=project)
     assert (row.version_a, row.version_b, row.tasks, row.done_tasks) == (CHAMPION, CANDIDATE, 4, 4)
     assert (row.wins, row.losses, row.n, row.win_rate) == (4, 0, 4, 1.0)
+    assert row.interval == pytest.approx(wilson(4, 4))  # four unanimous pairs: Wilson over pairs
 
 
 def test_results_list_pairs_without_judgements(project):

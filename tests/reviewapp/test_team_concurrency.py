@@ -24,7 +24,8 @@ from django.utils import timezone
 
 from reviewapp.models import Assignment, Item, Review
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
-from reviewapp.services.assignments import ItemFilter, assignments_bulk_assign, reviewer_group_create
+from reviewapp.selectors.items import ItemQuery
+from reviewapp.services.assignments import assignments_bulk_assign, reviewer_group_create
 from reviewapp.services.gold import gold_answer_set
 from reviewapp.services.projects import membership_set, project_set_reviews_per_item
 from reviewapp.services.tokens import api_token_create
@@ -124,7 +125,7 @@ def test_thirty_two_reviewers_three_reviews_per_item_with_crashes_and_the_sweepe
         project.save(update_fields=["queue_mode"])
         everyone = get_user_model().objects.filter(username__startswith="team")
         group = reviewer_group_create(project=project, name="all", members=list(everyone), actor=None)
-        result = assignments_bulk_assign(project=project, item_filter=ItemFilter(), actor=None, group=group)
+        result = assignments_bulk_assign(project=project, query=ItemQuery(), actor=None, group=group)
         assert result.slots_to_group == ITEMS * N
     drain = Drain()
 

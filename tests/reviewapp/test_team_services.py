@@ -10,16 +10,15 @@ import pytest
 from django.utils import timezone
 
 from reviewapp.errors import ReviewReturned, ValidationFailed
+from reviewapp.item_stats import wilson
 from reviewapp.models import Assignment, AuditEvent, Flag, GoldAnswer, Item, Review, Skip
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
-from reviewapp.selectors import gold_accuracy_for_reviewers, queue_progress, wilson_interval
+from reviewapp.selectors.gold import gold_accuracy_for_reviewers
+from reviewapp.selectors.items import ITEM_FILTERS, ItemQuery, item_filter_register, items_matching
+from reviewapp.selectors.queue import queue_progress
 from reviewapp.services.assignments import (
-    ITEM_FILTERS,
-    ItemFilter,
     assignments_bulk_assign,
-    item_filter_register,
     item_send_back,
-    items_matching,
     project_queue_settings_set,
     reviewer_group_create,
     reviewer_group_delete,
@@ -33,7 +32,7 @@ from reviewapp.services.reviews import review_edit, review_submit
 from tests.factories import item_row, make_items
 
 GOOD = {"correct": True, "helpfulness": 4}
-EVERYTHING = ItemFilter()
+EVERYTHING = ItemQuery()
 
 
 def items_of(project) -> list[Item]:
@@ -81,7 +80,7 @@ def test_priority_by_filter_puts_items_at_the_front_of_the_queue(project, review
     make_items(project, 2)
     make_items(project, 2, start=2, model_version="2")
     result = assignments_bulk_assign(
-        project=project, item_filter=ItemFilter(model_version="2"), actor=curator, priority=7, assign=False
+        project=project, query=ItemQuery(model_version="2"), actor=curator, priority=7, assign=False
     )
     assert result.items == 2 and result.priority_set == 2 and result.slots_to_reviewers == 0
     assert list(Item.objects.filter(project=project, model_version="2").values_list("priority", flat=True)) == [7, 7]
@@ -99,7 +98,7 @@ def test_assigned_mode_offers_reviewers_only_what_is_assigned_to_them(project, r
     first = items_of(project)[0]
     assert lease_item(project, reviewer) is None  # nothing assigned yet: nothing to review
     result = assignments_bulk_assign(
-        project=project, item_filter=ItemFilter(ids=(first.pk,)), actor=curator, reviewers=[reviewer2]
+        project=project, query=ItemQuery(ids=(first.pk,)), actor=curator, reviewers=[reviewer2]
     )
     assert result.slots_to_reviewers == 1
     assert lease_item(project, reviewer) is None
@@ -111,7 +110,7 @@ def test_shared_mode_never_hands_out_slots_assigned_to_someone_else(project, rev
     make_items(project, 3)
     first, second, third = items_of(project)
     assignments_bulk_assign(
-        project=project, item_filter=ItemFilter(ids=(first.pk, second.pk)), actor=curator, reviewers=[reviewer2]
+        project=project, query=ItemQuery(ids=(first.pk, second.pk)), actor=curator, reviewers=[reviewer2]
     )
     assert review(project, reviewer).item_id == third.pk
     assert lease_item(project, reviewer) is None
@@ -122,7 +121,7 @@ def test_a_group_assignment_reaches_its_members_only(project, reviewer, reviewer
     make_items(project, 2)
     project_queue_settings_set(project=project, actor=curator, queue_mode="assigned")
     experts = reviewer_group_create(project=project, name="experts", members=[reviewer2], actor=curator)
-    result = assignments_bulk_assign(project=project, item_filter=EVERYTHING, actor=curator, group=experts)
+    result = assignments_bulk_assign(project=project, query=EVERYTHING, actor=curator, group=experts)
     assert result.slots_to_group == 2
     assert lease_item(project, reviewer) is None
     assert lease_item(project, reviewer2) is not None
@@ -137,7 +136,7 @@ def test_priority_decides_across_personal_group_and_unassigned_slots(project, re
     team = reviewer_group_create(project=project, name="team", members=[reviewer], actor=curator)
 
     def assign(item, **kwargs):
-        assignments_bulk_assign(project=project, item_filter=ItemFilter(ids=(item.pk,)), actor=curator, **kwargs)
+        assignments_bulk_assign(project=project, query=ItemQuery(ids=(item.pk,)), actor=curator, **kwargs)
 
     assign(personal, reviewers=[reviewer], priority=1)
     assign(grouped, group=team, priority=5)
@@ -155,7 +154,7 @@ def test_bulk_assignment_rotates_reviewers_and_never_gives_one_two_slots_of_an_i
     make_items(project, 4)
     team = reviewer_group_create(project=project, name="team", members=[reviewer, reviewer2], actor=curator)
     result = assignments_bulk_assign(
-        project=project, item_filter=EVERYTHING, actor=curator, reviewers=[reviewer, reviewer2], group=team
+        project=project, query=EVERYTHING, actor=curator, reviewers=[reviewer, reviewer2], group=team
     )
     assert (result.items, result.slots_to_reviewers, result.slots_to_group, result.slots_unassigned) == (4, 8, 4, 0)
     for item in items_of(project):
@@ -168,9 +167,7 @@ def test_bulk_assignment_passes_over_reviewers_who_already_saw_the_item(project,
     set_n(project, 2)
     make_items(project, 1)
     done = review(project, reviewer)
-    result = assignments_bulk_assign(
-        project=project, item_filter=EVERYTHING, actor=curator, reviewers=[reviewer, reviewer2]
-    )
+    result = assignments_bulk_assign(project=project, query=EVERYTHING, actor=curator, reviewers=[reviewer, reviewer2])
     assert result.slots_to_reviewers == 1 and result.slots_unassigned == 0
     open_slot = Assignment.objects.get(item_id=done.item_id, submitted_at__isnull=True)
     assert open_slot.assigned_to_id == reviewer2.pk
@@ -178,9 +175,9 @@ def test_bulk_assignment_passes_over_reviewers_who_already_saw_the_item(project,
 
 def test_unassign_returns_slots_to_the_shared_pool(project, reviewer, reviewer2, curator):
     make_items(project, 2)
-    assignments_bulk_assign(project=project, item_filter=EVERYTHING, actor=curator, reviewers=[reviewer2])
+    assignments_bulk_assign(project=project, query=EVERYTHING, actor=curator, reviewers=[reviewer2])
     assert lease_item(project, reviewer) is None
-    result = assignments_bulk_assign(project=project, item_filter=EVERYTHING, actor=curator)
+    result = assignments_bulk_assign(project=project, query=EVERYTHING, actor=curator)
     assert result.slots_unassigned == 2
     assert lease_item(project, reviewer) is not None
 
@@ -198,7 +195,7 @@ def test_filters_by_source_metadata_dates_ids_and_registered_extras(project, cur
     Item.objects.filter(pk=a.pk).update(created_at=timezone.now() - timedelta(days=10))
 
     def ids(**kwargs):
-        return sorted(items_matching(project=project, item_filter=ItemFilter(**kwargs)).values_list("id", flat=True))
+        return sorted(items_matching(project=project, query=ItemQuery(**kwargs)).values_list("id", flat=True))
 
     assert ids(source="chat") == [a.pk, b.pk]
     assert ids(metadata={"channel": "web"}) == [a.pk, c.pk]
@@ -225,7 +222,7 @@ def test_filters_by_source_metadata_dates_ids_and_registered_extras(project, cur
 
 def test_skip_keeps_its_reason_and_gives_back_a_personal_assignment(project, reviewer, reviewer2, curator):
     make_items(project, 1)
-    assignments_bulk_assign(project=project, item_filter=EVERYTHING, actor=curator, reviewers=[reviewer])
+    assignments_bulk_assign(project=project, query=EVERYTHING, actor=curator, reviewers=[reviewer])
     lease = queue_next(project=project, user=reviewer)
     assignment_skip(assignment=lease, user=reviewer, reason="  Outside my expertise ")
     skip = Skip.objects.get(reviewer=reviewer)
@@ -399,7 +396,7 @@ def test_more_reviews_per_item_adds_review_slots_only(project, reviewer, curator
     assert Assignment.objects.filter(item=gold_item, slot__gte=EXTRA_SLOT_BASE).count() == 1
 
 
-def test_gold_accuracy_per_reviewer_with_a_wilson_interval(project, reviewer, reviewer2, curator):
+def test_gold_accuracy_per_reviewer_with_a_wilson(project, reviewer, reviewer2, curator):
     make_items(project, 4)
     golds = items_of(project)[:2]
     for item in golds:
@@ -422,9 +419,9 @@ def test_gold_accuracy_per_reviewer_with_a_wilson_interval(project, reviewer, re
 
 def test_wilson_interval_matches_the_textbook():
     # Newcombe (1998), Statistics in Medicine 17:857, table I: 81/263 -> 0.2553 to 0.3662.
-    low, high = wilson_interval(81, 263)
+    low, high = wilson(81, 263)
     assert low == pytest.approx(0.2553, abs=1e-4) and high == pytest.approx(0.3662, abs=1e-4)
-    assert wilson_interval(0, 0) == (None, None)
+    assert wilson(0, 0) is None
 
 
 # --- leases and the audit trail -----------------------------------------------------------------
@@ -432,7 +429,7 @@ def test_wilson_interval_matches_the_textbook():
 
 def test_the_sweeper_frees_expired_leases_and_keeps_assignments(project, reviewer, reviewer2, curator):
     make_items(project, 2)
-    assignments_bulk_assign(project=project, item_filter=EVERYTHING, actor=curator, reviewers=[reviewer])
+    assignments_bulk_assign(project=project, query=EVERYTHING, actor=curator, reviewers=[reviewer])
     lease = queue_next(project=project, user=reviewer)
     Assignment.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert leases_reclaim_expired() == 1
@@ -446,7 +443,7 @@ def test_every_state_change_is_in_the_audit_log(project, reviewer, reviewer2, cu
     make_items(project, 3)
     group = reviewer_group_create(project=project, name="g", members=[reviewer], actor=curator)
     project_queue_settings_set(project=project, actor=curator, lease_seconds=120)
-    assignments_bulk_assign(project=project, item_filter=EVERYTHING, actor=curator, group=group)
+    assignments_bulk_assign(project=project, query=EVERYTHING, actor=curator, group=group)
     lease = queue_next(project=project, user=reviewer)
     flag_create(item=lease.item, user=reviewer, kind="needs_expert")
     done = review_submit(assignment_id=lease.pk, user=reviewer, answers=GOOD)

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evaluations.models import Suite, SuiteVersion
-from pipelines.datasets import dataset_create, dataset_version_create
-from pipelines.export_jobs import export_job_create, export_job_run
-from pipelines.gates.params import gate_create
+from pipelines.datasets.export_jobs import export_job_create, export_job_run
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from pipelines.models import DeliveryTarget, Environment, PromotionGate
+from pipelines.releases.gates.params import gate_create
 from reviewapp.models import ApiToken, Item, ReviewerGroup
 from reviewapp.services.tokens import api_token_create
 from tests.factories import ProjectFactory, make_items, member, standard_questions

@@ -19,11 +19,12 @@ from django.utils import timezone
 
 from evaluations.endpoints import endpoint_create
 from evaluations.services.suites import suite_create
-from pipelines.errors import PermanentPipelineError, PipelineError
-from pipelines.llm_client import EndpointConfig, chat_complete
+from pipelines.adapters.errors import PermanentPipelineError, PipelineError
+from pipelines.adapters.llm_client import EndpointConfig, chat_complete
 from pipelines.models import Environment, ModelVersion
-from pipelines.serving.local import local_proxy_ensure, local_routes_read, local_serving_stop_all, port_owner
-from pipelines.webhooks import webhook_deliver
+from pipelines.releases.serving.local import local_proxy_ensure, local_routes_read, local_serving_stop_all, port_owner
+from pipelines.releases.webhooks import webhook_deliver
+from pipelines.wiring import mlflow_config, outbound_rules
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Membership, Project
 from tests.factories import ProjectFactory, member, standard_questions
@@ -86,7 +87,7 @@ def test_an_environment_cannot_take_another_projects_port_or_endpoint(project, o
 
 
 def test_default_environments_of_a_second_project_get_their_own_ports(project, other) -> None:  # type: ignore[no-untyped-def]
-    from pipelines.promotion import environments_ensure_default
+    from pipelines.releases.promotion import environments_ensure_default
 
     first = environments_ensure_default(project=other, base_port=6400)
     second = environments_ensure_default(project=project, base_port=6400)
@@ -235,7 +236,7 @@ def test_a_declared_endpoint_cannot_read_an_application_secret(monkeypatch) -> N
         name="e", kind="openai_compatible", url="http://127.0.0.1:9/v1", credential_env="SECRET_KEY"
     )
     with pytest.raises(PermanentPipelineError) as caught:
-        chat_complete(endpoint, [{"role": "user", "content": "hi"}])
+        chat_complete(endpoint, [{"role": "user", "content": "hi"}], rules=outbound_rules())
     assert "REVIEWDESK_SECRET_" in caught.value.message and "s3cr3t" not in caught.value.message
 
 
@@ -281,12 +282,14 @@ def test_calls_and_webhooks_to_loopback_need_the_operators_permission(settings) 
     with Chat().running() as server:
         endpoint = EndpointConfig(name="local", kind="openai_compatible", url=f"{server.url}/v1", model="m")
         settings.PROMOTION_WEBHOOK_URLS = [f"{server.url}/hook"]
-        assert chat_complete(endpoint, [{"role": "user", "content": "hi"}]).content == "hello"  # tests allow loopback
+        assert (
+            chat_complete(endpoint, [{"role": "user", "content": "hi"}], rules=outbound_rules()).content == "hello"
+        )  # tests allow loopback
         assert webhook_deliver(url=f"{server.url}/hook", payload={"event": "x"}) == 204
         sent = len(server.requests)
         settings.OUTBOUND_ALLOWED_HOSTS = []
         with pytest.raises(PermanentPipelineError) as chat_error:
-            chat_complete(endpoint, [{"role": "user", "content": "hi"}])
+            chat_complete(endpoint, [{"role": "user", "content": "hi"}], rules=outbound_rules())
         with pytest.raises(PermanentPipelineError) as hook_error:
             webhook_deliver(url=f"{server.url}/hook", payload={"event": "x"})
         assert len(server.requests) == sent  # nothing left the process
@@ -295,10 +298,13 @@ def test_calls_and_webhooks_to_loopback_need_the_operators_permission(settings) 
 
 
 def test_a_databricks_host_on_a_metadata_address_is_never_called(settings) -> None:  # type: ignore[no-untyped-def]
-    from pipelines.databricks import workspace_client
+    from pipelines.adapters.databricks import DatabricksConfig, workspace_client
 
+    config = DatabricksConfig(
+        host="http://169.254.169.254", token="dapi-x", timeout_seconds=1, outbound=outbound_rules()
+    )
     with pytest.raises(PermanentPipelineError, match="metadata"):
-        workspace_client(host="http://169.254.169.254", token="dapi-x", timeout_seconds=1)
+        workspace_client(config)
 
 
 # --- model code ---------------------------------------------------------------------------------------
@@ -354,7 +360,7 @@ def test_evaluation_targets_accept_only_the_projects_registered_model(project, s
 @pytest.mark.slow
 def test_a_model_server_starts_without_the_applications_secrets(settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from pipelines.demo_models import demo_models_ensure
-    from pipelines.serving.local import local_model_server_ensure, local_model_server_stop
+    from pipelines.releases.serving.local import local_model_server_ensure, local_model_server_stop
 
     settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow.db'}"
     settings.MLFLOW_ARTIFACT_ROOT = str(tmp_path / "mlartifacts")
@@ -384,7 +390,7 @@ def test_evaluation_model_code_runs_without_the_applications_secrets(settings, t
     """An ``mlflow_model`` target's code runs in its own process: no database URL, secret key, tokens
     or registry address in its environment."""
 
-    from pipelines import mlflow_registry
+    from pipelines.adapters import mlflow_registry
     from pipelines.demo_models import demo_models_ensure
 
     settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -397,8 +403,10 @@ def test_evaluation_model_code_runs_without_the_applications_secrets(settings, t
     demo_models_ensure(model_name="support-assistant")
     uri = "models:/support-assistant/2"
 
-    [answer] = mlflow_registry.pyfunc_predict(model_uri=uri, inputs=[{"request": "Can I get a refund?"}])
-    runner = mlflow_registry.pyfunc_model_load(uri)
+    [answer] = mlflow_registry.pyfunc_predict(
+        mlflow_config(), model_uri=uri, inputs=[{"request": "Can I get a refund?"}]
+    )
+    runner = mlflow_registry.pyfunc_model_load(mlflow_config(), uri)
     try:
         assert "refund" in answer["response"].lower() and answer["retrieved_context"]
         assert runner.pid != os.getpid() and runner.alive()
@@ -408,16 +416,21 @@ def test_evaluation_model_code_runs_without_the_applications_secrets(settings, t
         for secret in ("DATABASE_URL", "SECRET_KEY", "DATABRICKS_TOKEN", "REVIEWDESK_SECRET_OPENAI_KEY"):
             assert secret not in names
         assert b"db-password" not in environ and b"mlflow-password" not in environ and b"sk-secret" not in environ
-        assert mlflow_registry.pyfunc_model_load(uri) is runner  # one process per model, reused
+        assert mlflow_registry.pyfunc_model_load(mlflow_config(), uri) is runner  # one process per model, reused
     finally:
         runner.stop()
 
 
 @pytest.mark.slow
 def test_a_workspace_that_does_not_answer_is_reported_without_its_address() -> None:
-    from pipelines import databricks
+    from pipelines.adapters import databricks
 
     port = free_port()  # nothing listens here
     with pytest.raises(PipelineError) as caught:
-        databricks.serving_endpoint_get(host=f"http://127.0.0.1:{port}", token="dapi-x", name="e", timeout_seconds=2)
+        databricks.serving_endpoint_get(
+            databricks.DatabricksConfig(
+                host=f"http://127.0.0.1:{port}", token="dapi-x", timeout_seconds=2, outbound=outbound_rules()
+            ),
+            name="e",
+        )
     assert "127.0.0.1" not in caught.value.message and str(port) not in caught.value.message

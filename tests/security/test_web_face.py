@@ -20,8 +20,8 @@ import pytest
 from django.contrib.admin.sites import site as admin_site
 from django.test import Client, RequestFactory
 
-from pipelines.datasets import dataset_create, dataset_version_create
-from pipelines.exports import export_stream, version_export_rows
+from pipelines.datasets.exports import export_stream, version_export_rows
+from pipelines.datasets.versions import dataset_create, dataset_version_create
 from reviewapp.charts import bar_chart
 from reviewapp.models import ApiToken, AuditEvent, Item, Membership
 from reviewapp.rendering import render_markdown

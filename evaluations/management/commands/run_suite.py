@@ -27,7 +27,7 @@ from evaluations.services.datasets import dataset_parse
 from evaluations.services.runs import run_start
 from pipelines.selectors.assessments import dataset_version_for_run
 from reviewapp.errors import ValidationFailed
-from reviewapp.selectors import project_get_by_slug
+from reviewapp.selectors.projects import project_get_by_slug
 
 
 def target_parse(text: str) -> dict[str, Any]:

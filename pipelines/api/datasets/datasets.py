@@ -8,8 +8,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pipelines.api.datasets.params import _bad
-from pipelines.datasets import dataset_create, dataset_update, dataset_version_create, dataset_versions_diff
+from pipelines.api.datasets.params import bad_parameter
+from pipelines.datasets.versions import dataset_create, dataset_update, dataset_version_create, dataset_versions_diff
 from pipelines.selectors.datasets import (
     dataset_get_for_user,
     dataset_list,
@@ -23,7 +23,7 @@ from reviewapp.api.pagination import paginated_response
 from reviewapp.api.schema import paginated
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 # --- serializers ---------------------------------------------------------------------------------
 
@@ -67,7 +67,7 @@ class DatasetRowSerializer(serializers.Serializer):
     row_id = serializers.CharField()
     item_id = serializers.IntegerField()
     content_hash = serializers.CharField()
-    data = serializers.DictField(help_text="The canonical row (see pipelines.datasets).")
+    data = serializers.DictField(help_text="The canonical row (see pipelines.datasets.versions).")
 
 
 # --- datasets ------------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ class DatasetVersionDiffApi(BaseApi):
         version = dataset_version_get_for_user(user=request.user, dataset_pk=pk, number=number, token=request.auth)
         against = request.query_params.get("against", "")
         if not against.isdigit():
-            raise _bad("against", "Give the number of a version of this dataset.")
+            raise bad_parameter("against", "Give the number of a version of this dataset.")
         old = dataset_version_get_for_user(user=request.user, dataset_pk=pk, number=int(against), token=request.auth)
         return Response(dataset_versions_diff(old=old, new=version))
 

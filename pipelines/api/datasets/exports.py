@@ -17,7 +17,7 @@ from pipelines.api.datasets.params import (
     export_params,
     live_filter_from_query,
 )
-from pipelines.exports import (
+from pipelines.datasets.exports import (
     export_filename,
     export_stream,
     live_export_rows,
@@ -28,7 +28,7 @@ from pipelines.exports import (
 from pipelines.selectors.datasets import dataset_version_get_for_user
 from reviewapp.api.base import BaseApi
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 # --- exports ---------------------------------------------------------------------------------------
 

@@ -12,16 +12,16 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pipelines.api.datasets.params import IgnoreFormatNegotiation, _bad
-from pipelines.datasets import dataset_filter_validate
-from pipelines.export_jobs import export_job_create, export_job_download_name, export_job_file
-from pipelines.exports import CONTENT_TYPES, FORMATS, SHAPES
+from pipelines.api.datasets.params import IgnoreFormatNegotiation, bad_parameter
+from pipelines.datasets.export_jobs import export_job_create, export_job_download_name, export_job_file
+from pipelines.datasets.exports import CONTENT_TYPES, FORMATS, SHAPES
+from pipelines.datasets.versions import dataset_filter_validate
 from pipelines.models import ExportJob
 from pipelines.selectors.datasets import dataset_version_get_for_user, export_job_get_for_user, export_jobs_recent
 from reviewapp.api.base import BaseApi
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 
 
 class ExportJobSerializer(serializers.Serializer):
@@ -77,12 +77,12 @@ class ProjectExportJobsApi(BaseApi):
         filter_ = None
         if "dataset" in given or "version" in given:
             if "dataset" not in given or "version" not in given:
-                raise _bad("version" if "dataset" in given else "dataset", "Give both dataset and version.")
+                raise bad_parameter("version" if "dataset" in given else "dataset", "Give both dataset and version.")
             version = dataset_version_get_for_user(
                 user=request.user, dataset_pk=given["dataset"], number=given["version"], token=request.auth
             )
             if version.dataset.project_id != project.pk:
-                raise _bad("dataset", "No such dataset in this project.")
+                raise bad_parameter("dataset", "No such dataset in this project.")
         else:
             filter_ = dataset_filter_validate(project=project, filter=given.get("filter") or {})
         job = export_job_create(

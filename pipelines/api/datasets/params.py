@@ -10,11 +10,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 
-from pipelines.datasets import FILTER_KEYS, dataset_filter_validate
-from pipelines.exports import COMPRESSIONS, CONTENT_TYPES, FORMATS, SHAPES
+from pipelines.datasets.exports import COMPRESSIONS, CONTENT_TYPES, FORMATS, SHAPES
+from pipelines.datasets.versions import FILTER_KEYS, dataset_filter_validate
 from reviewapp.api.serializers import ValidationErrorSerializer
-from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.errors import ValidationFailed
 from reviewapp.jsoninput import JsonInputError, json_decode
+from reviewapp.typed_input import field_error
 
 # --- export parameters ---------------------------------------------------------------------------
 
@@ -26,9 +27,9 @@ class IgnoreFormatNegotiation(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def _bad(field: str, message: str) -> ValidationFailed:
-    error: FieldError = {"index": None, "field": field, "message": message}
-    return ValidationFailed([error], f"Bad parameter '{field}': {message}")
+def bad_parameter(field: str, message: str) -> ValidationFailed:
+    """The refusal of one query parameter (its summary names the parameter)."""
+    return ValidationFailed([field_error(field, message)], f"Bad parameter '{field}': {message}")
 
 
 def export_params(request: Request) -> tuple[str, str, str]:
@@ -37,9 +38,9 @@ def export_params(request: Request) -> tuple[str, str, str]:
     fmt = params.get("format", "jsonl")
     shape = params.get("shape", "mlflow")
     if fmt not in FORMATS:
-        raise _bad("format", f"Give one of: {', '.join(FORMATS)}.")
+        raise bad_parameter("format", f"Give one of: {', '.join(FORMATS)}.")
     if shape not in SHAPES:
-        raise _bad("shape", f"Give one of: {', '.join(SHAPES)}.")
+        raise bad_parameter("shape", f"Give one of: {', '.join(SHAPES)}.")
     compression = params.get("compression")
     if compression is None:
         accepted = request.META.get("HTTP_ACCEPT_ENCODING", "")
@@ -47,7 +48,7 @@ def export_params(request: Request) -> tuple[str, str, str]:
     elif compression in ("none", "identity"):
         compression = ""
     elif compression not in COMPRESSIONS:
-        raise _bad("compression", "Give gzip or none.")
+        raise bad_parameter("compression", "Give gzip or none.")
     return fmt, shape, compression
 
 
@@ -74,7 +75,7 @@ def live_filter_from_query(request: Request, *, project: Any) -> dict[str, Any]:
             parsed = [_query_value(v) for v in values]
             raw.setdefault(head, {})[rest] = parsed if head == "answers" and len(parsed) > 1 else parsed[0]
         elif key not in LIVE_PARAMS or key in ("answers", "metadata"):
-            raise _bad(key, "Unknown parameter.")
+            raise bad_parameter(key, "Unknown parameter.")
         elif key == "tags":
             raw["tags"] = [t for v in values for t in v.split(",") if t]
         elif key == "gold":

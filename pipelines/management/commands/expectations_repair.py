@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from pipelines.expectations import expectations_fix
+from pipelines.datasets.expectations import expectations_fix
 
 
 class Command(BaseCommand):

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from pipelines.errors import PipelineError
-from pipelines.trace_ingest import traces_ingest
-from reviewapp.selectors import project_get_by_slug
+from pipelines.adapters.errors import PipelineError
+from pipelines.sources.traces import traces_ingest
+from reviewapp.selectors.projects import project_get_by_slug
 
 SKIPPED_SHOWN = 20
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines.errors import PipelineError
+from pipelines.adapters.errors import PipelineError
 
 
 class Command(BaseCommand):

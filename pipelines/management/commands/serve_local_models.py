@@ -2,7 +2,7 @@
 
 For each local environment that serves a version, its model servers (the current version, and the
 canary beside it when a rollout stopped half-way) and its proxy are started as the rollout engine
-left them (``pipelines.serving.local_endpoint_restore``); what already runs is left alone, so the
+left them (``pipelines.releases.serving.local_endpoint_restore``); what already runs is left alone, so the
 command is safe to run at every start-up. ``--stop`` stops every local model server and proxy.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from pipelines.errors import PipelineError
+from pipelines.adapters.errors import PipelineError
 from pipelines.models import Environment, Rollout
-from pipelines.serving import local_endpoint_restore, local_serving_stop_all
+from pipelines.releases.serving import local_endpoint_restore, local_serving_stop_all
 
 
 class Command(BaseCommand):

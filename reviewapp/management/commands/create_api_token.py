@@ -13,7 +13,7 @@ from django.http import Http404
 
 from reviewapp.errors import ValidationFailed
 from reviewapp.permissions import Capability
-from reviewapp.selectors import project_get_for_user
+from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.services.tokens import SCOPES, api_token_create
 
 

@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from reviewapp.errors import FieldError
 from reviewapp.jsoninput import JsonInputError, json_decode
-from reviewapp.selectors import project_get_by_slug
+from reviewapp.selectors.projects import project_get_by_slug
 from reviewapp.services.ingest import ItemIn, external_id_for, items_ingest, items_validate
+from reviewapp.typed_input import error_from
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -46,8 +47,7 @@ class Record(NamedTuple):
 
 
 def _invalid_json(position: int, field: str, exc: JsonInputError) -> Record:
-    path = ".".join(p for p in (field, exc.path) if p)
-    return Record(position, None, {"index": position, "field": path, "message": exc.message})
+    return Record(position, None, error_from(exc, field=field, index=position))
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:

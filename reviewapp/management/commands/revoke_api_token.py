@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reviewapp.selectors import api_token_get_by_prefix
+from reviewapp.selectors.tokens import api_token_get_by_prefix
 from reviewapp.services.tokens import api_token_revoke
 
 

@@ -1,0 +1,1 @@
+"""Releases: registry sync, evidence, gates, promotion, rollout and serving."""

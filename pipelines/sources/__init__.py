@@ -1,0 +1,1 @@
+"""Where items come from besides the REST API: MLflow traces."""

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: install demo test lint format bench migrate clean
+.PHONY: install demo test test-fast lint format bench migrate clean
 
 install: $(STAMP)
 
@@ -26,8 +26,13 @@ demo: install
 	DEBUG=true $(PY) manage.py load_demo_pipelines
 	DEBUG=true $(PY) scripts/demo.py
 
+# Every test, on every core (CI runs this).
 test: install
 	$(PY) scripts/run_tests.py $(ARGS)
+
+# The quick loop while coding: no Celery-worker, browser or end-to-end tests (marked slow), kept test databases.
+test-fast: install
+	$(PY) scripts/run_tests.py --fast $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -3,6 +3,12 @@
 PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 are used when they answer; otherwise the
 suite runs on SQLite and the tests that need a service are skipped, each with its reason. On CI
 (``CI=true``) every service is required and a skipped service test fails the run.
+
+The tests run in parallel, one pytest-xdist worker per core, each with its own test database
+(``_gw0``, ``_gw1``…) and var folder (tests/xdist_env.py). ``--fast`` (``make test-fast``) leaves
+out the tests marked ``slow`` and keeps the test databases between runs (``--reuse-db``; pass
+``--create-db`` after a migration changed one in place). Pass ``-n 0`` to run in one process
+(``--pdb`` and ``--trace`` do that by themselves).
 """
 
 from __future__ import annotations
@@ -104,7 +110,24 @@ def main() -> int:
         if key in env:
             print(f"note: {env[key]}", flush=True)
     print(f"database: {env['DATABASE_URL']}", flush=True)
-    os.execv(sys.executable, [sys.executable, "-m", "pytest", *sys.argv[1:]])
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *pytest_args(sys.argv[1:])])
+
+
+# Options after which one process is wanted: a debugger needs the terminal, and xdist is told its own way.
+SERIAL_OPTIONS = ("-n", "--numprocesses", "--pdb", "--trace", "-p no:xdist", "-pno:xdist")
+
+
+def pytest_args(args: list[str]) -> list[str]:
+    """The pytest command line: ours (parallel; for --fast, no slow tests and kept databases), then the caller's."""
+    ours = []
+    if "--fast" in args:
+        args = [arg for arg in args if arg != "--fast"]
+        ours += ["-m", "not slow", "--reuse-db"]
+    joined = " ".join(args)
+    if not any(arg.startswith(SERIAL_OPTIONS) for arg in args) and "-p no:xdist" not in joined:
+        # loadgroup: tests marked xdist_group(name) stay in one worker, the rest go wherever is free.
+        ours += ["-n", "auto", "--dist", "loadgroup"]
+    return [*ours, *args]
 
 
 if __name__ == "__main__":

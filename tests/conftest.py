@@ -3,6 +3,9 @@
 Tests marked ``postgres``, ``redis`` or ``browser`` need a real service. When one is missing
 (a laptop), they are skipped with the reason and listed at the end; on CI (``CI=true``) a
 skipped service test fails the run, so CI always exercises the real parts.
+
+Tests that start Celery workers, a live server or a browser are marked ``slow`` here (others carry
+``@pytest.mark.slow`` by hand); ``make test-fast`` leaves them out, ``make test`` runs them all.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ SERVICE_MARKERS = {
     "redis": "REVIEWDESK_SKIP_REDIS",
     "browser": "REVIEWDESK_SKIP_BROWSER",
 }
+# Fixtures that make a test slow: real Celery worker processes, the live server, a browser.
+SLOW_FIXTURES = {"cluster", "live_server", "page"}
 _service_skips: list[str] = []
 
 
@@ -41,7 +46,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             reason = os.environ.get(env_key)
             if reason and item.get_closest_marker(marker):
                 item.add_marker(pytest.mark.skip(reason=f"[{marker}] {reason}"))
-                _service_skips.append(f"{item.nodeid}: {reason}")
+        if item.get_closest_marker("browser") or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    # `-m` deselects after this hook, so the marks added above count (`make test-fast`: -m "not slow").
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Note each service test skipped. Under pytest-xdist this runs in the controller with every
+    worker's reports too, so the list and the CI rule below see the whole run."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = report.longrepr[2].removeprefix("Skipped: ")
+        if any(reason.startswith(f"[{marker}] ") for marker in SERVICE_MARKERS):
+            _service_skips.append(f"{report.nodeid}: {reason.split('] ', 1)[1]}")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
@@ -66,6 +82,8 @@ def skip_summary(reports: list) -> str:  # type: ignore[type-arg]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller, which sees every report, decides
     if _service_skips and os.environ.get("CI", "").lower() == "true":
         print(f"\nCI requires every service; {len(_service_skips)} service-backed tests were skipped.")
         session.exitstatus = 1

@@ -261,6 +261,7 @@ def help_text(argv: list[str]) -> str:
     return help_of(str(BIN / program))
 
 
+@pytest.mark.slow
 def test_compose_commands_exist_with_the_options_they_use(services):
     seen = set()
     runs = [(name, argv) for name in APP_SERVICES for argv in command_argv(services[name]["command"])]
@@ -280,6 +281,7 @@ def test_compose_commands_exist_with_the_options_they_use(services):
     assert "celery -A reviewapp inspect" in seen
 
 
+@pytest.mark.slow
 def test_the_wsgi_app_compose_serves_loads_with_production_settings(services, tmp_path):
     command = " ".join(" ".join(argv) for argv in command_argv(services["web"]["command"]))
     target = re.search(r"gunicorn (\S+):(\S+)", command)
@@ -297,6 +299,7 @@ def test_the_wsgi_app_compose_serves_loads_with_production_settings(services, tm
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_check_deploy_passes_with_production_env(tmp_path):
     env = production_env(
         DEBUG="false",
@@ -468,6 +471,7 @@ def assert_all_gone(demo: Demo) -> None:
     assert not left, f"left running: {left}\n{demo.output()[-3000:]}"
 
 
+@pytest.mark.slow
 def test_demo_serves_then_stops_every_process_on_sigint(demo):
     demo.wait_until_up()
     assert demo.get("/readyz") == 200  # database and the file-system broker under its var dir
@@ -485,6 +489,7 @@ def test_demo_serves_then_stops_every_process_on_sigint(demo):
     assert "SIGINT received" in out and "demo | stopped" in out
 
 
+@pytest.mark.slow
 def test_demo_restarts_at_once_on_the_same_port_after_ctrl_c(demo, tmp_path, migrated_sqlite):
     demo.wait_until_up()
     demo.proc.send_signal(signal.SIGINT)
@@ -504,6 +509,7 @@ def test_demo_restarts_at_once_on_the_same_port_after_ctrl_c(demo, tmp_path, mig
 
 
 @pytest.mark.parametrize("burst", [["SIGTERM", "SIGINT"], ["SIGINT", "SIGTERM", "SIGTERM", "SIGINT", "SIGTERM"]])
+@pytest.mark.slow
 def test_demo_stops_every_process_on_a_burst_of_signals(demo, burst):
     demo.wait_until_up()
     for name in burst:  # what a signal to the process group plus make's forwarded SIGTERM deliver
@@ -513,6 +519,7 @@ def test_demo_stops_every_process_on_a_burst_of_signals(demo, burst):
     assert "demo | stopped" in demo.output()
 
 
+@pytest.mark.slow
 def test_demo_stops_the_others_and_fails_when_one_process_dies(demo):
     demo.wait_until_up()
     beat = [
@@ -528,6 +535,7 @@ def test_demo_stops_the_others_and_fails_when_one_process_dies(demo):
     assert "beat exited with code -9; stopping the others" in demo.output()
 
 
+@pytest.mark.slow
 def test_demo_refuses_a_busy_port(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

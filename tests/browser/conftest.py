@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.factories import PASSWORD
 
@@ -28,10 +29,15 @@ def login(page, live_server):  # type: ignore[no-untyped-def]
 
     def _login(username: str, password: str = PASSWORD) -> None:
         page.goto(f"{live_server.url}/login/")
-        page.keyboard.type(username)  # the username field has autofocus
+        # The username field has autofocus, which Chromium applies at its next rendering step, not
+        # by the load event: keys typed before it land on the page and are lost (seldom, under load).
+        expect(page.locator("input[name=username]")).to_be_focused()
+        page.keyboard.type(username)
         page.keyboard.press("Tab")
         page.keyboard.type(password)
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{live_server.url}/")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        # Signed in, or why not (a refused sign-in comes back to /login/ with its reason).
+        assert page.url == f"{live_server.url}/", (page.url, page.locator(".notice-error").all_inner_texts())
 
     return _login

@@ -129,6 +129,7 @@ def test_a_message_role_databricks_does_not_take_is_refused_before_sending(fake:
     assert fake.invocations() == []
 
 
+@pytest.mark.slow
 def test_an_unreachable_host_fails_within_the_timeout() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -113,6 +113,7 @@ def test_an_unanswerable_question_falls_back_to_a_handover() -> None:
     }
 
 
+@pytest.mark.slow
 def test_the_registered_versions_load_and_answer_with_their_context(registry: str) -> None:
     with override_settings(MLFLOW_TRACKING_URI=registry):
         [v2] = mlflow_registry.pyfunc_predict(
@@ -169,6 +170,7 @@ def test_a_missing_model_version_fails_the_whole_target(registry: str) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_an_mlflow_model_endpoint_is_a_generation_target(registry: str, settings) -> None:  # type: ignore[no-untyped-def]
     settings.MLFLOW_TRACKING_URI = registry
     settings.EVALUATION_ENDPOINTS = [

@@ -151,6 +151,7 @@ def test_settings_refuse_endpoints_that_are_not_json() -> None:
     assert "REVIEWDESK_ENDPOINTS is not valid JSON" in proc.stderr
 
 
+@pytest.mark.slow
 def test_settings_read_endpoints_judge_and_scorer_modules_from_the_environment() -> None:
     env = {
         **os.environ,

@@ -46,6 +46,7 @@ def read_table(client: Any, run_id: str, tmp_path: Path) -> dict[str, list[Any]]
     return {column: [row[i] for row in data["data"]] for i, column in enumerate(data["columns"])}
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_logged_once_with_params_metrics_and_the_row_table(
     project, rag_questions, reviewer, mlflow_store: str, tmp_path: Path
 ) -> None:
@@ -83,6 +84,7 @@ def test_a_finished_run_is_logged_once_with_params_metrics_and_the_row_table(
     assert len(client.search_runs([run.mlflow_experiment_id])) == 1
 
 
+@pytest.mark.slow
 def test_a_half_logged_attempt_is_replaced_not_duplicated(
     project, rag_questions, reviewer, mlflow_store: str, tmp_path: Path
 ) -> None:
@@ -99,6 +101,7 @@ def test_a_half_logged_attempt_is_replaced_not_duplicated(
     assert [r.info.run_id for r in client.search_runs([experiment])] == [run.mlflow_run_id]
 
 
+@pytest.mark.slow
 def test_mlflow_down_leaves_the_run_complete_and_logging_is_retried_until_it_works(
     project, rag_questions, reviewer, settings, tmp_path: Path
 ) -> None:

@@ -73,6 +73,7 @@ def traced(project, rag_questions, reviewer, mlflow_store) -> list[Item]:  # noq
     return items
 
 
+@pytest.mark.slow
 def test_curated_feedback_and_expectations_land_on_the_traces_once(project, reviewer, traced: list[Item]) -> None:
     report = assessments_sync(project=project)
     assert (report.synced, report.failed) == (2, 0) and report.written == 7
@@ -103,6 +104,7 @@ def test_curated_feedback_and_expectations_land_on_the_traces_once(project, revi
     assert len(assessments(traced[0].trace_id, valid_only=False)) == 4
 
 
+@pytest.mark.slow
 def test_a_changed_label_overrides_its_earlier_assessments(project, reviewer, traced: list[Item]) -> None:
     assessments_sync(project=project)
     before = by_name(traced[0].trace_id)
@@ -136,6 +138,7 @@ def test_a_changed_label_overrides_its_earlier_assessments(project, reviewer, tr
     assert assessments_sync(project=project).written == 0
 
 
+@pytest.mark.slow
 def test_an_adjudicated_label_names_its_curator(project, reviewer, reviewer2, curator, mlflow_store) -> None:
     project.reviews_per_item = 2
     project.save(update_fields=["reviews_per_item"])
@@ -148,6 +151,7 @@ def test_an_adjudicated_label_names_its_curator(project, reviewer, reviewer2, cu
     assert found["correct"].rationale == "The answer is right."
 
 
+@pytest.mark.slow
 def test_a_trace_missing_in_mlflow_is_a_per_label_error_and_the_others_go_on(
     project, reviewer, traced: list[Item]
 ) -> None:
@@ -164,6 +168,7 @@ def test_a_trace_missing_in_mlflow_is_a_per_label_error_and_the_others_go_on(
         assert assessments_sync(project=project).failed == 0  # given up
 
 
+@pytest.mark.slow
 def test_mlflow_down_puts_the_label_back_for_a_retry(
     project, reviewer, traced: list[Item], settings, monkeypatch
 ) -> None:
@@ -176,6 +181,7 @@ def test_mlflow_down_puts_the_label_back_for_a_retry(
     assert set(AssessmentSync.objects.values_list("status", flat=True)) == {"pending"}
 
 
+@pytest.mark.slow
 def test_a_claimed_row_is_not_synced_twice(project, reviewer, traced: list[Item]) -> None:
     assessments_sync(project=project)
     row = AssessmentSync.objects.get(item_id=traced[0].pk)
@@ -183,6 +189,7 @@ def test_a_claimed_row_is_not_synced_twice(project, reviewer, traced: list[Item]
     assert len(assessments(traced[0].trace_id, valid_only=False)) == 4
 
 
+@pytest.mark.slow
 def test_a_crash_mid_sync_adopts_what_was_written(project, reviewer, traced: list[Item]) -> None:
     """A worker died after writing but before recording: the retry writes nothing twice."""
     assessments_sync(project=project)

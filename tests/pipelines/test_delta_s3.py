@@ -142,6 +142,7 @@ def s3_push(project: Any, version: Any, uri: str = URI) -> Push:
     return push
 
 
+@pytest.mark.slow
 def test_a_version_is_pushed_to_s3_and_read_back_and_a_re_push_writes_nothing(project, s3: S3Server) -> None:
     version = make_version(project, [canonical(n) for n in range(1, 4)])
 

@@ -16,6 +16,7 @@ from reviewapp.models import CuratedLabel, Project
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_demo_pipelines_load_everything_once_and_v2_passes_its_gates(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with override_settings(

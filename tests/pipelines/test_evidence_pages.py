@@ -70,6 +70,7 @@ def test_the_champions_page_has_no_diff(project, versions, engineer) -> None:
     assert "data-is-champion" in html and "data-diff" not in html and "Answer." in html
 
 
+@pytest.mark.slow
 def test_gates_page_admins_add_and_remove_engineers_read(project, versions, engineer) -> None:
     admin = member(project, "admin", username="ada")
     client = session(admin)

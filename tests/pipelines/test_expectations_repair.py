@@ -42,6 +42,7 @@ def stale(project, reviewer, reviewer2, curator):  # type: ignore[no-untyped-def
     return dataset
 
 
+@pytest.mark.slow
 def test_migrate_repairs_labels_and_says_which_versions_need_a_new_one(stale, curator):
     ext0 = Item.objects.get(external_id="ext-0")
     frozen = DatasetRow.objects.get(version__number=1, item_id=ext0.pk)

@@ -55,6 +55,7 @@ def shaped_rows(version: DatasetVersion) -> list[dict[str, Any]]:
     return [r for r in (shape_row("mlflow", data) for data in rows) if r is not None]
 
 
+@pytest.mark.slow
 def test_the_mlflow_shape_feeds_genai_evaluate_with_a_code_scorer(version: DatasetVersion, mlflow_store: str) -> None:
     import mlflow
     from mlflow.genai.scorers import scorer
@@ -85,6 +86,7 @@ def test_the_mlflow_shape_feeds_genai_evaluate_with_a_code_scorer(version: Datas
     assert chat["inputs"]["messages"][0]["content"] == "Reset my password?"
 
 
+@pytest.mark.slow
 def test_a_version_becomes_an_mlflow_evaluation_dataset_once(version: DatasetVersion, mlflow_store: str) -> None:
     from mlflow import MlflowClient
 
@@ -114,6 +116,7 @@ def test_a_version_becomes_an_mlflow_evaluation_dataset_once(version: DatasetVer
     assert len(client.search_datasets(max_results=50)) == 1
 
 
+@pytest.mark.slow
 def test_the_task_materialises_a_version_and_mlflow_down_is_transient(
     version: DatasetVersion, mlflow_store: str, settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

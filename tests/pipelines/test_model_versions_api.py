@@ -155,6 +155,7 @@ def test_gates_are_read_by_engineers_and_changed_by_admins(project, versions, en
     assert not PromotionGate.objects.exists()
 
 
+@pytest.mark.slow
 def test_sync_now_reads_the_registry(project, engineer, settings, tmp_path: Path, monkeypatch) -> None:
     registry = registry_create(tmp_path)
     log_version(registry, model="api-sync", params={"top_k": "2"}, prompt_template="T {q}")

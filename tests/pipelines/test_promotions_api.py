@@ -46,6 +46,7 @@ def request_payload(**over: Any) -> dict[str, Any]:
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_request_approve_refusals_and_detail(world, reviewer, outsider) -> None:  # type: ignore[no-untyped-def]
     a = bearer(world["erin"], "promote")
     response = a.post("/api/v1/promotions/", request_payload(), content_type="application/json")
@@ -157,6 +158,7 @@ def free_port() -> int:
 @pytest.mark.redis
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_end_to_end_on_the_local_mlflow_server(project, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from tests.workers import Cluster
 

@@ -60,6 +60,7 @@ def feed_batch(target: DeliveryTarget) -> Push | None:
     return push
 
 
+@pytest.mark.slow
 def test_a_label_committed_after_the_watermark_passed_it_is_delivered_by_the_next_batch(
     project, reviewer, settings: Any, tmp_path: Path
 ) -> None:

@@ -54,6 +54,7 @@ def two_versions(registry: Registry, model: str) -> tuple[str, str]:
     return v1, v2
 
 
+@pytest.mark.slow
 def test_sync_copies_versions_with_their_params_prompt_templates_and_aliases(project, at_registry) -> None:
     model = "sync-basic"
     v1, _ = two_versions(at_registry, model)
@@ -76,6 +77,7 @@ def test_sync_copies_versions_with_their_params_prompt_templates_and_aliases(pro
     assert registry_sync_status(project=project)["ok"] is True
 
 
+@pytest.mark.slow
 def test_a_second_sync_changes_nothing_and_alias_moves_are_picked_up(project, at_registry) -> None:
     model = "sync-aliases"
     v1, v2 = two_versions(at_registry, model)
@@ -130,6 +132,7 @@ def test_a_template_logged_as_a_run_tag_is_found(project, at_registry) -> None:
     assert ModelVersion.objects.get().prompt_template == "Tagged {question}"
 
 
+@pytest.mark.slow
 def test_an_unreachable_registry_writes_nothing_and_is_recorded(project, at_registry, settings, monkeypatch) -> None:
     model = "sync-down"
     two_versions(at_registry, model)
@@ -182,6 +185,7 @@ def test_the_task_syncs_and_beat_schedules_it(project, at_registry) -> None:
     assert schedule["task"] == "pipelines.registry_sync_all" and schedule["schedule"] == 300.0
 
 
+@pytest.mark.slow
 def test_the_demo_rag_chain_versions_sync_with_their_settings(project, tmp_path: Path) -> None:
     """The demo chain (pipelines.demo_models) logs its RagSettings as run params, prompt_template among them."""
     from io import StringIO

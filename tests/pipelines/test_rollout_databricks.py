@@ -135,6 +135,7 @@ def test_running_it_again_changes_nothing_and_a_crashed_step_rechecks_real_state
     assert rollout.steps.get(key="traffic_100").detail["action"] == "already serving"
 
 
+@pytest.mark.slow
 def test_a_5xx_on_update_config_is_retried(world) -> None:  # type: ignore[no-untyped-def]
     fake: FakeDatabricks = world["fake"]
     fake.fail_next(1, Reply(500, {"error_code": "INTERNAL_ERROR", "message": "boom"}), path=CONFIG_PATH)
@@ -145,6 +146,7 @@ def test_a_5xx_on_update_config_is_retried(world) -> None:  # type: ignore[no-un
     assert rollout.steps.get(key="traffic_10").attempts == 2
 
 
+@pytest.mark.slow
 def test_persistent_5xx_fails_the_rollout_with_traffic_and_alias_on_the_old_version(world) -> None:  # type: ignore[no-untyped-def]
     fake: FakeDatabricks = world["fake"]
     rollout = approve_v2(world)
@@ -185,6 +187,7 @@ def test_persistent_5xx_fails_the_rollout_with_traffic_and_alias_on_the_old_vers
     assert rollout.request.status == PromotionRequest.Status.LIVE
 
 
+@pytest.mark.slow
 def test_an_endpoint_that_never_becomes_ready_times_out_and_keeps_the_old_traffic(world, settings) -> None:  # type: ignore[no-untyped-def]
     fake: FakeDatabricks = world["fake"]
     world["env"].ready_timeout_seconds = 1
@@ -372,6 +375,7 @@ def test_a_slow_candidate_fails_its_stage_on_p95_latency(world, settings) -> Non
     assert health["verdict"] == "passed" and health["queries"] == 2 and health["soak_resumed"] == 0
 
 
+@pytest.mark.slow
 def test_a_soak_within_the_limits_passes_and_records_every_query(world, settings) -> None:  # type: ignore[no-untyped-def]
     fake: FakeDatabricks = world["fake"]
     soaking(world, settings, soak_seconds=1, max_error_rate=0.5)

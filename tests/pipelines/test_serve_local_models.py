@@ -52,6 +52,7 @@ def run(*args: str) -> str:
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_restarts_what_the_rollout_left_and_is_idempotent(project, settings: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow.db'}"
     settings.MLFLOW_ARTIFACT_ROOT = str(tmp_path / "mlartifacts")

@@ -81,6 +81,7 @@ def three_traces(mlflow_store) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_traces_become_items_with_request_response_context_and_model_version(project, three_traces) -> None:
     result = traces_ingest(project=project, experiment=EXPERIMENT)
     assert (result.read, result.created, result.updated, result.sampled_out, result.skipped) == (3, 3, 0, 0, {})
@@ -102,6 +103,7 @@ def test_traces_become_items_with_request_response_context_and_model_version(pro
     assert chat.assignments.count() == project.reviews_per_item  # in the review queue like any item
 
 
+@pytest.mark.slow
 def test_running_again_adds_and_changes_nothing_until_the_trace_changes(project, three_traces) -> None:
     from mlflow import MlflowClient
 
@@ -119,6 +121,7 @@ def test_running_again_adds_and_changes_nothing_until_the_trace_changes(project,
     assert Item.objects.get(external_id=three_traces[2]).model_version == "7"
 
 
+@pytest.mark.slow
 def test_sampling_is_deterministic_and_a_higher_rate_picks_a_superset(
     project, mlflow_store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,6 +183,7 @@ def test_an_unknown_experiment_or_a_bad_argument_is_a_clear_error(project, mlflo
         traces_ingest(project=project, experiment=EXPERIMENT, filter_string="bogus ==")
 
 
+@pytest.mark.slow
 def test_the_command_prints_the_counts(project, three_traces) -> None:
     unanswered = log_trace({"question": "Crashed?"})
     out = StringIO()

@@ -14,6 +14,7 @@ from tests.pipelines.test_trace_ingest import DOCS, EXPERIMENT, log_trace, mlflo
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.slow
 def test_a_traced_answer_comes_back_to_its_trace_as_human_feedback(project, rag_questions, reviewer, mlflow_store):  # noqa: F811
     import mlflow
 

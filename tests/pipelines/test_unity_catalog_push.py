@@ -145,6 +145,7 @@ def test_a_new_question_evolves_the_uc_table(project, fake: FakeDatabricks) -> N
     assert rows["item-3"]["feedback_tone"] is True and rows["item-1"].get("feedback_tone") is None
 
 
+@pytest.mark.slow
 def test_503s_on_the_first_calls_are_retried_without_duplicates(project, fake: FakeDatabricks) -> None:
     version = make_version(project, [canonical(n) for n in range(1, 4)])
     unavailable = Reply(503, {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "The service is overloaded."})
@@ -156,6 +157,7 @@ def test_503s_on_the_first_calls_are_retried_without_duplicates(project, fake: F
     assert len(fake.table_rows(TABLE)) == 3
 
 
+@pytest.mark.slow
 def test_a_workspace_down_longer_than_the_budget_requeues_the_push_and_the_retry_writes_once(
     project, fake: FakeDatabricks
 ) -> None:
@@ -250,6 +252,7 @@ def test_object_store_credentials_never_appear_in_errors(settings) -> None:
     assert delta._storage_options("/var/delta/t", delta_config()) is None  # local folders get no credentials
 
 
+@pytest.mark.slow
 def test_a_later_version_mirrors_its_dataset_in_the_same_merge_and_feed_merges_never_delete(
     project, reviewer, fake: FakeDatabricks
 ) -> None:

@@ -71,6 +71,7 @@ def test_interval_narrows_with_more_items():
     assert (b.ci_high - b.ci_low) < (a.ci_high - a.ci_low)
 
 
+@pytest.mark.slow
 def test_hundred_thousand_reviews_compute_fast_enough():
     rng = np.random.default_rng(5)
     truth = rng.integers(1, 6, 33_334)

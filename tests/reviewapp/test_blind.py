@@ -346,6 +346,7 @@ def too_close(order: list[str], k: int) -> list[int]:
 
 
 @pytest.mark.parametrize(("requests", "spacing"), [(20, 3), (30, 5)])
+@pytest.mark.slow
 def test_siblings_come_at_least_k_items_apart(project, reviewer, admin, requests, spacing):
     assert patch(session(admin), f"{BASE}/queue-settings/", {"sibling_spacing": spacing}).status_code == 200
     two_versions_per_request(project, requests)

@@ -224,6 +224,7 @@ def _manage(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_the_command_line_contract(project, engineer, tmp_path):
     created = _manage("create_api_token", "--user", "eddie", "--scopes", "ingest")
     assert created.returncode == 0, created.stderr

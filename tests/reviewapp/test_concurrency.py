@@ -32,6 +32,7 @@ REVIEWS = "/api/v1/projects/support/reviews/"
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("reviews_per_item", [1, 2])
+@pytest.mark.slow
 def test_sixteen_reviewers_drain_the_queue_without_overlap(project, reviews_per_item):
     make_items(project, ITEMS)
     project_set_reviews_per_item(project=project, reviews_per_item=reviews_per_item)

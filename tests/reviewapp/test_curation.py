@@ -423,6 +423,7 @@ RACES = 12
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_two_reviews_finishing_an_item_at_once_are_combined_exactly_once(project, reviewer, reviewer2):
     """Each item's two last reviews are submitted at the same instant from two connections; every
     item must end with exactly one outcome (a consensus label, or an open adjudication)."""

@@ -154,6 +154,7 @@ def test_load_demo_creates_project_schema_items_and_users():
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_the_demo_comes_with_reviews_curated_labels_and_disagreements():
     """12 cases of each version reviewed twice through the real services; the engineer disagrees on 3."""
     from reviewapp.demo.reviews import DISAGREEING_CASES, REVIEWED_CASES
@@ -182,6 +183,7 @@ def test_the_demo_comes_with_reviews_curated_labels_and_disagreements():
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_running_load_demo_twice_changes_nothing():
     load_demo()
     before = db_snapshot()
@@ -192,6 +194,7 @@ def test_running_load_demo_twice_changes_nothing():
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_load_demo_adds_back_only_what_is_missing_and_keeps_reviews():
     load_demo()
     project = Project.objects.get(slug=PROJECT_SLUG)
@@ -217,6 +220,7 @@ def test_load_demo_adds_back_only_what_is_missing_and_keeps_reviews():
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_demo_item_takes_an_answer_to_every_question():
     load_demo()
     project = Project.objects.get(slug=PROJECT_SLUG)
@@ -252,6 +256,7 @@ def test_load_demo_refuses_without_debug_or_testing():
 
 @pytest.mark.django_db
 @override_settings(DEBUG=False, TESTING=False)
+@pytest.mark.slow
 def test_load_demo_force_runs_without_debug():
     load_demo("--force")
     assert Project.objects.filter(slug=PROJECT_SLUG).exists()
@@ -259,6 +264,7 @@ def test_load_demo_force_runs_without_debug():
 
 @pytest.mark.django_db
 @override_settings(DEBUG=True, TESTING=False)
+@pytest.mark.slow
 def test_load_demo_runs_with_debug():
     load_demo()
     assert Item.objects.filter(project__slug=PROJECT_SLUG).count() == 2 * len(CASES)

@@ -380,6 +380,7 @@ def test_repair_clears_reviews_and_labels_and_recomputes_curation(disputed, revi
 # --- the demo ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_demo_stores_no_failed_answer_as_expectation_and_admin_can_adjudicate():
     from io import StringIO
 

@@ -482,6 +482,7 @@ PREFERENCES = "/api/v1/projects/support/pairwise/preferences/"
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_eight_reviewers_judge_every_pair_exactly_twice_without_overlap(project):
     make_pairs(project, PAIRS)
     pair(project, ppt=2)

@@ -32,6 +32,7 @@ def worker() -> Iterator[CeleryWorker]:
 @pytest.mark.redis
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_a_real_worker_frees_an_expired_lease(project, reviewer, worker):
     make_items(project, 2)
     expired = queue_next(project=project, user=reviewer)

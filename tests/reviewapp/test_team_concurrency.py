@@ -106,6 +106,7 @@ class Drain:
 @pytest.mark.parametrize(
     ("gold_items", "assigned"), [(0, False), (3, False), (0, True)], ids=["plain", "with-gold", "assigned-to-a-group"]
 )
+@pytest.mark.slow
 def test_thirty_two_reviewers_three_reviews_per_item_with_crashes_and_the_sweeper(project, gold_items, assigned):
     project_set_reviews_per_item(project=project, reviews_per_item=N)
     project.refresh_from_db()
@@ -169,6 +170,7 @@ def test_thirty_two_reviewers_three_reviews_per_item_with_crashes_and_the_sweepe
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_two_tabs_submitting_at_the_same_moment_save_exactly_one_review(project):
     make_items(project, 10)
     user = get_user_model().objects.create(username="twotabs")

@@ -357,6 +357,7 @@ def test_evaluation_targets_accept_only_the_projects_registered_model(project, s
     assert via_endpoint.status_code == 400 and via_endpoint.json()["errors"][0]["field"] == "target.endpoint"
 
 
+@pytest.mark.slow
 def test_a_model_server_starts_without_the_applications_secrets(settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from pipelines.demo_models import demo_models_ensure
     from pipelines.releases.serving.local import local_model_server_ensure, local_model_server_stop
@@ -384,6 +385,7 @@ def test_a_model_server_starts_without_the_applications_secrets(settings, tmp_pa
         local_model_server_stop(model_uri=uri)
 
 
+@pytest.mark.slow
 def test_evaluation_model_code_runs_without_the_applications_secrets(settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """An ``mlflow_model`` target's code runs in its own process: no database URL, secret key, tokens
     or registry address in its environment."""
@@ -419,6 +421,7 @@ def test_evaluation_model_code_runs_without_the_applications_secrets(settings, t
         runner.stop()
 
 
+@pytest.mark.slow
 def test_a_workspace_that_does_not_answer_is_reported_without_its_address() -> None:
     from pipelines.adapters import databricks
 

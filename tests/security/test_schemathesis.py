@@ -60,6 +60,7 @@ def _runner(strategy: Any, *, app: Any, headers: dict[str, str], checks: list[An
     return run
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error_or_schema_violation(db: Any) -> None:
     # As Django's test client does: keep the test's connection (and its transaction) across requests.
     request_started.disconnect(close_old_connections)

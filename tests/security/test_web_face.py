@@ -113,6 +113,7 @@ def throttle(settings):  # type: ignore[no-untyped-def]
     return settings
 
 
+@pytest.mark.slow
 def test_failed_sign_ins_slow_down_then_lock_with_a_plain_message_then_unlock(throttle, reviewer):
     client = Client()
     assert "Please enter a correct username" in login(client, "rita", "wrong").content.decode()

@@ -311,6 +311,7 @@ def short_leases(tmp_path: Any) -> Iterator[Cluster]:
         yield started
 
 
+@pytest.mark.slow  # real Celery workers (its own cluster, not the `cluster` fixture)
 @pytest.mark.redis
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)

@@ -24,7 +24,11 @@ from pipelines.wiring import mlflow_config
 from reviewapp.demo.items import CASES
 
 # mlflow 3.17.2's own SQLAlchemy store uses a deprecated loader option; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+# End to end: the demo chain logged to MLflow and run as a model target.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning"),
+]
 
 # An independent measure of answer quality (not the chain's own tokenizer): the share of each
 # expected fact's content words that appear in the response, averaged over facts and cases.

@@ -103,6 +103,7 @@ def test_a_second_sync_changes_nothing_and_alias_moves_are_picked_up(project, at
     assert aliases == {"1": [], "2": ["champion", "staging"]}
 
 
+@pytest.mark.slow
 def test_a_version_deleted_in_the_registry_is_marked_not_removed(project, at_registry) -> None:
     model = "sync-delete"
     _, v2 = two_versions(at_registry, model)
@@ -121,6 +122,7 @@ def test_a_version_deleted_in_the_registry_is_marked_not_removed(project, at_reg
     assert registry_sync(project=project).deleted == []  # marked once
 
 
+@pytest.mark.slow
 def test_a_template_logged_as_a_run_tag_is_found(project, at_registry) -> None:
     model = "sync-tag"
     log_version(at_registry, model=model, params={"top_k": "2"}, prompt_template="Tagged {question}", template_as="tag")

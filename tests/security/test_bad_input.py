@@ -224,6 +224,7 @@ def payloads(props: dict[str, Any]) -> list[tuple[str, bytes]]:
     ]
 
 
+@pytest.mark.slow  # every write operation of the schema, seven bodies each
 def test_no_write_endpoint_answers_5xx_to_bad_input(seeded):
     schema = SchemaGenerator().get_schema(request=None, public=True)
     client = api(seeded)

@@ -216,6 +216,7 @@ def start_settings(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # starts the application in processes of its own
 def test_a_weak_secret_key_stops_the_start_with_a_clear_message():
     short = start_settings(SECRET_KEY="only-thirty-characters-long-xx")
     assert short.returncode != 0 and "SECRET_KEY is too weak" in short.stderr and "50 characters" in short.stderr

@@ -390,6 +390,12 @@ DELTA_STORAGE_TIMEOUT_SECONDS = envint("DELTA_STORAGE_TIMEOUT_SECONDS", 30, mini
 DELIVERY_PUSH_INTERVAL_SECONDS = envint("DELIVERY_PUSH_INTERVAL_SECONDS", 300, minimum=5)
 # At most this many curated labels per feed micro-batch.
 DELIVERY_BATCH_MAX_ROWS = envint("DELIVERY_BATCH_MAX_ROWS", 50000, minimum=1)
+# Sources (pipelines.sources): seconds between the beat's look for sources whose interval has passed,
+# rows per batch of a pull (each batch commits with the source's watermark), a pull's lease.
+SOURCES_DUE_SECONDS = envint("SOURCES_DUE_SECONDS", 30, minimum=1)
+SOURCES_BATCH_SIZE = envint("SOURCES_BATCH_SIZE", 500, minimum=1)
+SOURCES_PULL_LEASE_SECONDS = envint("SOURCES_PULL_LEASE_SECONDS", 600, minimum=30)
+SOURCES_PULL_MAX_ATTEMPTS = envint("SOURCES_PULL_MAX_ATTEMPTS", 5, minimum=1)
 # Each feed batch also re-reads the labels curated this many seconds before its watermark, so a label
 # whose transaction committed late (stamped before the watermark moved past it) is still delivered;
 # unchanged rows are not rewritten. Longer than any curation transaction may take.

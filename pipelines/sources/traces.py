@@ -58,7 +58,7 @@ def trace_sampled(trace_id: str, sample_rate: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < sample_rate
 
 
-def _skip_reason(trace: dict[str, Any]) -> str:
+def trace_skip_reason(trace: dict[str, Any]) -> str:
     if trace["state"] == "IN_PROGRESS":
         return "The trace is still in progress."
     if trace["request"] is None:
@@ -68,7 +68,8 @@ def _skip_reason(trace: dict[str, Any]) -> str:
     return ""
 
 
-def _row(trace: dict[str, Any], *, experiment_id: str) -> dict[str, Any]:
+def trace_item(trace: dict[str, Any], *, experiment_id: str) -> dict[str, Any]:
+    """The item (ingest shape) of a trace as the adapter reads it."""
     started = datetime.fromtimestamp(trace["timestamp_ms"] / 1000, tz=timezone.get_current_timezone())
     metadata: dict[str, Any] = {
         "mlflow_experiment_id": experiment_id,
@@ -172,11 +173,11 @@ def traces_ingest(
             if not trace_sampled(trace["trace_id"], sample_rate):
                 result.sampled_out += 1
                 continue
-            reason = _skip_reason(trace)
+            reason = trace_skip_reason(trace)
             if reason:
                 result.skipped[trace["trace_id"]] = reason
                 continue
-            pending.append(_row(trace, experiment_id=page.experiment_id))
+            pending.append(trace_item(trace, experiment_id=page.experiment_id))
             if len(pending) >= batch_size:
                 _flush(project=project, rows=pending, result=result, actor=actor)
                 pending = []

@@ -72,6 +72,21 @@ def source_pull_request(
     The row commits first; the task is sent by name once the transaction commits. ``rescan_from``
     (manage.py ingest_traces): read from this watermark and leave the source's own alone.
     """
+    return _pull_request(
+        source=source, actor=actor, trigger=trigger, rescan_from=rescan_from, max_rows=max_rows, enqueue=enqueue
+    )[0]
+
+
+def _pull_request(
+    *,
+    source: Source,
+    actor: Actor,
+    trigger: str,
+    rescan_from: dict[str, Any] | None = None,
+    max_rows: int | None = None,
+    enqueue: bool = True,
+) -> tuple[SourcePull, bool]:
+    """The pull and whether it is new."""
     if source.kind == SourceKind.REST:
         raise ValidationFailed(
             [field_error("source", "A REST source is pushed to (the items API); there is nothing to pull.")]
@@ -82,7 +97,7 @@ def source_pull_request(
             locked = Source.objects.select_for_update().get(pk=source.pk)
             active = SourcePull.objects.filter(source=locked, status__in=SourcePull.ACTIVE).first()
             if active is not None:
-                return active
+                return active, False
             pull = SourcePull.objects.create(
                 source=locked,
                 project_id=locked.project_id,
@@ -104,8 +119,8 @@ def source_pull_request(
         active = SourcePull.objects.filter(source=source, status__in=SourcePull.ACTIVE).first()
         if active is None:
             raise
-        return active
-    return pull
+        return active, False
+    return pull, True
 
 
 def sources_due(*, now: datetime | None = None) -> list[int]:
@@ -117,11 +132,11 @@ def sources_due(*, now: datetime | None = None) -> list[int]:
         if due is None or due > now:
             continue
         try:
-            pull = source_pull_request(source=source, actor=None, trigger="beat")
+            pull, new = _pull_request(source=source, actor=None, trigger="beat")
         except Exception:  # one broken source must not stop the others
             logger.exception("Could not queue a pull of source %s", source.pk)
             continue
-        if pull.trigger == "beat" and pull.created_at >= now - timedelta(seconds=5):
+        if new:
             created.append(pull.pk)
     return created
 
@@ -162,13 +177,20 @@ def _decide(
     outcome = BatchOutcome(counts=dict.fromkeys(SourcePull.COUNTERS, 0))
     outcome.counts["scanned"] = len(rows)
     room = _room(source, rules, now)
+    # Rows this source already took (read again: a re-scan, a changed trace) do not spend a cap again.
+    known = set(
+        SourcedItem.objects.filter(
+            source=source, item__external_id__in=[row.item.get("external_id") for row in rows]
+        ).values_list("item__external_id", flat=True)
+    )
     taken: list[tuple[SourceRow, str]] = []
     for row in rows:
         if row.skip_reason:
             outcome.counts["skipped"] += 1
             outcome.reasons[row.key] = row.skip_reason
             continue
-        decision = decide(rules, row.signals, canary=canary, room=room)
+        uncapped = row.item.get("external_id") in known
+        decision = decide(rules, row.signals, canary=canary, room=None if uncapped else room)
         if decision.rule is None:
             outcome.counts["capped" if decision.capped else "sampled_out"] += 1
         else:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from pipelines.views import datasets, model_versions, promotions, pushes
+from pipelines.views import datasets, model_versions, promotions, pushes, sources
 
-urlpatterns = datasets.urlpatterns + pushes.urlpatterns + model_versions.urlpatterns + promotions.urlpatterns
+urlpatterns = datasets.urlpatterns + pushes.urlpatterns + model_versions.urlpatterns + promotions.urlpatterns + sources.urlpatterns

@@ -34,7 +34,7 @@ TAGS = ["sources"]
 
 class SourcePullSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    source = serializers.IntegerField(source="source_id")
+    source_id = serializers.IntegerField()
     trigger = serializers.CharField(help_text="manual, beat (the source's interval) or command.")
     status = serializers.ChoiceField(choices=SourcePull.Status.choices)
     scanned = serializers.IntegerField(help_text="Rows read from the source.")
@@ -42,7 +42,9 @@ class SourcePullSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField(help_text="Taken, but already ingested with the same content.")
-    skipped = serializers.IntegerField(help_text="Not an item (no response, in progress, invalid); see skipped_reasons.")
+    skipped = serializers.IntegerField(
+        help_text="Not an item (no response, in progress, invalid); see skipped_reasons."
+    )
     sampled_out = serializers.IntegerField(help_text="No rule took the row.")
     capped = serializers.IntegerField(help_text="A rule matched but its hourly or daily cap was full.")
     skipped_reasons = serializers.DictField(child=serializers.CharField(), help_text="Row id -> reason (the first 50).")

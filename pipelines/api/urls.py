@@ -4,4 +4,10 @@ from __future__ import annotations
 
 from pipelines.api import datasets, model_versions, promotions, pushes, sources
 
-urlpatterns = datasets.urlpatterns + pushes.urlpatterns + model_versions.urlpatterns + promotions.urlpatterns + sources.urlpatterns
+urlpatterns = (
+    datasets.urlpatterns
+    + pushes.urlpatterns
+    + model_versions.urlpatterns
+    + promotions.urlpatterns
+    + sources.urlpatterns
+)

@@ -45,7 +45,9 @@ class Source(models.Model):
     last_status = models.CharField(max_length=16, blank=True)
     last_summary = models.JSONField(default=dict, blank=True)  # the last finished pull's counters
     last_error = models.TextField(blank=True)
-    created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -99,7 +101,9 @@ class SourcePull(Job):
     # A re-scan (manage.py ingest_traces) reads from watermark_from and leaves the source's watermark alone.
     rescan = models.BooleanField(default=False)
     max_rows = models.PositiveIntegerField(null=True, blank=True)  # read at most this many rows (None: all)
-    created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

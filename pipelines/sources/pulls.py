@@ -243,7 +243,9 @@ def _ingest(
     # The first source and rule that took an item keep it (an item read again is not taken again).
     SourcedItem.objects.bulk_create(
         [
-            SourcedItem(item_id=ids[row.item["external_id"]], source_id=pull.source_id, pull=pull, rule=rule, taken_at=now)
+            SourcedItem(
+                item_id=ids[row.item["external_id"]], source_id=pull.source_id, pull=pull, rule=rule, taken_at=now
+            )
             for row, rule in valid
             if row.item["external_id"] in ids
         ],
@@ -251,7 +253,9 @@ def _ingest(
     )
 
 
-def _commit(pull: SourcePull, owner: str, batch: Batch, taken: list[tuple[SourceRow, str]], outcome: BatchOutcome) -> None:
+def _commit(
+    pull: SourcePull, owner: str, batch: Batch, taken: list[tuple[SourceRow, str]], outcome: BatchOutcome
+) -> None:
     """One batch: items, rules, counters and watermark in one transaction, only while holding the lease."""
     now = timezone.now()
     with transaction.atomic():

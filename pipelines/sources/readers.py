@@ -241,8 +241,7 @@ def _table_reader(kind: str, module: str, function: str) -> Reader:
         adapter = importlib.import_module(module)
         if not hasattr(adapter, function):
             raise PermanentPipelineError(
-                f"Reading {SourceKind(kind).label} sources is not available yet "
-                f"({module}.{function} is missing).",
+                f"Reading {SourceKind(kind).label} sources is not available yet ({module}.{function} is missing).",
                 system="sources",
             )
         wired = TABLE_READERS.get(kind)

@@ -75,9 +75,7 @@ class MatchRule(RuleIn, kw_only=True):
 
 
 class PercentRule(RuleIn, kw_only=True):
-    percent: Annotated[
-        float, msgspec.Meta(gt=0, le=100), says("The percentage is a number above 0 and at most 100.")
-    ]
+    percent: Annotated[float, msgspec.Meta(gt=0, le=100), says("The percentage is a number above 0 and at most 100.")]
 
     def default_label(self) -> str:
         return f"percent:{self.percent:g}"

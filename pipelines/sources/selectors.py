@@ -83,6 +83,8 @@ def canary_versions(*, project_id: int) -> frozenset[tuple[str, str]]:
     """(registered model, version) of the project's versions under canary: a rollout (not a rollback)
     in progress, traffic split between the old version and this one (pipelines.releases)."""
     rows = Rollout.objects.filter(
-        request__project_id=project_id, kind=Rollout.Kind.ROLLOUT, status__in=[Rollout.Status.QUEUED, Rollout.Status.RUNNING]
+        request__project_id=project_id,
+        kind=Rollout.Kind.ROLLOUT,
+        status__in=[Rollout.Status.QUEUED, Rollout.Status.RUNNING],
     ).values_list("to_version__registered_model", "to_version__version")
     return frozenset((str(name), str(version)) for name, version in rows)

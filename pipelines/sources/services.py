@@ -46,8 +46,10 @@ def _clean(project: Project, values: dict[str, Any], *, instance: Source | None)
             out["name"] = name
     if "interval_seconds" in values:
         interval = values["interval_seconds"]
-        if not isinstance(interval, int) or isinstance(interval, bool) or not (
-            MIN_INTERVAL_SECONDS <= interval <= MAX_INTERVAL_SECONDS
+        if (
+            not isinstance(interval, int)
+            or isinstance(interval, bool)
+            or not (MIN_INTERVAL_SECONDS <= interval <= MAX_INTERVAL_SECONDS)
         ):
             errors.append(
                 field_error(
@@ -91,9 +93,7 @@ def source_create(*, project: Project, values: dict[str, Any], actor: Actor) -> 
     cleaned = _clean(project, values, instance=None)
     try:
         with transaction.atomic():
-            source = Source.objects.create(
-                project=project, kind=values["kind"], created_by=signed_in(actor), **cleaned
-            )
+            source = Source.objects.create(project=project, kind=values["kind"], created_by=signed_in(actor), **cleaned)
             audit_record(
                 actor=actor,
                 action="source.create",

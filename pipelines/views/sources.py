@@ -270,7 +270,9 @@ def source_pull_view(request: AuthedHtmxRequest, slug: str, pk: int) -> HttpResp
         pull = source_pull_request(source=source, actor=request.user)
     except ValidationFailed as exc:
         return render(request, TEMPLATE, _context(source.project, errors=_errors(exc)), status=400)
-    messages.success(request, f"Pull {pull.pk} of {source.name} {'queued' if pull.status == 'queued' else pull.status}.")
+    messages.success(
+        request, f"Pull {pull.pk} of {source.name} {'queued' if pull.status == 'queued' else pull.status}."
+    )
     return redirect("sources-list", slug=slug)
 
 

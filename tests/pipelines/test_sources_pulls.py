@@ -48,7 +48,9 @@ def feedback(trace_id: str, name: str, value: object, source_type: str = "HUMAN"
     import mlflow
     from mlflow.entities import AssessmentSource
 
-    mlflow.log_feedback(trace_id=trace_id, name=name, value=value, source=AssessmentSource(source_type=source_type, source_id="u"))
+    mlflow.log_feedback(
+        trace_id=trace_id, name=name, value=value, source=AssessmentSource(source_type=source_type, source_id="u")
+    )
 
 
 def test_a_pull_takes_rows_by_its_rules_and_records_the_rule(project, mlflow_store) -> None:  # noqa: F811

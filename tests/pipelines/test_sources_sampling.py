@@ -31,13 +31,23 @@ def test_rules_are_validated_field_by_field() -> None:
         ]
     )
     fields = [e["field"] for e in errors]
-    assert fields == ["rules[0].percent", "rules[1].kind", "rules[2].threshold", "rules[3].colour", "rules[4].max_per_hour"]
+    assert fields == [
+        "rules[0].percent",
+        "rules[1].kind",
+        "rules[2].threshold",
+        "rules[3].colour",
+        "rules[4].max_per_hour",
+    ]
     assert "above 0" in errors[0]["message"] and "percent" in errors[1]["message"]
     assert rules_validate({"kind": "error"})[1][0]["field"] == "rules"
 
 
 def test_labels_default_per_kind_and_must_be_unique() -> None:
-    parsed = rules({"kind": "thumbs_down"}, {"kind": "percent", "percent": 5}, {"kind": "score_below", "name": "g", "threshold": 0.5})
+    parsed = rules(
+        {"kind": "thumbs_down"},
+        {"kind": "percent", "percent": 5},
+        {"kind": "score_below", "name": "g", "threshold": 0.5},
+    )
     assert [r.label for r in parsed] == ["thumbs_down", "percent:5", "score_below:g"]
     assert rules_stored(parsed)[1] == {"kind": "percent", "percent": 5.0, "label": "percent:5"}
     _, errors = rules_validate([{"kind": "error"}, {"kind": "error"}])

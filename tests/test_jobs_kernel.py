@@ -30,8 +30,11 @@ from pipelines.models import (
     PromotionRequest,
     Push,
     Rollout,
+    SourcePull,
 )
 from pipelines.releases.rollout.queueing import rollout_create
+from pipelines.sources.pulls import source_pull_request
+from pipelines.sources.services import source_create
 from reviewapp.celery import app
 from reviewapp.jobs import (
     Job,
@@ -107,6 +110,16 @@ def mlflow_dataset_export_row(project: Project, _tmp: Any) -> MlflowDatasetExpor
     return mlflow_dataset_export_create(version=version)
 
 
+def source_pull_row(project: Project, _tmp: Any) -> SourcePull:
+    """A pull of an experiment MLflow does not have: a worker that takes it fails it with the reason."""
+    source = source_create(
+        project=project,
+        values={"name": "kernel", "kind": "mlflow_traces", "settings": {"experiment": "no-such-kernel-experiment"}},
+        actor=None,
+    )
+    return source_pull_request(source=source, actor=None)
+
+
 ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "evaluations.run_chunk": run_chunk_row,
     "evaluations.run_mlflow_log": run_mlflow_log_row,
@@ -115,6 +128,7 @@ ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "pipelines.rollout": rollout_row,
     "pipelines.assessment_sync": assessment_sync_row,
     "pipelines.mlflow_dataset_export": mlflow_dataset_export_row,
+    "pipelines.source_pull": source_pull_row,
 }
 # Kinds whose row above a worker can finish for real here; the others end failed, through their own path.
 SUCCEEDS = {

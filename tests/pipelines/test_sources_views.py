@@ -142,3 +142,8 @@ def test_reviewers_and_outsiders_cannot_see_or_change_sources(project, curator, 
         assert client.post(f"{PAGE}{pull_source.pk}/pull/").status_code == expected
     assert Source.objects.count() == 2 and not SourcePull.objects.exists()
     assert source_pull_request(source=pull_source, actor=curator)  # still pullable by a curator
+
+
+def test_my_projects_links_the_sources_page_for_those_who_may_use_it(project, curator, engineer, reviewer) -> None:
+    for user, shown in ((curator, True), (engineer, True), (reviewer, False)):
+        assert ("data-sources-link" in session(user).get("/").content.decode()) is shown, user

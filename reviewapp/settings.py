@@ -396,6 +396,9 @@ SOURCES_DUE_SECONDS = envint("SOURCES_DUE_SECONDS", 30, minimum=1)
 SOURCES_BATCH_SIZE = envint("SOURCES_BATCH_SIZE", 500, minimum=1)
 SOURCES_PULL_LEASE_SECONDS = envint("SOURCES_PULL_LEASE_SECONDS", 600, minimum=30)
 SOURCES_PULL_MAX_ATTEMPTS = envint("SOURCES_PULL_MAX_ATTEMPTS", 5, minimum=1)
+# A pull stops taking new batches after this many seconds (below its task's 540 s soft limit); the
+# source is then due again at once and the next pull goes on from the watermark.
+SOURCES_PULL_MAX_SECONDS = envint("SOURCES_PULL_MAX_SECONDS", 420, minimum=1)
 # Each feed batch also re-reads the labels curated this many seconds before its watermark, so a label
 # whose transaction committed late (stamped before the watermark moved past it) is still delivered;
 # unchanged rows are not rewritten. Longer than any curation transaction may take.

@@ -65,6 +65,8 @@ class Source(models.Model):
             return None
         if self.last_pull_at is None:
             return self.created_at
+        if (self.last_summary or {}).get("more"):  # the last pull ran out of time with rows left
+            return self.last_pull_at
         return self.last_pull_at + timedelta(seconds=self.interval_seconds)
 
 

@@ -15,6 +15,7 @@ Beat: :func:`sources_due` creates a pull for each enabled source whose interval 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -286,14 +287,20 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"[:ERROR_MAX]
 
 
-def _source_status(pull_id: int) -> None:
-    """Copy the pull's outcome onto its source (the list shows it)."""
+def _source_status(pull_id: int, *, more: bool = False) -> None:
+    """Copy the pull's outcome onto its source (the list shows it). ``more``: the pull stopped with rows
+    left to read (its time was up), so the source is due again at once."""
     pull = SourcePull.objects.filter(pk=pull_id).first()
     if pull is None:
         return
     fields: dict[str, Any] = {"last_status": pull.status}
     if not pull.is_active:
-        fields["last_summary"] = {**pull.counters(), "pull": pull.pk, "finished_at": timezone.now().isoformat()}
+        fields["last_summary"] = {
+            **pull.counters(),
+            "pull": pull.pk,
+            "finished_at": timezone.now().isoformat(),
+            "more": more,
+        }
         fields["last_error"] = pull.error if pull.status == SourcePull.Status.FAILED else ""
     else:
         fields["last_error"] = pull.error
@@ -313,7 +320,7 @@ def source_pull_execute(*, pull_id: int, batch_limit: int | None = None) -> Sour
     pull = SourcePull.objects.select_related("source", "project", "created_by").get(pk=pull_id)
     Source.objects.filter(pk=pull.source_id).update(last_status=SourcePull.Status.RUNNING)
     try:
-        _run(pull, owner, batch_limit=batch_limit)
+        more = _run(pull, owner, batch_limit=batch_limit)
     except _LostClaim:
         logger.warning("Pull %s was taken over by another worker; this one stops.", pull_id)
         return None
@@ -332,11 +339,12 @@ def source_pull_execute(*, pull_id: int, batch_limit: int | None = None) -> Sour
         return SourcePull.objects.get(pk=pull_id)
     if batch_limit is None:
         job_finish(SourcePull, pull_id, owner)
-        _source_status(pull_id)
+        _source_status(pull_id, more=more)
     return SourcePull.objects.get(pk=pull_id)
 
 
-def _run(pull: SourcePull, owner: str, *, batch_limit: int | None) -> None:
+def _run(pull: SourcePull, owner: str, *, batch_limit: int | None) -> bool:
+    """Read and commit batches; True when it stopped with more to read (its time was up)."""
     source = pull.source
     rules, errors = rules_validate(source.rules or [])
     if errors:
@@ -346,6 +354,7 @@ def _run(pull: SourcePull, owner: str, *, batch_limit: int | None) -> None:
     watermark = pull.watermark_to or pull.watermark_from
     scanned = pull.scanned
     batches = 0
+    deadline = time.monotonic() + settings.SOURCES_PULL_MAX_SECONDS
     while batch_limit is None or batches < batch_limit:
         limit = batch_size()
         if pull.max_rows is not None:
@@ -360,6 +369,9 @@ def _run(pull: SourcePull, owner: str, *, batch_limit: int | None) -> None:
         watermark, scanned, batches = batch.watermark, scanned + batch.scanned, batches + 1
         if batch.done:
             break
+        if time.monotonic() > deadline:
+            return True  # finish within the task's time limit; the next pull goes on from the watermark
+    return False
 
 
 def source_pull_run_inline(*, pull: SourcePull) -> SourcePull:

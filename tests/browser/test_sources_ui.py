@@ -27,7 +27,10 @@ def log_traces(uri: str, artifacts: str, monkeypatch: pytest.MonkeyPatch) -> lis
             root.set_outputs({"response": f"Answer {n}."})
         ids.append(str(root.trace_id))
     mlflow.log_feedback(
-        trace_id=ids[2], name="user_feedback", value="thumbs_down", source=AssessmentSource(source_type="HUMAN", source_id="u")
+        trace_id=ids[2],
+        name="user_feedback",
+        value="thumbs_down",
+        source=AssessmentSource(source_type="HUMAN", source_id="u"),
     )
     return ids
 

@@ -193,3 +193,54 @@ def test_rest_pushes_are_counted_against_the_rest_source_of_that_name(project) -
     with pytest.raises(ValidationFailed) as refused:
         source_pull_request(source=web, actor=None)
     assert "nothing to pull" in refused.value.errors[0]["message"]
+
+
+def test_a_pull_out_of_time_stops_after_a_batch_and_the_source_is_due_again_at_once(
+    project,
+    mlflow_store,
+    settings,
+) -> None:
+    settings.SOURCES_BATCH_SIZE = 2
+    settings.SOURCES_PULL_MAX_SECONDS = 0  # out of time after every batch
+    for n in range(3):
+        log_trace({"question": f"q{n}"}, {"response": f"a{n}"})
+    source = traces_source(project, interval_seconds=3600)
+    first = pull_now(source)
+    assert (first.status, first.batches, first.created) == ("succeeded", 1, 2)
+    source.refresh_from_db()
+    assert source.last_summary["more"] and source.next_due_at <= timezone.now()
+    (queued,) = sources_due()
+    rest = source_pull_execute(pull_id=queued)
+    assert rest is not None and (rest.created, rest.unchanged) == (1, 0)
+    source.refresh_from_db()
+    assert not source.last_summary["more"] and sources_due() == []
+
+
+def test_the_canary_rule_takes_rows_of_a_version_being_rolled_out(project, mlflow_store) -> None:  # noqa: F811
+    from django.db import transaction
+
+    from pipelines.models import Environment, PromotionRequest
+    from pipelines.releases.rollout.queueing import rollout_create
+    from pipelines.sources.selectors import canary_versions
+    from tests.factories import member
+    from tests.pipelines.promotion_fixtures import versions
+
+    v1, v2 = versions(project, 1, 2, name="support-assistant")
+    environment = Environment.objects.create(project=project, name="production", alias="champion")
+    request = PromotionRequest.objects.create(
+        project=project, model_version=v2, environment=environment, requested_by=member(project, "engineer")
+    )
+    with transaction.atomic():
+        rollout_create(request=request, environment=environment, to_version=v2, from_version=v1)
+    assert canary_versions(project_id=project.pk) == frozenset({("support-assistant", v2.version)})
+
+    old = log_trace(
+        {"question": "old"}, {"response": "a"}, tags={"model_name": "support-assistant", "model_version": v1.version}
+    )
+    new = log_trace(
+        {"question": "new"}, {"response": "b"}, tags={"model_name": "support-assistant", "model_version": v2.version}
+    )
+    source = traces_source(project, rules=[{"kind": "canary"}])
+    pull = pull_now(source)
+    assert (pull.created, pull.sampled_out) == (1, 1)
+    assert SourcedItem.objects.get().item.external_id == new and old

@@ -197,7 +197,7 @@ def test_rest_pushes_are_counted_against_the_rest_source_of_that_name(project) -
 
 def test_a_pull_out_of_time_stops_after_a_batch_and_the_source_is_due_again_at_once(
     project,
-    mlflow_store,
+    mlflow_store,  # noqa: F811
     settings,
 ) -> None:
     settings.SOURCES_BATCH_SIZE = 2

@@ -244,3 +244,32 @@ def test_the_canary_rule_takes_rows_of_a_version_being_rolled_out(project, mlflo
     pull = pull_now(source)
     assert (pull.created, pull.sampled_out) == (1, 1)
     assert SourcedItem.objects.get().item.external_id == new and old
+
+
+def test_traces_sharing_a_millisecond_are_neither_lost_nor_read_twice_across_batches(
+    project,
+    mlflow_store,  # noqa: F811
+    settings,
+) -> None:
+    import time
+
+    import mlflow
+
+    settings.SOURCES_BATCH_SIZE = 2
+    start_ns = time.time_ns() // 1_000_000 * 1_000_000  # one whole millisecond for all five
+    same = []
+    for n in range(5):
+        span = mlflow.start_span_no_context(name="rag", inputs={"question": f"same ms {n}"}, start_time_ns=start_ns)
+        span.end(outputs={"response": f"a{n}"}, end_time_ns=start_ns + 5_000_000)
+        same.append(str(span.trace_id))
+    source = traces_source(project)
+
+    pull = pull_now(source)
+
+    assert (pull.scanned, pull.created, pull.batches) == (5, 5, 3)
+    assert set(Item.objects.values_list("external_id", flat=True)) == set(same)
+    source.refresh_from_db()
+    assert source.watermark["timestamp_ms"] == start_ns // 1_000_000 and set(source.watermark["ids"]) == set(same)
+    later = log_trace({"question": "later"}, {"response": "b"})
+    again = pull_now(source)
+    assert (again.scanned, again.created) == (1, 1) and Item.objects.filter(external_id=later).exists()

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from evaluations.models.endpoints import MODEL_URI_RE
 from evaluations.scorers.registry import ScoreInput
 from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.typed_input import field_error
 
 if TYPE_CHECKING:
     from pipelines.adapters.llm_client import EndpointConfig
@@ -64,7 +65,7 @@ def target_validate(target: dict[str, Any], *, project: Project | None = None) -
     errors: list[FieldError] = []
 
     def bad(field: str, message: str) -> None:
-        errors.append({"index": None, "field": f"target.{field}" if field else "target", "message": message})
+        errors.append(field_error(f"target.{field}" if field else "target", message))
 
     if not isinstance(target, dict):
         bad("", 'Must be an object such as {"kind": "stored"}.')

@@ -29,6 +29,7 @@ from typing import Any
 
 from evaluations.scorers.registry import Score, ScoreInput, scorer
 from reviewapp.errors import FieldError
+from reviewapp.typed_input import field_error
 
 TEMPERATURE = 0.0
 MAX_TOKENS = 400
@@ -317,27 +318,24 @@ def judge_params_validate(*, name: str, params: dict[str, Any]) -> list[FieldErr
     errors: list[FieldError] = []
     endpoint_name = params.get("endpoint") or judge_endpoint_default()
     if not endpoint_name:
-        errors.append(
-            {"index": None, "field": "params.endpoint", "message": "Name an endpoint (no REVIEWDESK_JUDGE_ENDPOINT)."}
-        )
+        errors.append(field_error("params.endpoint", "Name an endpoint (no REVIEWDESK_JUDGE_ENDPOINT)."))
     elif not isinstance(endpoint_name, str):
-        errors.append({"index": None, "field": "params.endpoint", "message": "Must be an endpoint name."})
+        errors.append(field_error("params.endpoint", "Must be an endpoint name."))
     else:
         try:
             endpoint = endpoint_get(name=endpoint_name)
         except EndpointNotFound as exc:
-            errors.append({"index": None, "field": "params.endpoint", "message": exc.message})
+            errors.append(field_error("params.endpoint", exc.message))
         else:
             if endpoint.kind not in CHAT_KINDS:
                 errors.append(
-                    {
-                        "index": None,
-                        "field": "params.endpoint",
-                        "message": f"{endpoint_name!r} is a {endpoint.kind} endpoint; a judge needs a chat endpoint.",
-                    }
+                    field_error(
+                        "params.endpoint",
+                        f"{endpoint_name!r} is a {endpoint.kind} endpoint; a judge needs a chat endpoint.",
+                    )
                 )
     if name == "guideline" and params.get("guideline") is not None and not isinstance(params["guideline"], str):
-        errors.append({"index": None, "field": "params.guideline", "message": "Must be text."})
+        errors.append(field_error("params.guideline", "Must be text."))
     return errors
 
 

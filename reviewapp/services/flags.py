@@ -14,6 +14,7 @@ from django.db import transaction
 from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Flag, Item
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import field_error
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -26,11 +27,11 @@ def flag_create(*, item: Item, user: User, kind: str, note: str = "") -> tuple[F
     note = (note or "").strip()
     errors: list[FieldError] = []
     if kind not in Flag.Kind.values:
-        errors.append({"index": None, "field": "kind", "message": f"Use one of {', '.join(Flag.Kind.values)}."})
+        errors.append(field_error("kind", f"Use one of {', '.join(Flag.Kind.values)}."))
     if len(note) > NOTE_MAX:
-        errors.append({"index": None, "field": "note", "message": f"At most {NOTE_MAX} characters."})
+        errors.append(field_error("note", f"At most {NOTE_MAX} characters."))
     if kind == Flag.Kind.OTHER and not note:
-        errors.append({"index": None, "field": "note", "message": "Say what is wrong when the kind is 'other'."})
+        errors.append(field_error("note", "Say what is wrong when the kind is 'other'."))
     if errors:
         raise ValidationFailed(errors, "The flag is not valid.")
     with transaction.atomic():

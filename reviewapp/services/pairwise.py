@@ -46,6 +46,7 @@ from reviewapp.services.slots import (
     slot_take,
     slot_time_on_task,
 )
+from reviewapp.typed_input import field_error
 
 MAX_PREFERENCES_PER_TASK = 20
 MAX_REASON = 2000
@@ -66,19 +67,13 @@ def _pairing_errors(*, version_a: str, version_b: str, preferences_per_task: int
     errors: list[FieldError] = []
     for field, value in (("version_a", version_a), ("version_b", version_b)):
         if not value.strip():
-            errors.append({"index": None, "field": field, "message": "Name a model version."})
+            errors.append(field_error(field, "Name a model version."))
         elif len(value) > 100:
-            errors.append({"index": None, "field": field, "message": "At most 100 characters."})
+            errors.append(field_error(field, "At most 100 characters."))
     if version_a.strip() and version_a == version_b:
-        errors.append({"index": None, "field": "version_b", "message": "Pick a version other than version_a."})
+        errors.append(field_error("version_b", "Pick a version other than version_a."))
     if not 1 <= preferences_per_task <= MAX_PREFERENCES_PER_TASK:
-        errors.append(
-            {
-                "index": None,
-                "field": "preferences_per_task",
-                "message": f"Between 1 and {MAX_PREFERENCES_PER_TASK}.",
-            }
-        )
+        errors.append(field_error("preferences_per_task", f"Between 1 and {MAX_PREFERENCES_PER_TASK}."))
     return errors
 
 
@@ -259,10 +254,10 @@ def pairwise_submit(
         current = slot_lock_for_submit(PAIR_SLOTS, pk=slot_id, user=user, project=project, lease_token=lease_token)
         errors: list[FieldError] = []
         if choice not in Preference.Choice.values:
-            errors.append({"index": None, "field": "choice", "message": "Pick A, B, tie or both bad."})
+            errors.append(field_error("choice", "Pick A, B, tie or both bad."))
         reason = (reason or "").strip()
         if len(reason) > MAX_REASON:
-            errors.append({"index": None, "field": "reason", "message": f"At most {MAX_REASON} characters."})
+            errors.append(field_error("reason", f"At most {MAX_REASON} characters."))
         if errors:
             raise ValidationFailed(errors)
         task = current.task

@@ -18,6 +18,7 @@ from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import ApiToken, Membership, Project
 from reviewapp.permissions import ROLE_CAPABILITIES, SCOPE_FOR_CAPABILITY
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import field_error
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -55,29 +56,23 @@ def api_token_create(
     errors: list[FieldError] = []
     name = (name or "").strip()
     if not name:
-        errors.append({"index": None, "field": "name", "message": "Give the token a name."})
+        errors.append(field_error("name", "Give the token a name."))
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
-        errors.append({"index": None, "field": "scopes", "message": f"Unknown scope(s): {', '.join(unknown)}."})
+        errors.append(field_error("scopes", f"Unknown scope(s): {', '.join(unknown)}."))
     if not scopes:
-        errors.append({"index": None, "field": "scopes", "message": f"Pick at least one of: {', '.join(SCOPES)}."})
+        errors.append(field_error("scopes", f"Pick at least one of: {', '.join(SCOPES)}."))
     if (
         project is not None
         and not user.is_superuser
         and not Membership.objects.filter(project=project, user=user).exists()
     ):
-        errors.append({"index": None, "field": "project", "message": "You are not a member of that project."})
+        errors.append(field_error("project", "You are not a member of that project."))
     elif not unknown:
         beyond = sorted(set(scopes) - api_token_scopes_allowed(user=user, project=project))
         if beyond:
             where = f"on {project.name}" if project is not None else "on any of your projects"
-            errors.append(
-                {
-                    "index": None,
-                    "field": "scopes",
-                    "message": f"Your roles {where} do not allow the scope(s): {', '.join(beyond)}.",
-                }
-            )
+            errors.append(field_error("scopes", f"Your roles {where} do not allow the scope(s): {', '.join(beyond)}."))
     if errors:
         raise ValidationFailed(errors, "The token could not be created.")
     prefix = secrets.token_hex(6)

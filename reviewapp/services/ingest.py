@@ -114,7 +114,7 @@ def items_validate(
     for i, raw in enumerate(rows):
         index = positions[i] if positions is not None else i
         if not isinstance(raw, dict):
-            errors.append({"index": index, "field": "", "message": "Each item must be a JSON object."})
+            errors.append(field_error("", "Each item must be a JSON object.", index))
             continue
         try:
             check_value(raw)  # NUL (PostgreSQL cannot store it) and nesting depth, with the field's path
@@ -126,22 +126,12 @@ def items_validate(
             errors.append(error_from(exc, index=index))
             continue
         if isinstance(row.request, ChatRequest) and not any(m.role == "user" for m in row.request.messages):
-            errors.append(
-                {
-                    "index": index,
-                    "field": "request.messages",
-                    "message": "A chat request needs at least one user message.",
-                }
-            )
+            errors.append(field_error("request.messages", "A chat request needs at least one user message.", index))
             continue
         ext_id = external_id_for(row)
         if ext_id in first_seen:
             errors.append(
-                {
-                    "index": index,
-                    "field": "external_id",
-                    "message": f"Duplicate of row {first_seen[ext_id]} in the same batch.",
-                }
+                field_error("external_id", f"Duplicate of row {first_seen[ext_id]} in the same batch.", index)
             )
             continue
         first_seen[ext_id] = index

@@ -188,6 +188,16 @@ def test_pairing_rejects_bad_input_by_field_and_writes_nothing(project, kwargs, 
     assert not PairwiseTask.objects.exists()
 
 
+def test_pairing_reports_every_bad_field_at_once_with_its_message(project):
+    with pytest.raises(ValidationFailed) as exc:
+        pairwise_tasks_create(project=project, version_a="x" * 101, version_b=" ", preferences_per_task=0)
+    assert sorted((e["field"], e["message"]) for e in exc.value.errors) == [
+        ("preferences_per_task", "Between 1 and 20."),
+        ("version_a", "At most 100 characters."),
+        ("version_b", "Name a model version."),
+    ]
+
+
 def test_pairing_stays_within_the_project(project):
     other = ProjectFactory(slug="other")
     make_pairs(other, 2)
@@ -339,7 +349,10 @@ def test_bad_input_names_the_field_and_keeps_the_lease(project, reviewer):
         pairwise_submit(
             slot_id=lease.pk, user=reviewer, lease_token=lease.lease_token, choice="left", reason="x" * 2001
         )
-    assert [e["field"] for e in exc.value.errors] == ["choice", "reason"]
+    assert [(e["field"], e["message"]) for e in exc.value.errors] == [
+        ("choice", "Pick A, B, tie or both bad."),
+        ("reason", "At most 2000 characters."),
+    ]
     assert not Preference.objects.exists()
     slot = PairwiseSlot.objects.get(pk=lease.pk)
     assert (slot.reviewer, slot.submitted_at) == (reviewer, None)

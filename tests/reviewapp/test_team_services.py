@@ -246,10 +246,15 @@ def test_a_flag_is_recorded_once_per_kind_and_does_not_block_the_review(project,
     review_submit(assignment_id=lease.pk, user=reviewer, answers=GOOD)  # still reviewable
     assert AuditEvent.objects.filter(action="item.flag", actor=reviewer).count() == 3
     with pytest.raises(ValidationFailed) as bad:
-        flag_create(item=lease.item, user=reviewer, kind="spicy")
-    assert bad.value.errors[0]["field"] == "kind"
-    with pytest.raises(ValidationFailed):
+        flag_create(item=lease.item, user=reviewer, kind="spicy", note="x" * 2001)
+    assert [e["field"] for e in bad.value.errors] == ["kind", "note"]
+    assert bad.value.errors[0]["message"].startswith("Use one of unsafe, ")
+    assert bad.value.errors[1]["message"] == "At most 2000 characters."
+    with pytest.raises(ValidationFailed) as bad:
         flag_create(item=lease.item, user=reviewer, kind="other", note=" ")
+    assert bad.value.errors == [
+        {"index": None, "field": "note", "message": "Say what is wrong when the kind is 'other'."}
+    ]
 
 
 # --- send back -----------------------------------------------------------------------------------

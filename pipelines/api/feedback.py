@@ -34,6 +34,7 @@ from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.typed_input import field_error
 
 TAGS = ["feedback"]
+MAX_ID = 2**63 - 1  # a larger number is no id (and PostgreSQL's bigint would refuse it)
 
 
 class FeedbackSerializer(serializers.Serializer):
@@ -129,7 +130,7 @@ class FeedbackSendApi(BaseApi):
 
 class FeedbackListApi(BaseApi):
     class FilterSerializer(serializers.Serializer):
-        item = serializers.IntegerField(required=False, min_value=1, help_text="An item's id.")
+        item = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="An item's id.")
         trace_id = serializers.CharField(required=False, max_length=200)
         kind = serializers.ChoiceField(required=False, choices=Feedback.Kind.choices)
         value = serializers.ChoiceField(required=False, choices=FEEDBACK_VALUES, help_text="up, down, or a rating.")
@@ -164,6 +165,11 @@ class ProjectFeedbackApi(FeedbackSendApi, FeedbackListApi):
     """``/projects/{slug}/feedback/``: GET is FeedbackListApi, POST is FeedbackSendApi."""
 
 
+def _id(text: str) -> bool:
+    text = text.strip()
+    return text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ID
+
+
 class FeedbackSummaryApi(BaseApi):
     MAX_ITEMS = 1000
 
@@ -182,11 +188,11 @@ class FeedbackSummaryApi(BaseApi):
     def get(self, request: ApiRequest, slug: str) -> Response:
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT, token=request.auth)
         raw = [part for value in request.query_params.getlist("item") for part in value.split(",") if part.strip()]
-        if not all(part.strip().isdigit() for part in raw) or len(raw) > self.MAX_ITEMS:
+        if len(raw) > self.MAX_ITEMS or not all(_id(part) for part in raw):
             raise ValidationFailed(
                 [field_error("item", f"Item ids (whole numbers), at most {self.MAX_ITEMS}.")], "Bad item ids."
             )
-        ids = sorted({int(part) for part in raw})
+        ids = sorted({int(part) for part in raw})  # every part checked by _id
         # Only this project's items: another project's id answers nothing.
         owned = list(project.items.filter(pk__in=ids).values_list("id", flat=True)) if ids else []
         summaries = feedback_summary_for_items(owned)

@@ -467,6 +467,7 @@ class LatestComment:
 class FeedbackSummary:
     """What end users said about one item."""
 
+    total: int = 0  # feedback rows
     up: int = 0
     down: int = 0
     ratings: int = 0
@@ -474,12 +475,9 @@ class FeedbackSummary:
     comments: int = 0  # rows with a comment (any kind)
     latest_comments: tuple[LatestComment, ...] = ()
 
-    @property
-    def total(self) -> int:
-        return self.up + self.down + self.ratings + self.comments
-
     def as_dict(self) -> dict[str, Any]:
         return {
+            "total": self.total,
             "up": self.up,
             "down": self.down,
             "ratings": self.ratings,
@@ -504,6 +502,7 @@ def feedback_summary_for_items(item_ids: Sequence[int], *, latest: int = LATEST_
             Feedback.objects.filter(item_id__in=chunk)
             .values("item_id")
             .annotate(
+                total=Count("id"),
                 up=Count("id", filter=Q(kind=Feedback.Kind.THUMBS, value=THUMBS_UP)),
                 down=Count("id", filter=Q(kind=Feedback.Kind.THUMBS, value=THUMBS_DOWN)),
                 ratings=Count("id", filter=Q(kind=Feedback.Kind.RATING)),
@@ -538,6 +537,7 @@ def feedback_summary_for_items(item_ids: Sequence[int], *, latest: int = LATEST_
                 )
     return {
         item_id: FeedbackSummary(
+            total=row["total"],
             up=row["up"],
             down=row["down"],
             ratings=row["ratings"],

@@ -326,7 +326,7 @@ def test_the_summary_counts_thumbs_ratings_and_the_latest_comments(
         summaries = feedback_summary_for_items([first.pk, second.pk, third.pk])
     assert set(summaries) == {first.pk, second.pk}
     one = summaries[first.pk]
-    assert (one.up, one.down, one.ratings, one.mean_rating, one.comments) == (1, 1, 2, 2.5, 4)
+    assert (one.total, one.up, one.down, one.ratings, one.mean_rating, one.comments) == (6, 1, 1, 2, 2.5, 4)
     assert [c.text for c in one.latest_comments] == ["newest", "middle", "older"]
     assert (summaries[second.pk].down, summaries[second.pk].latest_comments) == (1, ())
 
@@ -351,7 +351,9 @@ def test_the_adjudication_page_shows_the_end_users_feedback_block(project, curat
     block = session(curator).get(f"/projects/support/items/{item.pk}/feedback/")
     assert block.status_code == 200
     html = block.content.decode()
-    assert "data-end-user-feedback" in html and "👍 1" in html and "👎 1" in html and "3.0 / 5" in html
+    assert "data-end-user-feedback" in html and "3.0 / 5" in html
+    assert "thumbs up <strong>1</strong>" in html and "thumbs down <strong>1</strong>" in html
+    assert '<span class="count">3</span>' in html
     assert "&lt;img src=x onerror=alert(1)&gt; wrong plan" in html and "<img src=x" not in html
     assert session(reviewer).get(f"/projects/support/items/{item.pk}/feedback/").status_code == 403
     assert session(curator).get("/projects/support/items/999999/feedback/").status_code == 404
@@ -375,7 +377,10 @@ def test_the_deciding_page_loads_the_block(project, reviewer, reviewer2, curator
     item = Item.objects.get(external_id="ext-0")
     page = session(curator).get(f"/projects/support/adjudicate/{item.pk}/")
     assert page.status_code == 200
-    assert f'hx-get="/projects/support/items/{item.pk}/feedback/"' in page.content.decode()
+    html = page.content.decode()
+    assert f'hx-get="/projects/support/items/{item.pk}/feedback/"' in html
+    # Its own target: inside the decision form it would otherwise inherit the form's (the whole panel).
+    assert 'hx-target="this" hx-swap="outerHTML" data-end-user-feedback-slot' in html
 
 
 def test_the_schema_documents_the_feedback_endpoints(db, settings) -> None:

@@ -389,3 +389,29 @@ def test_the_schema_documents_the_feedback_endpoints(db, settings) -> None:
     assert set(paths["/api/v1/projects/{slug}/feedback/"]) == {"get", "post"}
     assert paths["/api/v1/projects/{slug}/feedback/"]["post"]["operationId"] == "feedback_send"
     assert "get" in paths["/api/v1/projects/{slug}/feedback/summary/"]
+
+
+def test_sampling_rules_can_ask_which_traces_got_a_thumbs_down(project, app_client) -> None:
+    from pipelines.sources.feedback import feedback_thumbs_down_keys
+
+    make_items(project, 1)
+    post(
+        app_client,
+        FEEDBACK,
+        [
+            thumbs("a", "down", trace_id="tr-0"),  # joined
+            thumbs("b", "down", trace_id="tr-waiting"),  # still waiting: it counts too
+            thumbs("c", "up", trace_id="tr-up"),
+            {"client_id": "d", "kind": "rating", "value": 1, "trace_id": "tr-rated"},
+        ],
+    )
+    asked = ["tr-0", "tr-waiting", "tr-up", "tr-rated", "tr-none"]
+    assert feedback_thumbs_down_keys(project=project, trace_ids=asked) == {"tr-0", "tr-waiting"}
+
+
+def test_deleting_an_item_keeps_its_feedback_waiting(project, app_client) -> None:
+    make_items(project, 1)
+    post(app_client, FEEDBACK, [thumbs("a", trace_id="tr-0")])
+    Item.objects.filter(external_id="ext-0").delete()
+    kept = Feedback.objects.get(client_id="a")
+    assert kept.item_id is None and kept.trace_id == "tr-0"

@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reviewapp", "0008_slot_lease_tokens"),
+        ("reviewapp", "0009_item_trace_index"),
     ]
 
     operations = [

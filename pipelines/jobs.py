@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from pipelines.datasets import assessments, export_jobs
+from pipelines.datasets import export_jobs
 from pipelines.models import AssessmentSync, ExportJob, MlflowDatasetExport, Push, Rollout
 from pipelines.releases.rollout import queueing as rollout_queueing
 from reviewapp.jobs import JobKind, job_kind_register

@@ -94,7 +94,7 @@ class JobKind:
     scope: Callable[[], Q] | None = None
     give_up: Callable[[int, Q, str], bool] | None = None
     after_sweep: Callable[[], object] | None = None
-    sweep_seconds: Setting = lambda: settings.JOBS_SWEEP_SECONDS  # noqa: E731 (a settings-callable)
+    sweep_seconds: Setting = lambda: settings.JOBS_SWEEP_SECONDS  # a settings-callable
 
 
 _KINDS: dict[str, JobKind] = {}

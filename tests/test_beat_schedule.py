@@ -98,7 +98,16 @@ def test_celery_beat_loads_a_sweeper_entry_for_every_registered_kind(tmp_path: P
         "JOBS_SWEEP_SECONDS": "17",  # read from the environment by the beat process
     }
     beat = subprocess.Popen(
-        [str(settings.BASE_DIR / ".venv/bin/celery"), "-A", "reviewapp", "beat", "-l", "DEBUG", "-s", str(schedule_file)],
+        [
+            str(settings.BASE_DIR / ".venv/bin/celery"),
+            "-A",
+            "reviewapp",
+            "beat",
+            "-l",
+            "DEBUG",
+            "-s",
+            str(schedule_file),
+        ],
         cwd=settings.BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,
@@ -113,7 +122,7 @@ def test_celery_beat_loads_a_sweeper_entry_for_every_registered_kind(tmp_path: P
     finally:
         beat.terminate()  # beat syncs its schedule file on SIGTERM
         beat.wait(timeout=30)
-    with shelve.open(str(schedule_file), flag="r") as stored:
+    with shelve.open(str(schedule_file), flag="r") as stored:  # noqa: S301 - the file beat just wrote
         entries = sweeper_entries(dict(stored["entries"]))
     assert {every for every, _ in entries.values()} == {17.0}, "".join(lines)
     with override_settings(JOBS_SWEEP_SECONDS=17):

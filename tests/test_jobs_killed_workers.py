@@ -92,7 +92,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     def healthy() -> bool:
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:  # noqa: S310 - http://127.0.0.1
                 return bool(reply.status == 200)
         except OSError:
             return False
@@ -290,7 +290,8 @@ def test_an_export_killed_half_way_is_written_once_complete(project: Project, tm
     version = make_version(project, [canonical(n) for n in range(rows)], name="exported")
     db = urlsplit(database_url())
     with delay_proxy(db.hostname or "127.0.0.1", db.port or 5432, delay=0.5) as slow_db:
-        doomed = workers.start_worker("doomed", DATABASE_URL=database_url().replace(f":{db.port}/", f":{slow_db.port}/"))
+        slow_url = database_url().replace(f":{db.port}/", f":{slow_db.port}/")
+        doomed = workers.start_worker("doomed", DATABASE_URL=slow_url)
         job = export_job_create(project=project, user=None, fmt="jsonl", shape="mlflow", version=version)
         # Killed after its first progress write: 2,000 rows in, 8,000 to go.
         kill_when(doomed, lambda: ExportJob.objects.get(pk=job.pk).rows_done >= 2000, "2,000 rows exported")
@@ -302,11 +303,8 @@ def test_an_export_killed_half_way_is_written_once_complete(project: Project, tm
     job, rescuer = rescued(workers, ExportJob, job.pk)
     assert job.status == ExportJob.Status.DONE, (job.error, rescuer.log[-3000:])
     assert job.attempts == 2 and job.rows_done == job.rows_total == rows
-    assert [p.name for p in exports.glob(f"job-{job.pk}.*") if not p.name.endswith(".part")] == [
-        f"job-{job.pk}.jsonl"
-    ]
+    assert [p.name for p in exports.glob(f"job-{job.pk}.*") if not p.name.endswith(".part")] == [f"job-{job.pk}.jsonl"]
     lines = (tmp_path / "var" / job.file_path).read_text().splitlines()
     assert len(lines) == rows and job.file_size == (tmp_path / "var" / job.file_path).stat().st_size
     assert [json.loads(line)["inputs"] for line in lines[:1]]  # whole records, in order
     assert "reviewapp.jobs_sweep" in rescuer.log and "pipelines.export_job_run[" in rescuer.log
-

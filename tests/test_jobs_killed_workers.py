@@ -46,6 +46,7 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.postgres,
     pytest.mark.django_db(transaction=True),
+    pytest.mark.xdist_group("jobs-killed-workers"),  # one xdist worker: the tracking server is started once
 ]
 
 # Seconds. A lease may expire while the rescuer works: with the doomed worker dead, the rescuer is

@@ -60,12 +60,12 @@ class QueueKind(Generic[S]):
 
 def queue_urls(queue: QueueKind[Any], submit: Callable[..., HttpResponse]) -> list[URLPattern]:
     """The kind's page, submit, skip and heartbeat: ``<kind>-page``, ``<kind>-submit``, ``-skip``, ``-renew``."""
-    base, kind = f"projects/<slug:slug>/{queue.kind}/", {"queue": queue}
+    base, extra = f"projects/<slug:slug>/{queue.kind}/", {"queue": queue}  # extra: the shared views' kwargs
     return [
-        path(base, queue_page, kind, name=f"{queue.kind}-page"),
+        path(base, queue_page, extra, name=f"{queue.kind}-page"),
         path(f"{base}<int:slot_id>/submit/", submit, name=f"{queue.kind}-submit"),
-        path(f"{base}<int:slot_id>/skip/", queue_skip, kind, name=f"{queue.kind}-skip"),
-        path(f"{base}<int:slot_id>/renew/", queue_renew, kind, name=f"{queue.kind}-renew"),
+        path(f"{base}<int:slot_id>/skip/", queue_skip, extra, name=f"{queue.kind}-skip"),
+        path(f"{base}<int:slot_id>/renew/", queue_renew, extra, name=f"{queue.kind}-renew"),
     ]
 
 

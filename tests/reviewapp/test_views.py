@@ -179,6 +179,14 @@ def test_submit_creates_a_review_and_redirects_to_the_next_item(rita, reviewer, 
     assert lease_of(project, reviewer).item_id == items[1].pk
 
 
+@pytest.mark.parametrize("sent", ["inf", "-inf", "nan", "1e400", "soon"])
+def test_a_nonsense_time_on_task_is_dropped_not_a_server_error(rita, reviewer, project, items, sent):
+    rita.get(review_url(project))
+    response = rita.post(submit_url(lease_of(project, reviewer)), {**GOOD_POST, "time_on_task_ms": sent})
+    assert response.status_code == 302
+    assert Review.objects.get(reviewer=reviewer).time_on_task_ms is None
+
+
 def test_htmx_submit_returns_the_panel_with_the_next_item_already_leased(rita, reviewer, project, items):
     rita.get(review_url(project))
     lease = lease_of(project, reviewer)

@@ -47,6 +47,12 @@ MAX_COLUMN_NAME = 255
 COLUMN_NAME = re.compile(r"[^\x00-\x1f`]{1,255}")
 
 
+def column_name_check(column: Any, *, system: str) -> None:
+    """PermanentPipelineError unless ``column`` is a usable column name (no backtick, no control character)."""
+    if not isinstance(column, str) or not COLUMN_NAME.fullmatch(column):
+        raise PermanentPipelineError(f"column mapping: invalid column name {column!r}", system=system)
+
+
 @dataclass(frozen=True)
 class TableBatch:
     """One batch of a table read: the rows (item-shaped dicts), the watermark to store once they are
@@ -78,8 +84,7 @@ class ColumnMapping:
             if required not in fields:
                 raise PermanentPipelineError(f"column mapping: map {required!r} to a column", system=system)
         for column in [*fields.values(), *metadata_columns]:
-            if not isinstance(column, str) or not COLUMN_NAME.fullmatch(column):
-                raise PermanentPipelineError(f"column mapping: invalid column name {column!r}", system=system)
+            column_name_check(column, system=system)
         return cls(fields=fields, metadata=tuple(dict.fromkeys(metadata_columns)))
 
     @property
@@ -177,8 +182,9 @@ def to_response(value: Any) -> str | None:
         choices = parsed.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
             message = choices[0].get("message")
-            if isinstance(message, Mapping) and isinstance(message.get("content"), str):
-                return message["content"]
+            content = message.get("content") if isinstance(message, Mapping) else None
+            if isinstance(content, str):
+                return content
     if isinstance(value, str):
         return value
     return _json_text(value)

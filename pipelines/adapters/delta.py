@@ -32,14 +32,14 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pyarrow as pa
 
-from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.errors import PermanentPipelineError, PipelineError, TransientPipelineError
 from pipelines.adapters.table_rows import ColumnMapping, TableBatch
 
 SYSTEM = "delta"
@@ -719,13 +719,37 @@ class _DeltaUnits:
         return self._operations.get(version, "")
 
     def scan(self, fragment: Any, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+        """The file's rows as record batches of ``columns`` in the table's latest schema: partition
+        columns filled from the file's partition values, columns the file predates as nulls.
+
+        Read with ``ParquetFile.iter_batches`` over a buffered stream, page by page: the dataset
+        scanner decodes whole row groups first (68 MB for one of 100,000 request-log rows, and Spark
+        writes 128 MB ones), this reader about 10 MB whatever the row group.
+        """
         import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
 
         try:
-            scanner = ds.Scanner.from_fragment(
-                fragment, schema=self.read_schema, columns=columns, batch_size=batch_size, use_threads=False
-            )
-            yield from scanner.to_batches()
+            partition = ds.get_partition_keys(fragment.partition_expression) or {}
+            with fragment.filesystem.open_input_file(fragment.path) as source:
+                parquet = pq.ParquetFile(source, buffer_size=1 << 20, pre_buffer=False)
+                present = set(parquet.schema_arrow.names)
+                stored = [c for c in columns if c in present and c not in partition]
+                fields = [self.read_schema.field(c) for c in columns]
+                for batch in parquet.iter_batches(batch_size=batch_size, columns=stored, use_threads=False):
+                    n = batch.num_rows
+                    arrays = []
+                    for field in fields:
+                        if field.name in partition:
+                            arrays.append(pa.array([partition[field.name]] * n, field.type))
+                        elif field.name in present:
+                            array = batch.column(field.name)
+                            arrays.append(array if array.type == field.type else array.cast(field.type))
+                        else:  # a column added after this file was written
+                            arrays.append(pa.nulls(n, field.type))
+                    yield pa.RecordBatch.from_arrays(arrays, names=columns)
+        except PipelineError:
+            raise
         except Exception as exc:
             raise _error(f"read Delta table {self.uri} file {fragment.path}", exc, self.options) from None
 
@@ -802,7 +826,7 @@ def _batches(
                     skip = 0
                 if not record_batch.num_rows:
                     continue
-                buffer.extend(columns.rows(record_batch.to_pydict()))
+                buffer.extend(columns.rows(_pydict(record_batch)))
                 done += record_batch.num_rows
                 while len(buffer) >= batch_size:
                     out, buffer = buffer[:batch_size], buffer[batch_size:]
@@ -813,3 +837,40 @@ def _batches(
         wm = DeltaWatermark(version=version)
     if buffer or wm != start:
         yield TableBatch(rows=buffer, watermark=wm, scanned=len(buffer))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROS = {"s": 1_000_000, "ms": 1000, "us": 1}
+
+
+def _pydict(batch: pa.RecordBatch) -> dict[str, list[Any]]:
+    """The batch's columns as Python lists; timestamps as UTC-aware datetimes, built from their integers
+    (pyarrow's own conversion of zoned timestamps is ~20x slower and would halve the scan rate)."""
+    from datetime import timedelta
+
+    out: dict[str, list[Any]] = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        typ = column.type
+        if pa.types.is_timestamp(typ):
+            # Arrow keeps zoned timestamps as UTC instants; a timestamp without a zone is read as UTC.
+            ticks = column.cast(pa.int64()).to_pylist()
+            scale = _MICROS.get(typ.unit, 1)
+            micros = [None if t is None else (t // 1000 if typ.unit == "ns" else t * scale) for t in ticks]
+            try:
+                out[name] = [None if m is None else _EPOCH + timedelta(microseconds=m) for m in micros]
+            except OverflowError:  # a year beyond 9999 somewhere: that batch falls back to one value at a time
+                out[name] = [_micros_datetime(m) for m in micros]
+        else:
+            out[name] = column.to_pylist()
+    return out
+
+
+def _micros_datetime(micros: int | None) -> datetime | None:
+    from datetime import timedelta
+
+    if micros is None:
+        return None
+    try:
+        return _EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        return None

@@ -27,6 +27,7 @@ from pipelines.adapters.table_rows import TableBatch
 from pipelines.wiring import databricks_config
 from tests.fakes.databricks_api import FakeDatabricks
 from tests.fakes.http import Reply
+from tests.pipelines.test_delta_s3 import BUCKET, S3Server, s3_server  # noqa: F401 (the moto_server fixture)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MAPPING = {
@@ -244,6 +245,24 @@ def test_a_compaction_adds_no_rows_and_moves_the_watermark(tmp_path: Path) -> No
     after = read(uri, done)
 
     assert ids(after) == ["tr-6"] and after[-1].watermark == DeltaWatermark(version=3)
+
+
+def test_a_delta_table_on_an_object_store_is_read_incrementally(s3_server: S3Server) -> None:  # noqa: F811
+    uri = f"s3://{BUCKET}/sources/request_log"
+    options = s3_server.options()
+    write_deltalake(uri, rows_table(0, 3), mode="append", storage_options=options)
+    config = DeltaConfig(storage_options=options, timeout_seconds=5)
+
+    first = list(delta_table_read(config, uri=uri, mapping=MAPPING, batch_size=2))
+    write_deltalake(uri, rows_table(3, 2), mode="append", storage_options=options)
+    second = list(delta_table_read(config, uri=uri, mapping=MAPPING, watermark=first[-1].watermark))
+
+    assert sorted(ids(first)) == ["tr-0", "tr-1", "tr-2"] and ids(second) == ["tr-3", "tr-4"]
+    assert second[-1].watermark == DeltaWatermark(version=1)
+    wrong = DeltaConfig(storage_options=s3_server.options(AWS_SECRET_ACCESS_KEY="wrong-secret"), timeout_seconds=5)
+    with pytest.raises(PermanentPipelineError) as caught:
+        list(delta_table_read(wrong, uri=uri, mapping=MAPPING))
+    assert "wrong-secret" not in caught.value.message
 
 
 def test_the_watermark_round_trips_through_json() -> None:

@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import msgspec
 
@@ -115,7 +115,7 @@ class ColumnMapping:
         for target, column in self.fields.items():
             values, convert = columns[column], CONVERTERS[target]
             if target in TEXT_FIELDS:
-                converted.append([v if type(v) is str else convert(v) for v in values])
+                converted.append([v if type(v) is str else str(v) if type(v) is int else convert(v) for v in values])
             elif target in ("request", "response"):
                 converted.append([v if type(v) is str and v[:1] not in _JSONISH else convert(v) for v in values])
             elif target == "timestamp":
@@ -238,6 +238,15 @@ def _chunk(chunk: Any) -> dict[str, str] | None:
     }
 
 
+class _Chunk(TypedDict):
+    content: str
+    doc_uri: str
+
+
+# JSON text already in the item shape decodes, checked, in one C call (other keys are dropped).
+_decode_chunks = msgspec.json.Decoder(list[_Chunk]).decode
+
+
 def to_context(value: Any) -> list[dict[str, str]]:
     """Retrieved chunks as ``[{"content", "doc_uri"}]``; ``[]`` when absent or not a list."""
     if value is None:
@@ -245,6 +254,10 @@ def to_context(value: Any) -> list[dict[str, str]]:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if isinstance(value, str):
+        try:
+            return cast(list[dict[str, str]], _decode_chunks(value))
+        except msgspec.DecodeError:  # another shape, or not JSON: the general path below
+            pass
         parsed = _maybe_json(value)
         value = parsed if parsed is not None else [value]
     if isinstance(value, dict | Mapping):  # {"chunks": [...]} or a single chunk

@@ -668,7 +668,14 @@ def _uc_pages(
             return
         by_column = {name: [_json_array_value(row[i], types[i]) for row in data] for i, name in enumerate(names)}
         last = data[-1]
-        position = UcWatermark(value=last[names.index(wm_column)], key=last[names.index(key_column)])
+        after = UcWatermark(value=last[names.index(wm_column)], key=last[names.index(key_column)])
+        if after == position:  # only possible if the key is not unique: the next page would be this one again
+            raise PermanentPipelineError(
+                f"reading {table}: rows after ({wm_column}, {key_column}) = ({after.value}, {after.key}) repeat "
+                f"that position; the key column {key_column!r} must be unique",
+                system=SYSTEM,
+            )
+        position = after
         yield TableBatch(rows=columns.rows(by_column), watermark=position, scanned=len(data))
         if len(data) < batch_size:
             return

@@ -426,3 +426,22 @@ def test_a_failed_statement_is_permanent_and_a_workspace_answering_503_is_transi
     fake.fail_next(50, unavailable, path="/api/2.0/sql/statements")
     with pytest.raises(TransientPipelineError):
         uc_read()
+
+
+def test_a_uc_table_can_be_read_by_an_integer_version_column_with_integer_keys(fake) -> None:
+    columns = {"seq": "BIGINT", "commit_version": "BIGINT", "question": "STRING"}
+    rows = [{"seq": n, "commit_version": n // 3, "question": f"q{n}"} for n in range(8)]
+    fake.table_create(TABLE, columns, rows)
+
+    batches = uc_read(
+        mapping={"request": "question"}, watermark_column="commit_version", key_column="seq", batch_size=3
+    )
+
+    assert [r["request"] for b in batches for r in b.rows] == [f"q{n}" for n in range(8)]
+    assert batches[0].watermark == UcWatermark(value="0", key="2")
+    assert fake.parameter_log[1] == [
+        {"name": "wm", "value": "0", "type": "BIGINT"},
+        {"name": "key", "value": "2", "type": "BIGINT"},
+    ]
+    with pytest.raises(PermanentPipelineError, match="needs a key column"):
+        uc_read(mapping={"request": "question"}, watermark_column="commit_version")

@@ -27,6 +27,7 @@ from django.db import transaction
 from evaluations.models.endpoints import Endpoint, endpoint_fields_validate
 from pipelines.adapters.llm_client import EndpointConfig
 from reviewapp.errors import ServiceError, ValidationFailed
+from reviewapp.typed_input import field_error
 
 SETTINGS_KEYS = {
     "name",
@@ -164,11 +165,7 @@ def endpoint_create(*, name: str, kind: str, **fields: Any) -> Endpoint:
         endpoint.full_clean()
     except ValidationError as exc:
         raise ValidationFailed(
-            [
-                {"index": None, "field": field, "message": message}
-                for field, messages in exc.message_dict.items()
-                for message in messages
-            ]
+            [field_error(field, message) for field, messages in exc.message_dict.items() for message in messages]
         ) from None
     with transaction.atomic():
         endpoint.save()

@@ -28,7 +28,8 @@ RUN_MLFLOW_LOG = job_kind_register(
         name="evaluations.run_mlflow_log",
         model=RunMlflowLog,
         task="evaluations.run_mlflow_log",  # called with the run id: the job's key
-        lease_seconds=tracking.LEASE_SECONDS,
+        # longer than one logging attempt may take (the task's time limit, 660 s)
+        lease_seconds=lambda: settings.EVALUATION_MLFLOW_LOG_LEASE_SECONDS,
         max_attempts=None,  # a finished run is logged whenever MLflow takes it, however long it was down
         resend_after_seconds=tracking.RETRY_SECONDS,
     )

@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from evaluations.models.endpoints import MODEL_URI_RE
 from evaluations.scorers.registry import ScoreInput
-from reviewapp.errors import FieldError, ValidationFailed
+from evaluations.target_input import EndpointTarget, ModelTarget, target_parse
+from reviewapp.errors import ValidationFailed
+from reviewapp.typed_input import field_error
 
 if TYPE_CHECKING:
     from pipelines.adapters.llm_client import EndpointConfig
     from reviewapp.models import Project
 
-TARGET_KINDS = ("stored", "mlflow_model", "endpoint")
 GENERATION_MAX_TOKENS = 1024
 
 
@@ -57,60 +58,30 @@ def model_uri_problem(*, project: Project, model_uri: str) -> str | None:
     return f"Only versions of this project's registered model ({', '.join(sorted(allowed))}) may be used here."
 
 
-def target_validate(target: dict[str, Any], *, project: Project | None = None) -> dict[str, Any]:
+def target_validate(target: Any, *, project: Project | None = None) -> dict[str, Any]:
     """The target in canonical form, or ValidationFailed naming the bad field (``target.model_uri``, ...).
 
-    With ``project``, a model must be a version of one of the project's registered models."""
-    errors: list[FieldError] = []
+    The shape is :func:`evaluations.target_input.target_parse`'s; with ``project``, a model must be a
+    version of one of the project's registered models. An endpoint must be enabled in the registry."""
+    parsed = target_parse(target)
+    problem: str | None = None
+    if isinstance(parsed, ModelTarget) and project is not None:
+        problem = model_uri_problem(project=project, model_uri=parsed.model_uri)
+        field = "model_uri"
+    elif isinstance(parsed, EndpointTarget):
+        from evaluations.endpoints import EndpointNotFound, endpoint_get
 
-    def bad(field: str, message: str) -> None:
-        errors.append({"index": None, "field": f"target.{field}" if field else "target", "message": message})
-
-    if not isinstance(target, dict):
-        bad("", 'Must be an object such as {"kind": "stored"}.')
-        raise ValidationFailed(errors)
-    kind = target.get("kind")
-    allowed = {"stored": {"kind"}, "mlflow_model": {"kind", "model_uri"}, "endpoint": {"kind", "endpoint"}}
-    if kind not in allowed:
-        bad("kind", f"Must be one of {', '.join(TARGET_KINDS)}.")
-        raise ValidationFailed(errors)
-    for key in sorted(set(target) - allowed[kind]):
-        bad(key, f"Unknown field for a {kind} target.")
-    if kind == "mlflow_model":
-        uri = target.get("model_uri")
-        if not isinstance(uri, str) or not MODEL_URI_RE.match(uri.strip()):
-            bad(
-                "model_uri",
-                "Must be a registered model version, models:/<name>/<version> (a run pins the version; "
-                "resolve an alias such as @champion to its version first).",
-            )
-        elif project is not None and (problem := model_uri_problem(project=project, model_uri=uri)):
-            bad("model_uri", problem)
-    elif kind == "endpoint":
-        name = target.get("endpoint")
-        if not isinstance(name, str) or not name.strip():
-            bad("endpoint", "Name an endpoint from the endpoint registry.")
+        field = "endpoint"
+        try:
+            endpoint = endpoint_get(name=parsed.endpoint.strip())
+        except EndpointNotFound as exc:
+            problem = exc.message
         else:
-            from evaluations.endpoints import EndpointNotFound, endpoint_get
-
-            try:
-                endpoint = endpoint_get(name=name.strip())
-            except EndpointNotFound as exc:
-                bad("endpoint", exc.message)
-            else:
-                if (
-                    endpoint.kind == "mlflow_model"
-                    and project is not None
-                    and (problem := model_uri_problem(project=project, model_uri=endpoint.model))
-                ):
-                    bad("endpoint", problem)
-    if errors:
-        raise ValidationFailed(errors)
-    if kind == "mlflow_model":
-        return {"kind": kind, "model_uri": target["model_uri"].strip()}
-    if kind == "endpoint":
-        return {"kind": kind, "endpoint": target["endpoint"].strip()}
-    return {"kind": "stored"}
+            if endpoint.kind == "mlflow_model" and project is not None:
+                problem = model_uri_problem(project=project, model_uri=endpoint.model)
+    if problem:
+        raise ValidationFailed([field_error(f"target.{field}", problem)])
+    return parsed.canonical()
 
 
 def responses_generate(

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from pipelines.adapters.errors import TransientPipelineError
+from pipelines.tasks.retry import transient_retry
 
 
 @shared_task(
     name="evaluations.run_chunk",
     ignore_result=True,
     acks_late=True,
-    autoretry_for=(TransientPipelineError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
+    **transient_retry(backoff=True, backoff_max=300),
     max_retries=5,
     soft_time_limit=1800,
     time_limit=1860,  # below the broker's visibility timeout (3600 s), or Redis would redeliver a live task
@@ -28,9 +26,7 @@ def run_chunk(chunk_id: int) -> None:
     name="evaluations.run_mlflow_log",
     ignore_result=True,
     acks_late=True,
-    autoretry_for=(TransientPipelineError,),
-    retry_backoff=30,
-    retry_backoff_max=600,
+    **transient_retry(backoff=30, backoff_max=600),
     max_retries=3,  # then the jobs kernel's sweeper sends it again every few minutes
     soft_time_limit=600,
     time_limit=660,

@@ -48,6 +48,7 @@ from reviewapp.models import Project, Question
 from reviewapp.permissions import Capability
 from reviewapp.selectors.items import item_model_version_list
 from reviewapp.selectors.projects import project_get_for_user, questions_for_project
+from reviewapp.typed_input import field_error
 from reviewapp.views.http import AuthedHtmxRequest, Notice, partial
 
 RUN_TEMPLATE = "evaluations/run_detail.html"
@@ -86,13 +87,13 @@ def _scorers_from_post(post: Any) -> tuple[list[dict[str, Any]], list[FieldError
             try:
                 entry["threshold"] = float(threshold)
             except ValueError:
-                errors.append({"index": None, "field": f"{name} · threshold", "message": "Give a number."})
+                errors.append(field_error(f"{name} · threshold", "Give a number."))
         params = (post.get(f"params:{name}") or "").strip()
         if params:
             try:
                 entry["params"] = json_decode(params)
             except JsonInputError as exc:
-                errors.append({"index": None, "field": f"{name} · params", "message": exc.message})
+                errors.append(field_error(f"{name} · params", exc.message))
         entries.append(entry)
     return entries, errors
 
@@ -277,7 +278,7 @@ def run_start_view(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
         version_id = int(request.POST.get("suite_version") or 0)
         version = suite_version_for_project(project=project, pk=version_id)
         if version is None:
-            raise ValidationFailed([{"index": None, "field": "suite_version", "message": "Pick a suite version."}])
+            raise ValidationFailed([field_error("suite_version", "Pick a suite version.")])
         picked = (request.POST.get("dataset_version") or "").strip()
         snapshot = dataset_version_for_run(project=project, pk=picked) if picked else None
         run = run_start(

@@ -11,8 +11,17 @@ class PipelinesConfig(AppConfig):
 
     def ready(self) -> None:
         from pipelines import jobs  # noqa: F401 - registers pipelines' kinds of job
+        from reviewapp.signals import items_ingested
 
         post_migrate.connect(_repair_expectations, sender=self, dispatch_uid="pipelines.repair_expectations")
+        items_ingested.connect(_join_feedback, dispatch_uid="pipelines.join_feedback")
+
+
+def _join_feedback(sender: Any, *, project: Any, item_ids: list[int], **kwargs: Any) -> None:
+    """Newly ingested items: attach the end users' feedback that was waiting for them."""
+    from pipelines.sources.feedback import feedback_join_items
+
+    feedback_join_items(project=project, item_ids=item_ids)
 
 
 def _repair_expectations(sender: AppConfig, *, using: str = "default", plan: Any = None, **kwargs: Any) -> None:

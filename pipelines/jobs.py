@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from pipelines.datasets import assessments, export_jobs
+from pipelines.datasets import export_jobs
 from pipelines.models import AssessmentSync, ExportJob, MlflowDatasetExport, Push, Rollout, SourcePull
 from pipelines.releases.rollout import queueing as rollout_queueing
 from reviewapp.jobs import JobKind, job_kind_register
@@ -25,7 +25,8 @@ EXPORT_JOB = job_kind_register(
         name="pipelines.export_job",
         model=ExportJob,
         task="pipelines.export_job_run",
-        lease_seconds=export_jobs.LEASE_SECONDS,
+        # renewed at every progress write; a dead worker's job is swept after it
+        lease_seconds=lambda: settings.EXPORT_JOB_LEASE_SECONDS,
         max_attempts=export_jobs.MAX_ATTEMPTS,
         after_sweep=export_jobs.export_jobs_expire,  # files past EXPORT_RETENTION_HOURS go
     )
@@ -50,7 +51,7 @@ ASSESSMENT_SYNC = job_kind_register(
         name="pipelines.assessment_sync",
         model=AssessmentSync,
         task="pipelines.assessment_sync_execute",
-        lease_seconds=assessments.LEASE_SECONDS,
+        lease_seconds=lambda: settings.MLFLOW_ASSESSMENT_SYNC_LEASE_SECONDS,  # above the task's 270 s
         max_attempts=lambda: settings.MLFLOW_ASSESSMENT_SYNC_MAX_ATTEMPTS,
         # A sync runs its rows one after the other: a row waits its turn longer than a lease.
         resend_after_seconds=lambda: max(900, settings.MLFLOW_ASSESSMENT_SYNC_SECONDS * 2),
@@ -62,7 +63,7 @@ MLFLOW_DATASET_EXPORT = job_kind_register(
         name="pipelines.mlflow_dataset_export",
         model=MlflowDatasetExport,
         task="pipelines.mlflow_dataset_export_run",
-        lease_seconds=600,  # longer than the task may run (570 s)
+        lease_seconds=lambda: settings.MLFLOW_DATASET_EXPORT_LEASE_SECONDS,  # longer than the task may run (570 s)
         max_attempts=5,
     )
 )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
@@ -18,9 +19,8 @@ app.conf.beat_schedule = {
     "reclaim-expired-leases": {"task": "reviewapp.leases_reclaim", "schedule": 60.0},
     # Dashboard figures of projects that changed, computed here so pages never compute them cold.
     "refresh-dashboard-figures": {"task": "reviewapp.stats_refresh", "schedule": float(settings.STATS_REFRESH_SECONDS)},
-    # The one sweeper of the jobs kernel (reviewapp.jobs): jobs of every registered kind whose worker
-    # died (lease expired) or whose message was lost are sent again; a new kind needs no entry here.
-    "sweep-jobs": {"task": "reviewapp.jobs_sweep", "schedule": float(settings.JOBS_SWEEP_SECONDS)},
+    # The jobs kernel's sweeper entries ("sweep-jobs", ...) are derived from its registry once the
+    # apps are ready: see jobs_sweep_entries_install below.
     # Every MODEL_REGISTRY_SYNC_SECONDS (default 5 minutes): copy registered model versions from the registry.
     "sync-model-registry": {
         "task": "pipelines.registry_sync_all",
@@ -42,3 +42,26 @@ if settings.MLFLOW_ASSESSMENT_SYNC_SECONDS:
         "task": "pipelines.assessments_sync",
         "schedule": float(settings.MLFLOW_ASSESSMENT_SYNC_SECONDS),
     }
+
+
+def jobs_sweep_entries_install(**_kwargs: Any) -> None:
+    """Put the jobs kernel's sweeper entries, derived from its registry (reviewapp.jobs), in the schedule.
+
+    The registry is filled by the apps' AppConfig.ready, after this module is imported: so this runs
+    on ``import_modules`` (sent by beat and workers once Django's fixup has set Django up, before the
+    scheduler reads the schedule) and after the app is finalized in a process whose apps are ready.
+    Entries of the sweeper from an earlier call are replaced (a kind's interval is a setting).
+    """
+    from django.apps import apps
+
+    if not apps.ready:
+        return
+    from reviewapp.jobs import jobs_sweep_schedule
+
+    kept = {k: v for k, v in app.conf.beat_schedule.items() if v.get("task") != "reviewapp.jobs_sweep"}
+    app.conf.beat_schedule = {**kept, **jobs_sweep_schedule()}
+
+
+# Connected after Celery's Django fixup (connected when the app was made), so Django is set up here.
+signals.import_modules.connect(jobs_sweep_entries_install, sender=app, weak=False)
+app.on_after_finalize.connect(jobs_sweep_entries_install, weak=False)

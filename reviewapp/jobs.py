@@ -13,10 +13,12 @@ expiry), attempts, times and an error. A task takes the row id and
   the task retries it later) or fails it for good (permanent).
 
 Each app registers its kinds (:func:`job_kind_register`, from its ``jobs`` module, imported by its
-AppConfig.ready): the model, the task that runs one row, the lease, the attempts allowed. One
-sweeper (:func:`jobs_sweep`, task ``reviewapp.jobs_sweep``, one beat entry) goes over every
-registered kind: a running row whose lease expired (its worker died) goes back to the queue and is
+AppConfig.ready): the model, the task that runs one row, the lease, the attempts allowed, how often
+it is swept. One sweeper (:func:`jobs_sweep`, task ``reviewapp.jobs_sweep``) goes over the
+registered kinds: a running row whose lease expired (its worker died) goes back to the queue and is
 sent again, a queued row whose message seems lost is sent again, and a row out of attempts fails.
+Its beat entries are derived from the registry (:func:`jobs_sweep_schedule`): one per sweep
+interval, naming the kinds swept at it, so a new kind needs no hand-written entry.
 
 Tasks are sent by name once the current transaction commits, so services never import task modules.
 The kernel does not know the kinds' apps: reviewapp's core imports neither evaluations nor pipelines.
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -91,6 +94,7 @@ class JobKind:
     scope: Callable[[], Q] | None = None
     give_up: Callable[[int, Q, str], bool] | None = None
     after_sweep: Callable[[], object] | None = None
+    sweep_seconds: Setting = lambda: settings.JOBS_SWEEP_SECONDS  # a settings-callable
 
 
 _KINDS: dict[str, JobKind] = {}
@@ -284,12 +288,37 @@ def job_kind_sweep(kind: JobKind, *, now: datetime | None = None) -> KindSweep:
     return KindSweep(requeued_ids=tuple(requeued), failed=failed)
 
 
-def jobs_sweep(*, now: datetime | None = None) -> dict[str, KindSweep]:
-    """Sweep every registered kind (beat); one broken kind does not stop the others."""
+def jobs_sweep(*, kinds: Iterable[str] | None = None, now: datetime | None = None) -> dict[str, KindSweep]:
+    """Sweep the registered kinds named in ``kinds`` (every kind when None); one broken kind does not
+    stop the others. A name no longer registered (an entry of an older deploy's schedule) is skipped."""
+    wanted = None if kinds is None else set(kinds)
     out: dict[str, KindSweep] = {}
     for kind in job_kinds():
+        if wanted is not None and kind.name not in wanted:
+            continue
         try:
             out[kind.name] = job_kind_sweep(kind, now=now)
         except Exception:
             logger.exception("Sweeping %s failed", kind.name)
     return out
+
+
+SWEEP_ENTRY = "sweep-jobs"
+
+
+def jobs_sweep_schedule() -> dict[str, dict[str, Any]]:
+    """The sweeper's beat entries, derived from the registry: one per sweep interval, with the kinds
+    swept at it (``sweep-jobs`` for those at ``JOBS_SWEEP_SECONDS``, ``sweep-jobs-every-<n>s`` for
+    others). Grouped rather than one per kind: as many sweeper messages as intervals, not kinds."""
+    by_interval: dict[float, list[str]] = {}
+    for kind in job_kinds():
+        by_interval.setdefault(float(_read(kind.sweep_seconds)), []).append(kind.name)
+    default = float(settings.JOBS_SWEEP_SECONDS)
+    return {
+        (SWEEP_ENTRY if seconds == default else f"{SWEEP_ENTRY}-every-{seconds:g}s"): {
+            "task": "reviewapp.jobs_sweep",
+            "schedule": seconds,
+            "kwargs": {"kinds": sorted(names)},
+        }
+        for seconds, names in sorted(by_interval.items())
+    }

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 from reviewapp.jsoninput import nul_field
+from reviewapp.typed_input import field_error
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -31,6 +32,6 @@ class RejectNulMiddleware:
             return self.get_response(request)
         message = "NUL characters (\\u0000) are not allowed."
         if api:
-            errors = [{"index": None, "field": field, "message": message}]
+            errors = [field_error(field, message)]
             return JsonResponse({"detail": f"{field}: {message}", "errors": errors}, status=400)
         return HttpResponseBadRequest(f"{field}: {message}", content_type="text/plain; charset=utf-8")

@@ -19,13 +19,21 @@ class Capability(StrEnum):
     CURATE = "curate"  # adjudicate, manage gold items and datasets
     EVALUATE = "evaluate"  # run evaluation suites
     PROMOTE = "promote"  # request and approve model promotions
+    FEEDBACK = "feedback"  # send end users' feedback on answers (thumbs, ratings, comments)
     MANAGE = "manage"  # change the project, its questions and its members
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     Role.REVIEWER: frozenset({Capability.VIEW, Capability.REVIEW}),
     Role.CURATOR: frozenset(
-        {Capability.VIEW, Capability.REVIEW, Capability.CURATE, Capability.EXPORT, Capability.INGEST}
+        {
+            Capability.VIEW,
+            Capability.REVIEW,
+            Capability.CURATE,
+            Capability.EXPORT,
+            Capability.INGEST,
+            Capability.FEEDBACK,
+        }
     ),
     Role.ENGINEER: frozenset(
         {
@@ -35,6 +43,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.EXPORT,
             Capability.EVALUATE,
             Capability.PROMOTE,
+            Capability.FEEDBACK,
         }
     ),
     Role.ADMIN: frozenset(Capability),
@@ -49,7 +58,17 @@ SCOPE_FOR_CAPABILITY: dict[Capability, str] = {
     Capability.CURATE: "curate",
     Capability.EVALUATE: "evaluate",
     Capability.PROMOTE: "promote",
+    Capability.FEEDBACK: "feedback",
 }
+
+# Scopes that grant writing one thing and reading nothing: a token carrying only these (a feedback
+# token lives inside the end users' app, where it is easy to lift) cannot even read the project.
+WRITE_ONLY_SCOPES = frozenset({"feedback"})
+
+
+def token_may_read(scopes: list[str]) -> bool:
+    """Whether a token with ``scopes`` may read the project itself (the ``view`` capability)."""
+    return bool(set(scopes) - WRITE_ONLY_SCOPES)
 
 
 def role_allows(role: str | None, capability: Capability) -> bool:

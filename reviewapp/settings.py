@@ -309,6 +309,14 @@ else:
     }
 # Seconds between two runs of the jobs kernel's sweeper (reviewapp.jobs; beat), over every kind of job.
 JOBS_SWEEP_SECONDS = envint("JOBS_SWEEP_SECONDS", 30, minimum=1)
+# Leases of the kinds that do not renew theirs while they work (reviewapp.jobs): a worker that
+# died holding one is swept after this. Each stays above its task's time limit, so a live worker
+# is never taken over; only tests and impatient operators shorten them.
+EVALUATION_MLFLOW_LOG_LEASE_SECONDS = envint("EVALUATION_MLFLOW_LOG_LEASE_SECONDS", 700, minimum=2)
+MLFLOW_ASSESSMENT_SYNC_LEASE_SECONDS = envint("MLFLOW_ASSESSMENT_SYNC_LEASE_SECONDS", 300, minimum=2)
+MLFLOW_DATASET_EXPORT_LEASE_SECONDS = envint("MLFLOW_DATASET_EXPORT_LEASE_SECONDS", 600, minimum=2)
+# An export renews its lease at every progress write (every 2,000 rows).
+EXPORT_JOB_LEASE_SECONDS = envint("EXPORT_JOB_LEASE_SECONDS", 300, minimum=2)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # otherwise a killed child's task is acked and lost
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -18,8 +18,9 @@ def stats_refresh() -> None:
 
 
 @shared_task(name="reviewapp.jobs_sweep", ignore_result=True, soft_time_limit=120, time_limit=150)
-def jobs_sweep() -> None:
-    """The one sweeper: re-queue expired or lost jobs of every registered kind (reviewapp.jobs)."""
+def jobs_sweep(kinds: list[str] | None = None) -> None:
+    """The one sweeper: re-queue expired or lost jobs of the named kinds, or of every registered kind
+    (reviewapp.jobs); beat sends one per sweep interval (jobs_sweep_schedule)."""
     from reviewapp.jobs import jobs_sweep as jobs_sweep_service
 
-    jobs_sweep_service()
+    jobs_sweep_service(kinds=kinds)

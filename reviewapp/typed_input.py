@@ -95,12 +95,23 @@ def _said(annotation: Any) -> str | None:
     return None
 
 
-def value_convert(value: Any, type_: Any, *, field: str, index: int | None = None, strict: bool = True) -> Any:
-    """``value`` as ``type_``, or ValidationFailed naming ``field`` (with the ``says`` message, if any)."""
+def value_convert(
+    value: Any,
+    type_: Any,
+    *,
+    field: str,
+    index: int | None = None,
+    strict: bool = True,
+    summary: str | None = None,
+) -> Any:
+    """``value`` as ``type_``, or ValidationFailed naming ``field`` (with the ``says`` message, if any).
+
+    ``summary`` is the refusal's own message (ValidationFailed's default without it)."""
     try:
         return msgspec.convert(value, type_, strict=strict)
     except msgspec.ValidationError as exc:
-        raise ValidationFailed([error_from(exc, field=field, index=index, message=_said(type_))]) from None
+        errors = [error_from(exc, field=field, index=index, message=_said(type_))]
+        raise (ValidationFailed(errors, summary) if summary else ValidationFailed(errors)) from None
 
 
 def struct_errors(

@@ -1,16 +1,20 @@
 """The one jobs kernel (reviewapp.jobs): claim, renew, finish and fail, and the one sweeper over every kind.
 
 The sweeper and worker tests are parametrised over the registry, so a kind added to it is covered
-(and fails here until ``ROWS`` below can make a row of it).
+(and fails here until ``ROWS`` below can make a row of it). The worker test here only simulates the
+kill (a claim with a dead owner, its message purged); a real SIGKILL of a worker mid-job, per kind,
+is the test named in ``REAL_KILLS`` below, and a kind without one fails here.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
@@ -140,6 +144,26 @@ SUCCEEDS = {
 }
 
 
+# For each kind, the test that SIGKILLs a real worker in the middle of a job of the kind and asserts
+# that another worker, after the sweeper, finishes it exactly once.
+REAL_KILLS: dict[str, str] = {
+    "evaluations.run_chunk": "tests/evaluations/test_run_workers.py"
+    "::test_a_worker_killed_mid_run_its_chunk_is_finished_by_another_after_the_sweeper",
+    "evaluations.run_mlflow_log": "tests/test_jobs_killed_workers.py"
+    "::test_an_evaluation_runs_mlflow_logging_killed_half_way_logs_one_mlflow_run",
+    "pipelines.push": "tests/pipelines/test_pushes_workers.py"
+    "::test_a_push_killed_half_way_is_finished_once_by_another_worker",
+    "pipelines.export_job": "tests/test_jobs_killed_workers.py"
+    "::test_an_export_killed_half_way_is_written_once_complete",
+    "pipelines.rollout": "tests/pipelines/test_rollout_soak_worker.py"
+    "::test_a_soak_killed_half_way_resumes_on_another_worker",
+    "pipelines.assessment_sync": "tests/test_jobs_killed_workers.py"
+    "::test_an_assessment_sync_killed_half_way_writes_each_assessment_once",
+    "pipelines.mlflow_dataset_export": "tests/test_jobs_killed_workers.py"
+    "::test_an_mlflow_dataset_export_killed_half_way_makes_one_dataset",
+}
+
+
 def make_row(name: str, project: Project, tmp_path: Any) -> Job:
     assert name in ROWS, f"Job kind {name} has no row factory in tests/test_jobs_kernel.py: add one."
     return ROWS[name](project, tmp_path)
@@ -175,9 +199,24 @@ def test_the_registry_holds_every_kind_and_their_tasks_exist() -> None:
             assert getattr(kind.model, state) in statuses, (kind.name, state)
 
 
-def test_one_beat_entry_sweeps_every_kind() -> None:
-    sweepers = [e for e in app.conf.beat_schedule.values() if e["task"] == "reviewapp.jobs_sweep"]
-    assert len(sweepers) == 1 and float(sweepers[0]["schedule"]) <= 60
+def test_beat_sweeps_every_kind_at_its_interval() -> None:
+    """The sweeper's beat entries come from the registry (tests/test_beat_schedule.py starts beat itself)."""
+    from tests.test_beat_schedule import assert_every_kind_swept_at_its_interval, sweeper_entries
+
+    app.loader.import_default_modules()
+    assert_every_kind_swept_at_its_interval(sweeper_entries(app.conf.beat_schedule))
+
+
+def test_every_kind_has_a_real_kill_test() -> None:
+    """A registered kind needs a test that kills a real worker mid-job (add it to REAL_KILLS)."""
+    assert set(KINDS) - set(REAL_KILLS) == set(), "kinds without a real SIGKILL-mid-job test"
+    assert set(REAL_KILLS) - set(KINDS) == set(), "REAL_KILLS names kinds no longer registered"
+    for name, node in REAL_KILLS.items():
+        path, test = node.split("::")
+        source = (settings.BASE_DIR / path).read_text()
+        assert re.search(rf"^def {test}\(", source, re.M), (name, node)
+        body = source[source.index(f"def {test}(") :].split("\ndef ", 1)[0]
+        assert ".kill()" in body or "kill_when(" in body, (name, node)  # it really kills a worker
 
 
 # --- claim, renew, finish, fail ------------------------------------------------------------------
@@ -332,9 +371,8 @@ def short_leases(tmp_path: Any) -> Iterator[Cluster]:
 @pytest.mark.parametrize("name", KINDS)
 def test_a_killed_workers_job_is_taken_up_again(name: str, project: Project, tmp_path: Any, short_leases: Cluster):
     """What a worker killed mid-job leaves (the row running under its lease, its message gone with it):
-    the one sweeper hands the row to another worker, which finishes it. (Real SIGKILLs mid-job, per
-    kind: tests/evaluations/test_run_workers.py, tests/pipelines/test_pushes_workers.py,
-    tests/pipelines/test_rollout_soak_worker.py.)"""
+    the one sweeper hands the row to another worker, which finishes it. (A real SIGKILL mid-job, per
+    kind: REAL_KILLS above.)"""
     from reviewapp.tasks import jobs_sweep as jobs_sweep_task
 
     kind = kind_named(name)

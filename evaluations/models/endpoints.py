@@ -19,6 +19,7 @@ from django.db import models
 
 from pipelines.adapters import outbound
 from reviewapp.errors import FieldError
+from reviewapp.typed_input import field_error
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
@@ -84,7 +85,7 @@ def endpoint_fields_validate(values: Mapping[str, Any]) -> list[FieldError]:
     errors: list[FieldError] = []
 
     def bad(field: str, message: str) -> None:
-        errors.append({"index": None, "field": field, "message": message})
+        errors.append(field_error(field, message))
 
     name = values.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):

@@ -25,10 +25,11 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from evaluations.scorers.registry import Score, ScoreInput, scorer
 from reviewapp.errors import FieldError
+from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 
 TEMPERATURE = 0.0
 MAX_TOKENS = 400
@@ -309,35 +310,33 @@ def _cache_key(prompt: JudgePrompt, endpoint_identity: str, messages: list[dict[
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class JudgeParamsIn(TypedInput):
+    """A judge's suite params, after the suite kept only the params the judge declares."""
+
+    endpoint: Annotated[str, says("Must be an endpoint name.")] | None = None
+    guideline: Annotated[str, says("Must be text.")] | None = None
+
+
 def judge_params_validate(*, name: str, params: dict[str, Any]) -> list[FieldError]:
     """Save-time checks of a judge's suite params: the endpoint exists and can chat; a guideline is text."""
     from evaluations.endpoints import EndpointNotFound, endpoint_get, judge_endpoint_default
     from pipelines.adapters.llm_client import CHAT_KINDS
 
-    errors: list[FieldError] = []
-    endpoint_name = params.get("endpoint") or judge_endpoint_default()
+    parsed, errors = struct_errors(params, JudgeParamsIn, field="params")
+    if parsed is None or any(e["field"] == "params.endpoint" for e in errors):
+        return errors
+    endpoint_name = parsed.endpoint or judge_endpoint_default()
     if not endpoint_name:
-        errors.append(
-            {"index": None, "field": "params.endpoint", "message": "Name an endpoint (no REVIEWDESK_JUDGE_ENDPOINT)."}
-        )
-    elif not isinstance(endpoint_name, str):
-        errors.append({"index": None, "field": "params.endpoint", "message": "Must be an endpoint name."})
+        errors.append(field_error("params.endpoint", "Name an endpoint (no REVIEWDESK_JUDGE_ENDPOINT)."))
+        return errors
+    try:
+        endpoint = endpoint_get(name=endpoint_name)
+    except EndpointNotFound as exc:
+        errors.append(field_error("params.endpoint", exc.message))
     else:
-        try:
-            endpoint = endpoint_get(name=endpoint_name)
-        except EndpointNotFound as exc:
-            errors.append({"index": None, "field": "params.endpoint", "message": exc.message})
-        else:
-            if endpoint.kind not in CHAT_KINDS:
-                errors.append(
-                    {
-                        "index": None,
-                        "field": "params.endpoint",
-                        "message": f"{endpoint_name!r} is a {endpoint.kind} endpoint; a judge needs a chat endpoint.",
-                    }
-                )
-    if name == "guideline" and params.get("guideline") is not None and not isinstance(params["guideline"], str):
-        errors.append({"index": None, "field": "params.guideline", "message": "Must be text."})
+        if endpoint.kind not in CHAT_KINDS:
+            message = f"{endpoint_name!r} is a {endpoint.kind} endpoint; a judge needs a chat endpoint."
+            errors.append(field_error("params.endpoint", message))
     return errors
 
 

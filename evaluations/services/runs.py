@@ -44,21 +44,21 @@ from evaluations.services.datasets import (
     version_expectations_validate,
 )
 from evaluations.services.tracking import run_mlflow_log_queue
+from evaluations.target_input import StoredTarget, target_parse
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.jobs import job_enqueue, job_kind_sweep
 from reviewapp.models import Item, Project
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import field_error
 from reviewapp.usertypes import signed_in
 
 if TYPE_CHECKING:
     from reviewapp.usertypes import Actor
-from reviewapp.typed_input import field_error
 
 logger = logging.getLogger(__name__)
 
 EARLY_FAIL_MIN_ROWS = 100  # a run may fail on its error rate once this many rows are done
 TEXT_MAX = 4000  # rationale / error characters kept per result
-TARGET_KINDS = ("stored", "mlflow_model", "endpoint")
 Status = Run.Status
 ChunkStatus = RunChunk.Status
 
@@ -81,29 +81,13 @@ def target_validate(*, target: Any, project: Project | None = None) -> dict[str,
     """``{"kind": "stored"}`` (score the items' own responses) or a generation target, checked."""
     if target in (None, "", "stored"):
         return {"kind": "stored"}
-    if not isinstance(target, dict):
-        raise ValidationFailed(
-            [
-                field_error(
-                    "target",
-                    'Give {"kind": "stored"}, {"kind": "mlflow_model", "model_uri": ...} '
-                    'or {"kind": "endpoint", "endpoint": ...}.',
-                )
-            ]
-        )
-    kind = target.get("kind")
-    if kind == "stored":
-        extra = [k for k in target if k != "kind"]
-        if extra:
-            raise ValidationFailed(
-                [field_error(f"target.{k}", "A stored-responses target takes no other field.") for k in extra]
-            )
-        return {"kind": "stored"}
-    if kind not in TARGET_KINDS:
-        raise ValidationFailed([field_error("target.kind", f"Use one of: {', '.join(TARGET_KINDS)}.")])
+    parsed = target_parse(target)
+    if isinstance(parsed, StoredTarget):
+        return parsed.canonical()
     targets = targets_module()
     if targets is None:
-        raise ValidationFailed([field_error("target.kind", f"Generating responses ({kind}) is not available here.")])
+        message = f"Generating responses ({parsed.kind}) is not available here."
+        raise ValidationFailed([field_error("target.kind", message)])
     return dict(targets.target_validate(target, project=project))
 
 

@@ -28,7 +28,6 @@ from pipelines.adapters.errors import PipelineError
 from reviewapp.jobs import job_claim, job_enqueue, job_fail, job_finish
 from reviewapp.models import Item
 
-LEASE_SECONDS = 700  # longer than one logging attempt may take (the task's time limit, 660 s)
 RETRY_SECONDS = 300  # a run MLflow could not take is tried again this often (the kernel's sweeper)
 TEXT_CELL_MAX = 2000
 LOGGABLE = (Run.Status.SUCCEEDED, Run.Status.FAILED)

@@ -129,6 +129,8 @@ class TraceAssessment:
     metadata: dict[str, str]
     valid: bool
     overrides: str
+    span_id: str = ""  # set when it assesses one span (e.g. the retriever), not the whole trace
+    create_time_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,26 @@ def _missing(exc: BaseException) -> bool:
     return isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
+def trace_assessment_data(a: Any) -> TraceAssessment:
+    """An ``mlflow.entities.Assessment`` as plain data (``info.assessments`` of a trace)."""
+    is_feedback = getattr(a, "feedback", None) is not None
+    created = getattr(a, "create_time_ms", None)
+    return TraceAssessment(
+        assessment_id=str(a.assessment_id),
+        kind="feedback" if is_feedback else "expectation",
+        name=str(a.name),
+        value=a.value,
+        rationale=str(getattr(a, "rationale", None) or ""),
+        source_type=str(a.source.source_type) if a.source else "",
+        source_id=str(a.source.source_id) if a.source else "",
+        metadata={str(k): str(v) for k, v in (a.metadata or {}).items()},
+        valid=a.valid is not False,
+        overrides=str(a.overrides or ""),
+        span_id=str(getattr(a, "span_id", None) or ""),
+        create_time_ms=int(created) if created is not None else None,
+    )
+
+
 def trace_assessments_get(*, tracking_uri: str, trace_id: str) -> list[TraceAssessment] | None:
     """The trace's assessments (valid and superseded), or None when MLflow has no such trace."""
     try:
@@ -163,24 +185,7 @@ def trace_assessments_get(*, tracking_uri: str, trace_id: str) -> list[TraceAsse
             raise
         if info is None:
             return None
-        out = []
-        for a in info.assessments or []:
-            is_feedback = getattr(a, "feedback", None) is not None
-            out.append(
-                TraceAssessment(
-                    assessment_id=str(a.assessment_id),
-                    kind="feedback" if is_feedback else "expectation",
-                    name=str(a.name),
-                    value=a.value,
-                    rationale=str(getattr(a, "rationale", None) or ""),
-                    source_type=str(a.source.source_type) if a.source else "",
-                    source_id=str(a.source.source_id) if a.source else "",
-                    metadata={str(k): str(v) for k, v in (a.metadata or {}).items()},
-                    valid=a.valid is not False,
-                    overrides=str(a.overrides or ""),
-                )
-            )
-        return out
+        return [trace_assessment_data(a) for a in info.assessments or []]
     except Exception as exc:
         raise _translate(exc) from exc
 
@@ -472,6 +477,8 @@ def _trace_dict(trace: Any) -> dict[str, Any]:
         "model_version": _first(MODEL_VERSION_KEYS, tags, meta),
         "logged_model_id": meta.get(TraceMetadataKey.MODEL_ID, ""),
         "tags": {k: v for k, v in {**meta, **tags}.items() if not k.startswith("mlflow.")},
+        # Feedback and expectations on the trace (end users' HUMAN feedback among them).
+        "assessments": [trace_assessment_data(a) for a in info.assessments or []],
     }
 
 

@@ -29,6 +29,7 @@ from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.typed_input import field_error
 
 TAGS = ["deliveries"]
 
@@ -174,18 +175,16 @@ class PushesApi(BaseApi):
                 user=request.user, pk=values["target"], capability=Capability.CURATE, token=request.auth
             )
             if target.project_id != project.pk:
-                raise ValidationFailed([{"index": None, "field": "target", "message": "Not a target of this project."}])
+                raise ValidationFailed([field_error("target", "Not a target of this project.")])
         if values["feed"]:
             if target is None:
-                raise ValidationFailed([{"index": None, "field": "target", "message": "Name the target to feed."}])
+                raise ValidationFailed([field_error("target", "Name the target to feed.")])
             push = feed_push_create(delivery_target=target, user=request.user)
             if push is None:
                 raise Conflict("Nothing to push: no newly curated labels, or the previous feed batch is unfinished.")
         else:
             if values.get("dataset") is None or values.get("version") is None:
-                raise ValidationFailed(
-                    [{"index": None, "field": "version", "message": "Give dataset and version, or feed with a target."}]
-                )
+                raise ValidationFailed([field_error("version", "Give dataset and version, or feed with a target.")])
             version = dataset_version_get_for_user(
                 user=request.user,
                 dataset_pk=values["dataset"],
@@ -194,9 +193,7 @@ class PushesApi(BaseApi):
                 token=request.auth,
             )
             if version.dataset.project_id != project.pk:
-                raise ValidationFailed(
-                    [{"index": None, "field": "dataset", "message": "Not a dataset of this project."}]
-                )
+                raise ValidationFailed([field_error("dataset", "Not a dataset of this project.")])
             push = push_create(project=project, dataset_version=version, delivery_target=target, user=request.user)
         push = push_get_for_user(user=request.user, pk=push.pk, capability=Capability.CURATE, token=request.auth)
         return Response(PushSerializer(push).data, status=status.HTTP_201_CREATED)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pipelines.api import datasets, model_versions, promotions, pushes, sources
+from pipelines.api import datasets, feedback, model_versions, promotions, pushes, sources
 
 urlpatterns = (
     datasets.urlpatterns
     + pushes.urlpatterns
     + model_versions.urlpatterns
     + promotions.urlpatterns
+    + feedback.urlpatterns
     + sources.urlpatterns
 )

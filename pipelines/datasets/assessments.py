@@ -53,7 +53,6 @@ LABEL_ID = "reviewdesk.label_id"
 LABEL_VERSION = "reviewdesk.label_version"
 # No dots: MLflow 3.17's dataset search does not match dotted tag keys, even quoted.
 DATASET_VERSION_TAG = "reviewdesk_dataset_version"
-LEASE_SECONDS = 300
 ERROR_MAX = 4000
 Status = AssessmentSync.Status
 

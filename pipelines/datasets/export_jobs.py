@@ -36,7 +36,6 @@ from reviewapp.usertypes import signed_in
 if TYPE_CHECKING:
     from reviewapp.usertypes import Actor
 
-LEASE_SECONDS = 300  # renewed at every progress write; a dead worker's job is swept after it
 MAX_ATTEMPTS = 3
 
 

@@ -1,8 +1,10 @@
-"""pipelines' models: curated datasets and their versions, deliveries, model versions and promotions."""
+"""pipelines' models: curated datasets and their versions, deliveries, model versions and promotions,
+and end users' feedback."""
 
 from pipelines.models.assessments import AssessmentSync, MlflowDatasetExport
 from pipelines.models.datasets import Dataset, DatasetRow, DatasetVersion
 from pipelines.models.exports import ExportJob
+from pipelines.models.feedback import Feedback
 from pipelines.models.promotion import (
     Approval,
     Environment,
@@ -24,6 +26,7 @@ __all__ = [
     "DeliveryTarget",
     "Environment",
     "ExportJob",
+    "Feedback",
     "MlflowDatasetExport",
     "ModelVersion",
     "PromotionGate",

@@ -18,6 +18,7 @@ from pipelines.models import DatasetRow, DatasetVersion
 from pipelines.selectors.datasets import dataset_version_list
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Project
+from reviewapp.typed_input import field_error
 
 FIELD = "dataset_version"
 
@@ -32,13 +33,11 @@ def dataset_version_get_for_run(*, project: Project, pk: Any) -> DatasetVersion:
     try:
         version_id = int(pk)
     except (TypeError, ValueError):
-        raise ValidationFailed(
-            [{"index": None, "field": FIELD, "message": "Give a dataset version id."}], "The run cannot start."
-        ) from None
+        raise ValidationFailed([field_error(FIELD, "Give a dataset version id.")], "The run cannot start.") from None
     version = DatasetVersion.objects.select_related("dataset").filter(pk=version_id).first()
     if version is None or version.dataset.project_id != project.pk:
         raise ValidationFailed(
-            [{"index": None, "field": FIELD, "message": f"No dataset version {version_id} in this project."}],
+            [field_error(FIELD, f"No dataset version {version_id} in this project.")],
             "The run cannot start.",
         )
     return version

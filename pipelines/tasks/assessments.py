@@ -10,16 +10,18 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from pipelines.adapters.errors import TransientPipelineError
+from pipelines.tasks.retry import transient_retry
+
+# Every task here writes to MLflow. When it is down the work went back to pending: Celery retries,
+# then the next scheduled sync or the jobs kernel's sweeper picks it up again.
+MLFLOW_RETRY = transient_retry(backoff=10, backoff_max=300)
 
 
 @shared_task(
     name="pipelines.assessments_sync",
     ignore_result=True,
     acks_late=True,
-    autoretry_for=(TransientPipelineError,),  # MLflow down: the row went back to pending
-    retry_backoff=10,
-    retry_backoff_max=300,
+    **MLFLOW_RETRY,
     max_retries=3,  # then the next scheduled sync picks it up
     soft_time_limit=240,
     time_limit=270,  # below the ledger lease (5 minutes)
@@ -39,9 +41,7 @@ def assessments_sync(project_id: int | None = None) -> None:
     name="pipelines.assessment_sync_execute",
     ignore_result=True,
     acks_late=True,
-    autoretry_for=(TransientPipelineError,),  # MLflow down: the row went back to pending
-    retry_backoff=10,
-    retry_backoff_max=300,
+    **MLFLOW_RETRY,
     max_retries=3,  # then the next scheduled sync, or the jobs kernel's sweeper, picks it up
     soft_time_limit=240,
     time_limit=270,  # below the ledger lease (5 minutes)
@@ -57,9 +57,7 @@ def assessment_sync_execute(sync_id: int) -> None:
     name="pipelines.dataset_version_to_mlflow",
     ignore_result=True,
     acks_late=True,
-    autoretry_for=(TransientPipelineError,),
-    retry_backoff=10,
-    retry_backoff_max=300,
+    **MLFLOW_RETRY,
     max_retries=5,
     soft_time_limit=540,
     time_limit=570,
@@ -77,9 +75,7 @@ def dataset_version_to_mlflow(version_id: int, name: str | None = None) -> None:
     name="pipelines.mlflow_dataset_export_run",
     ignore_result=True,
     acks_late=True,
-    autoretry_for=(TransientPipelineError,),
-    retry_backoff=10,
-    retry_backoff_max=300,
+    **MLFLOW_RETRY,
     max_retries=5,  # then the jobs kernel's sweeper sends it again, up to its attempts
     soft_time_limit=540,
     time_limit=570,

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
+from pipelines.adapters.errors import PermanentPipelineError
+from pipelines.tasks.retry import transient_retry
 
 
 @shared_task(
     name="pipelines.registry_sync",
     ignore_result=True,
-    autoretry_for=(TransientPipelineError,),
-    retry_backoff=30,
-    retry_backoff_max=600,
+    **transient_retry(backoff=30, backoff_max=600),
     max_retries=3,  # then the next scheduled sync tries again
     soft_time_limit=300,
     time_limit=330,

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from pipelines.adapters.errors import TransientPipelineError
+from pipelines.tasks.retry import transient_retry
 
 
 @shared_task(
@@ -27,9 +27,7 @@ def rollout_advance(rollout_id: int) -> None:
     name="pipelines.webhook_deliver",
     ignore_result=True,
     acks_late=True,
-    autoretry_for=(TransientPipelineError,),
-    retry_backoff=2,
-    retry_backoff_max=300,
+    **transient_retry(backoff=2, backoff_max=300),
     max_retries=6,
     soft_time_limit=30,
     time_limit=45,

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from pipelines.adapters.errors import TransientPipelineError
+from pipelines.tasks.retry import transient_retry
 
 
 @shared_task(
     name="pipelines.push_execute",
     ignore_result=True,
     acks_late=True,
-    autoretry_for=(TransientPipelineError,),
-    retry_backoff=5,
-    retry_backoff_max=300,
+    **transient_retry(backoff=5, backoff_max=300),
     max_retries=5,  # then the jobs kernel's sweeper re-queues it (DELIVERY_PUSH_MAX_ATTEMPTS bounds worker deaths)
     soft_time_limit=540,
     time_limit=570,  # below the push lease (DELIVERY_PUSH_LEASE_SECONDS, 600) and the broker's visibility timeout

@@ -26,6 +26,7 @@ from pipelines.wiring import databricks_config
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.typed_input import field_error
 from reviewapp.views.http import AuthedHtmxRequest
 
 TEMPLATE = "pipelines/pushes.html"
@@ -107,11 +108,11 @@ def push_now(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
         if version_id.isdigit():
             version = dataset_version_for_project(project=project, pk=int(version_id))
             if version is None:
-                raise ValidationFailed([{"index": None, "field": "version", "message": "No such dataset version."}])
+                raise ValidationFailed([field_error("version", "No such dataset version.")])
             push = push_create(project=project, dataset_version=version, delivery_target=target, user=request.user)
         else:
             if target is None:
-                raise ValidationFailed([{"index": None, "field": "target", "message": "Choose a target."}])
+                raise ValidationFailed([field_error("target", "Choose a target.")])
             push = feed_push_create(delivery_target=target, user=request.user)
     except ValidationFailed as exc:
         errors = [f"{e['field']}: {e['message']}" for e in exc.errors]

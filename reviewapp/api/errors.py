@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from reviewapp.errors import Conflict, FieldError, NotAllowed, ServiceError, ValidationFailed
+from reviewapp.typed_input import field_error
 
 
 def flatten_errors(detail: Any, field: str = "") -> list[FieldError]:
@@ -30,9 +31,9 @@ def flatten_errors(detail: Any, field: str = "") -> list[FieldError]:
         return errors
     if isinstance(detail, list):
         if all(not isinstance(d, dict | list) for d in detail):
-            return [{"index": None, "field": field, "message": str(d)} for d in detail]
+            return [field_error(field, str(d)) for d in detail]
         return [e for i, d in enumerate(detail) for e in flatten_errors(d, f"{field}[{i}]")]
-    return [{"index": None, "field": field, "message": str(detail)}]
+    return [field_error(field, str(detail))]
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -45,12 +46,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"detail": exc.message}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, ServiceError):
         # Not about one field, but still the documented 400 shape (clients read ``errors``).
-        general: list[FieldError] = [{"index": None, "field": "", "message": exc.message}]
+        general: list[FieldError] = [field_error("", exc.message)]
         return Response({"detail": exc.message, "errors": general}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.ParseError):
         # A body we could not read (not JSON, not UTF-8, too deep, NUL): the same shape as any 400.
         field = getattr(exc, "path", "")
-        unread: list[FieldError] = [{"index": None, "field": field, "message": str(exc.detail)}]
+        unread: list[FieldError] = [field_error(field, str(exc.detail))]
         return Response({"detail": str(exc.detail), "errors": unread}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.ValidationError):
         return Response(

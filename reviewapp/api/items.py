@@ -21,7 +21,7 @@ from reviewapp.permissions import Capability
 from reviewapp.selectors.items import item_list
 from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.services.ingest import ItemIn, items_ingest, items_validate
-from reviewapp.typed_input import error_from
+from reviewapp.typed_input import error_from, field_error
 
 NDJSON_TYPES = frozenset(
     {
@@ -41,7 +41,7 @@ PAGE_PARAMETERS = [
 def _too_many(count: int) -> ValidationFailed:
     limit = settings.INGEST_MAX_ITEMS
     return ValidationFailed(
-        [{"index": None, "field": "", "message": f"At most {limit} items per request."}],
+        [field_error("", f"At most {limit} items per request.")],
         f"Too many items ({count}); send at most {limit} per request.",
     )
 
@@ -57,7 +57,7 @@ def _json_rows(body: bytes) -> list[Any]:
     if isinstance(data, list):
         return data
     raise ValidationFailed(
-        [{"index": None, "field": "", "message": "Expected an object or a list of objects."}],
+        [field_error("", "Expected an object or a list of objects.")],
         "Send one item object, or a JSON list of them.",
     )
 
@@ -144,7 +144,7 @@ class ItemIngestApi(BaseApi):
             )
         if not body or body.isspace():
             raise ValidationFailed(
-                [{"index": None, "field": "", "message": "The body is empty."}],
+                [field_error("", "The body is empty.")],
                 "The body is empty; send an item, a JSON list of items, or NDJSON.",
             )
         positions = None
@@ -183,7 +183,7 @@ class ItemListApi(BaseApi):
             # Filtering on a hidden field would tell a reviewer which items are which version.
             raise ValidationFailed(
                 [
-                    {"index": None, "field": name, "message": "Reviewers of this project cannot filter on it (blind)."}
+                    field_error(name, "Reviewers of this project cannot filter on it (blind).")
                     for name in filters.validated_data
                 ],
                 "This project hides models from reviewers.",

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.serializers import QuestionSerializer
 from reviewapp.models import Role
-from reviewapp.permissions import Capability
+from reviewapp.permissions import Capability, token_may_read
 from reviewapp.selectors.projects import project_get_for_user, project_list_for_user, questions_for_project
 
 
@@ -32,8 +33,10 @@ class ProjectListApi(BaseApi):
         responses=OutputSerializer(many=True),
     )
     def get(self, request: ApiRequest) -> Response:
-        rows = project_list_for_user(user=request.user)
         token = request.auth
+        if token is not None and not token_may_read(token.scopes):
+            raise PermissionDenied(f"This API token's scopes ({', '.join(token.scopes)}) read nothing.")
+        rows = project_list_for_user(user=request.user)
         if token is not None and token.project_id is not None:
             rows = [row for row in rows if row.project.pk == token.project_id]
         return Response(ProjectListApi.OutputSerializer(rows, many=True).data)

@@ -15,6 +15,7 @@ from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.selectors.tokens import api_token_get_for_user, api_token_list_for_user
 from reviewapp.services.tokens import api_token_create, api_token_revoke
+from reviewapp.typed_input import field_error
 
 
 class TokenListApi(BaseApi):
@@ -63,7 +64,7 @@ class TokenCreateApi(BaseApi):
                 project = project_get_for_user(user=request.user, slug=data["project"], capability=Capability.VIEW)
             except Http404:
                 raise ValidationFailed(
-                    [{"index": None, "field": "project", "message": "No such project among yours."}],
+                    [field_error("project", "No such project among yours.")],
                     "The token could not be created.",
                 ) from None
         token, raw = api_token_create(user=request.user, name=data["name"], scopes=data["scopes"], project=project)

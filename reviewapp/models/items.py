@@ -35,6 +35,8 @@ class Item(models.Model):
         indexes = [
             models.Index(fields=["project", "model_version"], name="item_project_version"),
             models.Index(fields=["project", "id"], name="item_project_id"),
+            # End users' feedback names its answer by trace id (pipelines joins it to the item).
+            models.Index(fields=["project", "trace_id"], name="item_project_trace"),
         ]
 
     def __str__(self) -> str:

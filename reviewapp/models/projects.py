@@ -52,7 +52,6 @@ class Project(models.Model):
         help_text="Other items a reviewer gets between two answers to the same request (0: off).",
     )
     mlflow_registered_model = models.CharField(max_length=300, blank=True)
-    serving_endpoint = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -16,6 +16,7 @@ class ApiToken(models.Model):
         CURATE = "curate", "Curate: assign, gold items, send back, flags, audit log"
         EVALUATE = "evaluate", "Evaluate: suites, runs, comparisons"
         PROMOTE = "promote", "Promote: model versions, promotion requests, approvals, rollouts"
+        FEEDBACK = "feedback", "Send end users' feedback only (for your app; reads nothing)"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)

@@ -11,7 +11,7 @@ from django.http import Http404
 
 from reviewapp.models import ApiToken, Membership, Project, Question, Review, Role
 from reviewapp.models.pairwise import PairwiseTask
-from reviewapp.permissions import SCOPE_FOR_CAPABILITY, Capability, role_allows
+from reviewapp.permissions import SCOPE_FOR_CAPABILITY, Capability, role_allows, token_may_read
 from reviewapp.usertypes import is_signed_in
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ def check_token(*, token: ApiToken | None, project: Project, capability: Capabil
     scope = SCOPE_FOR_CAPABILITY.get(capability)
     if scope is None or (scope and scope not in token.scopes):
         raise PermissionDenied(f"This API token lacks the '{scope or capability}' scope.")
+    if not scope and not token_may_read(token.scopes):
+        raise PermissionDenied(f"This API token's scopes ({', '.join(token.scopes)}) read nothing.")
 
 
 def project_get_for_user(

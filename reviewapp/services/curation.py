@@ -25,6 +25,7 @@ from reviewapp.selectors.curation import consensus_questions_for_version
 from reviewapp.selectors.projects import questions_for_project
 from reviewapp.services.answers import answers_validate, expectation_errors
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import field_error
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -442,7 +443,7 @@ def _merge_expectations(
     facts_key = _first_key(questions, Kind.EXPECTED_FACTS)
     if expected_response is not None:
         if not isinstance(expected_response, str):
-            errors.append({"index": None, "field": "expected_response", "message": "Give text."})
+            errors.append(field_error("expected_response", "Give text."))
         elif response_key and isinstance(merged, dict):
             merged[response_key] = expected_response
         else:
@@ -450,9 +451,9 @@ def _merge_expectations(
     if expected_facts is not None:
         facts = expected_facts.splitlines() if isinstance(expected_facts, str) else expected_facts
         if not isinstance(facts, list) or not all(isinstance(f, str) for f in facts):
-            errors.append({"index": None, "field": "expected_facts", "message": "Give a list of facts (texts)."})
+            errors.append(field_error("expected_facts", "Give a list of facts (texts)."))
         elif len(facts) > FACTS_MAX:
-            errors.append({"index": None, "field": "expected_facts", "message": f"At most {FACTS_MAX} facts."})
+            errors.append(field_error("expected_facts", f"At most {FACTS_MAX} facts."))
         elif facts_key and isinstance(merged, dict):
             merged[facts_key] = facts
         else:

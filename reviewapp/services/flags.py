@@ -7,13 +7,15 @@ A flag never blocks the item: its review goes on as usual, and curators read the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import msgspec
 from django.db import transaction
 
-from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.errors import ValidationFailed
 from reviewapp.models import Flag, Item
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -21,16 +23,23 @@ if TYPE_CHECKING:
 NOTE_MAX = 2_000
 
 
+# A runtime Literal of the model's choices (Any: mypy cannot read a Literal built from values).
+FlagKind: Any = Annotated[
+    Literal.__getitem__(tuple(Flag.Kind.values)), says(f"Use one of {', '.join(Flag.Kind.values)}.")
+]
+
+
+class FlagIn(TypedInput):
+    kind: FlagKind
+    note: Annotated[str, msgspec.Meta(max_length=NOTE_MAX), says(f"At most {NOTE_MAX} characters.")] = ""
+
+
 def flag_create(*, item: Item, user: User, kind: str, note: str = "") -> tuple[Flag, bool]:
     """Flag ``item``; flagging it again with the same kind replaces the note. Returns (flag, created)."""
     note = (note or "").strip()
-    errors: list[FieldError] = []
-    if kind not in Flag.Kind.values:
-        errors.append({"index": None, "field": "kind", "message": f"Use one of {', '.join(Flag.Kind.values)}."})
-    if len(note) > NOTE_MAX:
-        errors.append({"index": None, "field": "note", "message": f"At most {NOTE_MAX} characters."})
+    _, errors = struct_errors({"kind": kind, "note": note}, FlagIn)
     if kind == Flag.Kind.OTHER and not note:
-        errors.append({"index": None, "field": "note", "message": "Say what is wrong when the kind is 'other'."})
+        errors.append(field_error("note", "Say what is wrong when the kind is 'other'."))
     if errors:
         raise ValidationFailed(errors, "The flag is not valid.")
     with transaction.atomic():

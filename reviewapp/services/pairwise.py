@@ -18,8 +18,9 @@ import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import msgspec
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -29,23 +30,22 @@ from reviewapp.errors import AlreadySubmitted, FieldError, ValidationFailed
 from reviewapp.models import Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference, Project
 from reviewapp.selectors.pairwise import pairwise_open_slots_for_user
 from reviewapp.services.audit import audit_record
-from reviewapp.usertypes import signed_in
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
-
-    from reviewapp.usertypes import Actor
 from reviewapp.services.slots import (
     SlotKind,
     slot_fill,
     slot_lease_until,
     slot_lock_for_submit,
     slot_next,
-    slot_renew,
-    slot_skip,
     slot_take,
     slot_time_on_task,
 )
+from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
+from reviewapp.usertypes import signed_in
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from reviewapp.usertypes import Actor
 
 MAX_PREFERENCES_PER_TASK = 20
 MAX_REASON = 2000
@@ -62,23 +62,36 @@ class PairingResult:
     unmatched_b: int
 
 
+# A runtime Literal of the model's choices (Any: mypy cannot read a Literal built from values).
+Choice: Any = Annotated[Literal.__getitem__(tuple(Preference.Choice.values)), says("Pick A, B, tie or both bad.")]
+VersionName = Annotated[str, msgspec.Meta(max_length=100), says("At most 100 characters.")]
+
+
+class PairingIn(TypedInput):
+    """What pairing two model versions takes (the filters are checked by their callers' forms)."""
+
+    version_a: VersionName
+    version_b: VersionName
+    preferences_per_task: Annotated[
+        int, msgspec.Meta(ge=1, le=MAX_PREFERENCES_PER_TASK), says(f"Between 1 and {MAX_PREFERENCES_PER_TASK}.")
+    ] = 1
+
+
+class PreferenceIn(TypedInput):
+    """A judgement of a leased pair, by side as shown."""
+
+    choice: Choice
+    reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON), says(f"At most {MAX_REASON} characters.")] = ""
+
+
 def _pairing_errors(*, version_a: str, version_b: str, preferences_per_task: int) -> list[FieldError]:
-    errors: list[FieldError] = []
+    raw = {"version_a": version_a, "version_b": version_b, "preferences_per_task": preferences_per_task}
+    _, errors = struct_errors(raw, PairingIn)
     for field, value in (("version_a", version_a), ("version_b", version_b)):
         if not value.strip():
-            errors.append({"index": None, "field": field, "message": "Name a model version."})
-        elif len(value) > 100:
-            errors.append({"index": None, "field": field, "message": "At most 100 characters."})
+            errors.append(field_error(field, "Name a model version."))
     if version_a.strip() and version_a == version_b:
-        errors.append({"index": None, "field": "version_b", "message": "Pick a version other than version_a."})
-    if not 1 <= preferences_per_task <= MAX_PREFERENCES_PER_TASK:
-        errors.append(
-            {
-                "index": None,
-                "field": "preferences_per_task",
-                "message": f"Between 1 and {MAX_PREFERENCES_PER_TASK}.",
-            }
-        )
+        errors.append(field_error("version_b", "Pick a version other than version_a."))
     return errors
 
 
@@ -225,16 +238,6 @@ def pairwise_slot_sides(slot: PairwiseSlot) -> tuple[Item, Item]:
     return task.item_a, task.item_b
 
 
-def pairwise_renew(*, slot: PairwiseSlot, user: User) -> PairwiseSlot:
-    """Extend the lease while the reviewer works; LeaseLost once someone else has the slot."""
-    return slot_renew(PAIR_SLOTS, slot=slot, user=user)
-
-
-def pairwise_skip(*, slot: PairwiseSlot, user: User, reason: str = "") -> None:
-    """Give the pair back and do not offer it to this reviewer again."""
-    slot_skip(PAIR_SLOTS, slot=slot, user=user, reason=reason)
-
-
 # --- judging -----------------------------------------------------------------------------------
 
 
@@ -257,12 +260,8 @@ def pairwise_submit(
     """
     with transaction.atomic():
         current = slot_lock_for_submit(PAIR_SLOTS, pk=slot_id, user=user, project=project, lease_token=lease_token)
-        errors: list[FieldError] = []
-        if choice not in Preference.Choice.values:
-            errors.append({"index": None, "field": "choice", "message": "Pick A, B, tie or both bad."})
         reason = (reason or "").strip()
-        if len(reason) > MAX_REASON:
-            errors.append({"index": None, "field": "reason", "message": f"At most {MAX_REASON} characters."})
+        _, errors = struct_errors({"choice": choice, "reason": reason}, PreferenceIn)
         if errors:
             raise ValidationFailed(errors)
         task = current.task

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import msgspec
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
@@ -12,6 +13,7 @@ from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.models import Assignment, Item, Membership, Project, Question, Review, Role, SchemaVersion
 from reviewapp.models.reviews import EXTRA_SLOT_BASE
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import field_error, says, value_convert
 from reviewapp.usertypes import is_signed_in
 
 if TYPE_CHECKING:
@@ -20,38 +22,31 @@ if TYPE_CHECKING:
     from reviewapp.usertypes import Actor
 
 Kind = Question.Kind
+# Runtime Literals of the model's choices (Any: mypy cannot read a Literal built from values).
+QuestionKind: Any = Annotated[
+    Literal.__getitem__(tuple(Kind.values)), says(f"Unknown kind; use one of {', '.join(Kind.values)}.")
+]
+RoleName: Any = Annotated[Literal.__getitem__(tuple(Role.values)), says(f"Use one of {', '.join(Role.values)}.")]
+ReviewsPerItem = Annotated[int, msgspec.Meta(ge=1, le=20), says("Use 1 to 20.")]
 
 
 def question_options_validate(*, kind: str, options: dict[str, Any], field: str = "options") -> dict[str, Any]:
     """Check a question's options for its kind; returns them with defaults filled in."""
+    value_convert(kind, QuestionKind, field="kind", summary="The question is not valid.")
     errors: list[FieldError] = []
     opts = dict(options or {})
-    if kind not in Kind.values:
-        errors.append(
-            {"index": None, "field": "kind", "message": f"Unknown kind; use one of {', '.join(Kind.values)}."}
-        )
-    elif kind in (Kind.RATING, Kind.CONTEXT_RELEVANCE):
+    if kind in (Kind.RATING, Kind.CONTEXT_RELEVANCE):
         default_lo, default_hi = (1, 5) if kind == Kind.RATING else (0, 2)
         lo, hi = opts.get("min", default_lo), opts.get("max", default_hi)
         if not (isinstance(lo, int) and isinstance(hi, int)) or lo >= hi or hi - lo > 10:
-            errors.append(
-                {
-                    "index": None,
-                    "field": field,
-                    "message": "min and max must be whole numbers, min < max, at most 10 apart.",
-                }
-            )
+            errors.append(field_error(field, "min and max must be whole numbers, min < max, at most 10 apart."))
         opts.update(min=lo, max=hi)
     elif kind in (Kind.CHOICE, Kind.MULTI_CHOICE):
         choices = opts.get("choices")
         if not isinstance(choices, list) or len(choices) < 2 or len(set(map(str, choices))) != len(choices):
-            errors.append(
-                {"index": None, "field": f"{field}.choices", "message": "Give at least two distinct choices."}
-            )
+            errors.append(field_error(f"{field}.choices", "Give at least two distinct choices."))
         elif len(choices) > 9:
-            errors.append(
-                {"index": None, "field": f"{field}.choices", "message": "At most 9 choices (one per digit key)."}
-            )
+            errors.append(field_error(f"{field}.choices", "At most 9 choices (one per digit key)."))
     if errors:
         raise ValidationFailed(errors, "The question is not valid.")
     return opts
@@ -102,13 +97,12 @@ EDITABLE_FIELDS = (*ANSWER_FIELDS, "order", "consensus_rule", "max_spread")
 def question_update(*, question: Question, actor: Actor = None, **fields: Any) -> Question:
     """Change a question's fields (not its key: answers are stored under it; add a new question instead)."""
     errors: list[FieldError] = [
-        {
-            "index": None,
-            "field": name,
-            "message": "The key names the stored answers; add a new question instead."
+        field_error(
+            name,
+            "The key names the stored answers; add a new question instead."
             if name == "key"
             else "No such question field.",
-        }
+        )
         for name in fields
         if name not in EDITABLE_FIELDS
     ]
@@ -158,7 +152,7 @@ def question_delete(*, question: Question, actor: Actor = None) -> int:
         key, pk = question.key, question.pk
         deleted, _ = Question.objects.filter(pk=pk, project=locked).delete()
         if not deleted:
-            raise ValidationFailed([{"index": None, "field": "key", "message": "No such question."}])
+            raise ValidationFailed([field_error("key", "No such question.")])
         _schema_changed(project=question.project, locked=locked, actor=actor, answers_change=True)
         audit_record(
             actor=actor,
@@ -175,7 +169,7 @@ def _full_clean(question: Question) -> None:
         question.full_clean()
     except DjangoValidationError as exc:
         errors: list[FieldError] = [
-            {"index": None, "field": "" if name == NON_FIELD_ERRORS else name, "message": message}
+            field_error("" if name == NON_FIELD_ERRORS else name, message)
             for name, messages in exc.message_dict.items()
             for message in messages
         ]
@@ -215,8 +209,7 @@ def _schema_snapshot(project: Project) -> None:
 
 
 def membership_set(*, project: Project, user: User, role: str, actor: Actor = None) -> Membership:
-    if role not in Role.values:
-        raise ValidationFailed([{"index": None, "field": "role", "message": f"Use one of {', '.join(Role.values)}."}])
+    value_convert(role, RoleName, field="role")
     with transaction.atomic():
         membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
         audit_record(
@@ -231,8 +224,7 @@ def membership_set(*, project: Project, user: User, role: str, actor: Actor = No
 
 def project_set_reviews_per_item(*, project: Project, reviews_per_item: int, actor: Actor = None) -> Project:
     """Change how many reviews each item needs, adding or removing free slots to match."""
-    if not 1 <= reviews_per_item <= 20:
-        raise ValidationFailed([{"index": None, "field": "reviews_per_item", "message": "Use 1 to 20."}])
+    value_convert(reviews_per_item, ReviewsPerItem, field="reviews_per_item")
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=project.pk)
         old = project.reviews_per_item

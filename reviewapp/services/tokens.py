@@ -10,20 +10,29 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+import msgspec
 from django.utils import timezone
 
-from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.errors import ValidationFailed
 from reviewapp.models import ApiToken, Membership, Project
 from reviewapp.permissions import ROLE_CAPABILITIES, SCOPE_FOR_CAPABILITY
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 SCOPES = [choice.value for choice in ApiToken.Scope]
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute
+
+
+class TokenIn(TypedInput):
+    """A new token's name and scopes (the project is a row, checked on its own)."""
+
+    name: Annotated[str, msgspec.Meta(pattern=r"\S"), says("Give the token a name.")]
+    scopes: Annotated[list[str], msgspec.Meta(min_length=1), says(f"Pick at least one of: {', '.join(SCOPES)}.")]
 
 
 def _hash(secret: str) -> str:
@@ -52,32 +61,22 @@ def api_token_create(
     *, user: User, name: str, scopes: list[str], project: Project | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the plaintext token, which is never stored."""
-    errors: list[FieldError] = []
     name = (name or "").strip()
-    if not name:
-        errors.append({"index": None, "field": "name", "message": "Give the token a name."})
+    _, errors = struct_errors({"name": name, "scopes": scopes}, TokenIn)
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
-        errors.append({"index": None, "field": "scopes", "message": f"Unknown scope(s): {', '.join(unknown)}."})
-    if not scopes:
-        errors.append({"index": None, "field": "scopes", "message": f"Pick at least one of: {', '.join(SCOPES)}."})
+        errors.append(field_error("scopes", f"Unknown scope(s): {', '.join(unknown)}."))
     if (
         project is not None
         and not user.is_superuser
         and not Membership.objects.filter(project=project, user=user).exists()
     ):
-        errors.append({"index": None, "field": "project", "message": "You are not a member of that project."})
+        errors.append(field_error("project", "You are not a member of that project."))
     elif not unknown:
         beyond = sorted(set(scopes) - api_token_scopes_allowed(user=user, project=project))
         if beyond:
             where = f"on {project.name}" if project is not None else "on any of your projects"
-            errors.append(
-                {
-                    "index": None,
-                    "field": "scopes",
-                    "message": f"Your roles {where} do not allow the scope(s): {', '.join(beyond)}.",
-                }
-            )
+            errors.append(field_error("scopes", f"Your roles {where} do not allow the scope(s): {', '.join(beyond)}."))
     if errors:
         raise ValidationFailed(errors, "The token could not be created.")
     prefix = secrets.token_hex(6)

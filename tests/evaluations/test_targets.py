@@ -59,11 +59,27 @@ def test_valid_targets_come_back_canonical() -> None:
         ({"kind": "mlflow_model", "model_uri": "runs:/abc/model"}, "target.model_uri", "registered model version"),
         ({"kind": "magic"}, "target.kind", "stored, mlflow_model, endpoint"),
         ({"kind": "stored", "model_uri": "models:/a/1"}, "target.model_uri", "Unknown field"),
-        ("stored", "target", "Must be an object"),
+        ("stored", "target", "Give an object"),
     ],
 )
 def test_invalid_targets_name_the_bad_field(target: object, field: str, message: str) -> None:
     assert message in errors_of(target)[field]
+
+
+def test_a_target_reports_every_bad_field_at_once() -> None:
+    errors = errors_of({"kind": "mlflow_model", "model_uri": 7, "colour": "red"})
+
+    assert errors == {
+        "target.model_uri": (
+            "Must be a registered model version, models:/<name>/<version> (a run pins the version; "
+            "resolve an alias such as @champion to its version first)."
+        ),
+        "target.colour": "Unknown field: an mlflow_model target takes kind and model_uri.",
+    }
+    assert errors_of({"kind": "endpoint", "endpoint": "  "}) == {
+        "target.endpoint": "Name an endpoint from the endpoint registry."
+    }
+    assert errors_of({}) == {"target.kind": "Use one of: stored, mlflow_model, endpoint."}
 
 
 @pytest.mark.django_db

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from reviewapp.errors import ValidationFailed
 from reviewapp.models import ApiToken, Assignment, Item, Membership, Review, ReviewRevision
 from reviewapp.services.queue import queue_next
 from reviewapp.services.reviews import review_submit
@@ -619,6 +620,19 @@ def test_token_creation_checks_its_input(project, engineer, outsider):
     assert session(outsider).delete(f"/api/v1/tokens/{token.pk}/").status_code == 404  # not theirs to revoke
     token.refresh_from_db()
     assert token.revoked_at is None
+
+
+def test_the_token_service_reports_every_bad_field_with_its_message(project, engineer):
+    with pytest.raises(ValidationFailed) as bad:
+        api_token_create(user=engineer, name=" ", scopes=[])
+    assert [(e["field"], e["message"]) for e in bad.value.errors] == [
+        ("name", "Give the token a name."),
+        ("scopes", "Pick at least one of: ingest, review, export, curate, evaluate, promote."),
+    ]
+    with pytest.raises(ValidationFailed) as bad:
+        api_token_create(user=engineer, name="x", scopes=["ingest", "admin"])
+    assert bad.value.errors == [{"index": None, "field": "scopes", "message": "Unknown scope(s): admin."}]
+    assert ApiToken.objects.count() == 0
 
 
 # --- schema --------------------------------------------------------------------------------------

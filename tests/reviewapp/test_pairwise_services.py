@@ -18,15 +18,15 @@ from reviewapp.item_stats import wilson
 from reviewapp.models import AuditEvent, Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference
 from reviewapp.services.ingest import items_ingest
 from reviewapp.services.pairwise import (
+    PAIR_SLOTS,
     pairwise_next,
-    pairwise_renew,
-    pairwise_skip,
     pairwise_submit,
     pairwise_tasks_create,
     request_key,
 )
 from reviewapp.services.pairwise_results import pairwise_results
 from reviewapp.services.projects import membership_set
+from reviewapp.services.slots import slot_renew, slot_skip
 from reviewapp.services.tokens import api_token_create
 from tests.factories import ProjectFactory, item_row, member
 
@@ -188,6 +188,16 @@ def test_pairing_rejects_bad_input_by_field_and_writes_nothing(project, kwargs, 
     assert not PairwiseTask.objects.exists()
 
 
+def test_pairing_reports_every_bad_field_at_once_with_its_message(project):
+    with pytest.raises(ValidationFailed) as exc:
+        pairwise_tasks_create(project=project, version_a="x" * 101, version_b=" ", preferences_per_task=0)
+    assert sorted((e["field"], e["message"]) for e in exc.value.errors) == [
+        ("preferences_per_task", "Between 1 and 20."),
+        ("version_a", "At most 100 characters."),
+        ("version_b", "Name a model version."),
+    ]
+
+
 def test_pairing_stays_within_the_project(project):
     other = ProjectFactory(slug="other")
     make_pairs(other, 2)
@@ -319,7 +329,7 @@ def test_a_form_from_an_earlier_lease_of_the_same_slot_is_refused(project, revie
     old = pairwise_next(project=project, user=reviewer)
     PairwiseSlot.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     taken = pairwise_next(project=project, user=reviewer2)
-    pairwise_skip(slot=taken, user=reviewer2)
+    slot_skip(PAIR_SLOTS, slot=taken, user=reviewer2)
     new = pairwise_next(project=project, user=reviewer)  # the same slot again, sides drawn anew
     assert new.pk == old.pk and new.lease_token != old.lease_token
     with pytest.raises(LeaseLost):
@@ -339,7 +349,10 @@ def test_bad_input_names_the_field_and_keeps_the_lease(project, reviewer):
         pairwise_submit(
             slot_id=lease.pk, user=reviewer, lease_token=lease.lease_token, choice="left", reason="x" * 2001
         )
-    assert [e["field"] for e in exc.value.errors] == ["choice", "reason"]
+    assert [(e["field"], e["message"]) for e in exc.value.errors] == [
+        ("choice", "Pick A, B, tie or both bad."),
+        ("reason", "At most 2000 characters."),
+    ]
     assert not Preference.objects.exists()
     slot = PairwiseSlot.objects.get(pk=lease.pk)
     assert (slot.reviewer, slot.submitted_at) == (reviewer, None)
@@ -370,7 +383,7 @@ def test_skip_gives_the_pair_back_and_never_offers_it_again(project, reviewer, r
     make_pairs(project, 2)
     pair(project)
     lease = pairwise_next(project=project, user=reviewer)
-    pairwise_skip(slot=lease, user=reviewer, reason=" too long ")
+    slot_skip(PAIR_SLOTS, slot=lease, user=reviewer, reason=" too long ")
     slot = PairwiseSlot.objects.get(pk=lease.pk)
     assert (slot.reviewer, slot.left_item, slot.lease_token) == (None, None, "")
     assert PairwiseSkip.objects.get().reason == "too long"
@@ -385,12 +398,12 @@ def test_renew_extends_the_lease_and_fails_once_it_is_lost(project, reviewer, re
     pair(project)
     lease = pairwise_next(project=project, user=reviewer)
     PairwiseSlot.objects.filter(pk=lease.pk).update(expires_at=timezone.now() + timedelta(seconds=5))
-    renewed = pairwise_renew(slot=lease, user=reviewer)
+    renewed = slot_renew(PAIR_SLOTS, slot=lease, user=reviewer)
     assert renewed.expires_at > timezone.now() + timedelta(seconds=project.lease_seconds - 5)
     PairwiseSlot.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     pairwise_next(project=project, user=reviewer2)
     with pytest.raises(LeaseLost):
-        pairwise_renew(slot=lease, user=reviewer)
+        slot_renew(PAIR_SLOTS, slot=lease, user=reviewer)
 
 
 def test_submit_is_audited_with_the_sides(project, reviewer):

@@ -63,3 +63,7 @@ def test_one_value_converts_or_raises_validation_failed() -> None:
     with pytest.raises(ValidationFailed) as caught:
         value_convert("x", Annotated[int, says("Give a number.")], field="limit")
     assert caught.value.errors == [{"index": None, "field": "limit", "message": "Give a number."}]
+    assert caught.value.message == "The input is not valid."
+    with pytest.raises(ValidationFailed) as caught:
+        value_convert(0, Annotated[int, msgspec.Meta(ge=1), says("Use 1 to 20.")], field="n", summary="Not saved.")
+    assert (caught.value.message, caught.value.errors[0]["message"]) == ("Not saved.", "Use 1 to 20.")

@@ -19,6 +19,7 @@ from reviewapp.errors import ValidationFailed
 from reviewapp.jobs import job_enqueue, job_kind_get, job_kind_sweep
 from reviewapp.models import CuratedLabel, Project
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import field_error
 from reviewapp.usertypes import signed_in
 
 if TYPE_CHECKING:
@@ -51,9 +52,7 @@ def push_create(
     The push row commits first; its task is sent once the transaction commits.
     """
     if dataset_version.dataset.project_id != project.pk:
-        raise ValidationFailed(
-            [{"index": None, "field": "dataset_version", "message": "Not a version of this project."}]
-        )
+        raise ValidationFailed([field_error("dataset_version", "Not a version of this project.")])
     if delivery_target is None:
         delivery_target = delivery_target_create(
             project=project,
@@ -62,9 +61,7 @@ def push_create(
             user=user,
         )
     elif delivery_target.project_id != project.pk:
-        raise ValidationFailed(
-            [{"index": None, "field": "target", "message": "Not a delivery target of this project."}]
-        )
+        raise ValidationFailed([field_error("target", "Not a delivery target of this project.")])
     batch_id = _batch_id(
         delivery_target.kind, delivery_target.target, "version", dataset_version.pk, dataset_version.content_hash
     )

@@ -14,6 +14,7 @@ from pipelines.wiring import outbound_rules
 from reviewapp.errors import Conflict, FieldError, ValidationFailed
 from reviewapp.models import Project
 from reviewapp.services.audit import audit_record
+from reviewapp.typed_input import field_error
 from reviewapp.usertypes import is_signed_in, signed_in
 
 if TYPE_CHECKING:
@@ -40,8 +41,8 @@ def target_validate(
         if problem is None and project is not None:
             problem = outbound.uc_schema_problem(rules=outbound_rules(), project_slug=project.slug, full_name=target)
     else:
-        return [{"index": None, "field": "kind", "message": "Choose delta or unity_catalog."}]
-    return [{"index": None, "field": field, "message": problem}] if problem else []
+        return [field_error("kind", "Choose delta or unity_catalog.")]
+    return [field_error(field, problem)] if problem else []
 
 
 class TargetTaken(Conflict):

@@ -24,7 +24,7 @@ from reviewapp.errors import FieldError
 from reviewapp.jsoninput import JsonInputError, json_decode
 from reviewapp.selectors.projects import project_get_by_slug
 from reviewapp.services.ingest import ItemIn, external_id_for, items_ingest, items_validate
-from reviewapp.typed_input import error_from
+from reviewapp.typed_input import error_from, field_error
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -71,7 +71,7 @@ def read_json(path: Path) -> Iterator[Record]:
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
-        yield Record(0, None, {"index": 0, "field": "", "message": "Expected an object or a list of objects."})
+        yield Record(0, None, field_error("", "Expected an object or a list of objects.", 0))
         return
     for index, row in enumerate(data):
         yield Record(index, row)
@@ -92,7 +92,7 @@ def _from_cells(position: int, cells: dict[str, Any]) -> Record:
             try:
                 value = int(value)
             except ValueError:
-                return Record(position, None, {"index": position, "field": name, "message": "Expected a whole number."})
+                return Record(position, None, field_error(name, "Expected a whole number.", position))
         row[name] = value
     return Record(position, row)
 
@@ -101,7 +101,7 @@ def _unknown_columns(position: int, names: list[str]) -> Iterator[Record]:
     for name in names:
         if name not in COLUMNS:
             known = ", ".join(sorted(COLUMNS))
-            yield Record(position, None, {"index": position, "field": name, "message": f"Unknown column; use {known}."})
+            yield Record(position, None, field_error(name, f"Unknown column; use {known}.", position))
 
 
 def read_csv(path: Path) -> Iterator[Record]:
@@ -123,7 +123,7 @@ def read_csv(path: Path) -> Iterator[Record]:
                 continue
             if len(cells) != len(header):
                 message = f"Expected {len(header)} cells, found {len(cells)}."
-                yield Record(start, None, {"index": start, "field": "", "message": message})
+                yield Record(start, None, field_error("", message, start))
                 continue
             yield _from_cells(start, dict(zip(header, cells, strict=True)))
 
@@ -234,7 +234,7 @@ class Command(BaseCommand):
                     ext_id = external_id_for(row)
                     if ext_id in first_seen:
                         message = f"Duplicate of {UNITS[fmt]} {first_seen[ext_id]} (same external_id)."
-                        errors.append({"index": position, "field": "external_id", "message": message})
+                        errors.append(field_error("external_id", message, position))
                     else:
                         first_seen[ext_id] = position
         errors.sort(key=lambda e: e["index"] or 0)

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipelines', '0010_mlflow_dataset_export_jobs_kernel'),
+        ('pipelines', '0011_feedback'),
         ('reviewapp', '0008_slot_lease_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from pipelines.adapters.errors import PipelineError, TransientPipelineError
 from pipelines.models import Source, SourcedItem, SourceKind, SourcePull
+from pipelines.sources.feedback import feedback_thumbs_down_keys
 from pipelines.sources.readers import Batch, SourceRow, reader_for
 from pipelines.sources.sampling import Rule, decide, rule_room, rules_validate
 from pipelines.sources.selectors import canary_versions
@@ -184,6 +185,13 @@ def _decide(
             source=source, item__external_id__in=[row.item.get("external_id") for row in rows]
         ).values_list("item__external_id", flat=True)
     )
+    if any(rule.kind == "thumbs_down" for rule in rules):
+        # End users' feedback sent to the feedback API (joined or still waiting for its item).
+        disliked = feedback_thumbs_down_keys(
+            project=source.project, trace_ids=[row.signals.trace_id for row in rows if row.signals.trace_id]
+        )
+        for row in rows:
+            row.signals.thumbs_down = row.signals.thumbs_down or row.signals.trace_id in disliked
     taken: list[tuple[SourceRow, str]] = []
     for row in rows:
         if row.skip_reason:
@@ -362,8 +370,8 @@ def _run(pull: SourcePull, owner: str, *, batch_limit: int | None) -> bool:
             if limit <= 0:
                 break
         batch = reader(source, watermark, limit)
-        if batch.scanned == 0:
-            break
+        if batch.scanned == 0 and batch.watermark == watermark:
+            break  # nothing new
         taken, outcome = _decide(source, batch.rows, rules, canary, timezone.now())
         _commit(pull, owner, batch, taken, outcome)
         watermark, scanned, batches = batch.watermark, scanned + batch.scanned, batches + 1

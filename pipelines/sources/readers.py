@@ -9,8 +9,10 @@ returned. It writes nothing: the pull commits the rows and the new watermark tog
   the ids read at that millisecond, so the next read starts at ``t`` and skips those ids (traces
   sharing a millisecond are neither lost nor read twice). A trace still in progress ends the batch
   until it finishes (or is older than ``IN_PROGRESS_WAIT_SECONDS``, then it is skipped).
-- ``delta_table`` / ``uc_table``: a slot for the table readers (``pipelines.adapters.delta`` /
-  ``databricks``); rows are mapped by the source's column mapping with :func:`mapped_row`.
+- ``delta_table`` / ``uc_table``: ``pipelines.adapters.delta.delta_table_read`` (by table version)
+  and ``pipelines.adapters.databricks.uc_table_read`` (SQL statements, by a watermark column), with
+  the source's column mapping; their watermarks are stored as they give them (``as_dict``). The
+  feedback and error columns are read as metadata and become the row's signals.
 """
 
 from __future__ import annotations
@@ -158,71 +160,68 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _context(value: Any) -> list[Any]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return [{"content": value}]
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, list):
-        return [{"content": str(value)}]
-    return [c if isinstance(c, dict) else {"content": str(c)} for c in value]
+# Item fields the adapters' table readers fill (pipelines.adapters.table_rows.TARGET_FIELDS).
+TABLE_FIELDS = (
+    "request",
+    "response",
+    "retrieved_context",
+    "model_version",
+    "model_name",
+    "trace_id",
+    "external_id",
+    "timestamp",
+)
+FALSY = frozenset({"", "false", "0", "none", "null", "ok", "200"})
 
 
-def _request(value: Any) -> Any:
-    if isinstance(value, str):
-        stripped = value.strip()
-        if stripped.startswith("{"):
-            try:
-                parsed = json.loads(stripped)
-            except ValueError:
-                return value
-            if isinstance(parsed, dict):
-                return mlflow_tracking.trace_request(parsed)
-        return value
-    if isinstance(value, dict):
-        return mlflow_tracking.trace_request(value)
-    return _text(value)
+def _table_args(source: Source) -> tuple[dict[str, str], list[str], ColumnMapping]:
+    """The adapter's mapping and metadata columns; the feedback and error columns ride in metadata."""
+    mapping = mapping_of(source)
+    fields = {name: getattr(mapping, name) for name in TABLE_FIELDS if getattr(mapping, name)}
+    extra = [c for c in (mapping.feedback, mapping.error) if c]
+    return fields, list(dict.fromkeys([*mapping.metadata, *extra])), mapping
 
 
-def mapped_row(record: dict[str, Any], mapping: ColumnMapping, *, source_name: str) -> SourceRow:
-    """A table row as an item and its signals, through the source's column mapping."""
+def _signal(metadata: dict[str, Any], column: str | None, kept: list[str]) -> Any:
+    """A signal column's value; taken out of the item's metadata unless also mapped to metadata."""
+    if not column:
+        return None
+    return metadata.get(column) if column in kept else metadata.pop(column, None)
 
-    def col(name: str | None) -> Any:
-        return record.get(name) if name else None
 
-    request, response = col(mapping.request), col(mapping.response)
-    trace_id = _text(col(mapping.trace_id))
-    external_id = _text(col(mapping.external_id)) or trace_id
+def _table_row(row: dict[str, Any], mapping: ColumnMapping, *, source_name: str) -> SourceRow:
+    """An adapter row (item-shaped, see pipelines.adapters.table_rows) as a SourceRow with its signals."""
+    metadata = dict(row.get("metadata") or {})
+    feedback = _signal(metadata, mapping.feedback, mapping.metadata)
+    error = _signal(metadata, mapping.error, mapping.metadata)
+    stamp = row.get("timestamp")
+    if stamp is not None:
+        metadata["timestamp"] = _text(stamp)
+    trace_id = row.get("trace_id") or ""
     item: dict[str, Any] = {
-        "request": _request(request) if request is not None else None,
-        "response": mlflow_tracking.trace_response(response) if response is not None else None,
-        "retrieved_context": _context(col(mapping.retrieved_context)),
-        "model_name": _text(col(mapping.model_name)),
-        "model_version": _text(col(mapping.model_version)),
+        "request": row.get("request"),
+        "response": row.get("response"),
+        "retrieved_context": row.get("retrieved_context") or [],
+        "model_name": row.get("model_name") or "",
+        "model_version": row.get("model_version") or "",
         "trace_id": trace_id,
         "source": source_name,
-        "metadata": {name: _text(record.get(name)) for name in mapping.metadata if name in record},
+        "metadata": metadata,
     }
-    if mapping.timestamp and record.get(mapping.timestamp) is not None:
-        item["metadata"]["timestamp"] = _text(record.get(mapping.timestamp))
+    external_id = row.get("external_id") or trace_id
     if not external_id:  # no id column: the content names the row, so a re-read finds the same item
-        digest = hashlib.sha256(json.dumps([request, response], default=str, sort_keys=True).encode()).hexdigest()
+        digest = hashlib.sha256(
+            json.dumps([item["request"], item["response"]], default=str, sort_keys=True).encode()
+        ).hexdigest()
         external_id = f"row-{digest[:32]}"
     item["external_id"] = external_id
-    feedback = col(mapping.feedback)
-    error = col(mapping.error)
     signals = Signals(
         trace_id=trace_id or external_id,
         model_name=item["model_name"],
         model_version=item["model_version"],
         thumbs_down=feedback is not None and is_thumbs_down(feedback),
-        error=bool(error) and str(error).strip().lower() not in ("false", "0", "none", "null", "ok", "200"),
-        tags=item["metadata"],
+        error=bool(error) and str(error).strip().lower() not in FALSY,
+        tags={k: _text(v) for k, v in metadata.items()},
     )
     reason = ""
     if item["request"] in (None, ""):
@@ -232,37 +231,61 @@ def mapped_row(record: dict[str, Any], mapping: ColumnMapping, *, source_name: s
     return SourceRow(key=external_id, item=item, signals=signals, skip_reason=reason)
 
 
-def _table_reader(kind: str, module: str, function: str) -> Reader:
-    """The slot of a table reader: the adapter's function when it exists, else a clear refusal."""
-
-    def read(source: Source, watermark: dict[str, Any], limit: int) -> Batch:
-        import importlib
-
-        adapter = importlib.import_module(module)
-        if not hasattr(adapter, function):
-            raise PermanentPipelineError(
-                f"Reading {SourceKind(kind).label} sources is not available yet ({module}.{function} is missing).",
-                system="sources",
-            )
-        wired = TABLE_READERS.get(kind)
-        if wired is None:
-            raise PermanentPipelineError(
-                f"Reading {SourceKind(kind).label} sources is not wired yet ({module}.{function} exists).",
-                system="sources",
-            )
-        return wired(source, watermark, limit)
-
-    return read
+def _first_batch(batches: Any, watermark: dict[str, Any], source: Source, mapping: ColumnMapping) -> Batch:
+    try:
+        batch = next(iter(batches))
+    except StopIteration:
+        return Batch(rows=[], watermark=dict(watermark), scanned=0, done=True)
+    rows = [_table_row(row, mapping, source_name=source.name) for row in batch.rows]
+    return Batch(rows=rows, watermark=batch.watermark.as_dict(), scanned=batch.scanned, done=False)
 
 
-# The table readers proper (pipelines.adapters.delta.table_changes, the Databricks SQL reader), each
-# mapping its records with mapped_row(record, mapping_of(source), source_name=source.name).
-TABLE_READERS: dict[str, Reader] = {}
+def delta_table_read(source: Source, watermark: dict[str, Any], limit: int) -> Batch:
+    from pipelines.adapters import delta
+    from pipelines.wiring import delta_config
+
+    config = settings_of(source)
+    fields, metadata, mapping = _table_args(source)
+    batches = delta.delta_table_read(
+        delta_config(),
+        uri=config.uri,
+        mapping=fields,
+        metadata_columns=metadata,
+        watermark=delta.DeltaWatermark.from_dict(watermark),
+        batch_size=limit,
+    )
+    return _first_batch(batches, watermark, source, mapping)
+
+
+def uc_table_read(source: Source, watermark: dict[str, Any], limit: int) -> Batch:
+    from pipelines.adapters import databricks
+    from pipelines.wiring import databricks_config
+
+    config = settings_of(source)
+    fields, metadata, mapping = _table_args(source)
+    column = config.watermark_column or mapping.timestamp
+    if not column:
+        raise PermanentPipelineError(
+            "A Unity Catalog source needs a watermark column: set settings.watermark_column or map timestamp.",
+            system="sources",
+        )
+    batches = databricks.uc_table_read(
+        databricks_config(),
+        table=config.table,
+        mapping=fields,
+        watermark_column=column,
+        metadata_columns=metadata,
+        watermark=databricks.UcWatermark.from_dict(watermark),
+        batch_size=limit,
+        warehouse_id=config.warehouse_id or None,
+    )
+    return _first_batch(batches, watermark, source, mapping)
+
 
 READERS: dict[str, Reader] = {
     SourceKind.MLFLOW_TRACES: mlflow_traces_read,
-    SourceKind.DELTA_TABLE: _table_reader(SourceKind.DELTA_TABLE, "pipelines.adapters.delta", "table_changes"),
-    SourceKind.UC_TABLE: _table_reader(SourceKind.UC_TABLE, "pipelines.adapters.databricks", "table_read"),
+    SourceKind.DELTA_TABLE: delta_table_read,
+    SourceKind.UC_TABLE: uc_table_read,
 }
 
 
@@ -273,4 +296,4 @@ def reader_for(kind: str) -> Reader:
     return reader
 
 
-__all__ = ["Batch", "Reader", "SourceRow", "mapped_row", "mapping_of", "reader_for"]
+__all__ = ["Batch", "Reader", "SourceRow", "reader_for"]

@@ -181,7 +181,7 @@ def test_a_failing_source_shows_why(project, mlflow_store) -> None:  # noqa: F81
         actor=None,
     )
     pull = pull_now(table)
-    assert pull.status == "failed" and ("not available yet" in pull.error or "not wired yet" in pull.error)
+    assert pull.status == "failed" and "no Delta table at /tmp/nowhere" in pull.error
 
 
 def test_rest_pushes_are_counted_against_the_rest_source_of_that_name(project) -> None:

@@ -161,6 +161,8 @@ REAL_KILLS: dict[str, str] = {
     "::test_an_assessment_sync_killed_half_way_writes_each_assessment_once",
     "pipelines.mlflow_dataset_export": "tests/test_jobs_killed_workers.py"
     "::test_an_mlflow_dataset_export_killed_half_way_makes_one_dataset",
+    "pipelines.source_pull": "tests/pipelines/test_sources_workers.py"
+    "::test_a_pull_killed_mid_way_is_finished_by_another_worker_without_duplicates",
 }
 
 

@@ -15,6 +15,14 @@ from pipelines.models import SourcedItem, SourcePull
 from pipelines.sources.pulls import source_pull_execute, source_pull_request
 from pipelines.sources.services import source_create
 from reviewapp.models import Item
+from tests.pipelines.test_table_readers import (  # noqa: F401 (fixtures)
+    T0,
+    TABLE,
+    UC_COLUMNS,
+    fake,
+    no_ambient_databricks_config,
+    uc_row,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -111,3 +119,33 @@ def test_a_delta_pull_killed_after_a_batch_resumes_from_its_watermark(project, t
     assert resumed is not None and resumed.status == "succeeded"
     assert (resumed.scanned, resumed.created, resumed.unchanged, resumed.attempts) == (10, 10, 0, 2)
     assert Item.objects.filter(project=project).count() == 10
+
+
+def test_a_unity_catalog_source_is_read_through_the_sql_statement_api(project, fake) -> None:  # noqa: F811
+    rows = [uc_row(n, T0 + timedelta(seconds=n)) for n in range(5)]
+    rows[2]["status_code"] = 503
+    fake.table_create(TABLE, UC_COLUMNS, rows)
+    source = source_create(
+        project=project,
+        values={
+            "name": "uc log",
+            "kind": "uc_table",
+            "settings": {"table": TABLE, "watermark_column": "logged_at"},
+            "column_mapping": {
+                "request": "request",
+                "response": "response",
+                "external_id": "request_id",
+                "timestamp": "logged_at",
+                "error": "status_code",
+            },
+            "rules": [{"kind": "error"}, {"kind": "percent", "percent": 0.0001}],
+        },
+        actor=None,
+    )
+    first = pull_now(source)
+    assert first.status == "succeeded", first.error
+    assert (first.scanned, first.created, first.sampled_out) == (5, 1, 4)
+    assert SourcedItem.objects.get().item.external_id == "r002"
+    source.refresh_from_db()
+    assert source.watermark["key"] == "r004"
+    assert pull_now(source).scanned == 0

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 LEEWAY_SECONDS = 60
 
 
-class SsoBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
+class SsoBackend(OIDCAuthenticationBackend):
     """Sign in with the provider's authorization code (state, nonce and PKCE checked by the library).
 
     Django builds a backend for every sign-in attempt and every session lookup, so nothing here
@@ -111,7 +111,9 @@ class LocalPasswordBackend(ModelBackend):
     """Django's username and password, unless ``LOCAL_PASSWORDS=false``; then only superusers, and only
     with ``LOCAL_PASSWORDS_BREAK_GLASS=true`` (the way back in when the provider is down)."""
 
-    def authenticate(self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any) -> Any:
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> Any:
         if password is None:
             return None
         user = super().authenticate(request, username=username, password=password, **kwargs)
@@ -119,5 +121,12 @@ class LocalPasswordBackend(ModelBackend):
             return user
         if config.break_glass() and user.is_superuser:
             log.warning("break-glass password sign-in by superuser %s", user.username)
+            return user
+        return None
+
+    def get_user(self, user_id: Any) -> Any:
+        # Switching passwords off also ends the sessions that a password opened.
+        user = super().get_user(user_id)
+        if user is None or config.local_passwords() or (config.break_glass() and user.is_superuser):
             return user
         return None

@@ -73,10 +73,10 @@ def sso_account_resolve(*, issuer: str, claims: Mapping[str, Any], create_users:
     identity = SsoIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject).first()
     email = str(claims.get("email") or "").strip()
     with transaction.atomic():
+        user: User | None = None
         if identity is not None:
             user = identity.user
         else:
-            user = None
             # An unverified email proves nothing about who owns the local account with that address.
             if email and claims.get("email_verified", True) is not False:
                 matches = list(get_user_model().objects.filter(email__iexact=email)[:2])
@@ -103,6 +103,7 @@ def sso_account_resolve(*, issuer: str, claims: Mapping[str, Any], create_users:
                 )
             identity = SsoIdentity.objects.create(user=user, issuer=issuer, subject=subject)
             audit_record(actor=user, action="sso.link", target=user, data={"issuer": issuer, "subject": subject})
+        assert user is not None
         if not user.is_active:
             raise SsoRefused("Your Reviewdesk account is deactivated. Ask an administrator to reactivate it.")
         identity.last_login_at = timezone.now()
@@ -130,9 +131,7 @@ def _membership_remove(*, membership: Membership, actor: User, reason: str) -> N
     membership.delete()
 
 
-def sso_roles_apply(
-    *, user: User, claims: Mapping[str, Any], claim: str, role_map: list[RoleMapEntry]
-) -> RolesApplied:
+def sso_roles_apply(*, user: User, claims: Mapping[str, Any], claim: str, role_map: list[RoleMapEntry]) -> RolesApplied:
     """Make the memberships that the role map granted match the claim's current values: grant new
     ones, change a role when the mapped role changed, remove those whose value went away. A
     membership that SSO did not grant, or that someone changed by hand since, is left alone."""

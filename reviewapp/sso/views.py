@@ -57,7 +57,7 @@ class SignInView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
 
-class SsoStartView(OIDCAuthenticationRequestView):  # type: ignore[misc]
+class SsoStartView(OIDCAuthenticationRequestView):
     """Redirect to the provider with state, nonce and a PKCE challenge (kept in the session)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -71,13 +71,15 @@ class SsoStartView(OIDCAuthenticationRequestView):  # type: ignore[misc]
             self.OIDC_OP_AUTH_ENDPOINT = endpoints()["OIDC_OP_AUTHORIZATION_ENDPOINT"]
         except DiscoveryFailed as exc:
             log.warning("OpenID discovery failed: %s", exc)
-            return _refused(request, f"{config.provider_name()} cannot be reached right now; try again soon.", status=502)
+            return _refused(
+                request, f"{config.provider_name()} cannot be reached right now; try again soon.", status=502
+            )
         self.OIDC_RP_CLIENT_ID = self.get_settings("OIDC_RP_CLIENT_ID")
         response: HttpResponse = super().get(request)
         return response
 
 
-class SsoCallbackView(OIDCAuthenticationCallbackView):  # type: ignore[misc]
+class SsoCallbackView(OIDCAuthenticationCallbackView):
     """The provider sends the browser back here with a code; the backend turns it into a user."""
 
     def get(self, request: HttpRequest) -> HttpResponse:

@@ -6,11 +6,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from reviewapp.models import Membership
+from tests.fakes.oidc_provider import PROVIDER_PASSWORD
 
 pytestmark = pytest.mark.browser
 
 
-def provider_sign_in(page: Page, username: str, password: str = "provider-pw") -> None:
+def provider_sign_in(page: Page, username: str, password: str = PROVIDER_PASSWORD) -> None:
     expect(page.get_by_role("heading", name="Fake provider")).to_be_visible()
     page.get_by_label("Provider username").fill(username)
     page.get_by_label("Provider password").fill(password)

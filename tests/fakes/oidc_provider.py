@@ -48,6 +48,10 @@ class OidcUser:
     sub: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
+PROVIDER_PASSWORD = "provider-pw"
+CLIENT_SECRET = "s3cret-for-tests"
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -57,7 +61,7 @@ def _int_b64url(value: int) -> str:
 
 
 class FakeOidcProvider(FakeHttpServer):
-    def __init__(self, *, client_id: str = "reviewdesk", client_secret: str = "s3cret-for-tests") -> None:
+    def __init__(self, *, client_id: str = "reviewdesk", client_secret: str = CLIENT_SECRET) -> None:
         super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
@@ -71,7 +75,7 @@ class FakeOidcProvider(FakeHttpServer):
         self._access_tokens: dict[str, str] = {}  # token -> username
         self._mutex = threading.Lock()
 
-    def add_user(self, username: str, *, password: str = "provider-pw", **kwargs: Any) -> OidcUser:
+    def add_user(self, username: str, *, password: str = PROVIDER_PASSWORD, **kwargs: Any) -> OidcUser:
         user = OidcUser(username=username, password=password, **kwargs)
         self.users[username] = user
         return user

@@ -15,12 +15,12 @@ from reviewapp.models import AuditEvent, Membership
 from reviewapp.sso.config import role_map_parse
 from reviewapp.sso.models import SsoIdentity, SsoRoleGrant
 from tests.factories import PASSWORD, ProjectFactory, UserFactory
-from tests.fakes.oidc_provider import FakeOidcProvider
+from tests.fakes.oidc_provider import PROVIDER_PASSWORD, FakeOidcProvider
 
 User = get_user_model()
 
 
-def sso_sign_in(client: Client, provider: FakeOidcProvider, username: str, password: str = "provider-pw"):  # type: ignore[no-untyped-def]
+def sso_sign_in(client: Client, provider: FakeOidcProvider, username: str, password: str = PROVIDER_PASSWORD):  # type: ignore[no-untyped-def]
     """Start at Reviewdesk, sign in at the provider's form, and come back with the code."""
     start = client.get("/oidc/authenticate/")
     assert start.status_code == 302, start.content
@@ -164,7 +164,7 @@ def test_a_code_cannot_be_replayed_and_a_foreign_state_is_refused(oidc_provider,
     params = {k: v[0] for k, v in parse_qs(urlsplit(start["Location"]).query).items()}
     answer = requests.post(
         f"{oidc_provider.url}/authorize",
-        data={**params, "username": "jo", "password": "provider-pw", "action": "login"},
+        data={**params, "username": "jo", "password": PROVIDER_PASSWORD, "action": "login"},
         allow_redirects=False,
         timeout=5,
     )
@@ -200,7 +200,11 @@ def test_the_login_page_offers_the_provider_only_when_configured(client, db, set
 
 
 def test_local_passwords_off_hides_the_form_and_refuses_passwords(oidc_provider, settings, reviewer):
+    earlier = Client()
+    assert earlier.post("/login/", {"username": "rita", "password": PASSWORD}).status_code == 302
+    assert signed_in_user(earlier)
     settings.LOCAL_PASSWORDS = False
+    assert not signed_in_user(earlier)  # a session a password opened ends too
     client = Client()
 
     page = client.get("/login/").content.decode()

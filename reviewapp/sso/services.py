@@ -131,6 +131,16 @@ def _membership_remove(*, membership: Membership, actor: User, reason: str) -> N
     membership.delete()
 
 
+def _last_admin(membership: Membership) -> bool:
+    # SSO never leaves a project without an admin (as the members page does not).
+    return (
+        membership.role == Role.ADMIN
+        and not Membership.objects.filter(project=membership.project, role=Role.ADMIN)
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+
+
 def sso_roles_apply(*, user: User, claims: Mapping[str, Any], claim: str, role_map: list[RoleMapEntry]) -> RolesApplied:
     """Make the memberships that the role map granted match the claim's current values: grant new
     ones, change a role when the mapped role changed, remove those whose value went away. A
@@ -163,6 +173,10 @@ def sso_roles_apply(*, user: User, claims: Mapping[str, Any], claim: str, role_m
                     grant.delete()  # changed by hand since: no longer SSO's to manage
                 result.kept.append(slug)
                 continue
+            if membership is not None and membership.role != role and _last_admin(membership):
+                log.warning("SSO keeps %s admin on %s: they are its last admin", user, slug)
+                result.kept.append(slug)
+                continue
             if membership is None or membership.role != role:
                 membership = membership_set(project=project, user=user, role=role, actor=user)
                 result.granted[slug] = role
@@ -175,13 +189,7 @@ def sso_roles_apply(*, user: User, claims: Mapping[str, Any], claim: str, role_m
             if membership.role != grant.role:
                 grant.delete()
                 continue
-            last_admin = (
-                membership.role == Role.ADMIN
-                and not Membership.objects.filter(project=membership.project, role=Role.ADMIN)
-                .exclude(pk=membership.pk)
-                .exists()
-            )
-            if last_admin:
+            if _last_admin(membership):
                 log.warning("SSO keeps %s on %s: they are its last admin", user, slug)
                 result.kept.append(slug)
                 continue

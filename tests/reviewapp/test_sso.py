@@ -14,7 +14,7 @@ from django.test import Client
 from reviewapp.models import AuditEvent, Membership
 from reviewapp.sso.config import role_map_parse
 from reviewapp.sso.models import SsoIdentity, SsoRoleGrant
-from tests.factories import PASSWORD, ProjectFactory, UserFactory
+from tests.factories import PASSWORD, ProjectFactory, UserFactory, member
 from tests.fakes.oidc_provider import PROVIDER_PASSWORD, FakeOidcProvider
 
 User = get_user_model()
@@ -247,3 +247,23 @@ def test_the_strongest_mapped_role_wins(oidc_provider, settings, project):
     oidc_provider.add_user("kim", email="kim@example.org", groups=["staff", "leads"])
     sso_sign_in(Client(), oidc_provider, "kim")
     assert Membership.objects.get(project=project, user__username="kim").role == "admin"
+
+
+def test_sso_never_removes_or_demotes_a_projects_last_admin(oidc_provider, settings, project):
+    settings.OIDC_ROLE_MAP = "leads=support:admin,staff=support:reviewer"
+    oidc_provider.add_user("lee", email="lee@example.org", groups=["leads"])
+    sso_sign_in(Client(), oidc_provider, "lee")
+
+    oidc_provider.users["lee"].groups = ["staff"]
+    sso_sign_in(Client(), oidc_provider, "lee")
+    assert Membership.objects.get(project=project, user__username="lee").role == "admin"
+
+    oidc_provider.users["lee"].groups = []
+    sso_sign_in(Client(), oidc_provider, "lee")
+    assert Membership.objects.get(project=project, user__username="lee").role == "admin"
+
+    # With another admin present, the map's changes apply again.
+    member(project, "admin", username="ada")
+    oidc_provider.users["lee"].groups = ["staff"]
+    sso_sign_in(Client(), oidc_provider, "lee")
+    assert Membership.objects.get(project=project, user__username="lee").role == "reviewer"

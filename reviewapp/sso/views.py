@@ -61,7 +61,7 @@ class SsoStartView(OIDCAuthenticationRequestView):
     """Redirect to the provider with state, nonce and a PKCE challenge (kept in the session)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Not the library's __init__, which reads the endpoint from settings at import-like time.
+        # Not the library's __init__: it reads the endpoint from settings, which here come from discovery.
         super(OIDCAuthenticationRequestView, self).__init__(*args, **kwargs)
 
     def get(self, request: HttpRequest) -> HttpResponse:

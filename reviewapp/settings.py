@@ -309,6 +309,11 @@ else:
     }
 # Seconds between two runs of the jobs kernel's sweeper (reviewapp.jobs; beat), over every kind of job.
 JOBS_SWEEP_SECONDS = envint("JOBS_SWEEP_SECONDS", 30, minimum=1)
+# Seconds between two monitoring refreshes (pipelines/sources/monitoring.py; beat): each project's time
+# buckets touched by items, reviews, curated labels or evaluation results changed since the last one.
+MONITORING_REFRESH_SECONDS = envint("MONITORING_REFRESH_SECONDS", 60, minimum=5)
+# A refresh looks this far back past its watermark, for rows whose transaction committed late.
+MONITORING_REFRESH_OVERLAP_SECONDS = envint("MONITORING_REFRESH_OVERLAP_SECONDS", 120, minimum=0)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # otherwise a killed child's task is acked and lost
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -3,6 +3,7 @@
 from pipelines.models.assessments import AssessmentSync, MlflowDatasetExport
 from pipelines.models.datasets import Dataset, DatasetRow, DatasetVersion
 from pipelines.models.exports import ExportJob
+from pipelines.models.monitoring import Granularity, MonitoringBucket, MonitoringRefresh, MonitoringValue
 from pipelines.models.promotion import (
     Approval,
     Environment,
@@ -23,8 +24,12 @@ __all__ = [
     "DeliveryTarget",
     "Environment",
     "ExportJob",
+    "Granularity",
     "MlflowDatasetExport",
     "ModelVersion",
+    "MonitoringBucket",
+    "MonitoringRefresh",
+    "MonitoringValue",
     "PromotionGate",
     "PromotionRequest",
     "Push",

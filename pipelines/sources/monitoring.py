@@ -1,0 +1,656 @@
+"""Monitoring: quality per model version over time, from precomputed hour and day buckets.
+
+**Per item first.** Every figure is a mean over items (``reviewapp.item_stats``): an item's value of
+the human pass rate is its curated label's answer to the project's primary pass/fail question, else
+the mean of its current reviews' answers (``item_stats.item_value``, the rule the release evidence
+uses); retrieval precision is the share of its rated chunks that humans found relevant (curated
+per-chunk labels, else the mean over its reviews); a judge or code score is the newest result of
+that scorer on the item's own (stored) response; latency and tokens come from the trace the item
+was made from. An item is counted at its trace's timestamp when it carries one, else when it was
+created, under its model version.
+
+**Buckets merge.** A bucket keeps n (items), the sum of the values and the sum of their squares.
+A rate's interval is Wilson's over items (split votes count their fraction as successes); a mean's
+is the normal interval mean ± z·sd/√n. Volume is n.
+
+**Refresh.** ``monitoring_refresh`` recomputes the values of the items touched since its watermark
+(items created or updated, reviews submitted, edited or sent back, curated labels, new evaluation
+results, end users' feedback) and then recomputes each bucket those items were in or are now in,
+exactly, from the values table: the same input gives the same buckets however often it runs.
+Not seen by an incremental refresh (a full one fixes them): a deleted item or curated label.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist, FieldError
+from django.db import models, transaction
+from django.db.models import Count, F, Max, Q, Sum
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+
+from evaluations.models import RunResult
+from pipelines.models import Granularity, MonitoringBucket, MonitoringRefresh, MonitoringValue, Rollout
+from pipelines.releases.evidence import primary_pass_question
+from reviewapp import item_stats
+from reviewapp.jobs import job_claim, job_enqueue, job_fail, job_finish
+from reviewapp.models import CuratedLabel, Item, Project, Question, Review
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 2000  # items per round of value recomputation
+
+VOLUME = "volume"
+PASS_RATE = "human_pass_rate"
+PRECISION = "retrieval_precision"
+LATENCY = "latency_ms"
+TOKENS = "tokens"
+THUMBS_DOWN = "thumbs_down_rate"
+SCORE_PREFIX = "score:"  # + the suite entry's name (a judge or code scorer)
+
+COUNT, RATE, MEAN = "count", "rate", "mean"
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    title: str
+    kind: str  # COUNT (n), RATE (0..1, Wilson over items) or MEAN (normal interval over items)
+    unit: str = ""
+    help: str = ""
+
+
+FIXED_METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric(VOLUME, "Volume", COUNT, "items", "Items per bucket, at their trace's time (else when ingested)."),
+        Metric(
+            PASS_RATE,
+            "Human pass rate",
+            RATE,
+            help="The primary pass/fail question over items: each item its curated label, else its reviews' mean.",
+        ),
+        Metric(THUMBS_DOWN, "End-user thumbs-down rate", RATE, help="Share of end users' thumbs that are down."),
+        Metric(
+            PRECISION,
+            "Retrieval precision",
+            RATE,
+            help="Share of an item's rated retrieved chunks that humans labelled relevant, over items.",
+        ),
+        Metric(LATENCY, "Latency per request", MEAN, "ms", "From the trace (metadata latency_ms)."),
+        Metric(TOKENS, "Tokens per request", MEAN, "tokens", "From the trace (metadata total_tokens or tokens)."),
+    )
+}
+
+
+def metric_get(name: str) -> Metric | None:
+    """The metric called ``name``: a fixed one, or ``score:<scorer>`` (a judge or code scorer's mean)."""
+    if name in FIXED_METRICS:
+        return FIXED_METRICS[name]
+    if name.startswith(SCORE_PREFIX) and len(name) > len(SCORE_PREFIX):
+        scorer = name[len(SCORE_PREFIX) :]
+        return Metric(name, f"Score: {scorer}", MEAN, help="The newest result of this scorer on each item, over items.")
+    return None
+
+
+def metrics_of(*, project: Project, granularity: str) -> list[Metric]:
+    """The fixed metrics, then the scorers with buckets in the project (by name)."""
+    names = (
+        MonitoringBucket.objects.filter(
+            project=project, granularity=granularity, metric__startswith=SCORE_PREFIX
+        )
+        .values_list("metric", flat=True)
+        .distinct()
+        .order_by("metric")
+    )
+    scores = [m for m in (metric_get(n) for n in names) if m is not None]
+    return [*FIXED_METRICS.values(), *scores]
+
+
+# --- per-item values -----------------------------------------------------------------------------
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def item_time(metadata: Any, created_at: datetime) -> datetime:
+    """When the request happened: the trace's timestamp in the item's metadata, else its creation."""
+    if isinstance(metadata, dict):
+        for key in ("trace_timestamp", "timestamp"):
+            raw = metadata.get(key)
+            if isinstance(raw, str) and raw:
+                try:
+                    return _aware(datetime.fromisoformat(raw))
+                except ValueError:
+                    continue
+    return created_at
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def item_tokens(metadata: Any) -> float | None:
+    """Tokens of the request, when the trace carried them (``total_tokens``, ``tokens`` or a usage dict)."""
+    if not isinstance(metadata, dict):
+        return None
+    for key in ("total_tokens", "tokens"):
+        found = _number(metadata.get(key))
+        if found is not None:
+            return found
+    usage = metadata.get("token_usage") or metadata.get("usage")
+    if isinstance(usage, dict):
+        return _number(usage.get("total_tokens"))
+    return None
+
+
+def chunk_precision(ratings: Any, *, relevant_above: float) -> float | None:
+    """Share of the rated chunks whose rating is above the scale's minimum (None: none rated)."""
+    if not isinstance(ratings, list):
+        return None
+    rated = [v for v in (_number(r) for r in ratings) if v is not None]
+    if not rated:
+        return None
+    return sum(1 for v in rated if v > relevant_above) / len(rated)
+
+
+def precision_value(*, curated: dict[str, Any] | None, reviews: list[dict[str, Any]], key: str, low: float) -> float | None:
+    """An item's retrieval precision: its curated per-chunk labels', else the mean of its reviews'."""
+    if curated is not None:
+        own = chunk_precision(curated.get(key), relevant_above=low)
+        if own is not None:
+            return own
+    per_review = [p for p in (chunk_precision((r or {}).get(key), relevant_above=low) for r in reviews) if p is not None]
+    return math.fsum(per_review) / len(per_review) if per_review else None
+
+
+# End users' feedback belongs to another part of pipelines; read by name so monitoring runs (without
+# that metric) while the model does not exist. Thumbs are its ``value`` field: up or down.
+FEEDBACK_MODEL = ("pipelines", "EndUserFeedback")
+THUMBS_DOWN_VALUES = frozenset({"down", "thumbs_down", "thumbsdown", "-1", "false"})
+THUMBS_UP_VALUES = frozenset({"up", "thumbs_up", "thumbsup", "1", "true"})
+
+
+def feedback_model() -> type[models.Model] | None:
+    try:
+        return apps.get_model(*FEEDBACK_MODEL)
+    except LookupError:
+        return None
+
+
+def thumbs_down_values(*, item_ids: list[int]) -> dict[int, float]:
+    """Per item: the share of its end users' thumbs that are down (items without thumbs are left out)."""
+    model = feedback_model()
+    if model is None or not item_ids:
+        return {}
+    try:
+        rows = list(model._default_manager.filter(item_id__in=item_ids).values_list("item_id", "value"))
+    except (FieldError, FieldDoesNotExist):
+        logger.warning("%s.%s has no item/value fields; the thumbs-down rate is skipped.", *FEEDBACK_MODEL)
+        return {}
+    thumbs: dict[int, list[float]] = defaultdict(list)
+    for item_id, value in rows:
+        word = str(value).strip().lower()
+        if word in THUMBS_DOWN_VALUES:
+            thumbs[item_id].append(1.0)
+        elif word in THUMBS_UP_VALUES:
+            thumbs[item_id].append(0.0)
+    return {item_id: sum(v) / len(v) for item_id, v in thumbs.items()}
+
+
+def feedback_changed_items(*, project: Project, since: datetime) -> set[int]:
+    """Items whose end users' feedback arrived or changed since ``since`` (none while the model is missing)."""
+    model = feedback_model()
+    if model is None:
+        return set()
+    names = {f.name for f in model._meta.get_fields()}
+    stamps = [n for n in ("updated_at", "created_at") if n in names]
+    if not stamps or "item" not in names:
+        return set()
+    changed = Q()
+    for name in stamps:
+        changed |= Q(**{f"{name}__gte": since})
+    rows = model._default_manager.filter(changed, item__isnull=False)
+    if "project" in names:
+        rows = rows.filter(project=project)
+    return set(rows.values_list("item_id", flat=True))
+
+
+def _stored_response_results() -> Q:
+    # Results on the item's own response (a "stored" target); other targets scored other responses.
+    return Q(run__target__kind="stored") | ~Q(run__target__has_key="kind")
+
+
+@dataclass(frozen=True)
+class Questions:
+    pass_key: str  # "" without a pass/fail question
+    relevance_key: str  # "" without a context_relevance question
+    relevance_low: float  # ratings above this count as relevant (the scale's minimum)
+
+
+def questions_for(*, project: Project) -> Questions:
+    primary = primary_pass_question(project=project)
+    relevance = (
+        Question.objects.filter(project=project, kind=Question.Kind.CONTEXT_RELEVANCE).order_by("order", "id").first()
+    )
+    low = _number((relevance.options or {}).get("min")) if relevance is not None else None
+    return Questions(
+        pass_key=primary.key if primary else "",
+        relevance_key=relevance.key if relevance else "",
+        relevance_low=low if low is not None else 0.0,
+    )
+
+
+def item_values(*, project: Project, item_ids: list[int], questions: Questions) -> list[MonitoringValue]:
+    """The monitoring values of these items (unsaved rows): five queries for the whole chunk."""
+    items = Item.objects.filter(project=project, pk__in=item_ids).values_list("id", "model_version", "created_at", "metadata")
+    reviews: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for item_id, answers in Review.objects.filter(item_id__in=item_ids, returned_at__isnull=True).values_list(
+        "item_id", "answers"
+    ):
+        reviews[item_id].append(answers or {})
+    labels = dict(CuratedLabel.objects.filter(item_id__in=item_ids).values_list("item_id", "answers"))
+    scores: dict[int, dict[str, float]] = defaultdict(dict)
+    results = (
+        RunResult.objects.filter(_stored_response_results(), item_id__in=item_ids, error="", number__isnull=False)
+        .order_by("id")
+        .values_list("item_id", "scorer", "number")
+    )
+    for item_id, scorer, number in results:
+        scores[item_id][scorer] = float(number)  # in id order: the newest result wins
+    thumbs = thumbs_down_values(item_ids=item_ids)
+    out: list[MonitoringValue] = []
+    for item_id, version, created_at, metadata in items:
+        at = item_time(metadata, created_at)
+
+        def add(metric: str, value: float | None) -> None:
+            if value is not None:
+                out.append(
+                    MonitoringValue(
+                        project_id=project.pk, item_id=item_id, metric=metric, model_version=version, at=at, value=value
+                    )
+                )
+
+        add(VOLUME, 1.0)
+        curated = labels.get(item_id)
+        if curated is not None and not isinstance(curated, dict):
+            curated = {}
+        answers = reviews.get(item_id, [])
+        if questions.pass_key:
+            value, _, _ = item_stats.item_value(curated=curated, reviews=answers, key=questions.pass_key, kind="pass_fail")
+            add(PASS_RATE, value)
+        if questions.relevance_key:
+            add(PRECISION, precision_value(curated=curated, reviews=answers, key=questions.relevance_key, low=questions.relevance_low))
+        if isinstance(metadata, dict):
+            add(LATENCY, _number(metadata.get("latency_ms")))
+            add(TOKENS, item_tokens(metadata))
+        add(THUMBS_DOWN, thumbs.get(item_id))
+        for scorer, number in scores.get(item_id, {}).items():
+            add(SCORE_PREFIX + scorer[:100], number)
+    return out
+
+
+# --- buckets -------------------------------------------------------------------------------------
+
+STEP = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1)}
+
+
+def bucket_start(at: datetime, granularity: str) -> datetime:
+    at = at.astimezone(UTC)
+    if granularity == Granularity.DAY:
+        return at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _trunc(granularity: str) -> TruncHour | TruncDay:
+    return TruncDay("at", tzinfo=UTC) if granularity == Granularity.DAY else TruncHour("at", tzinfo=UTC)
+
+
+Group = tuple[str, str, str]  # (granularity, metric, model_version)
+
+
+def _ranges(starts: Iterable[datetime], step: timedelta) -> Iterator[tuple[datetime, datetime]]:
+    """Sorted bucket starts as [lo, hi) ranges; near neighbours share one range (one query each)."""
+    lo = hi = None
+    for start in sorted(set(starts)):
+        if lo is not None and hi is not None and start <= hi + 6 * step:
+            hi = start + step
+            continue
+        if lo is not None and hi is not None:
+            yield lo, hi
+        lo, hi = start, start + step
+    if lo is not None and hi is not None:
+        yield lo, hi
+
+
+def _aggregate(values: models.QuerySet[MonitoringValue], granularity: str, fields: tuple[str, ...]) -> Any:
+    return (
+        values.annotate(start=_trunc(granularity))
+        .values(*fields, "start")
+        .annotate(n=Count("id"), total=Sum("value"), total_sq=Sum(F("value") * F("value")))
+        .order_by()
+    )
+
+
+def _save_buckets(project: Project, rows: list[MonitoringBucket]) -> None:
+    for start in range(0, len(rows), 2000):
+        MonitoringBucket.objects.bulk_create(
+            rows[start : start + 2000],
+            update_conflicts=True,
+            unique_fields=["project", "granularity", "metric", "model_version", "start"],
+            update_fields=["n", "total", "total_sq", "refreshed_at"],
+        )
+
+
+def buckets_recompute(*, project: Project, touched: dict[Group, set[datetime]]) -> int:
+    """Recompute exactly the buckets named in ``touched`` from the values; a bucket left empty goes."""
+    now = timezone.now()
+    written = 0
+    for (granularity, metric, version), starts in touched.items():
+        step = STEP[Granularity(granularity)]
+        for lo, hi in _ranges(starts, step):
+            values = MonitoringValue.objects.filter(
+                project=project, metric=metric, model_version=version, at__gte=lo, at__lt=hi
+            )
+            found = {
+                _aware(row["start"]): row for row in _aggregate(values, granularity, ())
+            }
+            wanted = {s for s in starts if lo <= s < hi}
+            rows = [
+                MonitoringBucket(
+                    project=project,
+                    granularity=granularity,
+                    metric=metric,
+                    model_version=version,
+                    start=s,
+                    n=found[s]["n"],
+                    total=float(found[s]["total"] or 0.0),
+                    total_sq=float(found[s]["total_sq"] or 0.0),
+                    refreshed_at=now,
+                )
+                for s in sorted(wanted)
+                if s in found
+            ]
+            _save_buckets(project, rows)
+            gone = [s for s in wanted if s not in found]
+            if gone:
+                MonitoringBucket.objects.filter(
+                    project=project, granularity=granularity, metric=metric, model_version=version, start__in=gone
+                ).delete()
+            written += len(rows) + len(gone)
+    return written
+
+
+def buckets_rebuild(*, project: Project) -> int:
+    """Every bucket of the project anew from the values (a full refresh)."""
+    now = timezone.now()
+    written = 0
+    with transaction.atomic():
+        MonitoringBucket.objects.filter(project=project).delete()
+        for granularity in Granularity:
+            values = MonitoringValue.objects.filter(project=project)
+            rows = [
+                MonitoringBucket(
+                    project=project,
+                    granularity=granularity,
+                    metric=row["metric"],
+                    model_version=row["model_version"],
+                    start=_aware(row["start"]),
+                    n=row["n"],
+                    total=float(row["total"] or 0.0),
+                    total_sq=float(row["total_sq"] or 0.0),
+                    refreshed_at=now,
+                )
+                for row in _aggregate(values, granularity, ("metric", "model_version"))
+            ]
+            _save_buckets(project, rows)
+            written += len(rows)
+    return written
+
+
+# --- the refresh ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    full: bool
+    items: int  # items whose values were recomputed
+    buckets: int  # buckets rewritten or removed
+    changed_since: datetime  # the next refresh's watermark
+    result_id: int
+    seconds: float
+
+
+def touched_items(*, project: Project, since: datetime, result_after: int) -> set[int]:
+    """Items whose values may have changed: the item itself, its reviews, curated label, results, feedback."""
+    ids: set[int] = set(Item.objects.filter(project=project, updated_at__gte=since).values_list("id", flat=True))
+    ids |= set(
+        Review.objects.filter(Q(updated_at__gte=since) | Q(returned_at__gte=since), project=project).values_list(
+            "item_id", flat=True
+        )
+    )
+    ids |= set(CuratedLabel.objects.filter(project=project, updated_at__gte=since).values_list("item_id", flat=True))
+    ids |= set(
+        RunResult.objects.filter(run__project=project, pk__gt=result_after).values_list("item_id", flat=True)
+    )
+    ids |= feedback_changed_items(project=project, since=since)
+    return ids
+
+
+def _values_replace(
+    *, project: Project, item_ids: list[int], questions: Questions, touched: dict[Group, set[datetime]] | None
+) -> None:
+    """Recompute the values of these items; note in ``touched`` the buckets they were in and are now in."""
+    new = item_values(project=project, item_ids=item_ids, questions=questions)
+    with transaction.atomic():
+        old = MonitoringValue.objects.filter(item_id__in=item_ids)
+        if touched is not None:
+            for metric, version, at in old.values_list("metric", "model_version", "at"):
+                for granularity in Granularity:
+                    touched[(granularity.value, metric, version)].add(bucket_start(at, granularity))
+        old.delete()
+        MonitoringValue.objects.bulk_create(new, batch_size=2000)
+    if touched is not None:
+        for row in new:
+            for granularity in Granularity:
+                touched[(granularity.value, row.metric, row.model_version)].add(bucket_start(row.at, granularity))
+
+
+def monitoring_refresh(
+    *, project: Project, changed_since: datetime | None = None, result_id: int = 0, full: bool = False
+) -> RefreshResult:
+    """Bring the project's buckets up to date: the items changed since the watermark, then their buckets.
+
+    Without a watermark (or with ``full``) every item and every bucket is recomputed. Idempotent: a
+    bucket is always recomputed from the values, never adjusted by a delta.
+    """
+    began = time.monotonic()
+    now = timezone.now()
+    # Taken before reading, so a result written meanwhile is read now or by the next refresh.
+    newest_result = RunResult.objects.filter(run__project=project).aggregate(m=Max("id"))["m"] or 0
+    questions = questions_for(project=project)
+    full = full or changed_since is None
+    if full:
+        ids = list(Item.objects.filter(project=project).order_by("id").values_list("id", flat=True))
+        for start in range(0, len(ids), CHUNK):
+            _values_replace(project=project, item_ids=ids[start : start + CHUNK], questions=questions, touched=None)
+        buckets = buckets_rebuild(project=project)
+    else:
+        assert changed_since is not None
+        overlap = timedelta(seconds=settings.MONITORING_REFRESH_OVERLAP_SECONDS)
+        ids = sorted(touched_items(project=project, since=changed_since - overlap, result_after=result_id))
+        touched: dict[Group, set[datetime]] = defaultdict(set)
+        for start in range(0, len(ids), CHUNK):
+            _values_replace(project=project, item_ids=ids[start : start + CHUNK], questions=questions, touched=touched)
+        buckets = buckets_recompute(project=project, touched=touched)
+    return RefreshResult(
+        full=full,
+        items=len(ids),
+        buckets=buckets,
+        changed_since=now,
+        result_id=newest_result,
+        seconds=time.monotonic() - began,
+    )
+
+
+def monitoring_refresh_queue(*, projects: Iterable[Project] | None = None) -> list[int]:
+    """Queue the refresh job of each project (beat): a row per project, sent again once it finished.
+
+    A refresh still queued or running is left alone (the jobs kernel's sweeper re-sends it if its
+    worker died). The ids of the rows sent.
+    """
+    now = timezone.now()
+    sent: list[int] = []
+    for project in projects if projects is not None else Project.objects.all():
+        row, created = MonitoringRefresh.objects.get_or_create(project=project, defaults={"enqueued_at": now})
+        if created or MonitoringRefresh.objects.filter(pk=row.pk, status__in=["done", "failed"]).update(
+            status="queued", attempts=0, error="", enqueued_at=now
+        ):
+            sent.append(row.pk)
+    job_enqueue(MonitoringRefresh, sent)
+    return sent
+
+
+def monitoring_refresh_execute(*, refresh_id: int) -> RefreshResult | None:
+    """Run one project's refresh row (the task): claim, refresh from its watermarks, record them."""
+    owner = job_claim(MonitoringRefresh, refresh_id)
+    if owner is None:
+        return None
+    row = MonitoringRefresh.objects.select_related("project").get(pk=refresh_id)
+    try:
+        result = monitoring_refresh(project=row.project, changed_since=row.changed_since, result_id=row.result_id)
+    except Exception as exc:
+        job_fail(MonitoringRefresh, refresh_id, owner, f"{type(exc).__name__}: {exc}", transient=True)
+        raise
+    job_finish(
+        MonitoringRefresh,
+        refresh_id,
+        owner,
+        changed_since=result.changed_since,
+        result_id=result.result_id,
+        last_items=result.items,
+        last_buckets=result.buckets,
+        last_seconds=result.seconds,
+        error="",
+    )
+    return result
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Point:
+    """One bucket of one model version: n items, the value (a rate, a mean, or n) and its 95% interval."""
+
+    start: datetime
+    model_version: str
+    n: int
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+INTERVALS = {
+    RATE: item_stats.WILSON + " (split votes count their fraction)",
+    MEAN: "normal interval over items (mean ± 1.96·sd/√n)",
+    COUNT: "",
+}
+
+
+def point_from(metric: Metric, *, start: datetime, model_version: str, n: int, total: float, total_sq: float) -> Point:
+    """A bucket's figure and interval from its merged sums."""
+    if metric.kind == COUNT:
+        return Point(start, model_version, n, float(n), None, None)
+    if n <= 0:
+        return Point(start, model_version, n, None, None, None)
+    mean = total / n
+    if metric.kind == RATE:
+        ci = item_stats.wilson(total, n)
+        return Point(start, model_version, n, mean, ci[0] if ci else None, ci[1] if ci else None)
+    if n < 2:
+        return Point(start, model_version, n, mean, None, None)
+    variance = max(0.0, (total_sq - total * total / n) / (n - 1))
+    half = item_stats.z_for(item_stats.DEFAULT_CONFIDENCE) * math.sqrt(variance / n)
+    return Point(start, model_version, n, mean, mean - half, mean + half)
+
+
+def monitoring_series(
+    *,
+    project: Project,
+    granularity: str,
+    since: datetime,
+    until: datetime,
+    metrics: list[Metric],
+    model_version: str | None = None,
+) -> dict[str, list[Point]]:
+    """Per metric: its buckets in [since, until), oldest first, every version (or the one asked for). One query."""
+    by_name = {m.name: m for m in metrics}
+    rows = MonitoringBucket.objects.filter(
+        project=project, granularity=granularity, metric__in=list(by_name), start__gte=since, start__lt=until
+    )
+    if model_version is not None:
+        rows = rows.filter(model_version=model_version)
+    out: dict[str, list[Point]] = {name: [] for name in by_name}
+    for metric, version, start, n, total, total_sq in rows.order_by("start", "model_version").values_list(
+        "metric", "model_version", "start", "n", "total", "total_sq"
+    ):
+        out[metric].append(
+            point_from(by_name[metric], start=start, model_version=version, n=n, total=total, total_sq=total_sq)
+        )
+    return out
+
+
+def model_versions_monitored(*, project: Project) -> list[str]:
+    """The model versions with volume, for the filter (from the day buckets: a few rows per day)."""
+    names = (
+        MonitoringBucket.objects.filter(project=project, granularity=Granularity.DAY, metric=VOLUME)
+        .values_list("model_version", flat=True)
+        .distinct()
+    )
+    return sorted(set(names), key=lambda v: (len(v), v))
+
+
+@dataclass(frozen=True)
+class ReleaseMark:
+    at: datetime
+    kind: str  # "promotion" or "rollback"
+    label: str
+
+
+def release_marks(*, project: Project, since: datetime, until: datetime) -> list[ReleaseMark]:
+    """Promotions and rollbacks that went live (or are going live) in [since, until), oldest first."""
+    rows = (
+        Rollout.objects.filter(request__project=project)
+        .exclude(status=Rollout.Status.FAILED)
+        .filter(created_at__lt=until)
+        .select_related("to_version", "environment")
+        .order_by("created_at")
+    )
+    marks = []
+    for r in rows:
+        at = r.finished_at or r.started_at or r.created_at
+        if not since <= at < until:
+            continue
+        if r.kind == Rollout.Kind.ROLLBACK:
+            marks.append(ReleaseMark(at, "rollback", f"rollback of {r.environment.name} to v{r.to_version.version}"))
+        else:
+            marks.append(ReleaseMark(at, "promotion", f"v{r.to_version.version} to {r.environment.name}"))
+    return marks
+
+
+def monitoring_refresh_status(*, project: Project) -> MonitoringRefresh | None:
+    return MonitoringRefresh.objects.filter(project=project).first()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
-from pipelines.api import datasets, model_versions, promotions, pushes
+from pipelines.api import datasets, model_versions, monitoring, promotions, pushes
 
-urlpatterns = datasets.urlpatterns + pushes.urlpatterns + model_versions.urlpatterns + promotions.urlpatterns
+urlpatterns = (
+    datasets.urlpatterns
+    + pushes.urlpatterns
+    + model_versions.urlpatterns
+    + promotions.urlpatterns
+    + monitoring.urlpatterns
+)

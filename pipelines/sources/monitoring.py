@@ -22,15 +22,19 @@ Not seen by an incremental refresh (a full one fixes them): a deleted item or cu
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import math
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
+import msgspec
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, FieldError
@@ -43,15 +47,21 @@ from evaluations.models import RunResult
 from pipelines.models import Granularity, MonitoringBucket, MonitoringRefresh, MonitoringValue, Rollout
 from pipelines.releases.evidence import primary_pass_question
 from reviewapp import item_stats
+from reviewapp.csv_safe import csv_cell
+from reviewapp.errors import ValidationFailed
 from reviewapp.jobs import job_claim, job_enqueue, job_fail, job_finish
-from reviewapp.models import CuratedLabel, Item, Project, Question, Review
+from reviewapp.models import ApiToken, CuratedLabel, Item, Project, Question, Review
+from reviewapp.permissions import Capability
+from reviewapp.selectors.projects import project_get_for_user
+from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
+from reviewapp.usertypes import AnyUser
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 2000  # items per round of value recomputation
 
 VOLUME = "volume"
-PASS_RATE = "human_pass_rate"
+PASS_RATE = "human_pass_rate"  # noqa: S105 - a metric name, not a secret
 PRECISION = "retrieval_precision"
 LATENCY = "latency_ms"
 TOKENS = "tokens"
@@ -106,9 +116,7 @@ def metric_get(name: str) -> Metric | None:
 def metrics_of(*, project: Project, granularity: str) -> list[Metric]:
     """The fixed metrics, then the scorers with buckets in the project (by name)."""
     names = (
-        MonitoringBucket.objects.filter(
-            project=project, granularity=granularity, metric__startswith=SCORE_PREFIX
-        )
+        MonitoringBucket.objects.filter(project=project, granularity=granularity, metric__startswith=SCORE_PREFIX)
         .values_list("metric", flat=True)
         .distinct()
         .order_by("metric")
@@ -167,13 +175,17 @@ def chunk_precision(ratings: Any, *, relevant_above: float) -> float | None:
     return sum(1 for v in rated if v > relevant_above) / len(rated)
 
 
-def precision_value(*, curated: dict[str, Any] | None, reviews: list[dict[str, Any]], key: str, low: float) -> float | None:
+def precision_value(
+    *, curated: dict[str, Any] | None, reviews: list[dict[str, Any]], key: str, low: float
+) -> float | None:
     """An item's retrieval precision: its curated per-chunk labels', else the mean of its reviews'."""
     if curated is not None:
         own = chunk_precision(curated.get(key), relevant_above=low)
         if own is not None:
             return own
-    per_review = [p for p in (chunk_precision((r or {}).get(key), relevant_above=low) for r in reviews) if p is not None]
+    per_review = [
+        p for p in (chunk_precision((r or {}).get(key), relevant_above=low) for r in reviews) if p is not None
+    ]
     return math.fsum(per_review) / len(per_review) if per_review else None
 
 
@@ -256,7 +268,9 @@ def questions_for(*, project: Project) -> Questions:
 
 def item_values(*, project: Project, item_ids: list[int], questions: Questions) -> list[MonitoringValue]:
     """The monitoring values of these items (unsaved rows): five queries for the whole chunk."""
-    items = Item.objects.filter(project=project, pk__in=item_ids).values_list("id", "model_version", "created_at", "metadata")
+    items = Item.objects.filter(project=project, pk__in=item_ids).values_list(
+        "id", "model_version", "created_at", "metadata"
+    )
     reviews: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for item_id, answers in Review.objects.filter(item_id__in=item_ids, returned_at__isnull=True).values_list(
         "item_id", "answers"
@@ -275,31 +289,37 @@ def item_values(*, project: Project, item_ids: list[int], questions: Questions) 
     out: list[MonitoringValue] = []
     for item_id, version, created_at, metadata in items:
         at = item_time(metadata, created_at)
-
-        def add(metric: str, value: float | None) -> None:
-            if value is not None:
-                out.append(
-                    MonitoringValue(
-                        project_id=project.pk, item_id=item_id, metric=metric, model_version=version, at=at, value=value
-                    )
-                )
-
-        add(VOLUME, 1.0)
+        found: list[tuple[str, float | None]] = [(VOLUME, 1.0)]
         curated = labels.get(item_id)
         if curated is not None and not isinstance(curated, dict):
             curated = {}
         answers = reviews.get(item_id, [])
         if questions.pass_key:
-            value, _, _ = item_stats.item_value(curated=curated, reviews=answers, key=questions.pass_key, kind="pass_fail")
-            add(PASS_RATE, value)
+            value, _, _ = item_stats.item_value(
+                curated=curated, reviews=answers, key=questions.pass_key, kind="pass_fail"
+            )
+            found.append((PASS_RATE, value))
         if questions.relevance_key:
-            add(PRECISION, precision_value(curated=curated, reviews=answers, key=questions.relevance_key, low=questions.relevance_low))
+            found.append(
+                (
+                    PRECISION,
+                    precision_value(
+                        curated=curated, reviews=answers, key=questions.relevance_key, low=questions.relevance_low
+                    ),
+                )
+            )
         if isinstance(metadata, dict):
-            add(LATENCY, _number(metadata.get("latency_ms")))
-            add(TOKENS, item_tokens(metadata))
-        add(THUMBS_DOWN, thumbs.get(item_id))
-        for scorer, number in scores.get(item_id, {}).items():
-            add(SCORE_PREFIX + scorer[:100], number)
+            found.append((LATENCY, _number(metadata.get("latency_ms"))))
+            found.append((TOKENS, item_tokens(metadata)))
+        found.append((THUMBS_DOWN, thumbs.get(item_id)))
+        found.extend((SCORE_PREFIX + scorer[:100], number) for scorer, number in scores.get(item_id, {}).items())
+        out.extend(
+            MonitoringValue(
+                project_id=project.pk, item_id=item_id, metric=metric, model_version=version, at=at, value=value
+            )
+            for metric, value in found
+            if value is not None
+        )
     return out
 
 
@@ -365,9 +385,7 @@ def buckets_recompute(*, project: Project, touched: dict[Group, set[datetime]]) 
             values = MonitoringValue.objects.filter(
                 project=project, metric=metric, model_version=version, at__gte=lo, at__lt=hi
             )
-            found = {
-                _aware(row["start"]): row for row in _aggregate(values, granularity, ())
-            }
+            found = {_aware(row["start"]): row for row in _aggregate(values, granularity, ())}
             wanted = {s for s in starts if lo <= s < hi}
             rows = [
                 MonitoringBucket(
@@ -443,9 +461,7 @@ def touched_items(*, project: Project, since: datetime, result_after: int) -> se
         )
     )
     ids |= set(CuratedLabel.objects.filter(project=project, updated_at__gte=since).values_list("item_id", flat=True))
-    ids |= set(
-        RunResult.objects.filter(run__project=project, pk__gt=result_after).values_list("item_id", flat=True)
-    )
+    ids |= set(RunResult.objects.filter(run__project=project, pk__gt=result_after).values_list("item_id", flat=True))
     ids |= feedback_changed_items(project=project, since=since)
     return ids
 
@@ -654,3 +670,122 @@ def release_marks(*, project: Project, since: datetime, until: datetime) -> list
 
 def monitoring_refresh_status(*, project: Project) -> MonitoringRefresh | None:
     return MonitoringRefresh.objects.filter(project=project).first()
+
+
+# --- what a page or API call asks for --------------------------------------------------------------
+
+DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DEFAULT_DAYS = 30
+MAX_POINTS = 5000  # buckets per version: hours over ~7 months, days over ~13 years
+
+
+class MonitoringQueryInput(TypedInput):
+    """The query string of the monitoring page and API (every value a string, as sent)."""
+
+    unknown_message: ClassVar[str] = "Unknown parameter."
+
+    metric: Annotated[str, msgspec.Meta(min_length=1, max_length=120)] | None = None
+    bucket: Annotated[Literal["hour", "day"], says("Give bucket=hour or bucket=day.")] = "day"
+    model_version: (
+        Annotated[str, msgspec.Meta(max_length=100), says("Give a model version (100 characters at most).")] | None
+    ) = None
+    since: Annotated[datetime, says("Give since as a date (2026-01-31) or an ISO 8601 date and time.")] | None = None
+    until: Annotated[datetime, says("Give until as a date (2026-01-31) or an ISO 8601 date and time.")] | None = None
+
+
+@dataclass(frozen=True)
+class MonitoringQuery:
+    granularity: str
+    since: datetime  # inclusive, at a bucket start
+    until: datetime  # exclusive, at a bucket start
+    model_version: str | None
+    metric: Metric | None
+
+
+def monitoring_query_parse(
+    raw: dict[str, str],
+    *,
+    metric_required: bool,
+    allowed: Iterable[str] = ("metric", "bucket", "model_version", "since", "until"),
+) -> MonitoringQuery:
+    """The query string as a MonitoringQuery, or ValidationFailed naming every bad parameter.
+
+    A date alone means its midnight (UTC); ``until`` given as a date includes that day. Without
+    ``until``: up to the current bucket; without ``since``: the 30 days before ``until``.
+    """
+    given = {k: v for k, v in raw.items() if k in allowed}
+    for key in ("since", "until"):
+        value = given.get(key)
+        if value == "":
+            given.pop(key)
+        elif value is not None and DATE_ONLY.match(value):
+            given[key] = value + "T00:00:00+00:00"
+    if given.get("model_version") == "":
+        given.pop("model_version")
+    if given.get("metric") == "" and not metric_required:
+        given.pop("metric")
+    parsed, errors = struct_errors(given, MonitoringQueryInput)
+    if parsed is None or errors:
+        raise ValidationFailed(
+            errors or [field_error("", "The query is not valid.")], errors[0]["message"] if errors else ""
+        )
+    granularity = Granularity(parsed.bucket)
+    step = STEP[granularity]
+    metric = None
+    if parsed.metric is not None:
+        metric = metric_get(parsed.metric)
+        if metric is None:
+            errors.append(
+                field_error("metric", f"Unknown metric; give one of {', '.join(FIXED_METRICS)} or score:<scorer name>.")
+            )
+    elif metric_required:
+        errors.append(
+            field_error("metric", f"Give a metric: one of {', '.join(FIXED_METRICS)} or score:<scorer name>.")
+        )
+    until = _aware(parsed.until) if parsed.until else timezone.now()
+    if parsed.until is not None and DATE_ONLY.match(raw.get("until", "")):
+        until += timedelta(days=1)
+    until = bucket_start(until, granularity) + (step if until != bucket_start(until, granularity) else timedelta(0))
+    since = bucket_start(_aware(parsed.since), granularity) if parsed.since else until - timedelta(days=DEFAULT_DAYS)
+    if since >= until:
+        errors.append(field_error("since", "Give a since before until."))
+    elif (until - since) / step > MAX_POINTS:
+        errors.append(field_error("since", f"At most {MAX_POINTS} {granularity}s at a time; narrow the dates."))
+    if errors:
+        raise ValidationFailed(errors, errors[0]["message"])
+    return MonitoringQuery(granularity, since, until, parsed.model_version, metric)
+
+
+def project_for_monitoring(*, user: AnyUser, slug: str, token: ApiToken | None = None) -> Project:
+    """The project, if the user may watch its monitoring: curators, engineers and admins (not reviewers).
+
+    Per-version quality over time is aggregate evidence of every review, so it needs the ``export``
+    capability (token scope ``export``) that reading every review needs.
+    """
+    return project_get_for_user(user=user, slug=slug, capability=Capability.EXPORT, token=token)
+
+
+def monitoring_csv(*, metric: Metric, points: list[Point]) -> str:
+    """One metric's buckets as CSV (cells made safe for spreadsheets)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["bucket_start", "model_version", "n", metric.name, "ci_low", "ci_high"])
+    for p in points:
+        writer.writerow(
+            [
+                csv_cell(v)
+                for v in (
+                    p.start.isoformat(),
+                    p.model_version,
+                    p.n,
+                    _csv_num(p.value),
+                    _csv_num(p.low),
+                    _csv_num(p.high),
+                )
+            ]
+        )
+    return out.getvalue()
+
+
+def _csv_num(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"

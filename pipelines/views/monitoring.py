@@ -82,7 +82,7 @@ def series_svg(
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     highs = [p.high if p.high is not None else p.value for p in points if p.value is not None]
     top = 1.0 if metric.kind == RATE else max([*(h for h in highs if h is not None), 0.0]) * 1.1 or 1.0
-    bottom_value = 0.0 if metric.kind in (RATE, COUNT) else min(0.0, *(p.low for p in points if p.low is not None))
+    bottom_value = 0.0 if metric.kind in (RATE, COUNT) else min([0.0, *(p.value for p in points if p.value is not None)])
 
     def sx(at: datetime) -> float:
         return LEFT + plot_w * (at.timestamp() - t0) / max(1.0, t1 - t0)

@@ -57,7 +57,13 @@ def review(project: Project, item: Item, user: Any, **answers: Any) -> Review:
 def label(project: Project, item: Item, **answers: Any) -> CuratedLabel:
     now = timezone.now()
     return CuratedLabel.objects.create(
-        project=project, item=item, answers=answers, method="consensus", schema_version=1, created_at=now, updated_at=now
+        project=project,
+        item=item,
+        answers=answers,
+        method="consensus",
+        schema_version=1,
+        created_at=now,
+        updated_at=now,
     )
 
 
@@ -73,7 +79,9 @@ def world(project, reviewer, reviewer2):  # type: ignore[no-untyped-def]
         options={"min": 0, "max": 2},
     )
     a = make_item(project, "A", "1", at=H10 + dt.timedelta(minutes=15), latency_ms=100, total_tokens=50)
-    b = make_item(project, "B", "1", at=H10 + dt.timedelta(minutes=45), latency_ms=300, token_usage={"total_tokens": 70})
+    b = make_item(
+        project, "B", "1", at=H10 + dt.timedelta(minutes=45), latency_ms=300, token_usage={"total_tokens": 70}
+    )
     c = make_item(project, "C", "1", at=H11 + dt.timedelta(minutes=5))
     d = make_item(project, "D", "2", at=H10 + dt.timedelta(minutes=30), latency_ms=80)
     e = make_item(project, "E", "1", at=None)
@@ -166,9 +174,7 @@ def test_bucket_values_are_per_item_with_their_n_and_intervals(project, world) -
     assert set(FIXED_METRICS) >= {"volume", "human_pass_rate", "thumbs_down_rate", "latency_ms", "tokens"}
 
 
-def test_incremental_refresh_touches_only_changed_buckets_and_equals_a_full_recompute(
-    project, world, settings
-) -> None:
+def test_incremental_refresh_touches_only_changed_buckets_and_equals_a_full_recompute(project, world, settings) -> None:
     settings.MONITORING_REFRESH_OVERLAP_SECONDS = 0
     first = monitoring_refresh(project=project)
     stamps = {
@@ -176,7 +182,9 @@ def test_incremental_refresh_touches_only_changed_buckets_and_equals_a_full_reco
         for b in MonitoringBucket.objects.filter(project=project)
     }
 
-    review(project, world["C"], member(project, "reviewer", username="ray"), correct=False)  # C: 1 -> 0.5 (hour 11 and the day)
+    review(
+        project, world["C"], member(project, "reviewer", username="ray"), correct=False
+    )  # C: 1 -> 0.5 (hour 11 and the day)
     moved = world["D"]
     moved.model_version = "1"  # D leaves version 2's buckets for version 1's
     moved.save()

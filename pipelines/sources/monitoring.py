@@ -284,7 +284,8 @@ def item_values(*, project: Project, item_ids: list[int], questions: Questions) 
         .values_list("item_id", "scorer", "number")
     )
     for item_id, scorer, number in results:
-        scores[item_id][scorer] = float(number)  # in id order: the newest result wins
+        if number is not None:  # (filtered above)
+            scores[item_id][scorer] = float(number)  # in id order: the newest result wins
     thumbs = thumbs_down_values(item_ids=item_ids)
     out: list[MonitoringValue] = []
     for item_id, version, created_at, metadata in items:

@@ -82,7 +82,8 @@ def series_svg(
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     highs = [p.high if p.high is not None else p.value for p in points if p.value is not None]
     top = 1.0 if metric.kind == RATE else max([*(h for h in highs if h is not None), 0.0]) * 1.1 or 1.0
-    bottom_value = 0.0 if metric.kind in (RATE, COUNT) else min([0.0, *(p.value for p in points if p.value is not None)])
+    values = [p.value for p in points if p.value is not None]
+    bottom_value = 0.0 if metric.kind in (RATE, COUNT) else min([0.0, *values])
 
     def sx(at: datetime) -> float:
         return LEFT + plot_w * (at.timestamp() - t0) / max(1.0, t1 - t0)
@@ -144,9 +145,9 @@ def series_svg(
                 )
     for i, version in enumerate(v for v in versions if v in by_version):
         colour = PALETTE[versions.index(version) % len(PALETTE)]
-        x = LEFT + i * 70
-        body.append(f'<rect x="{x}" y="4" width="10" height="10" fill="{colour}"/>')
-        body.append(f'<text x="{x + 14}" y="13" class="chart-label">v{escape(version[:12])}</text>')
+        key_x = LEFT + i * 70
+        body.append(f'<rect x="{key_x}" y="4" width="10" height="10" fill="{colour}"/>')
+        body.append(f'<text x="{key_x + 14}" y="13" class="chart-label">v{escape(version[:12])}</text>')
     for mark in marks:
         x = sx(mark.at)
         colour = "#c2312b" if mark.kind == "rollback" else "#177245"

@@ -29,7 +29,7 @@ import math
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
@@ -266,8 +266,12 @@ def questions_for(*, project: Project) -> Questions:
     )
 
 
-def item_values(*, project: Project, item_ids: list[int], questions: Questions) -> list[MonitoringValue]:
-    """The monitoring values of these items (unsaved rows): five queries for the whole chunk."""
+ValueKey = tuple[int, str]  # (item id, metric)
+ValueRow = tuple[str, datetime, float]  # (model version, at, value)
+
+
+def item_values(*, project: Project, item_ids: list[int], questions: Questions) -> dict[ValueKey, ValueRow]:
+    """The monitoring values of these items: five queries for the whole chunk."""
     items = Item.objects.filter(project=project, pk__in=item_ids).values_list(
         "id", "model_version", "created_at", "metadata"
     )
@@ -287,7 +291,7 @@ def item_values(*, project: Project, item_ids: list[int], questions: Questions) 
         if number is not None:  # (filtered above)
             scores[item_id][scorer] = float(number)  # in id order: the newest result wins
     thumbs = thumbs_down_values(item_ids=item_ids)
-    out: list[MonitoringValue] = []
+    out: dict[ValueKey, ValueRow] = {}
     for item_id, version, created_at, metadata in items:
         at = item_time(metadata, created_at)
         found: list[tuple[str, float | None]] = [(VOLUME, 1.0)]
@@ -314,19 +318,18 @@ def item_values(*, project: Project, item_ids: list[int], questions: Questions) 
             found.append((TOKENS, item_tokens(metadata)))
         found.append((THUMBS_DOWN, thumbs.get(item_id)))
         found.extend((SCORE_PREFIX + scorer[:100], number) for scorer, number in scores.get(item_id, {}).items())
-        out.extend(
-            MonitoringValue(
-                project_id=project.pk, item_id=item_id, metric=metric, model_version=version, at=at, value=value
-            )
-            for metric, value in found
-            if value is not None
-        )
+        for metric, value in found:
+            if value is not None:
+                out[(item_id, metric)] = (version, at, value)
     return out
 
 
 # --- buckets -------------------------------------------------------------------------------------
+# Hour buckets are recomputed from the values; day buckets from their hours (n and the sums add up
+# exactly), so a change recomputes one hour of items, not one day.
 
 STEP = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1)}
+RANGES_PER_QUERY = 200  # OR-ed time ranges in one query (SQLite's expression depth is 1000)
 
 
 def bucket_start(at: datetime, granularity: str) -> datetime:
@@ -336,107 +339,144 @@ def bucket_start(at: datetime, granularity: str) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def _trunc(granularity: str) -> TruncHour | TruncDay:
-    return TruncDay("at", tzinfo=UTC) if granularity == Granularity.DAY else TruncHour("at", tzinfo=UTC)
+Touched = set[tuple[str, str, datetime]]  # (metric, model version, hour start)
 
 
-Group = tuple[str, str, str]  # (granularity, metric, model_version)
-
-
-def _ranges(starts: Iterable[datetime], step: timedelta) -> Iterator[tuple[datetime, datetime]]:
-    """Sorted bucket starts as [lo, hi) ranges; near neighbours share one range (one query each)."""
-    lo = hi = None
+def _ranges(starts: Iterable[datetime], step: timedelta) -> list[tuple[datetime, datetime]]:
+    """Sorted bucket starts as [lo, hi) ranges of consecutive buckets."""
+    out: list[tuple[datetime, datetime]] = []
     for start in sorted(set(starts)):
-        if lo is not None and hi is not None and start <= hi + 6 * step:
-            hi = start + step
-            continue
-        if lo is not None and hi is not None:
-            yield lo, hi
-        lo, hi = start, start + step
-    if lo is not None and hi is not None:
-        yield lo, hi
+        if out and out[-1][1] == start:
+            out[-1] = (out[-1][0], start + step)
+        else:
+            out.append((start, start + step))
+    return out
 
 
-def _aggregate(values: models.QuerySet[MonitoringValue], granularity: str, fields: tuple[str, ...]) -> Any:
-    return (
-        values.annotate(start=_trunc(granularity))
-        .values(*fields, "start")
+def _sums(rows: Any, group: tuple[str, ...]) -> dict[tuple[Any, ...], tuple[int, float, float]]:
+    return {
+        tuple(_aware(r[f]) if f == "start" else r[f] for f in group): (
+            int(r["n"]),
+            float(r["total"] or 0.0),
+            float(r["total_sq"] or 0.0),
+        )
+        for r in rows
+    }
+
+
+def _hour_sums(values: models.QuerySet[MonitoringValue]) -> dict[tuple[Any, ...], tuple[int, float, float]]:
+    rows = (
+        values.annotate(start=TruncHour("at", tzinfo=UTC))
+        .values("metric", "model_version", "start")
         .annotate(n=Count("id"), total=Sum("value"), total_sq=Sum(F("value") * F("value")))
         .order_by()
     )
+    return _sums(rows, ("metric", "model_version", "start"))
 
 
-def _save_buckets(project: Project, rows: list[MonitoringBucket]) -> None:
-    for start in range(0, len(rows), 2000):
+def _day_sums(hours: models.QuerySet[MonitoringBucket]) -> dict[tuple[Any, ...], tuple[int, float, float]]:
+    rows = (
+        hours.annotate(day=TruncDay("start", tzinfo=UTC))
+        .values("metric", "model_version", "day")
+        .annotate(n=Sum("n"), total=Sum("total"), total_sq=Sum("total_sq"))
+        .order_by()
+    )
+    return {
+        (r["metric"], r["model_version"], _aware(r["day"])): (int(r["n"]), float(r["total"]), float(r["total_sq"]))
+        for r in rows
+    }
+
+
+def _write(
+    project: Project,
+    granularity: str,
+    sums: dict[tuple[Any, ...], tuple[int, float, float]],
+    wanted: set[tuple[str, str, datetime]] | None,
+) -> int:
+    """Upsert the buckets in ``sums``; delete the ``wanted`` ones it lacks (they lost their last item)."""
+    now = timezone.now()
+    rows = [
+        MonitoringBucket(
+            project=project,
+            granularity=granularity,
+            metric=metric,
+            model_version=version,
+            start=start,
+            n=n,
+            total=total,
+            total_sq=total_sq,
+            refreshed_at=now,
+        )
+        for (metric, version, start), (n, total, total_sq) in sums.items()
+    ]
+    for i in range(0, len(rows), 2000):
         MonitoringBucket.objects.bulk_create(
-            rows[start : start + 2000],
+            rows[i : i + 2000],
             update_conflicts=True,
             unique_fields=["project", "granularity", "metric", "model_version", "start"],
             update_fields=["n", "total", "total_sq", "refreshed_at"],
         )
+    gone: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for metric, version, start in wanted or ():
+        if (metric, version, start) not in sums:
+            gone[(metric, version)].append(start)
+    for (metric, version), starts in gone.items():
+        MonitoringBucket.objects.filter(
+            project=project, granularity=granularity, metric=metric, model_version=version, start__in=starts
+        ).delete()
+    return len(rows) + sum(len(v) for v in gone.values())
 
 
-def buckets_recompute(*, project: Project, touched: dict[Group, set[datetime]]) -> int:
-    """Recompute exactly the buckets named in ``touched`` from the values; a bucket left empty goes."""
-    now = timezone.now()
+def _grouped(touched: Touched) -> dict[tuple[str, str], set[datetime]]:
+    groups: dict[tuple[str, str], set[datetime]] = defaultdict(set)
+    for metric, version, start in touched:
+        groups[(metric, version)].add(start)
+    return groups
+
+
+def _in_ranges(field: str, ranges: list[tuple[datetime, datetime]]) -> Q:
+    where = Q()
+    for lo, hi in ranges:
+        where |= Q(**{f"{field}__gte": lo, f"{field}__lt": hi})
+    return where
+
+
+def buckets_recompute(*, project: Project, touched: Touched) -> int:
+    """Recompute exactly the hour buckets in ``touched`` from the values, then their days from their hours."""
     written = 0
-    for (granularity, metric, version), starts in touched.items():
-        step = STEP[Granularity(granularity)]
-        for lo, hi in _ranges(starts, step):
-            values = MonitoringValue.objects.filter(
-                project=project, metric=metric, model_version=version, at__gte=lo, at__lt=hi
-            )
-            found = {_aware(row["start"]): row for row in _aggregate(values, granularity, ())}
-            wanted = {s for s in starts if lo <= s < hi}
-            rows = [
-                MonitoringBucket(
-                    project=project,
-                    granularity=granularity,
-                    metric=metric,
-                    model_version=version,
-                    start=s,
-                    n=found[s]["n"],
-                    total=float(found[s]["total"] or 0.0),
-                    total_sq=float(found[s]["total_sq"] or 0.0),
-                    refreshed_at=now,
+    days: Touched = set()
+    for granularity in (Granularity.HOUR, Granularity.DAY):
+        wanted = touched if granularity == Granularity.HOUR else days
+        for (metric, version), starts in _grouped(wanted).items():
+            ranges = _ranges(starts, STEP[granularity])
+            for i in range(0, len(ranges), RANGES_PER_QUERY):
+                where = _in_ranges(
+                    "at" if granularity == Granularity.HOUR else "start", ranges[i : i + RANGES_PER_QUERY]
                 )
-                for s in sorted(wanted)
-                if s in found
-            ]
-            _save_buckets(project, rows)
-            gone = [s for s in wanted if s not in found]
-            if gone:
-                MonitoringBucket.objects.filter(
-                    project=project, granularity=granularity, metric=metric, model_version=version, start__in=gone
-                ).delete()
-            written += len(rows) + len(gone)
+                if granularity == Granularity.HOUR:
+                    sums = _hour_sums(
+                        MonitoringValue.objects.filter(where, project=project, metric=metric, model_version=version)
+                    )
+                else:
+                    sums = _day_sums(
+                        MonitoringBucket.objects.filter(
+                            where, project=project, granularity=Granularity.HOUR, metric=metric, model_version=version
+                        )
+                    )
+                lo, hi = ranges[i][0], ranges[min(i + RANGES_PER_QUERY, len(ranges)) - 1][1]
+                batch = {(metric, version, s) for s in starts if lo <= s < hi}
+                written += _write(project, granularity, sums, batch)
+        days = {(metric, version, bucket_start(start, Granularity.DAY)) for metric, version, start in touched}
     return written
 
 
 def buckets_rebuild(*, project: Project) -> int:
-    """Every bucket of the project anew from the values (a full refresh)."""
-    now = timezone.now()
-    written = 0
+    """Every bucket of the project anew from the values (a full refresh): hours, then days from hours."""
     with transaction.atomic():
         MonitoringBucket.objects.filter(project=project).delete()
-        for granularity in Granularity:
-            values = MonitoringValue.objects.filter(project=project)
-            rows = [
-                MonitoringBucket(
-                    project=project,
-                    granularity=granularity,
-                    metric=row["metric"],
-                    model_version=row["model_version"],
-                    start=_aware(row["start"]),
-                    n=row["n"],
-                    total=float(row["total"] or 0.0),
-                    total_sq=float(row["total_sq"] or 0.0),
-                    refreshed_at=now,
-                )
-                for row in _aggregate(values, granularity, ("metric", "model_version"))
-            ]
-            _save_buckets(project, rows)
-            written += len(rows)
+        written = _write(project, Granularity.HOUR, _hour_sums(MonitoringValue.objects.filter(project=project)), None)
+        hours = MonitoringBucket.objects.filter(project=project, granularity=Granularity.HOUR)
+        written += _write(project, Granularity.DAY, _day_sums(hours), None)
     return written
 
 
@@ -467,23 +507,46 @@ def touched_items(*, project: Project, since: datetime, result_after: int) -> se
     return ids
 
 
-def _values_replace(
-    *, project: Project, item_ids: list[int], questions: Questions, touched: dict[Group, set[datetime]] | None
-) -> None:
-    """Recompute the values of these items; note in ``touched`` the buckets they were in and are now in."""
+def _hour(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _values_replace(*, project: Project, item_ids: list[int], questions: Questions, touched: Touched | None) -> None:
+    """Recompute the values of these items, writing only those that changed; note in ``touched`` the
+    hours they were in and are now in."""
     new = item_values(project=project, item_ids=item_ids, questions=questions)
-    with transaction.atomic():
-        old = MonitoringValue.objects.filter(item_id__in=item_ids)
-        if touched is not None:
-            for metric, version, at in old.values_list("metric", "model_version", "at"):
-                for granularity in Granularity:
-                    touched[(granularity.value, metric, version)].add(bucket_start(at, granularity))
-        old.delete()
-        MonitoringValue.objects.bulk_create(new, batch_size=2000)
+    old: dict[ValueKey, ValueRow] = {
+        (item_id, metric): (version, at, value)
+        for item_id, metric, version, at, value in MonitoringValue.objects.filter(item_id__in=item_ids).values_list(
+            "item_id", "metric", "model_version", "at", "value"
+        )
+    }
+    changed = [key for key, row in new.items() if old.get(key) != row]
+    gone = [key for key in old if key not in new]
     if touched is not None:
-        for row in new:
-            for granularity in Granularity:
-                touched[(granularity.value, row.metric, row.model_version)].add(bucket_start(row.at, granularity))
+        for key in [*changed, *gone]:
+            for row in (old.get(key), new.get(key)):
+                if row is not None:
+                    touched.add((key[1], row[0], _hour(row[1])))
+    by_metric: dict[str, list[int]] = defaultdict(list)
+    for item_id, metric in gone:
+        by_metric[metric].append(item_id)
+    with transaction.atomic():
+        for metric, ids in by_metric.items():
+            MonitoringValue.objects.filter(metric=metric, item_id__in=ids).delete()
+        MonitoringValue.objects.bulk_create(
+            [
+                MonitoringValue(
+                    project_id=project.pk, item_id=item_id, metric=metric, model_version=version, at=at, value=value
+                )
+                for (item_id, metric) in changed
+                for version, at, value in (new[(item_id, metric)],)
+            ],
+            batch_size=2000,
+            update_conflicts=True,
+            unique_fields=["item", "metric"],
+            update_fields=["model_version", "at", "value"],
+        )
 
 
 def monitoring_refresh(
@@ -509,7 +572,7 @@ def monitoring_refresh(
         assert changed_since is not None
         overlap = timedelta(seconds=settings.MONITORING_REFRESH_OVERLAP_SECONDS)
         ids = sorted(touched_items(project=project, since=changed_since - overlap, result_after=result_id))
-        touched: dict[Group, set[datetime]] = defaultdict(set)
+        touched: Touched = set()
         for start in range(0, len(ids), CHUNK):
             _values_replace(project=project, item_ids=ids[start : start + CHUNK], questions=questions, touched=touched)
         buckets = buckets_recompute(project=project, touched=touched)

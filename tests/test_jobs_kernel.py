@@ -27,6 +27,7 @@ from pipelines.models import (
     Environment,
     ExportJob,
     MlflowDatasetExport,
+    MonitoringRefresh,
     PromotionRequest,
     Push,
     Rollout,
@@ -107,6 +108,13 @@ def mlflow_dataset_export_row(project: Project, _tmp: Any) -> MlflowDatasetExpor
     return mlflow_dataset_export_create(version=version)
 
 
+def monitoring_refresh_row(project: Project, _tmp: Any) -> MonitoringRefresh:
+    from pipelines.sources.monitoring import monitoring_refresh_queue
+
+    (refresh_id,) = monitoring_refresh_queue(projects=[project])
+    return MonitoringRefresh.objects.get(pk=refresh_id)
+
+
 ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "evaluations.run_chunk": run_chunk_row,
     "evaluations.run_mlflow_log": run_mlflow_log_row,
@@ -115,6 +123,7 @@ ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "pipelines.rollout": rollout_row,
     "pipelines.assessment_sync": assessment_sync_row,
     "pipelines.mlflow_dataset_export": mlflow_dataset_export_row,
+    "pipelines.monitoring_refresh": monitoring_refresh_row,
 }
 # Kinds whose row above a worker can finish for real here; the others end failed, through their own path.
 SUCCEEDS = {
@@ -123,6 +132,7 @@ SUCCEEDS = {
     "pipelines.push",
     "pipelines.export_job",
     "pipelines.mlflow_dataset_export",
+    "pipelines.monitoring_refresh",
 }
 
 

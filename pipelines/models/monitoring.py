@@ -79,6 +79,13 @@ class MonitoringBucket(models.Model):
 class MonitoringRefresh(Job):
     """A project's monitoring refresh (jobs kernel): the beat queues it, a worker runs it."""
 
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Refreshing"
+        DONE = "done", "Up to date"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="+")
     # What the last refresh covered: rows changed at or after ``changed_since`` (less an overlap, for
     # transactions that committed late) and results after ``result_id``. None: never ran (a full recompute).

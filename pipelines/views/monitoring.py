@@ -216,7 +216,7 @@ def monitoring_page(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
             )
         errors = exc.errors
         query = monitoring_query_parse({}, metric_required=False)  # the defaults, beside the errors
-    metrics = [query.metric] if query.metric else metrics_of(project=project, granularity=query.granularity)
+    metrics = [query.metric] if query.metric else metrics_of(project=project)
     series = monitoring_series(
         project=project,
         granularity=query.granularity,

@@ -153,7 +153,7 @@ def series_svg(
         body.append(f'<text x="{key_x + 14}" y="13" class="chart-label">v{escape(version[:12])}</text>')
     for mark in marks:
         x = sx(mark.at)
-        colour = "#c2312b" if mark.kind == "rollback" else "#177245"
+        colour = "#c2312b" if mark.kind == "rollback" else "#5f6878"  # grey: not a version colour
         body.append(
             f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + plot_h}" stroke="{colour}" stroke-dasharray="4 3" '
             f'data-mark="{mark.kind}"><title>{escape(mark.kind)}: {escape(mark.label)} '

@@ -18,6 +18,7 @@ BENCHMARKS = [
     "export",
     "delta_push",
     "promotion",
+    "monitoring",
 ]
 
 

@@ -170,3 +170,15 @@ def test_the_diff_names_added_removed_changed_and_moved_questions():
     }
     assert diff.moved == ["b", "a"]
     assert schema_diff(old, old).empty
+
+
+def test_a_question_inserted_in_the_middle_keeps_its_place(project):
+    wanted = doc(project)
+    wanted["questions"].insert(1, {"key": "grounded", "title": "Grounded?", "kind": "pass_fail"})
+    schema_apply(project=project, raw=wanted)
+    assert list(Question.objects.filter(project=project).values_list("key", flat=True)) == [
+        "correct",
+        "grounded",
+        "helpfulness",
+        "issue",
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import yaml
 
 from reviewapp.jsoninput import MAX_DEPTH, JsonInputError, check_value
@@ -39,6 +40,11 @@ def yaml_decode(body: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise JsonInputError(f"Invalid YAML{where}: {problem}") from None
+    try:
+        # JSON's values only: YAML dates become ISO strings, anything else JSON cannot hold is refused.
+        data = msgspec.json.decode(msgspec.json.encode(data))
+    except (TypeError, msgspec.EncodeError, msgspec.DecodeError) as exc:
+        raise JsonInputError(f"The YAML holds a value JSON cannot: {exc}") from None
     check_value(data, max_depth=max_depth)
     return data
 

@@ -142,7 +142,7 @@ class ProjectSchemaApi(BaseApi):
         request={"application/json": _DOCUMENT_IN, YAML: _DOCUMENT_IN},
         responses={
             200: SchemaApplyOutputSerializer,
-            400: OpenApiResponse(ValidationErrorSerializer, description="Nothing was written; fix every listed problem."),
+            400: OpenApiResponse(ValidationErrorSerializer, description="Nothing was written; fix every problem."),
         },
     )
     def put(self, request: ApiRequest, slug: str) -> Response:

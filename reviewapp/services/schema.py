@@ -166,9 +166,8 @@ def _spec(parsed: QuestionIn, *, index: int, errors: list[FieldError]) -> Questi
     rule = parsed.consensus_rule or ""
     allowed = CONSENSUS_RULES.get(parsed.kind, frozenset())
     if rule and rule not in allowed:
-        errors.append(
-            field_error("consensus_rule", f"A {parsed.kind} question combines by one of: {', '.join(sorted(allowed))}.", index)
-        )
+        names = ", ".join(sorted(allowed))
+        errors.append(field_error("consensus_rule", f"A {parsed.kind} question combines by one of: {names}.", index))
         return None
     if rule == CONSENSUS_DEFAULTS.get(parsed.kind):
         rule = ""  # the default, stored as such: it follows the kind

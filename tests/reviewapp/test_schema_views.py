@@ -63,7 +63,7 @@ def test_only_curators_and_admins_open_the_editor(project, reviewer, curator, ou
 def test_the_page_shows_the_draft_and_the_review_forms_preview(project, curator):
     page = signed_in(curator).get(URL).content.decode()
     assert 'name="q-1-title" value="How helpful?"' in page
-    assert 'data-review-form data-preview' in page
+    assert "data-review-form data-preview" in page
     assert 'name="answers.helpfulness"' in page  # the review form's own question partial
     assert "<kbd>y</kbd> <kbd>n</kbd> pass/fail" in page  # the review page's key legend
     assert "Keyboard shortcuts" in page

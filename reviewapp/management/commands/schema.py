@@ -56,7 +56,8 @@ class Command(BaseCommand):
                 self.stdout.write(text, ending="")
             else:
                 Path(path).write_text(text, encoding="utf-8")
-                self.stdout.write(f"Wrote {len(document['questions'])} questions (version {project.schema_version}) to {path}.")
+                n = len(document["questions"])
+                self.stdout.write(f"Wrote {n} questions (version {project.schema_version}) to {path}.")
             return
         try:
             body = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()

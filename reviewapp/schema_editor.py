@@ -89,6 +89,24 @@ class DraftQuestion:
     def rules(self) -> tuple[str, ...]:
         return CONSENSUS_RULE_ORDER.get(self.kind, ())
 
+    def rule_choices(self) -> list[tuple[str, str]]:
+        """The consensus rules that fit the kind, with what each does."""
+        labels = dict(Question.ConsensusRule.choices)
+        return [(rule, f"{rule}: {labels[rule]}") for rule in self.rules()]
+
+    def fit_kind(self) -> None:
+        """After a change of kind: a rule that no longer fits goes back to the default, and the new
+        kind's options start from sensible values."""
+        if self.consensus_rule not in self.rules():
+            self.consensus_rule = ""
+        if self.kind in SCALE_KINDS and not (self.min.strip() and self.max.strip()):
+            lo, hi = SCALE_DEFAULTS[Kind(self.kind)]
+            self.min, self.max = str(lo), str(hi)
+        if self.kind in CHOICE_KINDS and not self.choices.strip():
+            self.choices = "\n".join(NEW_CHOICES)
+        if self.kind in EXPECTATION_KINDS:
+            self.assessment_type = "expectation"
+
 
 def _int(value: str, default: Any) -> Any:
     try:
@@ -234,7 +252,8 @@ def sample_item() -> Item:
 
 
 def draft_apply_op(draft: list[DraftQuestion], op: str, add_kind: str = "") -> list[DraftQuestion]:
-    """Add, move or remove a question of the draft (``op``: ``add``, ``up:<i>``, ``down:<i>``, ``remove:<i>``)."""
+    """Add, move, remove or refit a question of the draft (``op``: ``add``, ``up:<i>``, ``down:<i>``,
+    ``remove:<i>``, ``refresh:<i>`` after its kind changed)."""
     name, _, arg = op.partition(":")
     if name == "add":
         if len(draft) < MAX_QUESTIONS:
@@ -246,7 +265,9 @@ def draft_apply_op(draft: list[DraftQuestion], op: str, add_kind: str = "") -> l
         return draft
     if not 0 <= i < len(draft):
         return draft
-    if name == "remove":
+    if name == "refresh":
+        draft[i].fit_kind()
+    elif name == "remove":
         del draft[i]
     elif name == "up" and i > 0:
         draft[i - 1], draft[i] = draft[i], draft[i - 1]

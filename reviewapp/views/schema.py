@@ -21,7 +21,6 @@ from django.views.decorators.http import require_GET, require_http_methods
 from reviewapp.errors import ValidationFailed
 from reviewapp.forms import ReviewAnswersForm
 from reviewapp.models import Project, Question
-from reviewapp.models.projects import CONSENSUS_RULE_ORDER
 from reviewapp.permissions import Capability
 from reviewapp.schema_editor import (
     DraftQuestion,
@@ -83,8 +82,6 @@ def _render(
         "count": len(draft),
         "kinds": Question.Kind.choices,
         "assessment_types": Question.AssessmentType.choices,
-        "rule_labels": dict(Question.ConsensusRule.choices),
-        "rules_by_kind": CONSENSUS_RULE_ORDER,
         "form": form,
         "item": item,
         "versions": list(reversed(versions)),
@@ -158,6 +155,8 @@ def _focus_after(op: str, count: int) -> str:
         return f"down:{i + 1}" if i + 2 < count else f"up:{min(i + 1, count - 1)}"
     if name == "remove":
         return f"remove:{min(i, count - 1)}" if count else "add"
+    if name == "refresh":
+        return f"kind:{i}"
     return ""
 
 

@@ -3,6 +3,8 @@ follow, save after reviews exist and see the new version and its diff."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -56,6 +58,13 @@ def test_a_curator_adds_and_reorders_questions_with_a_live_preview_and_saves_a_n
     expect(page.locator("li[data-q]")).to_have_count(4)  # the editor swapped itself, not into the preview
     expect(page.locator("#schema-page")).to_have_count(1)
     expect(page.locator("li[data-q]").nth(1)).to_have_attribute("data-q", "multi_choice")
+    # A change of kind refits the question in the editor (the rules that fit) and the preview.
+    page.select_option('select[name="q-3-kind"]', "multi_choice")
+    expect(page.locator('select[name="q-3-kind"]')).to_be_focused()
+    expect(preview.locator('fieldset[data-key="issue"] input[type=checkbox]')).to_have_count(4)
+    expect(page.locator('select[name="q-3-consensus_rule"] option')).to_have_text(
+        ["Default (majority)", re.compile("^majority: "), re.compile("^unanimous: ")]
+    )
     # The preview answers the review page's keys while the keyboard is in it.
     preview.locator('fieldset[data-key="correct"]').focus()
     page.keyboard.press("y")
@@ -68,7 +77,10 @@ def test_a_curator_adds_and_reorders_questions_with_a_live_preview_and_saves_a_n
     expect(page.locator('[data-versions] tr[data-version="2"]')).to_contain_text("current")
     expect(page.locator('[data-versions] tr[data-version="1"] td').nth(2)).to_have_text("1")  # its review
     expect(page.locator("[data-diff-added]")).to_contain_text("Which sources are missing?")
-    expect(page.locator("[data-diff-moved]")).to_have_count(0)  # the others kept their relative order
+    expect(page.locator("[data-diff-moved]")).to_have_count(0)
+    expect(page.locator('[data-diff-changed] tr[data-field="kind"]')).to_contain_text(
+        "multi_choice"
+    )  # the others kept their relative order
     assert list(Question.objects.filter(project=project).values_list("key", flat=True)) == [
         "correct",
         "multi_choice",

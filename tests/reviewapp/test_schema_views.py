@@ -122,3 +122,14 @@ def test_a_bad_draft_is_refused_in_place_and_nothing_is_saved(project, curator):
     html = refused.content.decode()
     assert "Give at least two distinct choices." in html and "Nothing was saved" in html
     assert Question.objects.get(project=project, key="issue").options["choices"][0] == "none"
+
+
+def test_a_change_of_kind_refits_the_question(project, curator):
+    client = signed_in(curator)
+    data = draft_post(client, op="refresh:2", **{"q-2-kind": "rating", "q-2-consensus_rule": "majority"})
+    html = client.post(URL, data, headers={"HX-Request": "true"}).content.decode()
+    start = html.index('name="q-2-kind"')
+    block = html[start : html.index("</li>", start)]
+    assert '<option value="median">' in block and '"majority"' not in block  # only the rules that fit
+    assert 'name="q-2-min" value="1"' in block and 'name="q-2-max" value="5"' in block
+    assert "autofocus data-kind-select" in block

@@ -137,6 +137,9 @@ def schema_parse(raw: Any, *, project: Project | None = None) -> list[QuestionSp
                 "change or remove its project line to apply it here.",
             )
         )
+    if not doc.questions:
+        # Most likely a truncated file in CI: refuse it rather than remove every question.
+        errors.append(field_error("questions", "Give at least one question."))
     if len(doc.questions) > MAX_QUESTIONS:
         errors.append(field_error("questions", f"At most {MAX_QUESTIONS} questions."))
     specs: list[QuestionSpec] = []

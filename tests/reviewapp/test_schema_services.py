@@ -148,6 +148,9 @@ def test_duplicate_keys_and_a_foreign_project_are_refused(project):
     with pytest.raises(ValidationFailed) as failed:
         schema_apply(project=project, raw=["not", "an", "object"])
     assert failed.value.errors[0]["field"] == ""
+    with pytest.raises(ValidationFailed) as failed:
+        schema_apply(project=project, raw={"questions": []})
+    assert failed.value.errors[0]["field"] == "questions"
 
 
 def test_the_diff_names_added_removed_changed_and_moved_questions():

@@ -138,8 +138,13 @@ def main() -> None:
         t0 = time.perf_counter()
         refreshed = projects_stats_refresh()
         refresh_s = time.perf_counter() - t0
+        # gunicorn drops an idle keep-alive connection after 2 s, and the refresh can take longer:
+        # reconnect (a loopback connect, well under a millisecond) rather than die on the stale socket.
+        client.conn.close()
         t0 = time.perf_counter()
-        client.request("GET", path)
+        status, _ = client.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"dashboard answered {status} after the refresh")
         after_refresh_ms = (time.perf_counter() - t0) * 1000
 
     after = Review.objects.filter(project=project, returned_at__isnull=True).count()

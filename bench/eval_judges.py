@@ -25,7 +25,7 @@ from typing import Any
 from bench.common import BENCH_DB_URL, ROOT, bench_env, print_table
 
 JUDGE_DB_URL = BENCH_DB_URL.rsplit("/", 1)[0] + "/reviewdesk_bench_judges"
-KEY_ENV = "BENCH_JUDGE_KEY"
+KEY_ENV = "REVIEWDESK_SECRET_BENCH_JUDGE_KEY"  # endpoint keys must live in REVIEWDESK_SECRET_* variables
 
 
 def fresh_database() -> None:

@@ -105,8 +105,11 @@ def setup(environ: dict[str, str]) -> None:
     django.setup()
 
 
-def fresh_project() -> Any:
-    """The bench project, emptied of the promotions, environments and versions of a previous run."""
+def fresh_project(registered_model: str) -> Any:
+    """The bench project, emptied of the promotions, environments and versions of a previous run.
+
+    It names ``registered_model`` as its own: versions of any other model are refused.
+    """
     from bench.fixtures import bench_project
     from pipelines.models import Environment, ModelVersion, PromotionRequest, Rollout
     from reviewapp.models import Project
@@ -117,7 +120,10 @@ def fresh_project() -> Any:
         PromotionRequest.objects.filter(project=old).delete()
         Environment.objects.filter(project=old).delete()
         ModelVersion.objects.filter(project=old).delete()
-    return bench_project(SLUG, reset=True)
+    project = bench_project(SLUG, reset=True)
+    project.mlflow_registered_model = registered_model
+    project.save(update_fields=["mlflow_registered_model"])
+    return project
 
 
 def people(project: Any) -> tuple[Any, Any]:
@@ -210,7 +216,7 @@ def bench_databricks(runs: int, ready_seconds: float, poll_ms: int, soak_seconds
 
         from pipelines.models import Environment, ModelVersion
 
-        project = fresh_project()
+        project = fresh_project(UC_MODEL)
         a, b = people(project)
         versions = [
             ModelVersion.objects.create(
@@ -286,7 +292,7 @@ def bench_local(poll_ms: int, soak_seconds: int) -> None:
 
     local_serving_stop_all()  # a previous interrupted run's servers
     demo_models_ensure(model_name="support-assistant")
-    project = fresh_project()
+    project = fresh_project("support-assistant")
     a, b = people(project)
     v1, v2 = (
         ModelVersion.objects.create(

@@ -317,6 +317,9 @@ MLFLOW_ASSESSMENT_SYNC_LEASE_SECONDS = envint("MLFLOW_ASSESSMENT_SYNC_LEASE_SECO
 MLFLOW_DATASET_EXPORT_LEASE_SECONDS = envint("MLFLOW_DATASET_EXPORT_LEASE_SECONDS", 600, minimum=2)
 # An export renews its lease at every progress write (every 2,000 rows).
 EXPORT_JOB_LEASE_SECONDS = envint("EXPORT_JOB_LEASE_SECONDS", 300, minimum=2)
+# A project sync (slots and curation after a settings change) renews its lease after every batch of items.
+PROJECT_SYNC_LEASE_SECONDS = envint("PROJECT_SYNC_LEASE_SECONDS", 120, minimum=2)
+PROJECT_SYNC_BATCH = envint("PROJECT_SYNC_BATCH", 200, minimum=1)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # otherwise a killed child's task is acked and lost
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -7,6 +7,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from reviewapp.permissions import may_create_projects
 from reviewapp.selectors.projects import project_list_for_user
 from reviewapp.views.http import AuthedHtmxRequest
 
@@ -14,4 +15,7 @@ from reviewapp.views.http import AuthedHtmxRequest
 @login_required
 @require_GET
 def project_list(request: AuthedHtmxRequest) -> HttpResponse:
-    return render(request, "reviewapp/project_list.html", {"rows": project_list_for_user(user=request.user)})
+    archived = request.GET.get("archived") == "1"
+    rows = project_list_for_user(user=request.user, include_archived=archived)
+    context = {"rows": rows, "show_archived": archived, "may_create": may_create_projects(request.user)}
+    return render(request, "reviewapp/project_list.html", context)

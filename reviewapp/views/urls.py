@@ -11,6 +11,7 @@ from reviewapp.views import (
     audit,
     dashboard,
     pairwise,
+    project_setup,
     projects,
     review,
     reviews,
@@ -19,6 +20,12 @@ from reviewapp.views import (
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
+    path("projects/new/", project_setup.project_new, name="project-new"),
+    path("projects/guidelines-preview/", project_setup.guidelines_preview, name="guidelines-preview"),
+    path("projects/<slug:slug>/settings/", project_setup.project_settings, name="project-settings"),
+    path("projects/<slug:slug>/settings/sync/", project_setup.project_sync_progress, name="project-sync-progress"),
+    path("projects/<slug:slug>/archive/", project_setup.project_archive_view, name="project-archive"),
+    path("projects/<slug:slug>/restore/", project_setup.project_restore_view, name="project-restore"),
     path("projects/<slug:slug>/review/", review.review_page, name="review-page"),
     path("projects/<slug:slug>/review/<int:assignment_id>/submit/", review.review_submit_view, name="review-submit"),
     path("projects/<slug:slug>/review/<int:assignment_id>/skip/", review.review_skip_view, name="review-skip"),

@@ -82,13 +82,24 @@ class ProjectFields(TypedInput):
     self_adjudication: Annotated[bool, says("Give true or false.")] = False
 
 
+def _project_fields(data: Any) -> tuple[ProjectFields | None, list[FieldError]]:
+    fields, errors = struct_errors(data, ProjectFields)
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail at the database.
+    nul = [
+        field_error(name, "Remove the NUL character (\\u0000).")
+        for name, value in (data.items() if isinstance(data, dict) else ())
+        if name in ProjectFields.__struct_fields__ and isinstance(value, str) and "\x00" in value
+    ]
+    return (None if nul else fields), errors + nul
+
+
 SETTINGS_FIELDS = tuple(f for f in ProjectFields.__struct_fields__ if f not in ("slug", "reviews_per_item"))
 
 
 def project_setup(*, data: Any, actor: User) -> Project:
     """Create a project from a team's settings (checked first, every bad field reported at once);
     the creator becomes its admin. The caller checks ``may_create_projects``."""
-    fields, errors = struct_errors(data, ProjectFields)
+    fields, errors = _project_fields(data)
     if fields is not None and Project.objects.filter(slug=fields.slug).exists():
         errors.append(field_error("slug", "A project with this slug exists; choose another."))
     if errors or fields is None:
@@ -106,7 +117,7 @@ def project_update(*, project: Project, data: Any, actor: Actor = None) -> Proje
     project_check_writable(project)
     current = {name: getattr(project, name) for name in ProjectFields.__struct_fields__}
     merged = {**current, **data} if isinstance(data, dict) else data
-    fields, errors = struct_errors(merged, ProjectFields)
+    fields, errors = _project_fields(merged)
     if errors or fields is None:
         raise ValidationFailed(errors, "The project settings are not valid.")
     with transaction.atomic():

@@ -111,4 +111,15 @@ CREATE_PROJECT_PERMISSION = "reviewapp.add_project"
 
 
 def may_create_projects(user: AnyUser) -> bool:
-    return bool(getattr(user, "is_authenticated", False) and user.has_perm(CREATE_PROJECT_PERMISSION))
+    """One query (none for instance admins): the navigation asks on every page."""
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    app_label, codename = CREATE_PROJECT_PERMISSION.split(".")
+    return Permission.objects.filter(
+        Q(user=user) | Q(group__user=user), content_type__app_label=app_label, codename=codename
+    ).exists()

@@ -14,6 +14,7 @@ from reviewapp.errors import FieldError, ValidationFailed
 from reviewapp.jobs import job_closed_fields
 from reviewapp.models import Item, Membership, Project, ProjectSync, Question, Review, Role, SchemaVersion
 from reviewapp.models.projects import QueueMode
+from reviewapp.services.assignments import project_queue_settings_set
 from reviewapp.services.audit import audit_record
 from reviewapp.services.project_sync import project_sync_start, project_sync_wait
 from reviewapp.services.readonly import project_check_writable
@@ -93,6 +94,7 @@ def _project_fields(data: Any) -> tuple[ProjectFields | None, list[FieldError]]:
     return (None if nul else fields), errors + nul
 
 
+QUEUE_FIELDS = ("queue_mode", "gold_rate", "lease_seconds", "show_model_to_reviewers")
 SETTINGS_FIELDS = tuple(f for f in ProjectFields.__struct_fields__ if f not in ("slug", "reviews_per_item"))
 
 
@@ -128,16 +130,23 @@ def project_update(*, project: Project, data: Any, actor: Actor = None) -> Proje
             for name in SETTINGS_FIELDS
             if getattr(locked, name) != getattr(fields, name)
         }
-        if changed:
-            for name, (_old, new) in changed.items():
+        # Queue settings and self-adjudication go through their own services (and audit events).
+        queue = {name: new for name, (_old, new) in changed.items() if name in QUEUE_FIELDS}
+        if queue:
+            locked = project_queue_settings_set(project=locked, actor=actor, **queue)
+        if "self_adjudication" in changed:
+            locked = project_set_self_adjudication(project=locked, allowed=fields.self_adjudication, actor=actor)
+        rest = {name: change for name, change in changed.items() if name not in (*QUEUE_FIELDS, "self_adjudication")}
+        if rest:
+            for name, (_old, new) in rest.items():
                 setattr(locked, name, new)
-            locked.save(update_fields=list(changed))
+            locked.save(update_fields=list(rest))
             audit_record(
                 actor=actor,
                 action="project.update",
                 target=locked,
                 project=locked,
-                data={"changed": {name: {"from": old, "to": new} for name, (old, new) in changed.items()}},
+                data={"changed": {name: {"from": old, "to": new} for name, (old, new) in rest.items()}},
             )
         locked.sync = None  # type: ignore[attr-defined]
         if fields.reviews_per_item != locked.reviews_per_item:
@@ -146,7 +155,8 @@ def project_update(*, project: Project, data: Any, actor: Actor = None) -> Proje
 
 
 def project_archive(*, project: Project, actor: Actor = None) -> Project:
-    """Make the project read-only and hide it from lists and queues; leases in flight end at once."""
+    """Make the project read-only and hide it from lists and queues; a lease in flight can no longer
+    be submitted, and an unfinished sync stops (restoring starts a new one)."""
     with transaction.atomic():
         locked = Project.objects.select_for_update().get(pk=project.pk)
         if locked.archived_at is not None:

@@ -111,10 +111,10 @@ def test_a_settings_change_is_audited_with_what_changed_and_the_slug_stays(proje
     project.refresh_from_db()
     assert (project.name, project.gold_rate) == ("Support bot", 0.2)
     event = AuditEvent.objects.get(action="project.update", project=project)
-    assert event.data["changed"] == {
-        "name": {"from": "Support assistant", "to": "Support bot"},
-        "gold_rate": {"from": 0.0, "to": 0.2},
-    }
+    assert event.data["changed"] == {"name": {"from": "Support assistant", "to": "Support bot"}}
+    # Queue settings go through the queue-settings service, audited as such.
+    queue = AuditEvent.objects.get(action="project.queue_settings", project=project)
+    assert (queue.data["from"], queue.data["to"], queue.actor) == ({"gold_rate": 0.0}, {"gold_rate": 0.2}, admin)
     with pytest.raises(Exception) as caught:
         project_update(project=project, data={"slug": "other"}, actor=admin)
     assert caught.value.errors[0]["field"] == "slug"  # type: ignore[attr-defined]

@@ -409,3 +409,23 @@ def project_set_self_adjudication(*, project: Project, allowed: bool, actor: Act
             data={"from": old, "to": allowed},
         )
     return project
+
+
+def project_creation_allow(*, user: User, allowed: bool, actor: Actor = None) -> bool:
+    """Let ``user`` create projects (or no longer): the Project model's ``add_project`` permission,
+    granted by an instance admin (``manage.py allow_project_creation``). Returns whether it changed."""
+    from django.contrib.auth.models import Permission
+
+    permission = Permission.objects.get(content_type__app_label="reviewapp", codename="add_project")
+    with transaction.atomic():
+        has = user.user_permissions.filter(pk=permission.pk).exists()
+        if has == allowed:
+            return False
+        if allowed:
+            user.user_permissions.add(permission)
+        else:
+            user.user_permissions.remove(permission)
+        audit_record(
+            actor=actor, action="user.project_creation", target=user, data={"user": user.pk, "allowed": allowed}
+        )
+    return True

@@ -378,3 +378,28 @@ def test_the_settings_page_saves_and_shows_the_sync(project: Project) -> None:
     assert bad.status_code == 422 and "Use 1 to 20." in bad.content.decode()
     preview = client.post("/projects/guidelines-preview/", {"guidelines": "**bold** <script>x()</script>"})
     assert "<strong>bold</strong>" in preview.content.decode() and "<script>" not in preview.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_operator_allows_a_user_to_create_projects_and_takes_it_back(outsider: Any) -> None:
+    from django.core.management import call_command
+
+    from reviewapp.permissions import may_create_projects
+
+    assert not may_create_projects(outsider)
+    call_command("allow_project_creation", "--user", outsider.username)
+    assert may_create_projects(type(outsider).objects.get(pk=outsider.pk))
+    assert "data-nav-new-project" in session(outsider).get("/").content.decode()
+    call_command("allow_project_creation", "--user", outsider.username, "--revoke")
+    assert not may_create_projects(type(outsider).objects.get(pk=outsider.pk))
+    assert session(outsider).get("/projects/new/").status_code == 403
+    assert AuditEvent.objects.filter(action="user.project_creation").count() == 2
+
+
+@pytest.mark.django_db
+def test_an_archived_projects_review_page_says_it_is_archived(project: Project, reviewer: Any) -> None:
+    make_items(project, 1)
+    project_archive(project=project, actor=None)
+    page = session(reviewer).get("/projects/support/review/")
+    assert page.status_code == 403
+    assert "Support assistant is archived: it is read-only until an admin restores it." in page.content.decode()

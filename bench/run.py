@@ -17,7 +17,9 @@ BENCHMARKS = [
     "dashboard",
     "export",
     "delta_push",
+    "source_delta_scan",
     "promotion",
+    "monitoring",
 ]
 
 

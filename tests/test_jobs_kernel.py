@@ -31,11 +31,15 @@ from pipelines.models import (
     Environment,
     ExportJob,
     MlflowDatasetExport,
+    MonitoringRefresh,
     PromotionRequest,
     Push,
     Rollout,
+    SourcePull,
 )
 from pipelines.releases.rollout.queueing import rollout_create
+from pipelines.sources.pulls import source_pull_request
+from pipelines.sources.services import source_create
 from reviewapp.celery import app
 from reviewapp.jobs import (
     Job,
@@ -118,6 +122,23 @@ def project_sync_row(project: Project, _tmp: Any) -> ProjectSync:
     return project_set_reviews_per_item(project=project, reviews_per_item=2).sync  # type: ignore[attr-defined]
 
 
+def source_pull_row(project: Project, _tmp: Any) -> SourcePull:
+    """A pull of an experiment MLflow does not have: a worker that takes it fails it with the reason."""
+    source = source_create(
+        project=project,
+        values={"name": "kernel", "kind": "mlflow_traces", "settings": {"experiment": "no-such-kernel-experiment"}},
+        actor=None,
+    )
+    return source_pull_request(source=source, actor=None)
+
+
+def monitoring_refresh_row(project: Project, _tmp: Any) -> MonitoringRefresh:
+    from pipelines.sources.monitoring import monitoring_refresh_queue
+
+    (refresh_id,) = monitoring_refresh_queue(projects=[project])
+    return MonitoringRefresh.objects.get(pk=refresh_id)
+
+
 ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "reviewapp.project_sync": project_sync_row,
     "evaluations.run_chunk": run_chunk_row,
@@ -127,6 +148,8 @@ ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "pipelines.rollout": rollout_row,
     "pipelines.assessment_sync": assessment_sync_row,
     "pipelines.mlflow_dataset_export": mlflow_dataset_export_row,
+    "pipelines.source_pull": source_pull_row,
+    "pipelines.monitoring_refresh": monitoring_refresh_row,
 }
 # Kinds whose row above a worker can finish for real here; the others end failed, through their own path.
 SUCCEEDS = {
@@ -136,6 +159,7 @@ SUCCEEDS = {
     "pipelines.push",
     "pipelines.export_job",
     "pipelines.mlflow_dataset_export",
+    "pipelines.monitoring_refresh",
 }
 
 
@@ -158,6 +182,8 @@ REAL_KILLS: dict[str, str] = {
     "::test_an_assessment_sync_killed_half_way_writes_each_assessment_once",
     "pipelines.mlflow_dataset_export": "tests/test_jobs_killed_workers.py"
     "::test_an_mlflow_dataset_export_killed_half_way_makes_one_dataset",
+    "pipelines.source_pull": "tests/pipelines/test_sources_workers.py"
+    "::test_a_pull_killed_mid_way_is_finished_by_another_worker_without_duplicates",
 }
 
 

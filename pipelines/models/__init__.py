@@ -5,6 +5,7 @@ from pipelines.models.assessments import AssessmentSync, MlflowDatasetExport
 from pipelines.models.datasets import Dataset, DatasetRow, DatasetVersion
 from pipelines.models.exports import ExportJob
 from pipelines.models.feedback import Feedback
+from pipelines.models.monitoring import Granularity, MonitoringBucket, MonitoringRefresh, MonitoringValue
 from pipelines.models.promotion import (
     Approval,
     Environment,
@@ -15,6 +16,7 @@ from pipelines.models.promotion import (
     RolloutStep,
 )
 from pipelines.models.pushes import DeliveryTarget, Push, TargetKind
+from pipelines.models.sources import Source, SourcedItem, SourceKind, SourcePull
 
 __all__ = [
     "Approval",
@@ -26,12 +28,20 @@ __all__ = [
     "Environment",
     "ExportJob",
     "Feedback",
+    "Granularity",
     "MlflowDatasetExport",
     "ModelVersion",
+    "MonitoringBucket",
+    "MonitoringRefresh",
+    "MonitoringValue",
     "PromotionGate",
     "PromotionRequest",
     "Push",
     "Rollout",
     "RolloutStep",
+    "Source",
+    "SourceKind",
+    "SourcePull",
+    "SourcedItem",
     "TargetKind",
 ]

@@ -20,7 +20,7 @@ def bench_project(slug: str, *, reviews_per_item: int = 1, reset: bool = False) 
             project=project, key="helpfulness", title="Helpful?", kind="rating", options={"min": 1, "max": 5}
         )
     if project.reviews_per_item != reviews_per_item:
-        project_set_reviews_per_item(project=project, reviews_per_item=reviews_per_item)
+        project_set_reviews_per_item(project=project, reviews_per_item=reviews_per_item, wait=True)
     assert Question.objects.filter(project=project).count() == 2
     return project
 

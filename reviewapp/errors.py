@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from django.core.exceptions import PermissionDenied
+
 
 class FieldError(TypedDict):
     index: int | None
@@ -69,3 +71,14 @@ class ReviewsChanged(Conflict):
     """The reviews behind an adjudication changed after the deciding page was loaded."""
 
     code = "reviews_changed"
+
+
+class ProjectArchived(PermissionDenied):
+    """The project is archived: read-only until an admin restores it (HTTP 403, with this reason).
+
+    A PermissionDenied, so the HTML faces show the 403 page with the reason and the API answers 403
+    without each face handling it."""
+
+    def __init__(self, project_name: str) -> None:
+        self.message = f"{project_name} is archived: it is read-only until an admin restores it."
+        super().__init__(self.message)

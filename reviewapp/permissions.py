@@ -7,8 +7,12 @@ narrows that further: it needs the matching scope and, when pinned, the right pr
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from reviewapp.models import Role
+
+if TYPE_CHECKING:
+    from reviewapp.usertypes import AnyUser
 
 
 class Capability(StrEnum):
@@ -73,3 +77,49 @@ def token_may_read(scopes: list[str]) -> bool:
 
 def role_allows(role: str | None, capability: Capability) -> bool:
     return role is not None and capability in ROLE_CAPABILITIES.get(role, frozenset())
+
+
+# What a capability lets a person do, in words for a 403 page ("curating needs curator or admin").
+CAPABILITY_WORDS: dict[Capability, str] = {
+    Capability.VIEW: "seeing the project",
+    Capability.REVIEW: "reviewing",
+    Capability.INGEST: "adding items",
+    Capability.EXPORT: "exporting reviews",
+    Capability.CURATE: "curating",
+    Capability.EVALUATE: "running evaluations",
+    Capability.PROMOTE: "promoting models",
+    Capability.FEEDBACK: "sending feedback",
+    Capability.MANAGE: "changing the project's settings",
+}
+
+
+def roles_with(capability: Capability) -> list[str]:
+    """The roles that carry ``capability``, in the order of ``Role``."""
+    return [role for role in Role.values if capability in ROLE_CAPABILITIES.get(role, frozenset())]
+
+
+def refusal_reason(*, role: str, project_name: str, capability: Capability) -> str:
+    """Why a member may not do something, in plain words for the 403 page and the API's ``detail``."""
+    roles = roles_with(capability)
+    needed = " or ".join([", ".join(roles[:-1]), roles[-1]] if len(roles) > 2 else roles)
+    return f"Your role on {project_name} is {role}; {CAPABILITY_WORDS[capability]} needs {needed}."
+
+
+# Creating projects: instance admins (superusers), and users an instance admin allowed by granting
+# the Project model's own "reviewapp.add_project" permission (to the user or one of their groups).
+CREATE_PROJECT_PERMISSION = "reviewapp.add_project"
+
+
+def may_create_projects(user: AnyUser) -> bool:
+    """One query (none for instance admins): the navigation asks on every page."""
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    app_label, codename = CREATE_PROJECT_PERMISSION.split(".")
+    return Permission.objects.filter(
+        Q(user=user) | Q(group__user=user), content_type__app_label=app_label, codename=codename
+    ).exists()

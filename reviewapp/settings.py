@@ -140,6 +140,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "reviewapp.context_processors.navigation",
             ],
         },
     },
@@ -347,6 +348,9 @@ MLFLOW_ASSESSMENT_SYNC_LEASE_SECONDS = envint("MLFLOW_ASSESSMENT_SYNC_LEASE_SECO
 MLFLOW_DATASET_EXPORT_LEASE_SECONDS = envint("MLFLOW_DATASET_EXPORT_LEASE_SECONDS", 600, minimum=2)
 # An export renews its lease at every progress write (every 2,000 rows).
 EXPORT_JOB_LEASE_SECONDS = envint("EXPORT_JOB_LEASE_SECONDS", 300, minimum=2)
+# A project sync (slots and curation after a settings change) renews its lease after every batch of items.
+PROJECT_SYNC_LEASE_SECONDS = envint("PROJECT_SYNC_LEASE_SECONDS", 120, minimum=2)
+PROJECT_SYNC_BATCH = envint("PROJECT_SYNC_BATCH", 200, minimum=1)
 # Seconds between two monitoring refreshes (pipelines/sources/monitoring.py; beat): each project's time
 # buckets touched by items, reviews, curated labels or evaluation results changed since the last one.
 MONITORING_REFRESH_SECONDS = envint("MONITORING_REFRESH_SECONDS", 60, minimum=5)

@@ -24,3 +24,11 @@ def jobs_sweep(kinds: list[str] | None = None) -> None:
     from reviewapp.jobs import jobs_sweep as jobs_sweep_service
 
     jobs_sweep_service(kinds=kinds)
+
+
+@shared_task(name="reviewapp.project_sync", ignore_result=True, soft_time_limit=3600, time_limit=3700)
+def project_sync(sync_id: int) -> None:
+    """Bring a project's items in line with its settings (services.project_sync); resumes at its cursor."""
+    from reviewapp.services.project_sync import project_sync_run
+
+    project_sync_run(sync_id)

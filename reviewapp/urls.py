@@ -24,3 +24,7 @@ urlpatterns = [
     path("", include("reviewapp.views.urls")),
     path("", include("pipelines.views.urls")),
 ]
+
+handler403 = "reviewapp.views.errors.forbidden"
+handler404 = "reviewapp.views.errors.not_found"
+handler500 = "reviewapp.views.errors.server_error"

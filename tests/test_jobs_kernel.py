@@ -52,9 +52,10 @@ from reviewapp.jobs import (
     job_renew,
     jobs_sweep,
 )
-from reviewapp.models import Project
+from reviewapp.models import Project, ProjectSync
+from reviewapp.services.projects import project_set_reviews_per_item
 from tests.evaluations.conftest import curate, ingest, rag_row
-from tests.factories import member
+from tests.factories import make_items, member
 from tests.pipelines.promotion_fixtures import versions
 from tests.pipelines.test_delta_push import canonical, make_version
 from tests.workers import Cluster, wait_for
@@ -115,6 +116,12 @@ def mlflow_dataset_export_row(project: Project, _tmp: Any) -> MlflowDatasetExpor
     return mlflow_dataset_export_create(version=version)
 
 
+def project_sync_row(project: Project, _tmp: Any) -> ProjectSync:
+    """Reviews per item changed on a project with items: the sync of its slots and labels is queued."""
+    make_items(project, 3)
+    return project_set_reviews_per_item(project=project, reviews_per_item=2).sync  # type: ignore[attr-defined]
+
+
 def source_pull_row(project: Project, _tmp: Any) -> SourcePull:
     """A pull of an experiment MLflow does not have: a worker that takes it fails it with the reason."""
     source = source_create(
@@ -133,6 +140,7 @@ def monitoring_refresh_row(project: Project, _tmp: Any) -> MonitoringRefresh:
 
 
 ROWS: dict[str, Callable[[Project, Any], Job]] = {
+    "reviewapp.project_sync": project_sync_row,
     "evaluations.run_chunk": run_chunk_row,
     "evaluations.run_mlflow_log": run_mlflow_log_row,
     "pipelines.push": push_row,
@@ -145,6 +153,7 @@ ROWS: dict[str, Callable[[Project, Any], Job]] = {
 }
 # Kinds whose row above a worker can finish for real here; the others end failed, through their own path.
 SUCCEEDS = {
+    "reviewapp.project_sync",
     "evaluations.run_chunk",
     "evaluations.run_mlflow_log",
     "pipelines.push",
@@ -157,6 +166,8 @@ SUCCEEDS = {
 # For each kind, the test that SIGKILLs a real worker in the middle of a job of the kind and asserts
 # that another worker, after the sweeper, finishes it exactly once.
 REAL_KILLS: dict[str, str] = {
+    "reviewapp.project_sync": "tests/reviewapp/test_project_sync_workers.py"
+    "::test_a_sync_killed_half_way_resumes_at_its_cursor_on_another_worker",
     "evaluations.run_chunk": "tests/evaluations/test_run_workers.py"
     "::test_a_worker_killed_mid_run_its_chunk_is_finished_by_another_after_the_sweeper",
     "evaluations.run_mlflow_log": "tests/test_jobs_killed_workers.py"

@@ -23,7 +23,13 @@ from reviewapp.api.pairwise import (
     PairwiseResultsApi,
     PairwiseTasksCreateApi,
 )
-from reviewapp.api.projects import ProjectDetailApi, ProjectListApi
+from reviewapp.api.projects import (
+    ProjectArchiveApi,
+    ProjectDetailApi,
+    ProjectListApi,
+    ProjectRestoreApi,
+    ProjectSyncApi,
+)
 from reviewapp.api.queue import AssignmentRenewApi, AssignmentSkipApi, QueueNextApi
 from reviewapp.api.reviews import ProjectReviewsApi, ReviewApi
 from reviewapp.api.stats import ProjectStatsApi
@@ -32,6 +38,9 @@ from reviewapp.api.tokens import TokenRevokeApi, TokensApi
 urlpatterns: list[URLPattern] = [
     path("projects/", ProjectListApi.as_view(), name="api-project-list"),
     path("projects/<slug:slug>/", ProjectDetailApi.as_view(), name="api-project-detail"),
+    path("projects/<slug:slug>/archive/", ProjectArchiveApi.as_view(), name="api-project-archive"),
+    path("projects/<slug:slug>/restore/", ProjectRestoreApi.as_view(), name="api-project-restore"),
+    path("projects/<slug:slug>/syncs/<int:pk>/", ProjectSyncApi.as_view(), name="api-project-sync"),
     path("projects/<slug:slug>/items/", ProjectItemsApi.as_view(), name="api-items"),
     path("projects/<slug:slug>/queue/next/", QueueNextApi.as_view(), name="api-queue-next"),
     path("projects/<slug:slug>/reviews/", ProjectReviewsApi.as_view(), name="api-reviews"),

@@ -9,7 +9,7 @@ from reviewapp.models.gold import GoldAnswer
 from reviewapp.models.groups import ReviewerGroup
 from reviewapp.models.items import Item
 from reviewapp.models.pairwise import PairwiseSkip, PairwiseSlot, PairwiseTask, Preference
-from reviewapp.models.projects import Membership, Project, Question, Role
+from reviewapp.models.projects import Membership, Project, ProjectSync, Question, Role
 from reviewapp.models.reviews import Assignment, Review, ReviewRevision, Skip
 from reviewapp.models.tokens import ApiToken
 
@@ -29,6 +29,7 @@ __all__ = [
     "PairwiseTask",
     "Preference",
     "Project",
+    "ProjectSync",
     "Question",
     "Review",
     "ReviewRevision",

@@ -5,6 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from reviewapp.jobs import Job
+
 
 class QueueMode(models.TextChoices):
     SHARED = "shared", "Shared pool"
@@ -52,13 +54,21 @@ class Project(models.Model):
         help_text="Other items a reviewer gets between two answers to the same request (0: off).",
     )
     mlflow_registered_model = models.CharField(max_length=300, blank=True)
+    # Archived: read-only (no ingest, queue, reviews or edits) and hidden from lists until restored.
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        # Who may create projects besides instance admins: the model's own "add_project" permission,
+        # granted to a user (or a group) by an instance admin.
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
     def registered_models(self) -> set[str]:
         """The registered model(s) whose versions this project may evaluate and promote (set by an admin);
@@ -180,3 +190,43 @@ class Question(models.Model):
         if self.consensus_rule and allowed is not None and self.consensus_rule not in allowed:
             names = ", ".join(sorted(allowed))
             raise ValidationError({"consensus_rule": f"A {self.kind} question combines by one of: {names}."})
+
+
+class ProjectSync(Job):
+    """Bring every item of a project in line with its settings after a change (reviews per item, a
+    consensus rule): its review slots, then its curated label or adjudication. Items go in id order;
+    ``cursor`` (the last item done) is committed with each batch, so a new claim resumes there."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        SUPERSEDED = "superseded", "Superseded by a later change"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    class Reason(models.TextChoices):
+        REVIEWS_PER_ITEM = "reviews_per_item", "Reviews per item changed"
+        CONSENSUS = "consensus", "A consensus rule changed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="syncs")
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    cursor = models.BigIntegerField(default=0)  # id of the last item done
+    items_total = models.PositiveIntegerField(default=0)
+    items_done = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.project} sync {self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return round(100 * self.items_done / self.items_total) if self.items_total else 0

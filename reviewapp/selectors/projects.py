@@ -9,9 +9,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Subquery
 from django.http import Http404
 
-from reviewapp.models import ApiToken, Membership, Project, Question, Review, Role
+from reviewapp.models import ApiToken, Membership, Project, ProjectSync, Question, Review, Role
 from reviewapp.models.pairwise import PairwiseTask
-from reviewapp.permissions import SCOPE_FOR_CAPABILITY, Capability, role_allows, token_may_read
+from reviewapp.permissions import SCOPE_FOR_CAPABILITY, Capability, refusal_reason, role_allows, token_may_read
 from reviewapp.usertypes import is_signed_in
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def project_get_for_user(
         raise Http404("No such project.")
     check_token(token=token, project=project, capability=capability)
     if not role_allows(role, capability):
-        raise PermissionDenied(f"Your role ({role}) on this project does not allow '{capability}'.")
+        raise PermissionDenied(refusal_reason(role=role, project_name=project.name, capability=capability))
     project.user_role = role  # type: ignore[attr-defined]  # for templates: what the user may do
     return project
 
@@ -96,8 +96,9 @@ class ProjectProgress:
         return round(100 * min(self.reviews, self.slots) / self.slots) if self.slots else 0
 
 
-def project_list_for_user(*, user: AnyUser) -> list[ProjectProgress]:
-    """The user's projects with review progress, in a fixed number of queries."""
+def project_list_for_user(*, user: AnyUser, include_archived: bool = False) -> list[ProjectProgress]:
+    """The user's projects with review progress, in a fixed number of queries; archived ones only
+    when asked for."""
     if not is_signed_in(user):
         return []
     projects = (
@@ -105,6 +106,8 @@ def project_list_for_user(*, user: AnyUser) -> list[ProjectProgress]:
         if getattr(user, "is_superuser", False)
         else Project.objects.filter(memberships__user=user)
     )
+    if not include_archived:
+        projects = projects.filter(archived_at__isnull=True)
     roles = dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
     rows = projects.annotate(
         n_items=Count("items", distinct=True),
@@ -132,3 +135,26 @@ def project_list_for_user(*, user: AnyUser) -> list[ProjectProgress]:
         )
         for p in rows
     ]
+
+
+def project_sync_latest(*, project: Project) -> ProjectSync | None:
+    """The project's newest sync (the settings page shows its progress)."""
+    return ProjectSync.objects.filter(project=project).first()
+
+
+def project_sync_get(*, project: Project, pk: int) -> ProjectSync:
+    sync = ProjectSync.objects.filter(project=project, pk=pk).first()
+    if sync is None:
+        raise Http404("No such sync.")
+    return sync
+
+
+def user_roles(*, user: AnyUser) -> frozenset[str]:
+    """Every role the user holds on some project (admin for instance admins): what the navigation offers."""
+    if not is_signed_in(user):
+        return frozenset()
+    if getattr(user, "is_superuser", False):
+        return frozenset({Role.ADMIN})
+    return frozenset(
+        Membership.objects.filter(user=user, project__archived_at__isnull=True).values_list("role", flat=True)
+    )

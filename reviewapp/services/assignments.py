@@ -33,6 +33,7 @@ from reviewapp.models.projects import QueueMode
 from reviewapp.selectors.items import ItemQuery, items_matching
 from reviewapp.services.audit import audit_record
 from reviewapp.services.curation import curation_item_update
+from reviewapp.services.readonly import project_check_writable
 from reviewapp.typed_input import field_error
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ def assignments_bulk_assign(
     if not assign and priority is None:
         raise ValidationFailed([field_error("", "Nothing to do: give reviewers, a group, a priority, or unassign.")])
     reviewer_ids = list(dict.fromkeys(r.pk for r in reviewers))
+    project_check_writable(project)
     with transaction.atomic():
         items = items_matching(project=project, query=query)
         item_ids = list(items.values_list("id", flat=True))
@@ -279,6 +281,7 @@ def item_send_back(
     ``review_ids=None`` returns every current review of the item.
     """
     reason = (reason or "").strip()[:500]
+    project_check_writable(item.project)
     with transaction.atomic():
         reviews = Review.objects.select_for_update(of=("self",)).filter(item=item, returned_at__isnull=True)
         if review_ids is not None:
@@ -349,6 +352,7 @@ def project_queue_settings_set(
     ``show_model_to_reviewers`` and ``sibling_spacing`` (blind review, ``reviewapp.blind``) are
     admins' settings (``ADMIN_QUEUE_SETTINGS``): the caller checks the MANAGE capability.
     """
+    project_check_writable(project)
     errors: list[FieldError] = []
     changes: dict[str, Any] = {}
     if queue_mode is not None:

@@ -25,6 +25,7 @@ from reviewapp.selectors.curation import consensus_questions_for_version
 from reviewapp.selectors.projects import questions_for_project
 from reviewapp.services.answers import answers_validate, expectation_errors
 from reviewapp.services.audit import audit_record
+from reviewapp.services.readonly import project_check_writable
 from reviewapp.typed_input import field_error
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ def adjudication_decide(
         if locked is None:
             raise ItemRemoved("This item was removed from the project; nothing was saved.")
         project = locked.project
+        project_check_writable(project)
         adjudication = related_or_none(locked, "adjudication")
         label = related_or_none(locked, "curated_label")
         if adjudication is None:

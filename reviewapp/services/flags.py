@@ -15,6 +15,7 @@ from django.db import transaction
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Flag, Item
 from reviewapp.services.audit import audit_record
+from reviewapp.services.readonly import project_check_writable
 from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class FlagIn(TypedInput):
 
 def flag_create(*, item: Item, user: User, kind: str, note: str = "") -> tuple[Flag, bool]:
     """Flag ``item``; flagging it again with the same kind replaces the note. Returns (flag, created)."""
+    project_check_writable(item.project)
     note = (note or "").strip()
     _, errors = struct_errors({"kind": kind, "note": note}, FlagIn)
     if kind == Flag.Kind.OTHER and not note:

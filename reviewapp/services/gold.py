@@ -48,6 +48,7 @@ from reviewapp.selectors.projects import questions_for_project
 from reviewapp.selectors.queue import items_closed_to_user
 from reviewapp.services.answers import answers_validate
 from reviewapp.services.audit import audit_record
+from reviewapp.services.readonly import project_check_writable
 from reviewapp.services.slots import slot_take
 from reviewapp.typed_input import field_error
 
@@ -74,6 +75,7 @@ def gold_answer_set(*, project: Project, item: Item, answers: Any, actor: Actor,
         raise ValidationFailed(
             [field_error("answers", "Give at least one answer that can be scored (pass/fail, rating or choice).")]
         )
+    project_check_writable(project)
     with transaction.atomic():
         gold, created = GoldAnswer.objects.select_for_update().get_or_create(
             item=item, defaults={"project": project, "answers": cleaned, "note": note.strip(), "created_by": actor}
@@ -94,6 +96,7 @@ def gold_answer_set(*, project: Project, item: Item, answers: Any, actor: Actor,
 
 def gold_answer_delete(*, gold: GoldAnswer, actor: Actor) -> None:
     """The item is an ordinary item again; reviews made on its extra slots are kept."""
+    project_check_writable(gold.project)
     with transaction.atomic():
         now = timezone.now()
         # Extra slots nobody holds go; one being worked on stays until it is submitted or swept.

@@ -24,6 +24,7 @@ from reviewapp.jsoninput import INT32_MAX, INT32_MIN, JsonInputError, check_valu
 from reviewapp.models import Assignment, Item, Project
 from reviewapp.services.assignments import slots_priority_sync
 from reviewapp.services.audit import audit_record
+from reviewapp.services.readonly import project_check_writable
 from reviewapp.signals import items_ingested
 from reviewapp.typed_input import error_from, field_error
 
@@ -171,6 +172,7 @@ def items_ingest(
 
     ``positions`` numbers the rows in errors (see ``items_validate``).
     """
+    project_check_writable(project)
     if len(rows) > settings.INGEST_MAX_ITEMS:
         raise ValidationFailed(
             [field_error("", f"At most {settings.INGEST_MAX_ITEMS} items per request.")],

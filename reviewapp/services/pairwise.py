@@ -30,6 +30,7 @@ from reviewapp.errors import AlreadySubmitted, FieldError, ValidationFailed
 from reviewapp.models import Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference, Project
 from reviewapp.selectors.pairwise import pairwise_open_slots_for_user
 from reviewapp.services.audit import audit_record
+from reviewapp.services.readonly import project_check_writable
 from reviewapp.services.slots import (
     SlotKind,
     slot_fill,
@@ -114,6 +115,7 @@ def pairwise_tasks_create(
     stay unmatched. Each new task gets ``preferences_per_task`` slots. Running it again creates
     only the pairs that are new (items ingested since), never a duplicate.
     """
+    project_check_writable(project)
     version_a, version_b = version_a.strip(), version_b.strip()
     errors = _pairing_errors(version_a=version_a, version_b=version_b, preferences_per_task=preferences_per_task)
     if errors:
@@ -212,6 +214,7 @@ PAIR_SLOTS = SlotKind(
 
 def pairwise_next(*, project: Project, user: User) -> PairwiseSlot | None:
     """The reviewer's current pair (renewed, same sides), or a newly leased one; None when none is left."""
+    project_check_writable(project)
     return slot_next(PAIR_SLOTS, project=project, user=user, lease_new=lambda: _lease_new(project=project, user=user))
 
 
@@ -260,6 +263,7 @@ def pairwise_submit(
     """
     with transaction.atomic():
         current = slot_lock_for_submit(PAIR_SLOTS, pk=slot_id, user=user, project=project, lease_token=lease_token)
+        project_check_writable(current.project)
         reason = (reason or "").strip()
         _, errors = struct_errors({"choice": choice, "reason": reason}, PreferenceIn)
         if errors:

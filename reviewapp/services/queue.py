@@ -30,6 +30,7 @@ from django.utils import timezone
 from reviewapp.models import Assignment, Item, Project, Skip
 from reviewapp.selectors.queue import queue_sources_for_user
 from reviewapp.services.gold import gold_slot_lease
+from reviewapp.services.readonly import project_check_writable
 from reviewapp.services.slots import (
     SlotKind,
     slot_lease_until,
@@ -80,6 +81,7 @@ def queue_next(*, project: Project, user: User, rng: random.Random | None = None
     those are left, or, at the project's gold rate, a gold item (``services.gold``).
     ``rng`` is for tests: the gold die.
     """
+    project_check_writable(project)
     dice = rng or _dice
     return slot_next(
         REVIEW_SLOTS, project=project, user=user, lease_new=lambda: _lease_new(project=project, user=user, rng=dice)

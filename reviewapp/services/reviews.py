@@ -13,6 +13,7 @@ from reviewapp.services.answers import answers_validate
 from reviewapp.services.audit import audit_record
 from reviewapp.services.curation import curation_item_update
 from reviewapp.services.queue import REVIEW_SLOTS
+from reviewapp.services.readonly import project_check_writable
 from reviewapp.services.slots import slot_fill, slot_lock_for_submit, slot_time_on_task
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def review_submit(
             removed="This item was removed from the project; your answers were not saved.",
         )
         project = slot.project
+        project_check_writable(project)
         questions = questions_for_project(project=project)
         cleaned = answers_validate(questions=questions, item=slot.item, answers=answers)
         now = timezone.now()
@@ -76,6 +78,7 @@ def review_edit(*, review: Review, user: User, answers: Any, comment: str | None
     """Change a submitted review; the previous answers go to its history."""
     with transaction.atomic():
         current = Review.objects.select_for_update(of=("self",)).select_related("project", "item").get(pk=review.pk)
+        project_check_writable(current.project)
         if current.returned_at is not None:
             raise ReviewReturned("A curator sent this review back for re-review; it can no longer be edited.")
         cleaned = answers_validate(

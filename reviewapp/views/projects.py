@@ -14,4 +14,7 @@ from reviewapp.views.http import AuthedHtmxRequest
 @login_required
 @require_GET
 def project_list(request: AuthedHtmxRequest) -> HttpResponse:
-    return render(request, "reviewapp/project_list.html", {"rows": project_list_for_user(user=request.user)})
+    archived = request.GET.get("archived") == "1"
+    rows = project_list_for_user(user=request.user, include_archived=archived)
+    context = {"rows": rows, "show_archived": archived}  # "New project": the navigation's nav.create_project
+    return render(request, "reviewapp/project_list.html", context)

@@ -11,6 +11,7 @@ from reviewapp.views import (
     audit,
     dashboard,
     pairwise,
+    project_setup,
     projects,
     review,
     reviews,
@@ -21,6 +22,12 @@ from reviewapp.views.slots import queue_urls
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
+    path("projects/new/", project_setup.project_new, name="project-new"),
+    path("projects/guidelines-preview/", project_setup.guidelines_preview, name="guidelines-preview"),
+    path("projects/<slug:slug>/settings/", project_setup.project_settings, name="project-settings"),
+    path("projects/<slug:slug>/settings/sync/", project_setup.project_sync_progress, name="project-sync-progress"),
+    path("projects/<slug:slug>/archive/", project_setup.project_archive_view, name="project-archive"),
+    path("projects/<slug:slug>/restore/", project_setup.project_restore_view, name="project-restore"),
     *queue_urls(review.QUEUE, review.review_submit_view),
     path("projects/<slug:slug>/review/<int:slot_id>/flag/", review.review_flag_view, name="review-flag"),
     path("projects/<slug:slug>/assignments/", assignments.assignments_page, name="assignments-page"),

@@ -65,7 +65,7 @@ def active_key(page: Page) -> str:
 def test_a_curator_adjudicates_a_disagreement_with_the_keyboard(
     page: Page, live_server, login, project, reviewer, reviewer2, curator, artifacts
 ):
-    project = project_set_reviews_per_item(project=project, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=project, reviews_per_item=2, wait=True)
     question_create(project=project, key="ideal", title="Expected response", kind="expected_response", required=False)
     question_create(
         project=project,

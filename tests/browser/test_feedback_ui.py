@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 def test_the_adjudication_page_shows_the_end_users_feedback(
     page: Page, live_server, login, project, reviewer, reviewer2, curator, artifacts
 ):
-    project = project_set_reviews_per_item(project=project, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=project, reviews_per_item=2, wait=True)
     make_items(project, 2)
     for user, correct in ((reviewer, True), (reviewer2, False)):
         while (lease := queue_next(project=project, user=user)) is not None:

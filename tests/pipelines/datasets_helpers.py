@@ -36,7 +36,7 @@ def build_curated(project: Project, reviewer: Any, reviewer2: Any, curator: Any)
     """Four curated items: ext-0 corrected (expected response), ext-1 and ext-3 agreed, ext-2 decided by
     the curator with an expected response and facts. ext-3 answers ext-0's request with model version 2
     (a pairwise pair), and ext-1 is a gold item tagged "billing"."""
-    project = project_set_reviews_per_item(project=project, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=project, reviews_per_item=2, wait=True)
     question_create(project=project, key="answer", title="Expected answer", kind="expected_response", required=False)
     rows = [
         item_row(0, metadata={"n": 0, "tags": ["account"], "guidelines": ["Mention Security."]}),

@@ -368,7 +368,7 @@ def test_the_deciding_page_loads_the_block(project, reviewer, reviewer2, curator
     from reviewapp.services.queue import queue_next
     from reviewapp.services.reviews import review_submit
 
-    project = project_set_reviews_per_item(project=project, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=project, reviews_per_item=2, wait=True)
     make_items(project, 1)
     for user, correct in ((reviewer, True), (reviewer2, False)):
         lease = queue_next(project=project, user=user)

@@ -35,7 +35,7 @@ REVIEWS = "/api/v1/projects/support/reviews/"
 @pytest.mark.slow
 def test_sixteen_reviewers_drain_the_queue_without_overlap(project, reviews_per_item):
     make_items(project, ITEMS)
-    project_set_reviews_per_item(project=project, reviews_per_item=reviews_per_item)
+    project_set_reviews_per_item(project=project, reviews_per_item=reviews_per_item, wait=True)
     clients = []
     for n in range(REVIEWERS):
         user = get_user_model().objects.create(username=f"conc{n}")  # no password: hashing 16 is slow

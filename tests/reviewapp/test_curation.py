@@ -147,7 +147,7 @@ def submit(project: Project, user: Any, answers: dict[str, Any], **kwargs: Any) 
 @pytest.fixture
 def pair(project, reviewer, reviewer2):  # type: ignore[no-untyped-def]
     """Two reviews per item, one item."""
-    project = project_set_reviews_per_item(project=project, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=project, reviews_per_item=2, wait=True)
     make_items(project, 1)
     return project
 
@@ -184,7 +184,7 @@ def test_a_tie_goes_to_adjudication_with_the_disagreeing_questions(pair, reviewe
 
 
 def test_a_per_question_rule_is_respected(project, reviewer, reviewer2, curator):
-    project = project_set_reviews_per_item(project=project, reviews_per_item=3)
+    project = project_set_reviews_per_item(project=project, reviews_per_item=3, wait=True)
     make_items(project, 1)
     question_update(question=Question.objects.get(key="helpfulness"), max_spread=3)
     question_update(question=Question.objects.get(key="correct"), consensus_rule="unanimous")
@@ -431,7 +431,7 @@ def test_two_reviews_finishing_an_item_at_once_are_combined_exactly_once(project
 
     from django.db import connection
 
-    project = project_set_reviews_per_item(project=project, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=project, reviews_per_item=2, wait=True)
     make_items(project, RACES)
     problems: list[str] = []
     for n, item in enumerate(Item.objects.filter(project=project).order_by("id")):

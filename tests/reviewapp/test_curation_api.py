@@ -39,7 +39,7 @@ def submit(project: Any, user: Any, answers: dict[str, Any], **kwargs: Any) -> A
 @pytest.fixture
 def disputed(project, reviewer, reviewer2):  # type: ignore[no-untyped-def]
     """Three items with two reviews each: ext-0 and ext-1 disputed, ext-2 agreed."""
-    project = project_set_reviews_per_item(project=project, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=project, reviews_per_item=2, wait=True)
     make_items(project, 3)
     plan = {
         "ext-0": ({"correct": True, "helpfulness": 4}, {"correct": False, "helpfulness": 2}),

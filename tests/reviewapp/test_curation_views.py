@@ -30,7 +30,7 @@ def htmx(user: Any) -> Client:
 @pytest.fixture
 def disputed(project, reviewer, reviewer2):  # type: ignore[no-untyped-def]
     """Two disputed items (ext-0, ext-1) with two reviews each."""
-    project = project_set_reviews_per_item(project=project, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=project, reviews_per_item=2, wait=True)
     question_create(project=project, key="ideal", title="Expected response", kind="expected_response", required=False)
     make_items(project, 2)
     answers = {
@@ -167,7 +167,7 @@ def test_the_empty_queue(project, curator):
 def test_reviews_of_different_question_versions_are_shown_with_what_each_was_asked(
     project, reviewer, reviewer2, curator
 ):
-    project = project_set_reviews_per_item(project=project, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=project, reviews_per_item=2, wait=True)
     make_items(project, 1)
     first = queue_next(project=project, user=reviewer)
     review_submit(assignment_id=first.pk, user=reviewer, answers={"correct": True, "helpfulness": 4})

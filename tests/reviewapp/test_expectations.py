@@ -142,7 +142,7 @@ def test_rest_and_page_edits_refuse_it_too(ideal, reviewer):
 @pytest.fixture
 def disputed(ideal, reviewer, reviewer2):  # type: ignore[no-untyped-def]
     """ext-0 (and ext-1) disputed by rita (pass) and rob (fail)."""
-    project = project_set_reviews_per_item(project=ideal, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=ideal, reviews_per_item=2, wait=True)
     for user, verdict in ((reviewer, True), (reviewer2, False)):
         for _ in range(2):
             slot = lease(project, user)
@@ -178,7 +178,7 @@ def test_rest_adjudication_refuses_it_on_the_field_given(disputed, curator):
 
 
 def test_rest_adjudication_refuses_it_without_an_expected_response_question(project, reviewer, reviewer2, curator):
-    project = project_set_reviews_per_item(project=project, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=project, reviews_per_item=2, wait=True)
     make_items(project, 1)
     for user, verdict in ((reviewer, True), (reviewer2, False)):
         review_submit(assignment_id=lease(project, user).pk, user=user, answers={"correct": verdict, "helpfulness": 3})
@@ -218,7 +218,7 @@ def test_page_adjudication_shows_the_refusal(disputed, curator):
 @pytest.fixture
 def own(ideal, reviewer, curator):  # type: ignore[no-untyped-def]
     """ext-0 and ext-1 disputed between rita and the curator cora herself."""
-    project = project_set_reviews_per_item(project=ideal, reviews_per_item=2)
+    project = project_set_reviews_per_item(project=ideal, reviews_per_item=2, wait=True)
     for user, verdict in ((reviewer, True), (curator, False)):
         for _ in range(2):
             review_submit(

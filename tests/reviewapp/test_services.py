@@ -72,7 +72,7 @@ def test_queue_leases_then_submit_fills_slot(project, reviewer):
 
 def test_two_reviewers_never_share_a_slot_and_n_is_respected(project, reviewer, reviewer2, curator):
     make_items(project, 1)
-    project_set_reviews_per_item(project=project, reviews_per_item=2)
+    project_set_reviews_per_item(project=project, reviews_per_item=2, wait=True)
     a = queue_next(project=project, user=reviewer)
     b = queue_next(project=project, user=reviewer2)
     assert a.item_id == b.item_id and a.pk != b.pk
@@ -178,7 +178,7 @@ def test_edit_keeps_history(project, reviewer):
 
 def test_reviews_per_item_change_adds_and_removes_free_slots(project):
     make_items(project, 3)
-    project_set_reviews_per_item(project=project, reviews_per_item=3)
+    project_set_reviews_per_item(project=project, reviews_per_item=3, wait=True)
     assert Assignment.objects.filter(project=project).count() == 9
-    project_set_reviews_per_item(project=project, reviews_per_item=1)
+    project_set_reviews_per_item(project=project, reviews_per_item=1, wait=True)
     assert Assignment.objects.filter(project=project).count() == 3

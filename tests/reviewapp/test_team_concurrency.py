@@ -108,7 +108,7 @@ class Drain:
 )
 @pytest.mark.slow
 def test_thirty_two_reviewers_three_reviews_per_item_with_crashes_and_the_sweeper(project, gold_items, assigned):
-    project_set_reviews_per_item(project=project, reviews_per_item=N)
+    project_set_reviews_per_item(project=project, reviews_per_item=N, wait=True)
     project.refresh_from_db()
     make_items(project, ITEMS)
     assert Assignment.objects.filter(project=project).count() == ITEMS * N

@@ -52,7 +52,7 @@ def review(project, user, answers=None, **kwargs) -> Review:
 
 
 def set_n(project, n: int) -> None:
-    project_set_reviews_per_item(project=project, reviews_per_item=n)
+    project_set_reviews_per_item(project=project, reviews_per_item=n, wait=True)
     project.refresh_from_db()
 
 

@@ -627,7 +627,7 @@ def test_the_token_service_reports_every_bad_field_with_its_message(project, eng
         api_token_create(user=engineer, name=" ", scopes=[])
     assert [(e["field"], e["message"]) for e in bad.value.errors] == [
         ("name", "Give the token a name."),
-        ("scopes", "Pick at least one of: ingest, review, export, curate, evaluate, promote."),
+        ("scopes", "Pick at least one of: ingest, review, export, curate, evaluate, promote, feedback."),
     ]
     with pytest.raises(ValidationFailed) as bad:
         api_token_create(user=engineer, name="x", scopes=["ingest", "admin"])

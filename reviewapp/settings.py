@@ -289,6 +289,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "QuestionKindEnum": "reviewapp.models.projects.Question.Kind",
         "FlagKindEnum": "reviewapp.models.flags.Flag.Kind",
+        "InvitationStatusEnum": "reviewapp.models.invitations.InvitationStatus",
         "RunStatusEnum": "evaluations.models.runs.Run.Status",
         "DeliveryTargetKindEnum": "pipelines.models.pushes.TargetKind",
     },

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from reviewapp.api.base import ApiRequest, BaseApi, SessionOnly
 from reviewapp.api.serializers import ValidationErrorSerializer
 from reviewapp.models import Project, Role
+from reviewapp.models.invitations import InvitationStatus
 from reviewapp.permissions import Capability
 from reviewapp.selectors.members import (
     instance_user_get,
@@ -134,7 +135,7 @@ class InvitationSerializer(serializers.Serializer):
     prefix = serializers.CharField(help_text="The public part of the link (`inv_<prefix>_…`).")
     role = serializers.ChoiceField(choices=Role.choices)
     email = serializers.CharField()
-    status = serializers.ChoiceField(choices=["pending", "accepted", "revoked", "expired"])
+    status = serializers.ChoiceField(choices=InvitationStatus.choices)
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()

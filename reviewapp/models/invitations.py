@@ -7,6 +7,13 @@ from django.utils import timezone
 from reviewapp.models.projects import Project, Role
 
 
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
+
+
 class Invitation(models.Model):
     """A one-time link that makes whoever opens it a member of ``project`` with ``role``.
 
@@ -38,11 +45,10 @@ class Invitation(models.Model):
 
     @property
     def status(self) -> str:
-        """pending | accepted | revoked | expired"""
         if self.accepted_at is not None:
-            return "accepted"
+            return InvitationStatus.ACCEPTED.value
         if self.revoked_at is not None:
-            return "revoked"
+            return InvitationStatus.REVOKED.value
         if self.expires_at <= timezone.now():
-            return "expired"
-        return "pending"
+            return InvitationStatus.EXPIRED.value
+        return InvitationStatus.PENDING.value

@@ -30,6 +30,7 @@ from reviewapp.models import Invitation, Membership, Project, Role
 from reviewapp.services.audit import audit_record
 from reviewapp.services.projects import RoleName
 from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
+from reviewapp.usertypes import signed_in
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -88,7 +89,7 @@ def invitation_create(*, project: Project, data: object, actor: Actor, base_url:
             email=parsed.email.strip(),
             prefix=prefix,
             secret_hash=_hash(secret),
-            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            created_by=signed_in(actor),
             expires_at=timezone.now() + timedelta(days=parsed.days),
         )
         audit_record(

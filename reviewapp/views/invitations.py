@@ -38,7 +38,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         try:
             if request.user.is_authenticated:
-                membership = invitation_accept(raw=token, user=request.user)  # type: ignore[arg-type]
+                membership = invitation_accept(raw=token, user=request.user)
             else:
                 username = request.POST.get("username", "").strip()
                 data = {"username": username, "password": request.POST.get("password", "")}

@@ -240,3 +240,43 @@ def test_there_is_always_an_instance_admin(db, root):
     assert not root.is_superuser
     actions = list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
     assert actions == ["user.admin_grant", "user.admin_revoke"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(project):
+    """Each admin demotes the other at the same moment, ten times over: the project-row lock makes
+    the second change see the first, so exactly one succeeds and one admin is always left."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("threads need a server database (SQLite serialises writes anyway)")
+    import threading
+
+    for round_ in range(10):
+        ada = member(project, "admin", username=f"ada{round_}")
+        bea = member(project, "admin", username=f"bea{round_}")
+        Membership.objects.filter(project=project, role="admin").exclude(user__in=[ada, bea]).delete()
+        start = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def demote(actor, target, start, outcomes) -> None:  # type: ignore[no-untyped-def]
+            try:
+                membership = Membership.objects.select_related("project", "user").get(project=project, user=target)
+                start.wait(timeout=30)
+                member_role_change(membership=membership, data={"role": "reviewer"}, actor=actor)
+                outcomes.append("ok")
+            except LastAdmin:
+                outcomes.append("last_admin")
+            finally:
+                connection.close()
+
+        threads = [
+            threading.Thread(target=demote, args=(ada, bea, start, outcomes)),
+            threading.Thread(target=demote, args=(bea, ada, start, outcomes)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(outcomes) == ["last_admin", "ok"], (round_, outcomes)
+        assert Membership.objects.filter(project=project, role="admin").count() == 1

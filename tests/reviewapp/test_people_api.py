@@ -190,3 +190,17 @@ def test_django_admin_is_read_only_for_projects_questions_members_and_audit(proj
     membership = Membership.objects.get(user=admin)
     assert client.post(f"/admin/reviewapp/membership/{membership.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Membership.objects.filter(pk=membership.pk).exists()
+
+
+def test_an_existing_user_signs_in_from_the_invitation_and_comes_back_to_join(project, admin, outsider):
+    from tests.factories import PASSWORD
+
+    url = send(session(admin), "post", f"{BASE}/invitations/", {"role": "engineer"}).json()["url"]
+    path = url.removeprefix("http://testserver")
+    visitor = Client()
+    page = visitor.get(path)
+    assert f'href="/login/?next={path}"'.encode() in page.content
+    signed_in = visitor.post(f"/login/?next={path}", {"username": "otto", "password": PASSWORD, "next": path})
+    assert signed_in.status_code == 302 and signed_in["Location"] == path
+    assert visitor.post(path).status_code == 302
+    assert Membership.objects.get(user=outsider).role == "engineer"

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import Http404
 
-from reviewapp.models import Invitation, Membership, Project
+from reviewapp.models import AuditEvent, Invitation, Membership, Project
 
 
 def member_list(*, project: Project) -> QuerySet[Membership]:
@@ -71,3 +71,8 @@ def instance_user_get(*, username: str) -> Any:
     if user is None:
         raise Http404("No such user.")
     return user
+
+
+def instance_audit_recent(*, limit: int = 30) -> list[AuditEvent]:
+    """The latest changes to users themselves (deactivation, instance admin, sign-up by invitation)."""
+    return list(AuditEvent.objects.filter(action__startswith="user.").select_related("actor").order_by("-id")[:limit])

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from reviewapp.errors import ServiceError
-from reviewapp.selectors.members import instance_user_get, instance_user_list
+from reviewapp.selectors.members import instance_audit_recent, instance_user_get, instance_user_list
 from reviewapp.services.instance import instance_admin_set, user_set_active
 from reviewapp.views.http import AuthedHtmxRequest
 
@@ -24,7 +24,7 @@ def _require_instance_admin(request: AuthedHtmxRequest) -> None:
 @require_GET
 def instance_page(request: AuthedHtmxRequest) -> HttpResponse:
     _require_instance_admin(request)
-    return render(request, "reviewapp/instance.html", {"rows": instance_user_list()})
+    return render(request, "reviewapp/instance.html", {"rows": instance_user_list(), "events": instance_audit_recent()})
 
 
 @login_required

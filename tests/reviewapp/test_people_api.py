@@ -157,6 +157,7 @@ def test_instance_page_and_users_api(project, admin, reviewer, root):
 
     client.post("/instance/users/rita/", {"action": "deactivate"})
     assert not get_user_model().objects.get(username="rita").is_active
+    assert b"<code>user.deactivate</code></td><td>rita</td>" in client.get("/instance/").content
     users = {u["username"]: u for u in client.get("/api/v1/users/").json()}
     assert users["rita"]["is_active"] is False and users["rita"]["projects"] == [
         {"project": "support", "role": "reviewer"}

@@ -206,7 +206,9 @@ def invitation_accept_new_account(*, raw: str, data: object) -> Membership:
             user = get_user_model().objects.create_user(
                 username=parsed.username, password=parsed.password, email=invitation.email
             )
-            audit_record(actor=user, action="user.create", target=user, data={"via": "invitation", "username": user.username})
+            audit_record(
+                actor=user, action="user.create", target=user, data={"via": "invitation", "username": user.username}
+            )
             return _accept(invitation, user)
     except IntegrityError:  # the same username taken a moment ago
         raise ValidationFailed([field_error("username", "This username is taken.")]) from None

@@ -17,6 +17,7 @@ BENCHMARKS = [
     "dashboard",
     "export",
     "delta_push",
+    "source_delta_scan",
     "promotion",
 ]
 

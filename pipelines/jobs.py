@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from pipelines.datasets import export_jobs
-from pipelines.models import AssessmentSync, ExportJob, MlflowDatasetExport, Push, Rollout
+from pipelines.models import AssessmentSync, ExportJob, MlflowDatasetExport, Push, Rollout, SourcePull
 from pipelines.releases.rollout import queueing as rollout_queueing
 from reviewapp.jobs import JobKind, job_kind_register
 
@@ -65,5 +65,16 @@ MLFLOW_DATASET_EXPORT = job_kind_register(
         task="pipelines.mlflow_dataset_export_run",
         lease_seconds=lambda: settings.MLFLOW_DATASET_EXPORT_LEASE_SECONDS,  # longer than the task may run (570 s)
         max_attempts=5,
+    )
+)
+
+SOURCE_PULL = job_kind_register(
+    JobKind(
+        name="pipelines.source_pull",
+        model=SourcePull,
+        task="pipelines.source_pull_execute",
+        lease_seconds=lambda: settings.SOURCES_PULL_LEASE_SECONDS,  # renewed with each committed batch
+        max_attempts=lambda: settings.SOURCES_PULL_MAX_ATTEMPTS,
+        resend_after_seconds=lambda: settings.SOURCES_PULL_LEASE_SECONDS,
     )
 )

@@ -32,6 +32,8 @@ app.conf.beat_schedule = {
         "task": "pipelines.feed_push_due",
         "schedule": float(settings.DELIVERY_PUSH_INTERVAL_SECONDS),
     },
+    # Every SOURCES_DUE_SECONDS (default 30 s): a pull for each enabled source whose interval has passed.
+    "pull-due-sources": {"task": "pipelines.sources_due", "schedule": float(settings.SOURCES_DUE_SECONDS)},
 }
 if settings.MLFLOW_ASSESSMENT_SYNC_SECONDS:
     # Every MLFLOW_ASSESSMENT_SYNC_SECONDS (default 5 minutes): write curated labels changed since

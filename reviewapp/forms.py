@@ -233,7 +233,7 @@ class ReviewAnswersForm:
 def _int_or_none(value: str | None) -> int | None:
     try:
         return int(float(value)) if value else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # "inf" too
         return None
 
 

@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "csp",
     "template_partials",
     "reviewapp",
+    "reviewapp.sso",
     "evaluations",
     "pipelines",
 ]
@@ -198,6 +199,35 @@ LOGIN_THROTTLE_USER_LOCK_AFTER = envint("LOGIN_THROTTLE_USER_LOCK_AFTER", 10, mi
 LOGIN_THROTTLE_IP_LOCK_AFTER = envint("LOGIN_THROTTLE_IP_LOCK_AFTER", 50, minimum=1)
 LOGIN_THROTTLE_LOCK_SECONDS = envint("LOGIN_THROTTLE_LOCK_SECONDS", 900, minimum=1)
 LOGIN_THROTTLE_WINDOW_SECONDS = envint("LOGIN_THROTTLE_WINDOW_SECONDS", 3600, minimum=1)
+
+# --- Single sign-on: OpenID Connect (reviewapp/sso/, mozilla-django-oidc) ------------------------
+# On when OIDC_ISSUER and OIDC_CLIENT_ID are set. Endpoints come from the issuer's
+# /.well-known/openid-configuration at first use; an OIDC_OP_*_ENDPOINT set here wins over it.
+OIDC_ISSUER = (os.environ.get("OIDC_ISSUER") or "").strip().rstrip("/")
+OIDC_PROVIDER_NAME = (os.environ.get("OIDC_PROVIDER_NAME") or "").strip() or "single sign-on"
+OIDC_RP_CLIENT_ID = (os.environ.get("OIDC_CLIENT_ID") or "").strip()
+OIDC_RP_CLIENT_SECRET = envsecret("OIDC_CLIENT_SECRET") or ""
+if OIDC_ISSUER and not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
+    raise ImproperlyConfigured("OIDC_ISSUER is set: OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are required too")
+OIDC_RP_SCOPES = (os.environ.get("OIDC_SCOPES") or "openid email profile").strip()
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT") or ""
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT") or ""
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT") or ""
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT") or ""
+OIDC_RP_SIGN_ALGO = "RS256"  # ID tokens are checked against the provider's JWKS
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = envint("OIDC_TIMEOUT_SECONDS", 5, minimum=1)
+OIDC_CREATE_USER = envbool("OIDC_CREATE_USERS", False)
+OIDC_ROLE_CLAIM = (os.environ.get("OIDC_ROLE_CLAIM") or "").strip()
+OIDC_ROLE_MAP = os.environ.get("OIDC_ROLE_MAP") or ""
+# Password sign-in: off hides the form and refuses passwords everywhere (admin included); with
+# LOCAL_PASSWORDS_BREAK_GLASS=true superusers (manage.py createsuperuser) may still use one.
+LOCAL_PASSWORDS = envbool("LOCAL_PASSWORDS", True)
+LOCAL_PASSWORDS_BREAK_GLASS = envbool("LOCAL_PASSWORDS_BREAK_GLASS", False)
+if not LOCAL_PASSWORDS and not OIDC_ISSUER and not LOCAL_PASSWORDS_BREAK_GLASS:
+    raise ImproperlyConfigured("LOCAL_PASSWORDS=false needs OIDC_ISSUER (or LOCAL_PASSWORDS_BREAK_GLASS=true)")
+AUTHENTICATION_BACKENDS = ["reviewapp.sso.backend.SsoBackend", "reviewapp.sso.backend.LocalPasswordBackend"]
 
 # --- Cache: shared by web and worker processes ---------------------------------------------
 # Dashboard figures are computed in the background (reviewapp.stats_refresh) and served from here,
@@ -412,6 +442,15 @@ DELTA_STORAGE_TIMEOUT_SECONDS = envint("DELTA_STORAGE_TIMEOUT_SECONDS", 30, mini
 DELIVERY_PUSH_INTERVAL_SECONDS = envint("DELIVERY_PUSH_INTERVAL_SECONDS", 300, minimum=5)
 # At most this many curated labels per feed micro-batch.
 DELIVERY_BATCH_MAX_ROWS = envint("DELIVERY_BATCH_MAX_ROWS", 50000, minimum=1)
+# Sources (pipelines.sources): seconds between the beat's look for sources whose interval has passed,
+# rows per batch of a pull (each batch commits with the source's watermark), a pull's lease.
+SOURCES_DUE_SECONDS = envint("SOURCES_DUE_SECONDS", 30, minimum=1)
+SOURCES_BATCH_SIZE = envint("SOURCES_BATCH_SIZE", 500, minimum=1)
+SOURCES_PULL_LEASE_SECONDS = envint("SOURCES_PULL_LEASE_SECONDS", 600, minimum=1)
+SOURCES_PULL_MAX_ATTEMPTS = envint("SOURCES_PULL_MAX_ATTEMPTS", 5, minimum=1)
+# A pull stops taking new batches after this many seconds (below its task's 540 s soft limit); the
+# source is then due again at once and the next pull goes on from the watermark.
+SOURCES_PULL_MAX_SECONDS = envint("SOURCES_PULL_MAX_SECONDS", 420, minimum=1)
 # Each feed batch also re-reads the labels curated this many seconds before its watermark, so a label
 # whose transaction committed late (stamped before the watermark moved past it) is still delivered;
 # unchanged rows are not rewritten. Longer than any curation transaction may take.

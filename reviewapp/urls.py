@@ -5,17 +5,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from reviewapp.api.docs import ApiDocsView, ApiSchemaView
-from reviewapp.forms import LoginForm
+from reviewapp.sso.views import SignInView
 from reviewapp.views import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=LoginForm),
-        name="login",
-    ),
+    path("login/", SignInView.as_view(), name="login"),
+    path("oidc/", include("reviewapp.sso.urls")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", ApiSchemaView.as_view(), name="api-schema"),

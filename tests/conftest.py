@@ -159,3 +159,23 @@ def cluster(tmp_path):  # type: ignore[no-untyped-def]
 
     with cluster_running(tmp_path) as started:
         yield started
+
+
+@pytest.fixture
+def oidc_provider(settings):  # type: ignore[no-untyped-def]
+    """A local OpenID provider (tests/fakes/oidc_provider.py) on a free port, and Reviewdesk's SSO
+    settings pointed at it: accounts made on first sign-in, ``groups`` mapped to Support's roles."""
+    from reviewapp.sso.discovery import discovery_forget
+    from tests.fakes.oidc_provider import FakeOidcProvider
+
+    with FakeOidcProvider().running() as provider:
+        settings.OIDC_ISSUER = provider.url
+        settings.OIDC_RP_CLIENT_ID = provider.client_id
+        settings.OIDC_RP_CLIENT_SECRET = provider.client_secret
+        settings.OIDC_PROVIDER_NAME = "Acme ID"
+        settings.OIDC_CREATE_USER = True
+        settings.OIDC_ROLE_CLAIM = "groups"
+        settings.OIDC_ROLE_MAP = "support-curators=support:curator,support-reviewers=support:reviewer"
+        discovery_forget()
+        yield provider
+        discovery_forget()

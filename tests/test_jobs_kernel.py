@@ -34,8 +34,11 @@ from pipelines.models import (
     PromotionRequest,
     Push,
     Rollout,
+    SourcePull,
 )
 from pipelines.releases.rollout.queueing import rollout_create
+from pipelines.sources.pulls import source_pull_request
+from pipelines.sources.services import source_create
 from reviewapp.celery import app
 from reviewapp.jobs import (
     Job,
@@ -111,6 +114,16 @@ def mlflow_dataset_export_row(project: Project, _tmp: Any) -> MlflowDatasetExpor
     return mlflow_dataset_export_create(version=version)
 
 
+def source_pull_row(project: Project, _tmp: Any) -> SourcePull:
+    """A pull of an experiment MLflow does not have: a worker that takes it fails it with the reason."""
+    source = source_create(
+        project=project,
+        values={"name": "kernel", "kind": "mlflow_traces", "settings": {"experiment": "no-such-kernel-experiment"}},
+        actor=None,
+    )
+    return source_pull_request(source=source, actor=None)
+
+
 ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "evaluations.run_chunk": run_chunk_row,
     "evaluations.run_mlflow_log": run_mlflow_log_row,
@@ -119,6 +132,7 @@ ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "pipelines.rollout": rollout_row,
     "pipelines.assessment_sync": assessment_sync_row,
     "pipelines.mlflow_dataset_export": mlflow_dataset_export_row,
+    "pipelines.source_pull": source_pull_row,
 }
 # Kinds whose row above a worker can finish for real here; the others end failed, through their own path.
 SUCCEEDS = {
@@ -147,6 +161,8 @@ REAL_KILLS: dict[str, str] = {
     "::test_an_assessment_sync_killed_half_way_writes_each_assessment_once",
     "pipelines.mlflow_dataset_export": "tests/test_jobs_killed_workers.py"
     "::test_an_mlflow_dataset_export_killed_half_way_makes_one_dataset",
+    "pipelines.source_pull": "tests/pipelines/test_sources_workers.py"
+    "::test_a_pull_killed_mid_way_is_finished_by_another_worker_without_duplicates",
 }
 
 

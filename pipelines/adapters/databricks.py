@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,6 +32,8 @@ from pipelines.adapters.errors import (
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
+
+    from pipelines.adapters.table_rows import TableBatch
 
 T = TypeVar("T")
 SYSTEM = "databricks"
@@ -383,16 +385,27 @@ def uc_file_upload(config: DatabricksConfig, *, path: str, data: bytes) -> None:
 
 
 def sql_statement_run(
-    config: DatabricksConfig, *, statement: str, warehouse_id: str, timeout_seconds: float = 300.0
+    config: DatabricksConfig,
+    *,
+    statement: str,
+    warehouse_id: str,
+    timeout_seconds: float = 300.0,
+    parameters: list[dict[str, str | None]] | None = None,
 ) -> dict[str, Any]:
     """Run one SQL statement on a warehouse and wait for it (``POST /api/2.0/sql/statements``, then
-    ``GET .../{id}`` while PENDING/RUNNING). Returns ``{"statement_id", "columns", "rows"}``.
+    ``GET .../{id}`` while PENDING/RUNNING). Returns ``{"statement_id", "columns", "types", "rows"}``:
+    column names, their ``type_name`` (``LONG``, ``STRING``, ``TIMESTAMP``, ...) and every row of every
+    result chunk (``GET .../{id}/result/chunks/{n}`` after the first), values as JSON_ARRAY strings.
 
+    ``parameters``: named parameter markers (``:name`` in the statement), each ``{"name", "value",
+    "type"}`` (value None is NULL, type defaults to STRING): values are never formatted into the SQL.
     A FAILED statement raises PermanentPipelineError with Databricks' error code and message
     (TransientPipelineError for overload codes); no answer within ``timeout_seconds`` cancels it and
     raises TransientPipelineError.
     """
     import time
+
+    from databricks.sdk.service.sql import Disposition, Format, StatementParameterListItem
 
     if not warehouse_id:
         raise PermanentPipelineError("no SQL warehouse configured: set DATABRICKS_WAREHOUSE_ID", system=SYSTEM)
@@ -400,10 +413,19 @@ def sql_statement_run(
     wait = min(50, max(5, int(config.timeout_seconds)))
     first_line = statement.strip().split("\n", 1)[0][:60]
     what = f"SQL statement {first_line!r}"
+    items = [
+        StatementParameterListItem(name=p["name"] or "", value=p.get("value"), type=p.get("type") or None)
+        for p in parameters or []
+    ]
     response = _call(
         what,
         lambda: client.statement_execution.execute_statement(
-            statement=statement, warehouse_id=warehouse_id, wait_timeout=f"{wait}s"
+            statement=statement,
+            warehouse_id=warehouse_id,
+            wait_timeout=f"{wait}s",
+            parameters=items or None,
+            disposition=Disposition.INLINE,
+            format=Format.JSON_ARRAY,
         ),
     )
     deadline = time.monotonic() + timeout_seconds
@@ -419,19 +441,244 @@ def sql_statement_run(
     state = _statement_state(response)
     if state != "SUCCEEDED":
         err = response.status.error if response.status else None
-        code = str(getattr(err.error_code, "value", err.error_code) if err else "")
+        code = str((getattr(err.error_code, "value", err.error_code) if err else None) or "")
         message = (err.message if err else "") or f"the statement ended {state}"
         error_class = (
             TransientPipelineError if code in SQL_TRANSIENT_ERRORS or state == "CANCELED" else PermanentPipelineError
         )
         raise error_class(f"{what}: {state} {code}: {message}".replace(" : ", ": "), system=SYSTEM)
-    columns = (
-        [c.name for c in (response.manifest.schema.columns or [])]
-        if response.manifest and response.manifest.schema
-        else []
+    schema_columns = (response.manifest.schema.columns or []) if response.manifest and response.manifest.schema else []
+    if response.manifest and response.manifest.truncated:
+        # INLINE results stop at 25 MiB: a page that big must be asked for in smaller pieces.
+        raise PermanentPipelineError(
+            f"{what}: the result was truncated (over 25 MiB); read fewer rows at a time", system=SYSTEM
+        )
+    rows = list((response.result.data_array if response.result else None) or [])
+    chunk = response.result
+    while chunk is not None and chunk.next_chunk_index is not None:
+        chunk = _call(
+            what,
+            functools.partial(
+                client.statement_execution.get_statement_result_chunk_n,
+                response.statement_id or "",
+                chunk.next_chunk_index,
+            ),
+        )
+        rows.extend(chunk.data_array or [])
+    return {
+        "statement_id": response.statement_id,
+        "columns": [c.name for c in schema_columns],
+        "types": [str(getattr(c.type_name, "value", c.type_name) or "") for c in schema_columns],
+        "rows": rows,
+    }
+
+
+# --- Unity Catalog table reads (sources) -------------------------------------------------------
+#
+# A UC table is read in pages ordered by (watermark column, key column): the watermark is the pair of
+# the last row read, and the next page asks for rows strictly after it,
+#   WHERE wm > :wm OR (wm = :wm AND key > :key)  ORDER BY wm, key  LIMIT n,
+# so rows that share a watermark value (many requests in one millisecond) are neither skipped at a
+# page boundary nor read twice. Values travel as named parameters; identifiers are backtick-quoted
+# after validation (a column name with a backtick is refused). Rows whose watermark or key is NULL
+# are never read. Rows that arrive later with a watermark below the stored one are not read either:
+# use a column that only grows (an ingestion time, a table version, an id).
+
+# UC column types (TableInfo type_name) a watermark may have, and the SQL type of its parameter.
+WATERMARK_TYPES = {
+    "TIMESTAMP": "TIMESTAMP",
+    "TIMESTAMP_NTZ": "TIMESTAMP_NTZ",
+    "DATE": "DATE",
+    "LONG": "BIGINT",
+    "INT": "INT",
+    "SHORT": "SMALLINT",
+    "BYTE": "TINYINT",
+    "STRING": "STRING",
+}
+KEY_TYPES = {k: v for k, v in WATERMARK_TYPES.items() if k in ("LONG", "INT", "SHORT", "BYTE", "STRING")}
+MAX_PAGE_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class UcWatermark:
+    """The (watermark column, key column) values of the last row read, as the API returned them
+    (JSON_ARRAY text); both None before the first row."""
+
+    value: str | None = None
+    key: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"value": self.value, "key": self.key}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> UcWatermark:
+        data = data or {}
+        value, key = data.get("value"), data.get("key")
+        return cls(value=None if value is None else str(value), key=None if key is None else str(key))
+
+
+def _identifier(name: str) -> str:
+    return f"`{name}`"  # names with a backtick were refused by ColumnMapping.build / uc_table_read
+
+
+def _json_array_value(value: str | None, type_name: str) -> Any:
+    """A JSON_ARRAY cell (text or null) as a Python value of its column's type."""
+    import json
+
+    if value is None:
+        return None
+    if type_name in ("LONG", "INT", "SHORT", "BYTE"):
+        return int(value)
+    if type_name in ("DOUBLE", "FLOAT"):
+        return float(value)
+    if type_name == "BOOLEAN":
+        return value.lower() == "true"
+    if type_name in ("ARRAY", "STRUCT", "MAP"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value  # STRING, TIMESTAMP (ISO 8601 text), DATE, DECIMAL, ...
+
+
+def uc_table_read(
+    config: DatabricksConfig,
+    *,
+    table: str,
+    mapping: dict[str, str],
+    watermark_column: str,
+    key_column: str | None = None,
+    metadata_columns: list[str] | tuple[str, ...] = (),
+    watermark: UcWatermark | None = None,
+    batch_size: int = 1000,
+    warehouse_id: str | None = None,
+    timeout_seconds: float = 300.0,
+) -> Iterator[TableBatch]:
+    """Read the rows of the Unity Catalog table ``table`` (``catalog.schema.table``) after ``watermark``.
+
+    Pages of ``batch_size`` rows ordered by ``(watermark_column, key_column)`` (``key_column``
+    defaults to the column mapped to ``trace_id``, else ``external_id``; it breaks ties and should be
+    unique), until a page comes back short. Yields :class:`~pipelines.adapters.table_rows.TableBatch`:
+    item-shaped rows (``mapping``: item field -> column, see ``table_rows``), the :class:`UcWatermark`
+    to store after ingesting them, and the rows scanned. Lazy: stop at any point, resume from the
+    stored watermark. The table's columns are checked first (``GET /api/2.1/unity-catalog/tables``).
+
+    PermanentPipelineError: a bad table name, no such table, a mapped column it lacks, a watermark
+    or key column of an unorderable type, a FAILED statement. TransientPipelineError: 408/429/5xx,
+    timeouts, an overloaded warehouse.
+    """
+    from pipelines.adapters.table_rows import ColumnMapping, column_name_check
+    from pipelines.adapters.unity_catalog import uc_name_validate, uc_quote
+
+    problem = uc_name_validate(table)
+    if problem:
+        raise PermanentPipelineError(f"invalid Unity Catalog table name {table!r}: {problem}", system=SYSTEM)
+    if not 1 <= batch_size <= MAX_PAGE_ROWS:
+        raise PermanentPipelineError(f"batch_size must be between 1 and {MAX_PAGE_ROWS}", system=SYSTEM)
+    columns = ColumnMapping.build(mapping, metadata_columns, system=SYSTEM)
+    key_column = key_column or columns.fields.get("trace_id") or columns.fields.get("external_id")
+    if not key_column:
+        raise PermanentPipelineError(
+            "a Unity Catalog source needs a key column to order rows that share a watermark value: "
+            "map trace_id or external_id, or name the key column",
+            system=SYSTEM,
+        )
+    for column in (watermark_column, key_column):
+        column_name_check(column, system=SYSTEM)
+    warehouse = warehouse_id if warehouse_id is not None else config.warehouse_id
+    if not warehouse:
+        raise PermanentPipelineError("no SQL warehouse configured: set DATABRICKS_WAREHOUSE_ID", system=SYSTEM)
+    info = uc_table_get(config, full_name=table)
+    if info is None:
+        raise PermanentPipelineError(f"Unity Catalog table {table} does not exist (or is not visible)", system=SYSTEM)
+    types = {c["name"]: str(c.get("type_name") or "").upper() for c in info.get("columns") or []}
+    columns.check(list(types), table=f"Unity Catalog table {table}", system=SYSTEM)
+    for label, column, allowed in (("watermark", watermark_column, WATERMARK_TYPES), ("key", key_column, KEY_TYPES)):
+        if column not in types:
+            raise PermanentPipelineError(
+                f"Unity Catalog table {table} has no column {column!r} (the {label} column)", system=SYSTEM
+            )
+        if types[column] not in allowed:
+            raise PermanentPipelineError(
+                f"the {label} column {column!r} of {table} is {types[column]}; use one of {', '.join(allowed)}",
+                system=SYSTEM,
+            )
+    return _uc_pages(
+        config,
+        table=uc_quote(table),
+        columns=columns,
+        wm_column=watermark_column,
+        wm_type=WATERMARK_TYPES[types[watermark_column]],
+        key_column=key_column,
+        key_type=KEY_TYPES[types[key_column]],
+        start=watermark or UcWatermark(),
+        batch_size=batch_size,
+        warehouse_id=warehouse,
+        timeout_seconds=timeout_seconds,
     )
-    rows = (response.result.data_array if response.result else None) or []
-    return {"statement_id": response.statement_id, "columns": columns, "rows": rows}
+
+
+def _uc_pages(
+    config: DatabricksConfig,
+    *,
+    table: str,
+    columns: Any,
+    wm_column: str,
+    wm_type: str,
+    key_column: str,
+    key_type: str,
+    start: UcWatermark,
+    batch_size: int,
+    warehouse_id: str,
+    timeout_seconds: float,
+) -> Iterator[TableBatch]:
+    from pipelines.adapters.table_rows import TableBatch
+
+    selected = list(dict.fromkeys([*columns.columns, wm_column, key_column]))
+    wm, key = _identifier(wm_column), _identifier(key_column)
+    select = (
+        f"SELECT {', '.join(_identifier(c) for c in selected)} FROM {table} "  # noqa: S608 (identifiers quoted)
+        f"WHERE {wm} IS NOT NULL AND {key} IS NOT NULL"
+    )
+    order = f" ORDER BY {wm}, {key} LIMIT {int(batch_size)}"
+    position = start
+    parameters: list[dict[str, str | None]] | None
+    while True:
+        if position.value is None:
+            statement, parameters = select + order, None
+        else:
+            statement = select + f" AND ({wm} > :wm OR ({wm} = :wm AND {key} > :key))" + order
+            parameters = [
+                {"name": "wm", "value": position.value, "type": wm_type},
+                {"name": "key", "value": position.key, "type": key_type},
+            ]
+        result = sql_statement_run(
+            config,
+            statement=statement,
+            warehouse_id=warehouse_id,
+            timeout_seconds=timeout_seconds,
+            parameters=parameters,
+        )
+        names, types, data = result["columns"], result["types"], result["rows"]
+        if names != selected:
+            raise PermanentPipelineError(
+                f"reading {table}: the statement returned columns {names}, not {selected}", system=SYSTEM
+            )
+        if not data:
+            return
+        by_column = {name: [_json_array_value(row[i], types[i]) for row in data] for i, name in enumerate(names)}
+        last = data[-1]
+        after = UcWatermark(value=last[names.index(wm_column)], key=last[names.index(key_column)])
+        if after == position:  # only possible if the key is not unique: the next page would be this one again
+            raise PermanentPipelineError(
+                f"reading {table}: rows after ({wm_column}, {key_column}) = ({after.value}, {after.key}) repeat "
+                f"that position; the key column {key_column!r} must be unique",
+                system=SYSTEM,
+            )
+        position = after
+        yield TableBatch(rows=columns.rows(by_column), watermark=position, scanned=len(data))
+        if len(data) < batch_size:
+            return
 
 
 def _statement_state(response: Any) -> str:

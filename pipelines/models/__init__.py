@@ -15,6 +15,7 @@ from pipelines.models.promotion import (
     RolloutStep,
 )
 from pipelines.models.pushes import DeliveryTarget, Push, TargetKind
+from pipelines.models.sources import Source, SourcedItem, SourceKind, SourcePull
 
 __all__ = [
     "Approval",
@@ -33,5 +34,9 @@ __all__ = [
     "Push",
     "Rollout",
     "RolloutStep",
+    "Source",
+    "SourceKind",
+    "SourcePull",
+    "SourcedItem",
     "TargetKind",
 ]

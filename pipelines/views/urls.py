@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.views import datasets, feedback, model_versions, promotions, pushes
+from pipelines.views import datasets, feedback, model_versions, promotions, pushes, sources
 
 urlpatterns = (
     datasets.urlpatterns
@@ -10,4 +10,5 @@ urlpatterns = (
     + model_versions.urlpatterns
     + promotions.urlpatterns
     + feedback.urlpatterns
+    + sources.urlpatterns
 )

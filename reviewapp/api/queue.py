@@ -12,7 +12,8 @@ from reviewapp.blind import project_model_identity_visible
 from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user, questions_for_project
 from reviewapp.selectors.queue import assignment_get_for_user
-from reviewapp.services.queue import assignment_renew, assignment_skip, queue_next
+from reviewapp.services.queue import REVIEW_SLOTS, queue_next
+from reviewapp.services.slots import slot_renew, slot_skip
 
 CONFLICT = OpenApiResponse(ConflictSerializer, description="The lease is no longer yours; take the next item.")
 
@@ -68,7 +69,7 @@ class AssignmentRenewApi(BaseApi):
     )
     def post(self, request: ApiRequest, pk: int) -> Response:
         assignment = assignment_get_for_user(user=request.user, pk=pk, token=request.auth)
-        assignment = assignment_renew(assignment=assignment, user=request.user)
+        assignment = slot_renew(REVIEW_SLOTS, slot=assignment, user=request.user)
         return Response(LeaseSerializer(assignment).data)
 
 
@@ -87,5 +88,5 @@ class AssignmentSkipApi(BaseApi):
         assignment = assignment_get_for_user(user=request.user, pk=pk, token=request.auth)
         serializer = AssignmentSkipApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        assignment_skip(assignment=assignment, user=request.user, reason=serializer.validated_data["reason"])
+        slot_skip(REVIEW_SLOTS, slot=assignment, user=request.user, reason=serializer.validated_data["reason"])
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -30,24 +30,22 @@ from reviewapp.errors import AlreadySubmitted, FieldError, ValidationFailed
 from reviewapp.models import Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference, Project
 from reviewapp.selectors.pairwise import pairwise_open_slots_for_user
 from reviewapp.services.audit import audit_record
-from reviewapp.usertypes import signed_in
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
-
-    from reviewapp.usertypes import Actor
 from reviewapp.services.slots import (
     SlotKind,
     slot_fill,
     slot_lease_until,
     slot_lock_for_submit,
     slot_next,
-    slot_renew,
-    slot_skip,
     slot_take,
     slot_time_on_task,
 )
 from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
+from reviewapp.usertypes import signed_in
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from reviewapp.usertypes import Actor
 
 MAX_PREFERENCES_PER_TASK = 20
 MAX_REASON = 2000
@@ -238,16 +236,6 @@ def pairwise_slot_sides(slot: PairwiseSlot) -> tuple[Item, Item]:
     if slot.left_item_id == task.item_b_id:
         return task.item_b, task.item_a
     return task.item_a, task.item_b
-
-
-def pairwise_renew(*, slot: PairwiseSlot, user: User) -> PairwiseSlot:
-    """Extend the lease while the reviewer works; LeaseLost once someone else has the slot."""
-    return slot_renew(PAIR_SLOTS, slot=slot, user=user)
-
-
-def pairwise_skip(*, slot: PairwiseSlot, user: User, reason: str = "") -> None:
-    """Give the pair back and do not offer it to this reviewer again."""
-    slot_skip(PAIR_SLOTS, slot=slot, user=user, reason=reason)
 
 
 # --- judging -----------------------------------------------------------------------------------

@@ -36,8 +36,6 @@ from reviewapp.services.slots import (
     slot_lock_own,
     slot_next,
     slot_release,
-    slot_renew,
-    slot_skip,
     slot_take,
 )
 
@@ -144,16 +142,6 @@ def _best_slot(sources: list[QuerySet[Assignment]], *, recent: list[str]) -> Ass
         if first is not None and (slot is None or (-first.priority, first.pk) < (-slot.priority, slot.pk)):
             slot = first
     return slot
-
-
-def assignment_renew(*, assignment: Assignment, user: User) -> Assignment:
-    """Extend the lease while the reviewer works; LeaseLost if someone else has the slot now."""
-    return slot_renew(REVIEW_SLOTS, slot=assignment, user=user)
-
-
-def assignment_skip(*, assignment: Assignment, user: User, reason: str = "") -> None:
-    """Give the slot back and do not offer this item to the reviewer again."""
-    slot_skip(REVIEW_SLOTS, slot=assignment, user=user, reason=reason)
 
 
 def assignment_release(*, assignment: Assignment, user: User) -> None:

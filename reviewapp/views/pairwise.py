@@ -1,8 +1,8 @@
 """The pairwise page: one request, two responses side by side, judged blind from the keyboard.
 
 Like the review page, submit saves the preference and renders the next pair in the same response
-(the reviewer holds one lease at a time); the queue page itself is shared (``views.slots``). The
-page never shows model names or versions; only the results page, for members who may export, does.
+(the reviewer holds one lease at a time); the page, skip and heartbeat are shared (``views.slots``).
+The page never shows model names or versions; only the results page, for members who may export, does.
 """
 
 from __future__ import annotations
@@ -19,24 +19,10 @@ from reviewapp.models import PairwiseSlot, Preference, Project
 from reviewapp.permissions import Capability, role_allows
 from reviewapp.selectors.pairwise import pairwise_progress, pairwise_slot_get_for_user, pairwise_task_count
 from reviewapp.selectors.projects import project_get_for_user
-from reviewapp.services.pairwise import (
-    pairwise_next,
-    pairwise_renew,
-    pairwise_skip,
-    pairwise_slot_sides,
-    pairwise_submit,
-)
+from reviewapp.services.pairwise import PAIR_SLOTS, pairwise_next, pairwise_slot_sides, pairwise_submit
 from reviewapp.services.pairwise_results import pairwise_results
 from reviewapp.views.http import AuthedHtmxRequest, Notice
-from reviewapp.views.slots import (
-    QueueKind,
-    conflict_notice,
-    own_slot,
-    queue_after_post,
-    queue_render,
-    queue_renew,
-    removed,
-)
+from reviewapp.views.slots import QueueKind, own_slot, queue_after_post, queue_project, queue_refused, queue_render
 
 # (value, label, keys): the first key is the letter shown on the button.
 CHOICES: list[tuple[str, str, tuple[str, str]]] = [
@@ -45,6 +31,40 @@ CHOICES: list[tuple[str, str, tuple[str, str]]] = [
     (Preference.Choice.TIE, "Tie", ("t", "3")),
     (Preference.Choice.BOTH_BAD, "Both bad", ("x", "4")),
 ]
+
+
+def _shown(
+    request: AuthedHtmxRequest,
+    project: Project,
+    slot: PairwiseSlot | None,
+    *,
+    choice: str = "",
+    reason: str = "",
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    sides: list[dict[str, Any]] = []
+    request_item = None
+    if slot is not None:
+        left, right = pairwise_slot_sides(slot)
+        # Always A's copy of the request: the two may differ in whitespace, which must not hint at the sides.
+        request_item = slot.task.item_a
+        sides = [
+            {"letter": "A", "where": "left", "item": left},
+            {"letter": "B", "where": "right", "item": right},
+        ]
+    return {
+        "request_item": request_item,
+        "sides": sides,
+        "choices": [{"value": v, "label": label, "keys": keys, "checked": v == choice} for v, label, keys in CHOICES],
+        "chosen": choice in Preference.Choice.values,
+        "reason": reason,
+        "errors": errors or {},
+        "progress": pairwise_progress(project=project, user=request.user),
+        "has_tasks": slot is not None or pairwise_task_count(project=project) > 0,
+        "can_see_results": role_allows(getattr(project, "user_role", None), Capability.EXPORT),
+    }
+
+
 QUEUE = QueueKind(
     kind="pairwise",
     title="Compare",
@@ -57,61 +77,13 @@ QUEUE = QueueKind(
         ItemRemoved: "This pair was removed from the project.",
         AlreadySubmitted: "You already judged this pair.",
     },
+    slots=PAIR_SLOTS,
+    get=pairwise_slot_get_for_user,
+    next=pairwise_next,
+    shown=_shown,
+    skipped=lambda slot: "Skipped that pair.",
     keys="reviewapp/partials/pairwise_slot.html#keys",
 )
-
-
-def _own_slot(request: AuthedHtmxRequest, project: Project, slot_id: int) -> PairwiseSlot | None:
-    return own_slot(QUEUE, pairwise_slot_get_for_user, request, project, slot_id)
-
-
-def _render_panel(
-    request: AuthedHtmxRequest,
-    project: Project,
-    slot: PairwiseSlot | None,
-    *,
-    choice: str = "",
-    reason: str = "",
-    errors: dict[str, str] | None = None,
-    notice: Notice | None = None,
-    status: int = 200,
-) -> HttpResponse:
-    sides: list[dict[str, Any]] = []
-    request_item = None
-    if slot is not None:
-        left, right = pairwise_slot_sides(slot)
-        # Always A's copy of the request: the two may differ in whitespace, which must not hint at the sides.
-        request_item = slot.task.item_a
-        sides = [
-            {"letter": "A", "where": "left", "item": left},
-            {"letter": "B", "where": "right", "item": right},
-        ]
-    context: dict[str, Any] = {
-        "request_item": request_item,
-        "sides": sides,
-        "choices": [{"value": v, "label": label, "keys": keys, "checked": v == choice} for v, label, keys in CHOICES],
-        "chosen": choice in Preference.Choice.values,
-        "reason": reason,
-        "errors": errors or {},
-        "progress": pairwise_progress(project=project, user=request.user),
-        "has_tasks": slot is not None or pairwise_task_count(project=project) > 0,
-        "can_see_results": role_allows(getattr(project, "user_role", None), Capability.EXPORT),
-    }
-    return queue_render(request, QUEUE, project, slot, context, notice=notice, status=status)
-
-
-def _next_pair(
-    request: AuthedHtmxRequest, project: Project, *, notice: Notice | None, status: int = 200
-) -> HttpResponse:
-    return queue_after_post(
-        request,
-        QUEUE,
-        project,
-        lambda: _render_panel(
-            request, project, pairwise_next(project=project, user=request.user), notice=notice, status=status
-        ),
-        notice=notice,
-    )
 
 
 def _time_on_task(raw: str | None) -> int | None:
@@ -122,25 +94,14 @@ def _time_on_task(raw: str | None) -> int | None:
 
 
 @login_required
-@require_GET
-def pairwise_page(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
-    """The reviewer's current pair, or the next free one; 'All done' when none is left."""
-    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW)
-    return _render_panel(request, project, pairwise_next(project=project, user=request.user))
-
-
-@login_required
 @require_POST
 def pairwise_submit_view(request: AuthedHtmxRequest, slug: str, slot_id: int) -> HttpResponse:
-    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW)
-    slot = _own_slot(request, project, slot_id)
+    project = queue_project(request, slug)
     choice = request.POST.get("choice", "")
     reason = request.POST.get("reason", "")
     try:
-        if slot is None:
-            raise removed(QUEUE)
         pairwise_submit(
-            slot_id=slot.pk,
+            slot_id=own_slot(QUEUE, request, project, slot_id).pk,
             user=request.user,
             lease_token=request.POST.get("token", ""),
             choice=choice,
@@ -152,35 +113,10 @@ def pairwise_submit_view(request: AuthedHtmxRequest, slug: str, slot_id: int) ->
         errors = {e["field"]: e["message"] for e in exc.errors}
         # The lease was checked before the input, so it is still this reviewer's: show it again, renewed.
         current = pairwise_next(project=project, user=request.user)
-        return _render_panel(
-            request, project, current, choice=choice, reason=reason, errors=errors, notice=None, status=422
-        )
+        return queue_render(request, QUEUE, project, current, choice=choice, reason=reason, errors=errors, status=422)
     except Conflict as exc:
-        return _next_pair(request, project, notice=conflict_notice(QUEUE, exc, unsaved=True), status=409)
-    return _next_pair(request, project, notice=Notice("success", "Saved your choice."))
-
-
-@login_required
-@require_POST
-def pairwise_skip_view(request: AuthedHtmxRequest, slug: str, slot_id: int) -> HttpResponse:
-    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW)
-    slot = _own_slot(request, project, slot_id)
-    try:
-        if slot is None:
-            raise removed(QUEUE)
-        pairwise_skip(slot=slot, user=request.user, reason=request.POST.get("reason", ""))
-    except Conflict as exc:
-        return _next_pair(request, project, notice=conflict_notice(QUEUE, exc, unsaved=False), status=409)
-    return _next_pair(request, project, notice=Notice("info", "Skipped that pair."))
-
-
-@login_required
-@require_POST
-def pairwise_renew_view(request: AuthedHtmxRequest, slug: str, slot_id: int) -> HttpResponse:
-    """The heartbeat: keep the lease while the reviewer works; say so, and stop, once it is lost."""
-    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW)
-    slot = _own_slot(request, project, slot_id)
-    return queue_renew(request, QUEUE, project, slot, lambda slot, user: pairwise_renew(slot=slot, user=user))
+        return queue_refused(request, QUEUE, project, exc, unsaved=True)
+    return queue_after_post(request, QUEUE, project, notice=Notice("success", "Saved your choice."))
 
 
 @login_required

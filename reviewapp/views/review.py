@@ -5,40 +5,65 @@ next item cannot be leased, or shown, before this one is submitted without eithe
 leases or showing an item someone else may take meanwhile. Instead the submit request saves the
 review, leases the next slot and renders it in the same response: the reviewer waits for one
 round trip (a few tens of milliseconds on a LAN), with no second request and no page load.
-The queue page itself is shared with pairwise review (``views.slots``).
+The page, skip and heartbeat are shared with pairwise review (``views.slots``); here are what the
+page shows of an item, the submit and the flag.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
 
 from reviewapp.blind import project_model_identity_visible
 from reviewapp.errors import AlreadySubmitted, Conflict, ItemRemoved, LeaseLost, ValidationFailed
 from reviewapp.forms import ReviewAnswersForm
 from reviewapp.models import Assignment, Flag, Project
-from reviewapp.permissions import Capability
 from reviewapp.selectors.items import flaggable_item_get_for_user
-from reviewapp.selectors.projects import project_get_for_user, questions_for_project
+from reviewapp.selectors.projects import questions_for_project
 from reviewapp.selectors.queue import assignment_get_for_user, queue_progress
 from reviewapp.services.flags import flag_create
-from reviewapp.services.queue import assignment_renew, assignment_skip, queue_next
+from reviewapp.services.queue import REVIEW_SLOTS, queue_next
 from reviewapp.services.reviews import review_submit
 from reviewapp.views.http import AuthedHtmxRequest, Notice
 from reviewapp.views.slots import (
     TEMPLATE,
     QueueKind,
-    conflict_notice,
     own_slot,
     queue_after_post,
+    queue_project,
+    queue_refused,
     queue_render,
-    queue_renew,
-    removed,
 )
+
+
+def _shown(
+    request: AuthedHtmxRequest,
+    project: Project,
+    assignment: Assignment | None,
+    *,
+    form: ReviewAnswersForm | None = None,
+) -> dict[str, Any]:
+    if assignment is not None and form is None:
+        form = ReviewAnswersForm(questions=questions_for_project(project=project), item=assignment.item)
+    return {
+        "item": assignment.item if assignment is not None else None,
+        "form": form,
+        "progress": queue_progress(project=project, user=request.user),
+        "flag_kinds": Flag.Kind.choices,
+        "show_model": project_model_identity_visible(project),
+    }
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 QUEUE = QueueKind(
     kind="review",
@@ -52,66 +77,23 @@ QUEUE = QueueKind(
         ItemRemoved: "This item was removed from the project.",
         AlreadySubmitted: "You already submitted this item.",
     },
+    slots=REVIEW_SLOTS,
+    get=assignment_get_for_user,
+    next=queue_next,
+    shown=_shown,
+    skipped=lambda assignment: f"Skipped “{_short(assignment.item.request_text)}”.",
     submitted_hint=("You can change your answers from My reviews.", "review-list", "My reviews"),
 )
 
 
-def _own_assignment(request: AuthedHtmxRequest, project: Project, assignment_id: int) -> Assignment | None:
-    return own_slot(QUEUE, assignment_get_for_user, request, project, assignment_id)
-
-
-def _render_panel(
-    request: AuthedHtmxRequest,
-    project: Project,
-    assignment: Assignment | None,
-    *,
-    form: ReviewAnswersForm | None = None,
-    notice: Notice | None = None,
-    status: int = 200,
-) -> HttpResponse:
-    if assignment is not None and form is None:
-        form = ReviewAnswersForm(questions=questions_for_project(project=project), item=assignment.item)
-    context = {
-        "item": assignment.item if assignment is not None else None,
-        "form": form,
-        "progress": queue_progress(project=project, user=request.user),
-        "flag_kinds": Flag.Kind.choices,
-        "show_model": project_model_identity_visible(project),
-    }
-    return queue_render(request, QUEUE, project, assignment, context, notice=notice, status=status)
-
-
-def _next_item(
-    request: AuthedHtmxRequest, project: Project, *, notice: Notice | None, status: int = 200
-) -> HttpResponse:
-    return queue_after_post(
-        request,
-        QUEUE,
-        project,
-        lambda: _render_panel(
-            request, project, queue_next(project=project, user=request.user), notice=notice, status=status
-        ),
-        notice=notice,
-    )
-
-
-@login_required
-@require_GET
-def review_page(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
-    """The reviewer's current lease, or the next free item; 'All done' when none is left."""
-    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW)
-    return _render_panel(request, project, queue_next(project=project, user=request.user))
-
-
 @login_required
 @require_POST
-def review_submit_view(request: AuthedHtmxRequest, slug: str, assignment_id: int) -> HttpResponse:
-    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW)
-    assignment = _own_assignment(request, project, assignment_id)
-    if assignment is None:
-        return _next_item(request, project, notice=conflict_notice(QUEUE, removed(QUEUE), unsaved=True), status=409)
-    form = ReviewAnswersForm(questions=questions_for_project(project=project), item=assignment.item, data=request.POST)
+def review_submit_view(request: AuthedHtmxRequest, slug: str, slot_id: int) -> HttpResponse:
+    project = queue_project(request, slug)
     try:
+        assignment = own_slot(QUEUE, request, project, slot_id)
+        questions = questions_for_project(project=project)
+        form = ReviewAnswersForm(questions=questions, item=assignment.item, data=request.POST)
         review = review_submit(
             assignment_id=assignment.pk,
             user=request.user,
@@ -122,49 +104,26 @@ def review_submit_view(request: AuthedHtmxRequest, slug: str, assignment_id: int
         )
     except ValidationFailed as exc:
         form.add_errors(exc.errors)
-        return _render_panel(request, project, assignment, form=form, notice=Notice("error", exc.message), status=422)
+        return queue_render(
+            request, QUEUE, project, assignment, form=form, notice=Notice("error", exc.message), status=422
+        )
     except Conflict as exc:
-        return _next_item(request, project, notice=conflict_notice(QUEUE, exc, unsaved=True), status=409)
+        return queue_refused(request, QUEUE, project, exc, unsaved=True)
     text = f"Saved your review of “{_short(assignment.item.request_text)}”."
-    return _next_item(
-        request, project, notice=Notice("success", text, reverse("review-detail", args=[review.pk]), "Edit")
-    )
+    notice = Notice("success", text, reverse("review-detail", args=[review.pk]), "Edit")
+    return queue_after_post(request, QUEUE, project, notice=notice)
 
 
 @login_required
 @require_POST
-def review_skip_view(request: AuthedHtmxRequest, slug: str, assignment_id: int) -> HttpResponse:
-    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW)
-    assignment = _own_assignment(request, project, assignment_id)
-    try:
-        if assignment is None:
-            raise removed(QUEUE)
-        assignment_skip(assignment=assignment, user=request.user, reason=request.POST.get("reason", ""))
-    except Conflict as exc:
-        return _next_item(request, project, notice=conflict_notice(QUEUE, exc, unsaved=False), status=409)
-    return _next_item(request, project, notice=Notice("info", f"Skipped “{_short(assignment.item.request_text)}”."))
-
-
-@login_required
-@require_POST
-def review_renew_view(request: AuthedHtmxRequest, slug: str, assignment_id: int) -> HttpResponse:
-    """The heartbeat: keep the lease while the reviewer works; say so, and stop, once it is lost."""
-    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW)
-    assignment = _own_assignment(request, project, assignment_id)
-    return queue_renew(
-        request, QUEUE, project, assignment, lambda slot, user: assignment_renew(assignment=slot, user=user)
-    )
-
-
-@login_required
-@require_POST
-def review_flag_view(request: AuthedHtmxRequest, slug: str, assignment_id: int) -> HttpResponse:
+def review_flag_view(request: AuthedHtmxRequest, slug: str, slot_id: int) -> HttpResponse:
     """Flag the item of the reviewer's lease. Answers typed so far stay on the page: htmx swaps only
     the flag status line; without JavaScript the page reloads on the same lease."""
-    project = project_get_for_user(user=request.user, slug=slug, capability=Capability.REVIEW)
-    assignment = _own_assignment(request, project, assignment_id)
-    if assignment is None:
-        raise Http404("This item was removed from the project.")
+    project = queue_project(request, slug)
+    try:
+        assignment = own_slot(QUEUE, request, project, slot_id)
+    except ItemRemoved:
+        raise Http404("This item was removed from the project.") from None
     item = flaggable_item_get_for_user(user=request.user, project=project, pk=assignment.item_id)
     try:
         flag, _ = flag_create(
@@ -180,8 +139,3 @@ def review_flag_view(request: AuthedHtmxRequest, slug: str, assignment_id: int) 
         messages.add_message(request, messages.SUCCESS if status == 201 else messages.ERROR, notice.text)
         return redirect("review-page", slug=project.slug)
     return render(request, f"{TEMPLATE}#flag-result", {"notice": notice}, status=status)
-
-
-def _short(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -19,14 +19,12 @@ from reviewapp.views import (
     reviews,
     tokens,
 )
+from reviewapp.views.slots import queue_urls
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
-    path("projects/<slug:slug>/review/", review.review_page, name="review-page"),
-    path("projects/<slug:slug>/review/<int:assignment_id>/submit/", review.review_submit_view, name="review-submit"),
-    path("projects/<slug:slug>/review/<int:assignment_id>/skip/", review.review_skip_view, name="review-skip"),
-    path("projects/<slug:slug>/review/<int:assignment_id>/renew/", review.review_renew_view, name="review-renew"),
-    path("projects/<slug:slug>/review/<int:assignment_id>/flag/", review.review_flag_view, name="review-flag"),
+    *queue_urls(review.QUEUE, review.review_submit_view),
+    path("projects/<slug:slug>/review/<int:slot_id>/flag/", review.review_flag_view, name="review-flag"),
     path("projects/<slug:slug>/assignments/", assignments.assignments_page, name="assignments-page"),
     path("projects/<slug:slug>/assignments/assign/", assignments.assignments_assign, name="assignments-assign"),
     path("projects/<slug:slug>/assignments/settings/", assignments.assignments_settings, name="assignments-settings"),
@@ -34,11 +32,8 @@ urlpatterns = [
     path("projects/<slug:slug>/audit/", audit.audit_page, name="audit-page"),
     path("projects/<slug:slug>/dashboard/", dashboard.project_dashboard, name="project-dashboard"),
     path("projects/<slug:slug>/reviewers/", dashboard.reviewer_dashboard, name="reviewer-dashboard"),
-    path("projects/<slug:slug>/pairwise/", pairwise.pairwise_page, name="pairwise-page"),
+    *queue_urls(pairwise.QUEUE, pairwise.pairwise_submit_view),
     path("projects/<slug:slug>/pairwise/results/", pairwise.pairwise_results_view, name="pairwise-results"),
-    path("projects/<slug:slug>/pairwise/<int:slot_id>/submit/", pairwise.pairwise_submit_view, name="pairwise-submit"),
-    path("projects/<slug:slug>/pairwise/<int:slot_id>/skip/", pairwise.pairwise_skip_view, name="pairwise-skip"),
-    path("projects/<slug:slug>/pairwise/<int:slot_id>/renew/", pairwise.pairwise_renew_view, name="pairwise-renew"),
     path("projects/<slug:slug>/adjudicate/", adjudication.adjudication_queue, name="adjudication-queue"),
     path("projects/<slug:slug>/adjudicate/<int:item_id>/", adjudication.adjudication_item, name="adjudication-item"),
     path(

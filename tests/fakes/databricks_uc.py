@@ -14,7 +14,12 @@ created by ``_uc_init``. Faithful to the REST API as databricks-sdk 0.162.0 send
   and, like the real COPY INTO, skips files it already loaded), ``ALTER TABLE <t> ADD COLUMNS (cols)``,
   ``MERGE [WITH SCHEMA EVOLUTION] INTO <t> t USING (SELECT * FROM <landing> WHERE batch_id = '<id>'
   ...) s ON <cond> WHEN MATCHED AND <cond> THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT * [WHEN NOT
-  MATCHED BY SOURCE [AND <cond>] THEN DELETE]`` and ``SELECT COUNT(*) FROM <t>``. Conditions really
+  MATCHED BY SOURCE [AND <cond>] THEN DELETE]``, ``SELECT COUNT(*) FROM <t>`` and ``SELECT <cols> FROM <t>
+  [WHERE <cond>] [ORDER BY <col> [ASC|DESC], ...] [LIMIT <n>]`` whose conditions may compare with ``<``,
+  ``>``, ``<=``, ``>=`` and use named parameter markers (``:name``), bound from the request's
+  ``parameters`` (``{name, value, type}``; no value is NULL; type defaults to STRING and the value is
+  cast to it, a value that does not cast fails with INVALID_PARAMETER_MARKER_VALUE, a marker without
+  a parameter with UNBOUND_SQL_PARAMETER). Conditions really
   are evaluated, with SQL's three-valued logic (``=``, ``<>``, ``<=>``, ``IS [NOT] NULL``, ``IS [NOT]
   DISTINCT FROM``, ``AND``, ``OR``, ``NOT``, parentheses, ``t.``/``s.`` columns, integer and string
   literals); a column the table does not have is UNRESOLVED_COLUMN (the ON clause sees the target as
@@ -26,6 +31,15 @@ created by ``_uc_init``. Faithful to the REST API as databricks-sdk 0.162.0 send
   ``DELTA_FAILED_TO_MERGE_FIELDS``, so a wrong type in a CREATE TABLE fails the push.
 - ``GET /api/2.0/sql/warehouses/{id}``: the warehouse (RUNNING), 404 for an unknown id.
 - ``GET /api/2.1/unity-catalog/tables/{full_name}``: a TableInfo with columns and comments.
+
+Results are ``INLINE`` in ``JSON_ARRAY`` format (every value a string or null, as Databricks sends
+them: numbers as text, TIMESTAMP as ISO 8601 UTC with a ``Z``, arrays and structs as JSON text) and
+split into chunks of ``result_chunk_rows`` rows: the first inline in the statement (``result`` with
+``next_chunk_index``/``next_chunk_internal_link``), the others from ``GET
+/api/2.0/sql/statements/{id}/result/chunks/{n}``; the manifest lists the chunks and the column types.
+Another disposition or format is refused with 400, as Databricks refuses INLINE with ARROW_STREAM/CSV
+(EXTERNAL_LINKS is not served by this fake). ``table_create(name, columns, rows)`` seeds a table as if
+another workspace job had written it.
 
 ``statement_polls = n`` makes each statement report PENDING/RUNNING for its first ``n`` reads, so
 clients must poll ``get_statement``. Unknown warehouse → 404, wrong token → 401, as Databricks does.
@@ -85,6 +99,14 @@ MERGE = re.compile(
 )
 ALTER = re.compile(r"\s*ALTER TABLE " + NAME.format("name") + r"\s+ADD COLUMNS?\s*\((?P<cols>.*)\)\s*;?\s*", FLAGS)
 COUNT = re.compile(r"\s*SELECT COUNT\(\*\) FROM " + NAME.format("name") + r"\s*;?\s*", FLAGS)
+SELECT = re.compile(
+    r"\s*SELECT\s+(?P<cols>.+?)\s+FROM\s+" + NAME.format("name") + r"(?:\s+WHERE\s+(?P<where>.+?))?"
+    r"(?:\s+ORDER BY\s+(?P<order>.+?))?(?:\s+LIMIT\s+(?P<limit>\d+))?\s*;?\s*",
+    FLAGS,
+)
+IDENT = r"`[^`]+`|[A-Za-z_][A-Za-z0-9_]*"
+ORDER_TERM = re.compile(rf"(?P<col>{IDENT})(?:\s+(?P<dir>ASC|DESC))?", re.I)
+PARAMETER_TYPES = {"STRING", "BIGINT", "INT", "SMALLINT", "TINYINT", "TIMESTAMP", "TIMESTAMP_NTZ", "DATE", "DOUBLE"}
 SCALAR_TYPES = {
     "BOOLEAN",
     "TINYINT",
@@ -219,7 +241,10 @@ class UnityCatalogMixin:
         self.warehouses: set[str] = {"wh-reviewdesk"}
         self.statements: dict[str, dict[str, Any]] = {}
         self.statement_log: list[str] = []  # every SQL text received, in order
+        self.parameter_log: list[list[dict[str, Any]]] = []  # the parameters of each, in order
+        self.statement_chunks: dict[str, list[dict[str, Any]]] = {}
         self.statement_polls = 0
+        self.result_chunk_rows = 1000  # rows per result chunk
         self._uc_ids = itertools.count(1)
 
     # --- helpers for tests -------------------------------------------------------------------
@@ -232,6 +257,18 @@ class UnityCatalogMixin:
             if (r.method == "PUT" and r.path.startswith("/api/2.0/fs/files"))
             or (r.method == "POST" and r.path == "/api/2.0/sql/statements")
         ]
+
+    def table_create(self, full_name: str, columns: dict[str, str], rows: list[dict[str, Any]]) -> None:
+        """A table with ``columns`` (name -> SQL type, e.g. "TIMESTAMP", "ARRAY<STRING>", "STRUCT<...>")
+        and ``rows`` (Python values: aware datetimes for TIMESTAMP, lists/dicts for ARRAY/STRUCT)."""
+        self.tables[_unquote_name(full_name)] = {
+            "columns": [{"name": n, "type": t.upper(), "comment": "", "nullable": True} for n, t in columns.items()],
+            "comment": "",
+            "created_at": int(time.time() * 1000),
+            "table_id": str(uuid.uuid4()),
+            "version": 1,
+            "rows": [dict(r) for r in rows],
+        }
 
     def table_rows(self, full_name: str) -> list[dict[str, Any]]:
         table = self.tables[_unquote_name(full_name)]
@@ -326,10 +363,36 @@ class UnityCatalogMixin:
         wait = body.get("wait_timeout", "10s")
         if not isinstance(wait, str) or not WAIT_TIMEOUT.fullmatch(wait):
             return error(400, "INVALID_PARAMETER_VALUE", f"wait_timeout must be 0s or 5s to 50s, not {wait!r}")
+        disposition, fmt = body.get("disposition", "INLINE"), body.get("format", "JSON_ARRAY")
+        if disposition not in ("INLINE", "EXTERNAL_LINKS"):
+            return error(
+                400, "INVALID_PARAMETER_VALUE", f"disposition must be INLINE or EXTERNAL_LINKS, not {disposition!r}"
+            )
+        if fmt not in ("JSON_ARRAY", "ARROW_STREAM", "CSV"):
+            return error(400, "INVALID_PARAMETER_VALUE", f"format must be JSON_ARRAY, ARROW_STREAM or CSV, not {fmt!r}")
+        if disposition == "INLINE" and fmt != "JSON_ARRAY":
+            return error(400, "INVALID_PARAMETER_VALUE", f"The INLINE disposition only supports JSON_ARRAY, not {fmt}.")
+        if disposition != "INLINE":
+            return error(400, "NOT_IMPLEMENTED", "This workspace fake serves INLINE results only.")
+        parameters = body.get("parameters", [])
+        if not isinstance(parameters, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("name"), str) and set(p) <= {"name", "value", "type"}
+            for p in parameters
+        ):
+            return error(400, "INVALID_PARAMETER_VALUE", "parameters must be a list of {name, value, type}.")
         statement_id = f"01ef-{uuid.uuid4().hex[:12]}"
         self.statement_log.append(body["statement"])
-        result = self._run_sql(body["statement"])
+        self.parameter_log.append(parameters)
+        result = self._run_sql(body["statement"], parameters)
         result["statement_id"] = statement_id
+        chunks = result.pop("_chunks", None)
+        if chunks is not None:
+            self.statement_chunks[statement_id] = chunks
+            for index, chunk in enumerate(chunks[:-1]):  # the last chunk has no next
+                chunk["next_chunk_index"] = index + 1
+                chunk["next_chunk_internal_link"] = f"/api/2.0/sql/statements/{statement_id}/result/chunks/{index + 1}"
+            if chunks:
+                result["result"] = chunks[0]
         self.statements[statement_id] = {"response": result, "polls_left": self.statement_polls}
         return Reply(200, self._statement_view(statement_id))
 
@@ -342,6 +405,21 @@ class UnityCatalogMixin:
             return error(404, "RESOURCE_DOES_NOT_EXIST", f"Statement {request.params['id']} does not exist.")
         return Reply(200, self._statement_view(request.params["id"]))
 
+    @route("GET", r"/api/2\.0/sql/statements/(?P<id>[^/]+)/result/chunks/(?P<index>\d+)")
+    def statement_chunk_get(self, request: Request) -> Reply:
+        denied = self.check_auth(request)  # type: ignore[attr-defined]
+        if denied:
+            return denied
+        statement_id, index = request.params["id"], int(request.params["index"])
+        if statement_id not in self.statements:
+            return error(404, "RESOURCE_DOES_NOT_EXIST", f"Statement {statement_id} does not exist.")
+        chunks = self.statement_chunks.get(statement_id, [])
+        if self.statements[statement_id]["polls_left"] > 0:
+            return error(400, "INVALID_PARAMETER_VALUE", f"Statement {statement_id} has not succeeded yet.")
+        if index >= len(chunks):
+            return error(400, "INVALID_PARAMETER_VALUE", f"Chunk index {index} is out of range.")
+        return Reply(200, chunks[index])
+
     def _statement_view(self, statement_id: str) -> dict[str, Any]:
         entry = self.statements[statement_id]
         if entry["polls_left"] > 0:
@@ -350,13 +428,14 @@ class UnityCatalogMixin:
             return {"statement_id": statement_id, "status": {"state": state}}
         return entry["response"]
 
-    def _run_sql(self, sql: str) -> dict[str, Any]:
+    def _run_sql(self, sql: str, parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         for pattern, handler in (
             (CREATE, self._sql_create),
             (COPY, self._sql_copy),
             (ALTER, self._sql_alter),
             (MERGE, self._sql_merge),
             (COUNT, self._sql_count),
+            (SELECT, lambda m: self._sql_select(m, parameters or [])),
         ):
             match = pattern.fullmatch(sql)
             if match:
@@ -516,6 +595,49 @@ class UnityCatalogMixin:
         count = len(table["rows"]) if "rows" in table else len(table["landing"])
         return _succeeded(["count(1)"], [[str(count)]])
 
+    def _sql_select(self, match: re.Match[str], parameters: list[dict[str, Any]]) -> dict[str, Any]:
+        table = self._table(match["name"])
+        if "rows" not in table:
+            raise SqlError("PARSE_SYNTAX_ERROR", "[PARSE_SYNTAX_ERROR] This workspace fake selects from rows tables.")
+        types = {c["name"].lower(): c["type"] for c in table["columns"]}
+        names = {c["name"].lower(): c["name"] for c in table["columns"]}
+        if match["cols"].strip() == "*":
+            selected = [c["name"] for c in table["columns"]]
+        else:
+            selected = []
+            for part in _split_columns(match["cols"]):
+                if not re.fullmatch(IDENT, part):
+                    raise SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error at {part[:40]!r}")
+                column = part.strip("`").lower()
+                if column not in names:
+                    raise _unresolved(part)
+                selected.append(names[column])
+        bound = _bind(parameters)
+        rows = [{k.lower(): v for k, v in r.items()} for r in table["rows"]]
+        if match["where"]:
+            condition = _condition(_qualify(match["where"], bound), target=set(types), source=set(bound))
+            try:
+                rows = [r for r in rows if condition(r, bound) is True]
+            except TypeError as exc:
+                raise SqlError("DATATYPE_MISMATCH", f"[DATATYPE_MISMATCH] Cannot compare: {exc}") from None
+        for term in reversed(_split_columns(match["order"] or "")):
+            found = ORDER_TERM.fullmatch(term)
+            if found is None:
+                raise SqlError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error at {term[:40]!r}")
+            column = found["col"].strip("`").lower()
+            if column not in types:
+                raise _unresolved(found["col"])
+            descending = (found["dir"] or "").upper() == "DESC"
+            # NULLS FIRST for ASC and NULLS LAST for DESC, as Databricks orders them by default.
+            rows.sort(key=lambda r, c=column: (r.get(c) is not None, r.get(c)), reverse=descending)
+        if match["limit"] is not None:
+            rows = rows[: int(match["limit"])]
+        column_types = [types[c.lower()] for c in selected]
+        data = [
+            [_json_array_text(r.get(c.lower()), t) for c, t in zip(selected, column_types, strict=True)] for r in rows
+        ]
+        return _select_result(selected, column_types, data, chunk_rows=self.result_chunk_rows)
+
     # --- tables ----------------------------------------------------------------------------------
 
     @route("GET", r"/api/2\.1/unity-catalog/tables/(?P<name>[^/]+)")
@@ -542,7 +664,7 @@ class UnityCatalogMixin:
                     {
                         "name": c["name"],
                         "type_text": c["type"].lower(),
-                        "type_name": TYPE_NAMES.get(c["type"], c["type"]),
+                        "type_name": TYPE_NAMES.get(c["type"], _type_name(c["type"])),
                         "position": i,
                         "nullable": c["nullable"],
                         **({"comment": c["comment"]} if c["comment"] else {}),
@@ -566,7 +688,11 @@ class SqlError(Exception):
 
 
 def _failed(code: str, message: str) -> dict[str, Any]:
-    return {"status": {"state": "FAILED", "error": {"error_code": code, "message": message}}}
+    # As Databricks reports a SQL error: the service error code (ServiceErrorCode) is BAD_REQUEST and
+    # the SQL error class leads the message in brackets.
+    if not message.startswith(f"[{code}"):
+        message = f"[{code}] {message}"
+    return {"status": {"state": "FAILED", "error": {"error_code": "BAD_REQUEST", "message": message}}}
 
 
 def _succeeded(columns: list[str], rows: list[list[str]]) -> dict[str, Any]:
@@ -587,6 +713,134 @@ def _succeeded(columns: list[str], rows: list[list[str]]) -> dict[str, Any]:
         },
         "result": {"chunk_index": 0, "row_offset": 0, "row_count": len(rows), "data_array": rows} if rows else {},
     }
+
+
+def _unresolved(column: str) -> SqlError:
+    return SqlError(
+        "UNRESOLVED_COLUMN", f"[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column with name {column} cannot be resolved."
+    )
+
+
+def _bind(parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """Parameter name -> its value cast to its type, keyed ``:name`` (the condition's source row)."""
+    from datetime import UTC, date, datetime
+
+    bound: dict[str, Any] = {}
+    for parameter in parameters:
+        typ = str(parameter.get("type") or "STRING").upper()
+        value = parameter.get("value")
+        if typ not in PARAMETER_TYPES:
+            raise SqlError("INVALID_PARAMETER_MARKER_VALUE", f"[INVALID_PARAMETER_MARKER_VALUE] Unknown type {typ}.")
+        try:
+            if value is None:
+                cast: Any = None
+            elif typ in ("BIGINT", "INT", "SMALLINT", "TINYINT"):
+                cast = int(value)
+            elif typ == "DOUBLE":
+                cast = float(value)
+            elif typ == "DATE":
+                cast = date.fromisoformat(value)
+            elif typ in ("TIMESTAMP", "TIMESTAMP_NTZ"):
+                cast = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                if typ == "TIMESTAMP":  # the session time zone is UTC
+                    cast = cast.replace(tzinfo=UTC) if cast.tzinfo is None else cast.astimezone(UTC)
+                else:
+                    cast = cast.replace(tzinfo=None)
+            else:
+                cast = str(value)
+        except (ValueError, TypeError, AttributeError):
+            raise SqlError(
+                "INVALID_PARAMETER_MARKER_VALUE",
+                f"[INVALID_PARAMETER_MARKER_VALUE.INVALID_VALUE_FOR_DATA_TYPE] {value!r} cannot be cast to {typ} "
+                f"(parameter {parameter['name']}).",
+            ) from None
+        bound[f":{parameter['name'].lower()}"] = cast
+    return bound
+
+
+MARKER = re.compile(r"'(?:[^'\\]|\\.)*'|:(?P<marker>[A-Za-z_]\w*)|(?P<ident>`[^`]+`|[A-Za-z_]\w*)")
+KEYWORDS = {"AND", "OR", "NOT", "IS", "NULL", "DISTINCT", "FROM", "TRUE", "FALSE"}
+
+
+def _qualify(where: str, bound: dict[str, Any]) -> str:
+    """A SELECT's WHERE in the MERGE evaluator's terms: columns as ``t.<col>``, markers as ``s.`:name```."""
+
+    def replace(found: re.Match[str]) -> str:
+        if found["marker"]:
+            key = f":{found['marker'].lower()}"
+            if key not in bound:
+                raise SqlError(
+                    "UNBOUND_SQL_PARAMETER", f"[UNBOUND_SQL_PARAMETER] Found the unbound parameter: {found['marker']}."
+                )
+            return f"s.`{key}`"
+        if found["ident"] and found["ident"].upper() not in KEYWORDS:
+            return f"t.{found['ident']}"
+        return found[0]
+
+    return MARKER.sub(replace, where)
+
+
+def _json_array_text(value: Any, typ: str) -> str | None:
+    """A value as the JSON_ARRAY format carries it: text, or null."""
+    import json
+    from datetime import UTC, date, datetime
+
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        if typ == "TIMESTAMP":
+            value = value.astimezone(UTC)
+            spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
+            return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _select_result(columns: list[str], types: list[str], rows: list[list[Any]], *, chunk_rows: int) -> dict[str, Any]:
+    chunks = [
+        {
+            "chunk_index": i,
+            "row_offset": start,
+            "row_count": len(rows[start : start + chunk_rows]),
+            "data_array": rows[start : start + chunk_rows],
+        }
+        for i, start in enumerate(range(0, len(rows), chunk_rows))
+    ]
+    return {
+        "status": {"state": "SUCCEEDED"},
+        "manifest": {
+            "format": "JSON_ARRAY",
+            "schema": {
+                "column_count": len(columns),
+                "columns": [
+                    {
+                        "name": c,
+                        "type_name": _type_name(t),
+                        "type_text": t,
+                        "position": i,
+                    }
+                    for i, (c, t) in enumerate(zip(columns, types, strict=True))
+                ],
+            },
+            "total_row_count": len(rows),
+            "total_chunk_count": len(chunks),
+            "chunks": [{k: c[k] for k in ("chunk_index", "row_offset", "row_count")} for c in chunks],
+            "truncated": False,
+        },
+        "_chunks": chunks,
+    }
+
+
+def _type_name(sql_type: str) -> str:
+    """ColumnInfo's type_name for a SQL type: BIGINT is LONG, ARRAY<...> is ARRAY, STRUCT<...> is STRUCT."""
+    base = sql_type.split("<", 1)[0].upper()
+    return {"TINYINT": "BYTE", "SMALLINT": "SHORT", "BIGINT": "LONG"}.get(base, base)
 
 
 def _column_definitions(text: str) -> list[dict[str, Any]]:
@@ -611,7 +865,7 @@ def _column_definitions(text: str) -> list[dict[str, Any]]:
 TOKEN = re.compile(
     r"\s*(?:(?P<num>-?\d+(?:\.\d+)?)(?![\w.])|(?P<str>'(?:[^'\\]|\\.)*')"
     r"|(?P<col>(?P<alias>[A-Za-z_]\w*)\.(?P<column>`[^`]+`|[A-Za-z_]\w*))"
-    r"|(?P<op><=>|<>|!=|=|\(|\))|(?P<word>[A-Za-z_]\w*))",
+    r"|(?P<op><=>|<>|!=|<=|>=|=|<|>|\(|\))|(?P<word>[A-Za-z_]\w*))",
 )
 Row = dict[str, Any]
 Condition = Any  # (target row, source row) -> True | False | None
@@ -742,7 +996,7 @@ class _ConditionParser:
             self._take("FROM")
             right = self._operand()
             return lambda t, s: (left(t, s) != right(t, s)) != negated  # null-safe, never unknown
-        op = self._take("=", "<>", "!=", "<=>")
+        op = self._take("=", "<>", "!=", "<=>", "<", ">", "<=", ">=")
         right = self._operand()
         if op == "<=>":
             return lambda t, s: left(t, s) == right(t, s)
@@ -751,6 +1005,10 @@ class _ConditionParser:
             a, b = left(t, s), right(t, s)
             if a is None or b is None:
                 return None
-            return (a == b) if op == "=" else (a != b)
+            if op == "=":
+                return bool(a == b)
+            if op in ("<>", "!="):
+                return bool(a != b)
+            return bool({"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op])
 
         return compare

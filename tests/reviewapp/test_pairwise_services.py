@@ -18,15 +18,15 @@ from reviewapp.item_stats import wilson
 from reviewapp.models import AuditEvent, Item, PairwiseSkip, PairwiseSlot, PairwiseTask, Preference
 from reviewapp.services.ingest import items_ingest
 from reviewapp.services.pairwise import (
+    PAIR_SLOTS,
     pairwise_next,
-    pairwise_renew,
-    pairwise_skip,
     pairwise_submit,
     pairwise_tasks_create,
     request_key,
 )
 from reviewapp.services.pairwise_results import pairwise_results
 from reviewapp.services.projects import membership_set
+from reviewapp.services.slots import slot_renew, slot_skip
 from reviewapp.services.tokens import api_token_create
 from tests.factories import ProjectFactory, item_row, member
 
@@ -329,7 +329,7 @@ def test_a_form_from_an_earlier_lease_of_the_same_slot_is_refused(project, revie
     old = pairwise_next(project=project, user=reviewer)
     PairwiseSlot.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     taken = pairwise_next(project=project, user=reviewer2)
-    pairwise_skip(slot=taken, user=reviewer2)
+    slot_skip(PAIR_SLOTS, slot=taken, user=reviewer2)
     new = pairwise_next(project=project, user=reviewer)  # the same slot again, sides drawn anew
     assert new.pk == old.pk and new.lease_token != old.lease_token
     with pytest.raises(LeaseLost):
@@ -383,7 +383,7 @@ def test_skip_gives_the_pair_back_and_never_offers_it_again(project, reviewer, r
     make_pairs(project, 2)
     pair(project)
     lease = pairwise_next(project=project, user=reviewer)
-    pairwise_skip(slot=lease, user=reviewer, reason=" too long ")
+    slot_skip(PAIR_SLOTS, slot=lease, user=reviewer, reason=" too long ")
     slot = PairwiseSlot.objects.get(pk=lease.pk)
     assert (slot.reviewer, slot.left_item, slot.lease_token) == (None, None, "")
     assert PairwiseSkip.objects.get().reason == "too long"
@@ -398,12 +398,12 @@ def test_renew_extends_the_lease_and_fails_once_it_is_lost(project, reviewer, re
     pair(project)
     lease = pairwise_next(project=project, user=reviewer)
     PairwiseSlot.objects.filter(pk=lease.pk).update(expires_at=timezone.now() + timedelta(seconds=5))
-    renewed = pairwise_renew(slot=lease, user=reviewer)
+    renewed = slot_renew(PAIR_SLOTS, slot=lease, user=reviewer)
     assert renewed.expires_at > timezone.now() + timedelta(seconds=project.lease_seconds - 5)
     PairwiseSlot.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     pairwise_next(project=project, user=reviewer2)
     with pytest.raises(LeaseLost):
-        pairwise_renew(slot=lease, user=reviewer)
+        slot_renew(PAIR_SLOTS, slot=lease, user=reviewer)
 
 
 def test_submit_is_audited_with_the_sides(project, reviewer):

@@ -9,8 +9,9 @@ from reviewapp.errors import AlreadySubmitted, LeaseLost, StaleLease, Validation
 from reviewapp.models import Assignment, AuditEvent, Item, Review, ReviewRevision
 from reviewapp.services.ingest import items_ingest
 from reviewapp.services.projects import project_set_reviews_per_item
-from reviewapp.services.queue import assignment_skip, leases_reclaim_expired, queue_next
+from reviewapp.services.queue import REVIEW_SLOTS, leases_reclaim_expired, queue_next
 from reviewapp.services.reviews import review_edit, review_submit
+from reviewapp.services.slots import slot_skip
 from tests.factories import item_row, make_items
 
 GOOD = {"correct": True, "helpfulness": 4}
@@ -120,7 +121,7 @@ def test_a_review_form_from_an_earlier_lease_of_the_same_slot_is_refused(project
     old = queue_next(project=project, user=reviewer)
     Assignment.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     taken = queue_next(project=project, user=reviewer2)
-    assignment_skip(assignment=taken, user=reviewer2)
+    slot_skip(REVIEW_SLOTS, slot=taken, user=reviewer2)
     new = queue_next(project=project, user=reviewer)  # the same slot, leased again
     assert new.pk == old.pk and len(new.lease_token) >= 16 and new.lease_token != old.lease_token
     for stale in (old.lease_token, ""):
@@ -143,7 +144,7 @@ def test_a_held_lease_keeps_its_token_and_a_submit_without_one_is_not_checked(pr
     )
     assert review_submit(assignment_id=lease.pk, user=reviewer, answers=GOOD).pk  # REST clients without a token
     skipped = queue_next(project=project, user=reviewer)
-    assignment_skip(assignment=skipped, user=reviewer)
+    slot_skip(REVIEW_SLOTS, slot=skipped, user=reviewer)
     assert Assignment.objects.get(pk=skipped.pk).lease_token == ""
 
 
@@ -159,7 +160,7 @@ def test_sweeper_frees_expired_leases(project, reviewer):
 def test_skip_releases_and_hides_item(project, reviewer, reviewer2):
     make_items(project, 1)
     lease = queue_next(project=project, user=reviewer)
-    assignment_skip(assignment=lease, user=reviewer, reason="not my area")
+    slot_skip(REVIEW_SLOTS, slot=lease, user=reviewer, reason="not my area")
     assert queue_next(project=project, user=reviewer) is None
     assert queue_next(project=project, user=reviewer2).pk == lease.pk
 

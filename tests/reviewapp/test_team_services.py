@@ -27,8 +27,9 @@ from reviewapp.services.flags import flag_create
 from reviewapp.services.gold import gold_answer_delete, gold_answer_set
 from reviewapp.services.ingest import items_ingest
 from reviewapp.services.projects import project_set_reviews_per_item
-from reviewapp.services.queue import assignment_skip, leases_reclaim_expired, queue_next
+from reviewapp.services.queue import REVIEW_SLOTS, leases_reclaim_expired, queue_next
 from reviewapp.services.reviews import review_edit, review_submit
+from reviewapp.services.slots import slot_skip
 from tests.factories import item_row, make_items
 
 GOOD = {"correct": True, "helpfulness": 4}
@@ -224,7 +225,7 @@ def test_skip_keeps_its_reason_and_gives_back_a_personal_assignment(project, rev
     make_items(project, 1)
     assignments_bulk_assign(project=project, query=EVERYTHING, actor=curator, reviewers=[reviewer])
     lease = queue_next(project=project, user=reviewer)
-    assignment_skip(assignment=lease, user=reviewer, reason="  Outside my expertise ")
+    slot_skip(REVIEW_SLOTS, slot=lease, user=reviewer, reason="  Outside my expertise ")
     skip = Skip.objects.get(reviewer=reviewer)
     assert skip.reason == "Outside my expertise"
     slot = Assignment.objects.get(pk=lease.pk)
@@ -453,7 +454,7 @@ def test_every_state_change_is_in_the_audit_log(project, reviewer, reviewer2, cu
     flag_create(item=lease.item, user=reviewer, kind="needs_expert")
     done = review_submit(assignment_id=lease.pk, user=reviewer, answers=GOOD)
     review_edit(review=done, user=reviewer, answers={"correct": False, "helpfulness": 2})
-    assignment_skip(assignment=queue_next(project=project, user=reviewer), user=reviewer, reason="unclear")
+    slot_skip(REVIEW_SLOTS, slot=queue_next(project=project, user=reviewer), user=reviewer, reason="unclear")
     item_send_back(item=done.item, actor=curator)
     gold = gold_answer_set(project=project, item=items_of(project)[2], answers={"correct": True}, actor=curator)
     gold_answer_delete(gold=gold, actor=curator)

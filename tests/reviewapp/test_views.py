@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from reviewapp.models import ApiToken, Assignment, Item, Review, ReviewRevision, Skip
 from reviewapp.services.projects import question_create
-from reviewapp.services.queue import assignment_skip, queue_next
+from reviewapp.services.queue import REVIEW_SLOTS, queue_next
 from reviewapp.services.reviews import review_submit
+from reviewapp.services.slots import slot_skip
 from reviewapp.services.tokens import api_token_create
 from tests.factories import ProjectFactory, make_items, member
 
@@ -178,6 +179,14 @@ def test_submit_creates_a_review_and_redirects_to_the_next_item(rita, reviewer, 
     assert lease_of(project, reviewer).item_id == items[1].pk
 
 
+@pytest.mark.parametrize("sent", ["inf", "-inf", "nan", "1e400", "soon"])
+def test_a_nonsense_time_on_task_is_dropped_not_a_server_error(rita, reviewer, project, items, sent):
+    rita.get(review_url(project))
+    response = rita.post(submit_url(lease_of(project, reviewer)), {**GOOD_POST, "time_on_task_ms": sent})
+    assert response.status_code == 302
+    assert Review.objects.get(reviewer=reviewer).time_on_task_ms is None
+
+
 def test_htmx_submit_returns_the_panel_with_the_next_item_already_leased(rita, reviewer, project, items):
     rita.get(review_url(project))
     lease = lease_of(project, reviewer)
@@ -242,7 +251,7 @@ def test_a_form_of_an_earlier_lease_is_refused_and_says_why(rita, reviewer, revi
     lease = lease_of(project, reviewer)
     assert f'name="token" value="{lease.lease_token}"' in page
     Assignment.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assignment_skip(assignment=queue_next(project=project, user=reviewer2), user=reviewer2)
+    slot_skip(REVIEW_SLOTS, slot=queue_next(project=project, user=reviewer2), user=reviewer2)
     assert queue_next(project=project, user=reviewer).pk == lease.pk  # leased again, with a new token
     response = rita.post(submit_url(lease), {**GOOD_POST, "token": lease.lease_token}, headers=HTMX)
     html = response.content.decode()

@@ -8,7 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pipelines.adapters.errors import PipelineError
-from pipelines.sources.traces import traces_ingest
+from pipelines.models import SourcePull
+from pipelines.sources.commands import traces_pull_inline
+from reviewapp.errors import ValidationFailed
 from reviewapp.selectors.projects import project_get_by_slug
 
 SKIPPED_SHOWN = 20
@@ -25,7 +27,9 @@ class Command(BaseCommand):
     help = (
         "Ingest RAG outputs from the traces of an MLflow experiment (the configured MLFLOW_TRACKING_URI). "
         "Each trace becomes an item with external_id = trace id, so re-running adds nothing twice. "
-        "--sample-rate keeps a deterministic share of the traces (a higher rate keeps a superset)."
+        "--sample-rate keeps a deterministic share of the traces (a higher rate keeps a superset). "
+        "It runs a pull of the project's source 'ingest_traces:<experiment>' here (created, disabled, "
+        "on first use; enable it on the Sources page to have the beat pull it)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -41,7 +45,7 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"No project with slug '{options['project']}'.")
         try:
-            result = traces_ingest(
+            pull = traces_pull_inline(
                 project=project,
                 experiment=options["experiment"],
                 filter_string=options["filter"],
@@ -49,14 +53,18 @@ class Command(BaseCommand):
                 sample_rate=options["sample_rate"],
                 max_traces=options["max"],
             )
-        except (ValueError, PipelineError) as exc:
+        except (ValueError, PipelineError, ValidationFailed) as exc:
             raise CommandError(str(exc)) from exc
+        if pull.status == SourcePull.Status.FAILED:
+            raise CommandError(pull.error)
+        experiment_id = (pull.watermark_to or {}).get("experiment_id") or options["experiment"]
         self.stdout.write(
-            f"{project.slug}: {result.read} traces read from experiment {result.experiment_id}: "
-            f"{result.created} items created, {result.updated} updated, {result.unchanged} unchanged, "
-            f"{result.sampled_out} sampled out, {len(result.skipped)} skipped."
+            f"{project.slug}: {pull.scanned} traces read from experiment {experiment_id}: "
+            f"{pull.created} items created, {pull.updated} updated, {pull.unchanged} unchanged, "
+            f"{pull.sampled_out} sampled out, {pull.skipped} skipped."
         )
-        for trace_id, reason in list(result.skipped.items())[:SKIPPED_SHOWN]:
+        reasons = list(pull.skipped_reasons.items())
+        for trace_id, reason in reasons[:SKIPPED_SHOWN]:
             self.stdout.write(f"  skipped {trace_id}: {reason}")
-        if len(result.skipped) > SKIPPED_SHOWN:
-            self.stdout.write(f"  ... and {len(result.skipped) - SKIPPED_SHOWN} more skipped.")
+        if pull.skipped > SKIPPED_SHOWN:
+            self.stdout.write(f"  ... and {pull.skipped - SKIPPED_SHOWN} more skipped.")

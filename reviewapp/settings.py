@@ -184,9 +184,6 @@ if EMAIL_ENABLED:
         globals().update(email_settings(EMAIL_URL))
     except ValueError as exc:
         raise ImproperlyConfigured(str(exc)) from None
-# Who may sign in: local accounts (inactive users are refused, so deactivating a user ends their
-# sessions at once). A single sign-on backend (OpenID Connect) goes before this one.
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"

@@ -25,10 +25,11 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from reviewapp.errors import Conflict, ValidationFailed
+from reviewapp.errors import Conflict, NotAllowed, ValidationFailed
 from reviewapp.models import Invitation, Membership, Project, Role
 from reviewapp.services.audit import audit_record
 from reviewapp.services.projects import RoleName
+from reviewapp.sso import config as sso_config
 from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 from reviewapp.usertypes import signed_in
 
@@ -185,6 +186,9 @@ def _accept(invitation: Invitation, user: User) -> Membership:
 def invitation_accept_new_account(*, raw: str, data: object) -> Membership:
     """An anonymous visitor makes an account (``data``: ``{"username", "password"}``, the password
     checked by Django's validators) and joins with the invitation's role, in one transaction."""
+    if not sso_config.local_passwords():
+        # Accounts come from single sign-on: the invitee signs in there, then accepts as a signed-in user.
+        raise NotAllowed("Accounts here are made by single sign-on: sign in with it, then open the link again.")
     found = invitation_find(raw=raw)
     if found is None:
         raise InvitationUnusable("This invitation link is not valid.")

@@ -13,8 +13,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from reviewapp.errors import ServiceError, ValidationFailed
+from reviewapp.errors import NotAllowed, ServiceError, ValidationFailed
 from reviewapp.services.invitations import invitation_accept, invitation_accept_new_account, invitation_find
+from reviewapp.sso import config as sso_config
 
 TEMPLATE = "reviewapp/invitation_accept.html"
 
@@ -34,6 +35,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         )
         return _render(request, {"unusable": reason}, status=404 if invitation is None else 410)
     errors: list[str] = []
+    status = 200
     username = ""
     if request.method == "POST":
         try:
@@ -43,14 +45,23 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
                 username = request.POST.get("username", "").strip()
                 data = {"username": username, "password": request.POST.get("password", "")}
                 membership = invitation_accept_new_account(raw=token, data=data)
-                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+                login(request, membership.user, backend="reviewapp.sso.backend.LocalPasswordBackend")
         except ValidationFailed as exc:
             errors = [e["message"] for e in exc.errors] or [exc.message]
+        except NotAllowed as exc:
+            errors, status = [exc.message], 403
         except ServiceError as exc:
             return _render(request, {"unusable": exc.message}, status=410)
         else:
             project = membership.project
             messages.success(request, f"Welcome to {project.name}: you are {membership.role}.")
             return redirect("review-page", slug=project.slug)
-    context = {"invitation": invitation, "errors": errors, "username": username, "token": token}
-    return _render(request, context, status=422 if errors else 200)
+    context = {
+        "invitation": invitation,
+        "errors": errors,
+        "username": username,
+        "local_passwords": sso_config.local_passwords(),
+        "sso_enabled": sso_config.sso_enabled(),
+        "sso_provider_name": sso_config.provider_name(),
+    }
+    return _render(request, context, status=422 if errors and status == 200 else status)

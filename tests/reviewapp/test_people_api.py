@@ -205,3 +205,18 @@ def test_an_existing_user_signs_in_from_the_invitation_and_comes_back_to_join(pr
     assert signed_in.status_code == 302 and signed_in["Location"] == path
     assert visitor.post(path).status_code == 302
     assert Membership.objects.get(user=outsider).role == "engineer"
+
+
+def test_with_local_passwords_off_an_invitee_signs_in_with_sso_instead(project, admin, settings):
+    settings.OIDC_ISSUER = "https://idp.example.com"
+    settings.OIDC_RP_CLIENT_ID = "reviewdesk"
+    settings.LOCAL_PASSWORDS = False
+    url = send(session(admin), "post", f"{BASE}/invitations/", {}).json()["url"]
+    path = url.removeprefix("http://testserver")
+    visitor = Client()
+    page = visitor.get(path)
+    assert b"data-create-account" not in page.content and b"data-sso-sign-in" in page.content
+    refused = visitor.post(path, {"username": "newbie", "password": STRONG})
+    assert refused.status_code == 403 and b"single sign-on" in refused.content
+    assert not get_user_model().objects.filter(username="newbie").exists()
+    assert Invitation.objects.get().status == "pending"

@@ -19,6 +19,7 @@ BENCHMARKS = [
     "delta_push",
     "source_delta_scan",
     "promotion",
+    "monitoring",
 ]
 
 

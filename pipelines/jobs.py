@@ -5,7 +5,15 @@ from __future__ import annotations
 from django.conf import settings
 
 from pipelines.datasets import export_jobs
-from pipelines.models import AssessmentSync, ExportJob, MlflowDatasetExport, Push, Rollout, SourcePull
+from pipelines.models import (
+    AssessmentSync,
+    ExportJob,
+    MlflowDatasetExport,
+    MonitoringRefresh,
+    Push,
+    Rollout,
+    SourcePull,
+)
 from pipelines.releases.rollout import queueing as rollout_queueing
 from reviewapp.jobs import JobKind, job_kind_register
 
@@ -76,5 +84,16 @@ SOURCE_PULL = job_kind_register(
         lease_seconds=lambda: settings.SOURCES_PULL_LEASE_SECONDS,  # renewed with each committed batch
         max_attempts=lambda: settings.SOURCES_PULL_MAX_ATTEMPTS,
         resend_after_seconds=lambda: settings.SOURCES_PULL_LEASE_SECONDS,
+    )
+)
+
+MONITORING_REFRESH = job_kind_register(
+    JobKind(
+        name="pipelines.monitoring_refresh",
+        model=MonitoringRefresh,
+        task="pipelines.monitoring_refresh",
+        lease_seconds=900,  # longer than the task may run (870 s)
+        max_attempts=3,  # then failed until the next beat queues it again
+        resend_after_seconds=lambda: max(120, settings.MONITORING_REFRESH_SECONDS * 2),
     )
 )

@@ -34,6 +34,12 @@ app.conf.beat_schedule = {
     },
     # Every SOURCES_DUE_SECONDS (default 30 s): a pull for each enabled source whose interval has passed.
     "pull-due-sources": {"task": "pipelines.sources_due", "schedule": float(settings.SOURCES_DUE_SECONDS)},
+    # Every MONITORING_REFRESH_SECONDS (default 1 minute): queue each project's monitoring refresh
+    # (a job row; the buckets touched since its watermark are recomputed on a worker).
+    "refresh-monitoring": {
+        "task": "pipelines.monitoring_refresh_due",
+        "schedule": float(settings.MONITORING_REFRESH_SECONDS),
+    },
 }
 if settings.MLFLOW_ASSESSMENT_SYNC_SECONDS:
     # Every MLFLOW_ASSESSMENT_SYNC_SECONDS (default 5 minutes): write curated labels changed since

@@ -358,6 +358,11 @@ MLFLOW_ASSESSMENT_SYNC_LEASE_SECONDS = envint("MLFLOW_ASSESSMENT_SYNC_LEASE_SECO
 MLFLOW_DATASET_EXPORT_LEASE_SECONDS = envint("MLFLOW_DATASET_EXPORT_LEASE_SECONDS", 600, minimum=2)
 # An export renews its lease at every progress write (every 2,000 rows).
 EXPORT_JOB_LEASE_SECONDS = envint("EXPORT_JOB_LEASE_SECONDS", 300, minimum=2)
+# Seconds between two monitoring refreshes (pipelines/sources/monitoring.py; beat): each project's time
+# buckets touched by items, reviews, curated labels or evaluation results changed since the last one.
+MONITORING_REFRESH_SECONDS = envint("MONITORING_REFRESH_SECONDS", 60, minimum=5)
+# A refresh looks this far back past its watermark, for rows whose transaction committed late.
+MONITORING_REFRESH_OVERLAP_SECONDS = envint("MONITORING_REFRESH_OVERLAP_SECONDS", 120, minimum=0)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # otherwise a killed child's task is acked and lost
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

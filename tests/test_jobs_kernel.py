@@ -31,6 +31,7 @@ from pipelines.models import (
     Environment,
     ExportJob,
     MlflowDatasetExport,
+    MonitoringRefresh,
     PromotionRequest,
     Push,
     Rollout,
@@ -124,6 +125,13 @@ def source_pull_row(project: Project, _tmp: Any) -> SourcePull:
     return source_pull_request(source=source, actor=None)
 
 
+def monitoring_refresh_row(project: Project, _tmp: Any) -> MonitoringRefresh:
+    from pipelines.sources.monitoring import monitoring_refresh_queue
+
+    (refresh_id,) = monitoring_refresh_queue(projects=[project])
+    return MonitoringRefresh.objects.get(pk=refresh_id)
+
+
 ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "evaluations.run_chunk": run_chunk_row,
     "evaluations.run_mlflow_log": run_mlflow_log_row,
@@ -133,6 +141,7 @@ ROWS: dict[str, Callable[[Project, Any], Job]] = {
     "pipelines.assessment_sync": assessment_sync_row,
     "pipelines.mlflow_dataset_export": mlflow_dataset_export_row,
     "pipelines.source_pull": source_pull_row,
+    "pipelines.monitoring_refresh": monitoring_refresh_row,
 }
 # Kinds whose row above a worker can finish for real here; the others end failed, through their own path.
 SUCCEEDS = {
@@ -141,6 +150,7 @@ SUCCEEDS = {
     "pipelines.push",
     "pipelines.export_job",
     "pipelines.mlflow_dataset_export",
+    "pipelines.monitoring_refresh",
 }
 
 

@@ -5,6 +5,7 @@ from pipelines.models.assessments import AssessmentSync, MlflowDatasetExport
 from pipelines.models.datasets import Dataset, DatasetRow, DatasetVersion
 from pipelines.models.exports import ExportJob
 from pipelines.models.feedback import Feedback
+from pipelines.models.monitoring import Granularity, MonitoringBucket, MonitoringRefresh, MonitoringValue
 from pipelines.models.promotion import (
     Approval,
     Environment,
@@ -27,8 +28,12 @@ __all__ = [
     "Environment",
     "ExportJob",
     "Feedback",
+    "Granularity",
     "MlflowDatasetExport",
     "ModelVersion",
+    "MonitoringBucket",
+    "MonitoringRefresh",
+    "MonitoringValue",
     "PromotionGate",
     "PromotionRequest",
     "Push",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.views import datasets, feedback, model_versions, promotions, pushes, sources
+from pipelines.views import datasets, feedback, model_versions, monitoring, promotions, pushes, sources
 
 urlpatterns = (
     datasets.urlpatterns
@@ -11,4 +11,5 @@ urlpatterns = (
     + promotions.urlpatterns
     + feedback.urlpatterns
     + sources.urlpatterns
+    + monitoring.urlpatterns
 )

@@ -16,6 +16,7 @@ from reviewapp.api.curation import AdjudicationApi, AdjudicationListApi, Curated
 from reviewapp.api.flags import ProjectFlagsApi
 from reviewapp.api.gold import GoldAccuracyApi, GoldDetailApi, ProjectGoldApi
 from reviewapp.api.items import ProjectItemsApi
+from reviewapp.api.label_schema import ProjectSchemaApi
 from reviewapp.api.members import (
     InvitationDetailApi,
     MemberDetailApi,
@@ -56,6 +57,7 @@ urlpatterns: list[URLPattern] = [
     path("projects/<slug:slug>/adjudications/", AdjudicationListApi.as_view(), name="api-adjudications"),
     path("projects/<slug:slug>/adjudications/<int:item_id>/", AdjudicationApi.as_view(), name="api-adjudication"),
     path("projects/<slug:slug>/curated-labels/", CuratedLabelListApi.as_view(), name="api-curated-labels"),
+    path("projects/<slug:slug>/schema/", ProjectSchemaApi.as_view(), name="api-project-schema"),
     path("projects/<slug:slug>/schema-versions/", SchemaVersionListApi.as_view(), name="api-schema-versions"),
     path("projects/<slug:slug>/pairwise/tasks/", PairwiseTasksCreateApi.as_view(), name="api-pairwise-tasks"),
     path("projects/<slug:slug>/pairwise/next/", PairwiseNextApi.as_view(), name="api-pairwise-next"),

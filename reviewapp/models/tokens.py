@@ -13,7 +13,7 @@ class ApiToken(models.Model):
         INGEST = "ingest", "Ingest items"
         REVIEW = "review", "Review items"
         EXPORT = "export", "Export reviews and datasets"
-        CURATE = "curate", "Curate: assign, gold items, send back, flags, audit log"
+        CURATE = "curate", "Curate: assign, gold items, send back, flags, audit log, label schema"
         EVALUATE = "evaluate", "Evaluate: suites, runs, comparisons"
         PROMOTE = "promote", "Promote: model versions, promotion requests, approvals, rollouts"
         FEEDBACK = "feedback", "Send end users' feedback only (for your app; reads nothing)"

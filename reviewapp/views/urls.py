@@ -17,6 +17,7 @@ from reviewapp.views import (
     projects,
     review,
     reviews,
+    schema,
     tokens,
 )
 from reviewapp.views.slots import queue_urls
@@ -30,6 +31,8 @@ urlpatterns = [
     path("projects/<slug:slug>/assignments/settings/", assignments.assignments_settings, name="assignments-settings"),
     path("projects/<slug:slug>/groups/", assignments.groups_create, name="groups-create"),
     path("projects/<slug:slug>/audit/", audit.audit_page, name="audit-page"),
+    path("projects/<slug:slug>/schema/", schema.schema_editor, name="schema-editor"),
+    path("projects/<slug:slug>/schema/diff/", schema.schema_version_diff, name="schema-diff"),
     path("projects/<slug:slug>/dashboard/", dashboard.project_dashboard, name="project-dashboard"),
     path("projects/<slug:slug>/reviewers/", dashboard.reviewer_dashboard, name="reviewer-dashboard"),
     *queue_urls(pairwise.QUEUE, pairwise.pairwise_submit_view),

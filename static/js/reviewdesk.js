@@ -8,7 +8,9 @@
   const TEXT_INPUTS = new Set(["text", "search", "email", "url", "password", "number", "tel", "date", "time"]);
   const form = () => $("[data-review-form]");
   const pairForm = () => $("[data-pairwise-form]");
-  const submit = (f) => f.requestSubmit($("[data-submit]", f));
+  // A preview of the review form (the schema editor's) answers keys but never submits.
+  const submit = (f) => { if (!f.hasAttribute("data-preview")) f.requestSubmit($("[data-submit]", f)); };
+  const isPreview = (f) => !!f && f.hasAttribute("data-preview");
   let active = null;
 
   function isTyping(el) {
@@ -122,8 +124,9 @@
     const firstError = list.find((s) => s.hasAttribute("data-rel")
       ? !!s.querySelector(".err") || (relError && !s.classList.contains("answered"))
       : s.matches(".has-error"));
-    if (fresh && !firstError) window.scrollTo({ top: 0 });
-    activate(firstError || list[0]);
+    // A preview highlights its first question without taking the keyboard from the editor beside it.
+    if (fresh && !firstError && !isPreview(f)) window.scrollTo({ top: 0 });
+    activate(firstError || list[0], !isPreview(f));
   }
 
   // The pairwise form: a choice marks Submit ready; keys only once htmx has bound the form.
@@ -168,7 +171,9 @@
     if (e.defaultPrevented || e.isComposing || $("dialog[open]")) return;
     const t = e.target;
     const pf = pairForm();
-    const f = form();
+    let f = form();
+    // A preview's keys work only while the keyboard is in it (its editor's buttons keep theirs).
+    if (isPreview(f) && !f.contains(t)) f = null;
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
       const sf = pf || f;
       if (sf && (pf || sf.contains(t) || !isTyping(t))) {

@@ -112,6 +112,7 @@ def test_no_page_violates_the_content_security_policy(browser: Browser, live_ser
             f"/projects/{slug}/adjudicate/",
             f"/projects/{slug}/adjudicate/{adjudicated.item_id}/" if adjudicated else f"/projects/{slug}/adjudicate/",
             f"/projects/{slug}/assignments/",
+            f"/projects/{slug}/schema/",
             f"/projects/{slug}/dashboard/",
             f"/projects/{slug}/reviewers/",
             f"/projects/{slug}/pairwise/results/",

@@ -269,7 +269,11 @@ def test_schema_documents_what_the_api_does(db):
             bad = op["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
             assert bad.endswith("/ValidationError"), (method, path)
             media = set(op.get("requestBody", {}).get("content", {}))
-            allowed = {"application/json", "application/x-ndjson"} if path.endswith("/items/") else {"application/json"}
+            allowed = {"application/json"}
+            if path.endswith("/items/"):
+                allowed.add("application/x-ndjson")
+            if path.endswith("/schema/"):  # schemas as code: JSON or YAML
+                allowed.add("application/yaml")
             assert media <= allowed, (method, path, media)
 
 

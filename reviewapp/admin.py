@@ -13,6 +13,7 @@ from reviewapp.models import (
     CuratedLabel,
     Flag,
     GoldAnswer,
+    Invitation,
     Item,
     Membership,
     Project,
@@ -26,22 +27,78 @@ from reviewapp.models import (
 admin.site.login_form = AdminLoginForm
 
 
-class QuestionInline(admin.TabularInline):
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Written only by services (projects, schema, members, curation, audit), which validate, version and
+    audit each change; the admin shows these rows and no more, so it stays an operator's tool."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class QuestionInline(ReadOnlyInline):
     model = Question
-    extra = 0
+    fields = ["order", "key", "title", "kind", "assessment_type", "required", "consensus_rule"]
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ReadOnlyInline):
     model = Membership
-    extra = 0
-    raw_id_fields = ["user"]
+    fields = ["user", "role", "created_at"]
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(ReadOnlyAdmin):
+    """Projects, their questions and members change on the project's own pages (and the REST API)."""
+
     list_display = ["name", "slug", "reviews_per_item", "schema_version", "self_adjudication"]
-    prepopulated_fields = {"slug": ["name"]}
     inlines = [QuestionInline, MembershipInline]
+
+
+@admin.register(Question)
+class QuestionAdmin(ReadOnlyAdmin):
+    list_display = ["key", "project", "kind", "required", "order"]
+    list_filter = ["project", "kind"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(ReadOnlyAdmin):
+    list_display = ["user", "project", "role", "created_at"]
+    list_filter = ["project", "role"]
+    search_fields = ["user__username"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    """Append-only: events are written by services (audit_record), never made, edited or removed by hand."""
+
+    list_display = ["created_at", "actor", "action", "target_type", "target_id", "project"]
+    list_filter = ["action", "project"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdmin):
+    list_display = ["prefix", "project", "role", "email", "created_by", "expires_at", "accepted_by", "revoked_at"]
+    list_filter = ["project", "role"]
+    exclude = ["secret_hash"]
 
 
 @admin.register(Item)
@@ -85,35 +142,6 @@ class GoldAnswerAdmin(admin.ModelAdmin):
     list_display = ["item", "project", "created_by", "updated_at"]
     list_filter = ["project"]
     readonly_fields = ["project", "item", "answers", "note", "created_by"]
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "actor", "action", "target_type", "target_id", "project"]
-    list_filter = ["action", "project"]
-
-    # Append-only: events are written by services (audit_record), never made, edited or removed by hand.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Written only by services (curation, question changes), so the admin shows them and no more."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(CuratedLabel)

@@ -175,6 +175,16 @@ AUTH_PASSWORD_VALIDATORS = [
 if TESTING:
     # Test users are made by the hundred; a slow password hash would dominate the suite.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Mail is optional: with EMAIL_URL set (reviewapp/email_url.py), invitations are also mailed.
+EMAIL_URL = (os.environ.get("EMAIL_URL") or "").strip()
+EMAIL_ENABLED = bool(EMAIL_URL)
+if EMAIL_ENABLED:
+    from reviewapp.email_url import email_settings
+
+    try:
+        globals().update(email_settings(EMAIL_URL))
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"
@@ -310,6 +320,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "QuestionKindEnum": "reviewapp.models.projects.Question.Kind",
         "FlagKindEnum": "reviewapp.models.flags.Flag.Kind",
+        "InvitationStatusEnum": "reviewapp.models.invitations.InvitationStatus",
         "RunStatusEnum": "evaluations.models.runs.Run.Status",
         "DeliveryTargetKindEnum": "pipelines.models.pushes.TargetKind",
     },

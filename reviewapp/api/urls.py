@@ -17,6 +17,14 @@ from reviewapp.api.flags import ProjectFlagsApi
 from reviewapp.api.gold import GoldAccuracyApi, GoldDetailApi, ProjectGoldApi
 from reviewapp.api.items import ProjectItemsApi
 from reviewapp.api.label_schema import ProjectSchemaApi
+from reviewapp.api.members import (
+    InvitationDetailApi,
+    MemberDetailApi,
+    ProjectInvitationsApi,
+    ProjectMembersApi,
+    UserDetailApi,
+    UsersApi,
+)
 from reviewapp.api.pairwise import (
     PairwiseNextApi,
     PairwisePreferenceSubmitApi,
@@ -68,6 +76,12 @@ urlpatterns: list[URLPattern] = [
         name="api-pairwise-preferences",
     ),
     path("projects/<slug:slug>/pairwise/results/", PairwiseResultsApi.as_view(), name="api-pairwise-results"),
+    path("projects/<slug:slug>/members/", ProjectMembersApi.as_view(), name="api-members"),
+    path("projects/<slug:slug>/members/<str:username>/", MemberDetailApi.as_view(), name="api-member"),
+    path("projects/<slug:slug>/invitations/", ProjectInvitationsApi.as_view(), name="api-invitations"),
+    path("projects/<slug:slug>/invitations/<int:pk>/", InvitationDetailApi.as_view(), name="api-invitation"),
+    path("users/", UsersApi.as_view(), name="api-users"),
+    path("users/<str:username>/", UserDetailApi.as_view(), name="api-user"),
     path("assignments/<int:pk>/renew/", AssignmentRenewApi.as_view(), name="api-assignment-renew"),
     path("assignments/<int:pk>/skip/", AssignmentSkipApi.as_view(), name="api-assignment-skip"),
     path("reviews/<int:pk>/", ReviewApi.as_view(), name="api-review"),

@@ -7,6 +7,7 @@ from reviewapp.models.curation import Adjudication, CuratedLabel, CuratedLabelRe
 from reviewapp.models.flags import Flag
 from reviewapp.models.gold import GoldAnswer
 from reviewapp.models.groups import ReviewerGroup
+from reviewapp.models.invitations import Invitation
 from reviewapp.models.items import Item
 from reviewapp.models.pairwise import PairwiseSkip, PairwiseSlot, PairwiseTask, Preference
 from reviewapp.models.projects import Membership, Project, ProjectSync, Question, Role
@@ -22,6 +23,7 @@ __all__ = [
     "CuratedLabelRevision",
     "Flag",
     "GoldAnswer",
+    "Invitation",
     "Item",
     "Membership",
     "PairwiseSkip",

@@ -165,9 +165,16 @@ def test_no_page_violates_the_content_security_policy(browser: Browser, live_ser
     page.goto(f"{base}/api/docs/")
     page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
     page, console = sign_in(browser, base, admin.username)
-    problems += visit_all(page, console, base, [f"/projects/{slug}/gates/", f"/projects/{slug}/assignments/"])
+    problems += visit_all(
+        page,
+        console,
+        base,
+        [f"/projects/{slug}/gates/", f"/projects/{slug}/assignments/", f"/projects/{slug}/members/"],
+    )
     page, console = sign_in(browser, base, "root")
-    problems += visit_all(page, console, base, ["/admin/", "/admin/reviewapp/auditevent/", "/admin/reviewapp/item/"])
+    problems += visit_all(
+        page, console, base, ["/admin/", "/admin/reviewapp/auditevent/", "/admin/reviewapp/item/", "/instance/"]
+    )
     page, console = sign_in(browser, base, None)
     problems += visit_all(page, console, base, ["/login/"])
     # The listener hears a real violation: an injected inline script is blocked and reported.

@@ -39,6 +39,9 @@ class Run(models.Model):
     dataset_version = models.JSONField(default=dict, blank=True)
     # {"kind": "stored"} | {"kind": "mlflow_model", "model_uri": ...} | {"kind": "endpoint", "endpoint": ...}
     target = models.JSONField(default=dict)
+    # Run options (services.runs.RunOptions): {"judges_skipped": {"item_ids": [...], "reason": ...}}
+    # when some items are scored without the suite's LLM judges (an online source over its budget).
+    options = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     items_total = models.PositiveIntegerField(default=0)
     chunks_total = models.PositiveIntegerField(default=0)
@@ -233,6 +236,8 @@ class RunResult(models.Model):
     rationale = models.TextField(blank=True)
     error = models.TextField(blank=True)
     source_type = models.CharField(max_length=16, default="CODE")
+    # Not scored on purpose (the run's options said so; the reason is the rationale): no value, no error.
+    skipped = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["run", "item", "scorer"]

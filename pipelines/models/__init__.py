@@ -15,7 +15,7 @@ from pipelines.models.promotion import (
     RolloutStep,
 )
 from pipelines.models.pushes import DeliveryTarget, Push, TargetKind
-from pipelines.models.sources import Source, SourcedItem, SourceKind, SourcePull
+from pipelines.models.sources import Source, SourcedItem, SourceKind, SourcePull, SourceRun
 
 __all__ = [
     "Approval",
@@ -37,6 +37,7 @@ __all__ = [
     "Source",
     "SourceKind",
     "SourcePull",
+    "SourceRun",
     "SourcedItem",
     "TargetKind",
 ]

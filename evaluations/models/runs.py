@@ -50,7 +50,7 @@ class Run(models.Model):
     rows_errored = models.PositiveIntegerField(default=0)  # of those, items with at least one errored result
     max_error_rate = models.FloatField(default=0.2)
     error = models.TextField(blank=True, help_text="Why the run failed.")
-    # Per scorer name, at finish: n, n_scored, n_errors, n_judged, n_passed, mean, pass_rate, error_rate.
+    # Per scorer name, at finish: n, n_scored, n_errors, n_judged, n_passed, n_skipped, mean, pass_rate, error_rate.
     metrics = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

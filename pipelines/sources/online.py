@@ -24,7 +24,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from evaluations.models import Run
-from evaluations.scorers.registry import scorer_get
 from evaluations.services.runs import RunOptions, run_start
 from pipelines.models import Source, SourcePull, SourceRun
 from pipelines.sources.selectors import judge_calls_used, judge_entries, suite_latest_version

@@ -89,11 +89,7 @@ def _clean(project: Project, values: dict[str, Any], *, instance: Source | None)
             out["suite"] = found_suite
     if "judge_calls_per_hour" in values:
         budget = values["judge_calls_per_hour"]
-        if (
-            not isinstance(budget, int)
-            or isinstance(budget, bool)
-            or not (0 <= budget <= MAX_JUDGE_CALLS_PER_HOUR)
-        ):
+        if not isinstance(budget, int) or isinstance(budget, bool) or not (0 <= budget <= MAX_JUDGE_CALLS_PER_HOUR):
             message = f"The judge budget is a whole number of calls per hour from 0 to {MAX_JUDGE_CALLS_PER_HOUR}."
             errors.append(field_error("judge_calls_per_hour", message))
         else:

@@ -88,7 +88,8 @@ def test_judges_run_within_the_hourly_budget_and_the_rest_are_recorded_skipped(p
     assert len(called) == 2 and called < set(first)
     assert all(judged[key].passed is True and judged[key].source_type == "LLM_JUDGE" for key in called)
     assert len(skipped) == 1
-    assert (skipped[0].value, skipped[0].passed, skipped[0].error, skipped[0].rationale) == (None, None, "", OVER_BUDGET)
+    gap = skipped[0]
+    assert (gap.value, gap.passed, gap.error, gap.rationale) == (None, None, "", OVER_BUDGET)
     assert skipped[0].source_type == "LLM_JUDGE"
     assert len(results(run, "online_length")) == 3  # code scorers always run
     assert run.metrics["judge"]["n_skipped"] == 1 and run.metrics["judge"]["n_errors"] == 0
@@ -230,9 +231,8 @@ def test_the_page_and_the_api_show_the_suite_budget_and_runs(project, curator, e
     ]
     pulls = client.get(f"/api/v1/projects/support/sources/{source.pk}/pulls/").json()["results"]
     assert [r["run_id"] for r in pulls[0]["runs"]] == [run.pk] and pulls[0]["id"] == pull.pk
-    bad = client.patch(
-        f"/api/v1/projects/support/sources/{source.pk}/", {"judge_calls_per_hour": "lots"}, content_type="application/json"
-    )
+    detail = f"/api/v1/projects/support/sources/{source.pk}/"
+    bad = client.patch(detail, {"judge_calls_per_hour": "lots"}, content_type="application/json")
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "judge_calls_per_hour"
 
     score(run)

@@ -9,6 +9,11 @@ pull's counters and the watermark, on the pull and on the source. A worker kille
 the last committed batch; the sweeper sends the pull again and it goes on from there, so nothing
 is ingested twice. A batch is committed only while the worker still holds the pull's lease.
 
+The same transaction stores the end users' HUMAN feedback read with the taken traces
+(``feedback_from_trace_assessments``) and, when the source carries a suite, starts the evaluation
+run over the items it took for the first time (``pipelines.sources.online``; its chunks go to the
+workers on commit).
+
 Beat: :func:`sources_due` creates a pull for each enabled source whose interval has passed.
 """
 

@@ -8,7 +8,9 @@ returned. It writes nothing: the pull commits the rows and the new watermark tog
   watermark is ``{"timestamp_ms": t, "ids": [...]}``: the start time of the last trace read and
   the ids read at that millisecond, so the next read starts at ``t`` and skips those ids (traces
   sharing a millisecond are neither lost nor read twice). A trace still in progress ends the batch
-  until it finishes (or is older than ``IN_PROGRESS_WAIT_SECONDS``, then it is skipped).
+  until it finishes (or is older than ``IN_PROGRESS_WAIT_SECONDS``, then it is skipped). The search
+  returns each trace's assessments with it (no call per trace): they feed the rules' signals and the
+  pull stores the HUMAN feedback among them for the rows it takes.
 - ``delta_table`` / ``uc_table``: ``pipelines.adapters.delta.delta_table_read`` (by table version)
   and ``pipelines.adapters.databricks.uc_table_read`` (SQL statements, by a watermark column), with
   the source's column mapping; their watermarks are stored as they give them (``as_dict``). The

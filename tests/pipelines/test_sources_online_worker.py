@@ -44,9 +44,8 @@ def test_a_pull_on_a_worker_has_its_new_items_scored_on_a_worker(project, cluste
         with mlflow.start_span(name="rag") as root:
             root.set_inputs({"question": f"q{n}"})
             root.set_outputs({"response": f"good answer {n}"})
-    suite = suite_create(
-        project=project, name="online", scorers=["online_length", {"scorer": "online_judge", "name": "judge"}], actor=None
-    )
+    scorers = ["online_length", {"scorer": "online_judge", "name": "judge"}]
+    suite = suite_create(project=project, name="online", scorers=scorers, actor=None)
     source = source_create(
         project=project,
         values={

@@ -135,6 +135,7 @@ class MetricSerializer(serializers.Serializer):
     n_errors = serializers.IntegerField()
     n_judged = serializers.IntegerField(help_text="Rows with a pass/fail verdict.")
     n_passed = serializers.IntegerField()
+    n_skipped = serializers.IntegerField(default=0, help_text="Rows not scored on purpose (see a result's rationale).")
     mean = serializers.FloatField(allow_null=True)
     pass_rate = serializers.FloatField(allow_null=True)
     error_rate = serializers.FloatField(allow_null=True)
@@ -195,6 +196,9 @@ class RunResultSerializer(serializers.Serializer):
     rationale = serializers.CharField()
     error = serializers.CharField()
     source_type = serializers.CharField(help_text="CODE or LLM_JUDGE (MLflow assessment source).")
+    skipped = serializers.BooleanField(
+        help_text="Not scored on purpose (e.g. an online source over its hourly judge budget); why is the rationale."
+    )
 
 
 # --- suites ------------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ def run_metrics_compute(*, run: Run) -> dict[str, dict[str, Any]]:
             n_scored=Count("number"),
             n_judged=Count("passed"),
             n_passed=Count("id", filter=Q(passed=True)),
+            n_skipped=Count("id", filter=Q(skipped=True)),
             mean=Avg("number"),
         )
         .order_by()
@@ -126,13 +127,16 @@ def run_metrics_compute(*, run: Run) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     names = [*run.suite_version.scorer_names, *sorted(set(by_name) - set(run.suite_version.scorer_names))]
     for name in names:
-        r = by_name.get(name, {"n": 0, "n_errors": 0, "n_scored": 0, "n_judged": 0, "n_passed": 0, "mean": None})
+        r = by_name.get(
+            name, {"n": 0, "n_errors": 0, "n_scored": 0, "n_judged": 0, "n_passed": 0, "n_skipped": 0, "mean": None}
+        )
         out[name] = {
             "n": r["n"],
             "n_scored": r["n_scored"],
             "n_errors": r["n_errors"],
             "n_judged": r["n_judged"],
             "n_passed": r["n_passed"],
+            "n_skipped": r["n_skipped"],
             "mean": r["mean"],
             "pass_rate": r["n_passed"] / r["n_judged"] if r["n_judged"] else None,
             "error_rate": r["n_errors"] / r["n"] if r["n"] else None,

@@ -39,6 +39,9 @@ class Run(models.Model):
     dataset_version = models.JSONField(default=dict, blank=True)
     # {"kind": "stored"} | {"kind": "mlflow_model", "model_uri": ...} | {"kind": "endpoint", "endpoint": ...}
     target = models.JSONField(default=dict)
+    # Run options (services.runs.RunOptions): {"judges_skipped": {"item_ids": [...], "reason": ...}}
+    # when some items are scored without the suite's LLM judges (an online source over its budget).
+    options = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     items_total = models.PositiveIntegerField(default=0)
     chunks_total = models.PositiveIntegerField(default=0)
@@ -47,7 +50,7 @@ class Run(models.Model):
     rows_errored = models.PositiveIntegerField(default=0)  # of those, items with at least one errored result
     max_error_rate = models.FloatField(default=0.2)
     error = models.TextField(blank=True, help_text="Why the run failed.")
-    # Per scorer name, at finish: n, n_scored, n_errors, n_judged, n_passed, mean, pass_rate, error_rate.
+    # Per scorer name, at finish: n, n_scored, n_errors, n_judged, n_passed, n_skipped, mean, pass_rate, error_rate.
     metrics = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -233,6 +236,8 @@ class RunResult(models.Model):
     rationale = models.TextField(blank=True)
     error = models.TextField(blank=True)
     source_type = models.CharField(max_length=16, default="CODE")
+    # Not scored on purpose (the run's options said so; the reason is the rationale): no value, no error.
+    skipped = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["run", "item", "scorer"]

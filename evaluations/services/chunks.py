@@ -30,7 +30,7 @@ from django.utils import timezone
 from evaluations.models import Run, RunChunk, RunResult, RunRow, SuiteVersion
 from evaluations.scorers.registry import Score, ScoreInput, Scorer, scorer_get
 from evaluations.services.datasets import score_input_for_item
-from evaluations.services.runs import TEXT_MAX, chunk_close, targets_module
+from evaluations.services.runs import TEXT_MAX, chunk_close, run_judges_skipped, targets_module
 from pipelines.adapters.errors import PermanentPipelineError, TransientPipelineError
 from reviewapp.jobs import job_claim, job_fail, job_finish, job_held, job_renew
 from reviewapp.models import CuratedLabel, Item
@@ -179,6 +179,7 @@ def _chunk_work(*, chunk: RunChunk, run: Run, claim: _Claim) -> bool:
     rows = {r.item_id: r for r in RunRow.objects.filter(run=run, item_id__in=ids)} if generates else {}
     # A run over a dataset version scores against what the version snapshotted, not today's labels.
     snapshots: dict[str, dict[str, Any]] | None = dict(chunk.expectations or {}) if run.dataset_version else None
+    skip = run_judges_skipped(run)
     executor = (
         ThreadPoolExecutor(max_workers=settings.EVALUATION_JUDGE_CONCURRENCY, thread_name_prefix="judge")
         if any(e.is_judge and e.batch is None for e in entries)
@@ -195,7 +196,9 @@ def _chunk_work(*, chunk: RunChunk, run: Run, claim: _Claim) -> bool:
                 if missing:
                     rows.update(_generate(run=run, items=missing, snapshots=snapshots))
             inputs = [(item, _row_input(item, rows.get(item.pk), snapshots)) for item in todo]
-            if not _score(run=run, inputs=inputs, entries=entries, done=done, executor=executor, claim=claim):
+            if not _score(
+                run=run, inputs=inputs, entries=entries, done=done, executor=executor, claim=claim, skip=skip
+            ):
                 return False
             if claim.due and not claim.renew():
                 return False
@@ -291,6 +294,13 @@ class _Verdict:
     rationale: str
     error: str
     source_type: str
+    skipped: bool = False
+
+
+def _skipped(item_id: int, entry: _Entry, reason: str) -> _Verdict:
+    """A judge not called for this item on purpose (the run's options): recorded, with why."""
+    source_type = entry.scorer.source_type if entry.scorer is not None else "LLM_JUDGE"
+    return _Verdict(item_id, entry.name, None, None, None, reason[:TEXT_MAX], "", source_type, skipped=True)
 
 
 def _verdict(item_id: int, entry: _Entry, score: Score) -> _Verdict:
@@ -323,7 +333,7 @@ def _write(run: Run, verdicts: list[_Verdict]) -> None:
     if not verdicts:
         return
     if connection.vendor != "postgresql":
-        fields = ("item_id", "scorer", "value", "number", "passed", "rationale", "error", "source_type")
+        fields = ("item_id", "scorer", "value", "number", "passed", "rationale", "error", "source_type", "skipped")
         RunResult.objects.bulk_create(
             [RunResult(run=run, **{f: getattr(v, f) for f in fields}) for v in verdicts],
             ignore_conflicts=True,
@@ -332,7 +342,7 @@ def _write(run: Run, verdicts: list[_Verdict]) -> None:
         return
     # COPY into a session-local staging table, then one INSERT ... ON CONFLICT DO NOTHING: about
     # five times faster than bulk_create for 10,000 rows (the same approach as items_ingest).
-    columns = "item_id, scorer, value, number, passed, rationale, error, source_type"
+    columns = "item_id, scorer, value, number, passed, rationale, error, source_type, skipped"
     with transaction.atomic(), connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor underneath Django's wrapper
         # Results can be recomputed, so their commit need not wait for the disk; the chunk's close
@@ -340,13 +350,15 @@ def _write(run: Run, verdicts: list[_Verdict]) -> None:
         raw.execute("SET LOCAL synchronous_commit TO OFF")
         raw.execute(
             "CREATE TEMP TABLE IF NOT EXISTS reviewdesk_result_stage (item_id bigint, scorer text, value jsonb, "
-            "number double precision, passed boolean, rationale text, error text, source_type text) "
+            "number double precision, passed boolean, rationale text, error text, source_type text, skipped boolean) "
             "ON COMMIT DELETE ROWS"
         )
         with raw.copy(f"COPY reviewdesk_result_stage ({columns}) FROM STDIN") as copy:
             for v in verdicts:
                 value = None if v.value is None else json.dumps(v.value)
-                copy.write_row((v.item_id, v.scorer, value, v.number, v.passed, v.rationale, v.error, v.source_type))
+                copy.write_row(
+                    (v.item_id, v.scorer, value, v.number, v.passed, v.rationale, v.error, v.source_type, v.skipped)
+                )
         raw.execute(
             f"INSERT INTO {RunResult._meta.db_table} (run_id, {columns}) "  # noqa: S608 - names from the model
             f"SELECT %s, {columns} FROM reviewdesk_result_stage ON CONFLICT (run_id, item_id, scorer) DO NOTHING",
@@ -378,8 +390,10 @@ def _score(
     done: set[tuple[int, str]],
     executor: ThreadPoolExecutor | None,
     claim: _Claim,
+    skip: tuple[frozenset[int], str] = (frozenset(), ""),
 ) -> bool:
     """Score and write one batch; False when the claim was lost or the run stopped on the way."""
+    skipped_ids, skip_reason = skip
     verdicts: list[_Verdict] = []
     futures: dict[Future[Score], tuple[int, _Entry]] = {}
     batches: dict[str, tuple[_Entry, list[int], list[ScoreInput]]] = {}
@@ -400,7 +414,9 @@ def _score(
         for entry in entries:
             if (item.pk, entry.name) in done:
                 continue
-            if isinstance(row, str):
+            if entry.is_judge and item.pk in skipped_ids:
+                verdicts.append(_skipped(item.pk, entry, skip_reason))
+            elif isinstance(row, str):
                 verdicts.append(_verdict(item.pk, entry, Score(value=None, error=f"No response: {row}")))
             elif entry.batch is not None:
                 _, ids, rows = batches.setdefault(entry.name, (entry, [], []))

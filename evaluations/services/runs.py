@@ -91,6 +91,60 @@ def target_validate(*, target: Any, project: Project | None = None) -> dict[str,
     return dict(targets.target_validate(target, project=project))
 
 
+# --- options -----------------------------------------------------------------------------------
+
+SKIP_REASON_MAX = 200
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run scores beyond its suite and dataset.
+
+    ``judges_skipped_item_ids``: items of the run scored without the suite's LLM judges (its code
+    scorers still run); each skipped judge gets a result marked ``skipped`` with ``judges_skipped_reason``
+    as its rationale, so a missing judge score is explained, never silently absent. Online
+    evaluation of a source uses it for the items over the source's hourly judge budget.
+    """
+
+    judges_skipped_item_ids: tuple[int, ...] = ()
+    judges_skipped_reason: str = ""
+
+    def stored(self) -> dict[str, Any]:
+        if not self.judges_skipped_item_ids:
+            return {}
+        return {
+            "judges_skipped": {
+                "item_ids": sorted(set(self.judges_skipped_item_ids)),
+                "reason": self.judges_skipped_reason,
+            }
+        }
+
+
+def run_options_validate(options: RunOptions | None, *, item_ids: Iterable[int]) -> dict[str, Any]:
+    """The options as stored on the run; ValidationFailed names what is wrong."""
+    if options is None:
+        return {}
+    errors: list[FieldError] = []
+    skipped = options.judges_skipped_item_ids
+    if any(not isinstance(i, int) or isinstance(i, bool) for i in skipped):
+        errors.append(field_error("options.judges_skipped_item_ids", "Item ids are whole numbers."))
+    elif skipped and not set(skipped) <= set(item_ids):
+        errors.append(field_error("options.judges_skipped_item_ids", "Only items of the run can skip its judges."))
+    reason = (options.judges_skipped_reason or "").strip()
+    if skipped and not (0 < len(reason) <= SKIP_REASON_MAX):
+        message = f"Say why the judges are skipped (1 to {SKIP_REASON_MAX} characters)."
+        errors.append(field_error("options.judges_skipped_reason", message))
+    if errors:
+        raise ValidationFailed(errors, "The run cannot start.")
+    return RunOptions(judges_skipped_item_ids=tuple(skipped), judges_skipped_reason=reason).stored()
+
+
+def run_judges_skipped(run: Run) -> tuple[frozenset[int], str]:
+    """The items that skip the run's LLM judges, and why."""
+    skipped = (run.options or {}).get("judges_skipped") or {}
+    return frozenset(int(i) for i in skipped.get("item_ids") or []), str(skipped.get("reason") or "")
+
+
 # --- start and cancel --------------------------------------------------------------------------
 
 
@@ -102,11 +156,13 @@ def run_start(
     dataset: Any = None,
     target: Any = None,
     dataset_version: VersionSnapshot | None = None,
+    options: RunOptions | None = None,
 ) -> Run:
     """Create the run and its chunks; each chunk's task is enqueued once this commits.
 
     With ``dataset_version`` the run is over that curated version's items, in its row order (a
     ``dataset`` filter then narrows them), and scorers use the version's snapshotted expectations.
+    ``options`` (RunOptions): e.g. items that skip the LLM judges.
     """
     errors: list[FieldError] = []
     if suite_version.suite.project_id != project.pk:
@@ -141,6 +197,7 @@ def run_start(
             else "This dataset version has no row whose item still exists."
         )
         raise ValidationFailed([field_error(field, message)], "The run cannot start.")
+    clean_options = run_options_validate(options, item_ids=ids)
     config = suite_version.config or {}
     size = int(config.get("chunk_size") or settings.EVALUATION_CHUNK_SIZE)
     max_error_rate = config.get("max_error_rate")
@@ -152,6 +209,7 @@ def run_start(
             dataset=clean_dataset,
             dataset_version=version_info,
             target=clean_target,
+            options=clean_options,
             items_total=len(ids),
             chunks_total=math.ceil(len(ids) / size),
             max_error_rate=settings.EVALUATION_MAX_ERROR_RATE if max_error_rate is None else float(max_error_rate),

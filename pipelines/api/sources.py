@@ -17,7 +17,13 @@ from rest_framework.response import Response
 
 from pipelines.models import Source, SourceKind, SourcePull
 from pipelines.sources.pulls import source_pull_request
-from pipelines.sources.selectors import source_get_for_user, source_list, source_pull_list, source_volume
+from pipelines.sources.selectors import (
+    source_get_for_user,
+    source_list,
+    source_online,
+    source_pull_list,
+    source_volume,
+)
 from pipelines.sources.services import EDITABLE, source_create, source_delete, source_update
 from reviewapp.api.base import ApiRequest, BaseApi
 from reviewapp.api.items import PAGE_PARAMETERS
@@ -30,6 +36,17 @@ from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.typed_input import field_error
 
 TAGS = ["sources"]
+
+
+class SourceRunSerializer(serializers.Serializer):
+    run_id = serializers.IntegerField(help_text="The evaluation run (evaluations API: /runs/{id}/).")
+    pull_id = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField(source="run.status", help_text="queued, running, succeeded, failed, cancelled.")
+    items = serializers.IntegerField(help_text="Items the pull's batch newly took, all scored by the code scorers.")
+    judged_items = serializers.IntegerField(help_text="Of those, items the LLM judges score (within the budget).")
+    judges_skipped = serializers.IntegerField(help_text="Items over the hourly judge budget (judges recorded skipped).")
+    judge_calls = serializers.IntegerField(help_text="LLM-judge calls granted to this run.")
+    created_at = serializers.DateTimeField()
 
 
 class SourcePullSerializer(serializers.Serializer):
@@ -57,6 +74,11 @@ class SourcePullSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
+    runs = serializers.SerializerMethodField(help_text="Evaluation runs this pull started (online evaluation).")
+
+    def get_runs(self, pull: SourcePull) -> list[dict[str, Any]]:
+        runs = pull.runs.select_related("run").order_by("id")
+        return list(SourceRunSerializer(runs, many=True).data)
 
 
 class SourceSerializer(serializers.Serializer):
@@ -76,8 +98,24 @@ class SourceSerializer(serializers.Serializer):
     last_summary = serializers.DictField()
     last_error = serializers.CharField()
     volume = serializers.SerializerMethodField(help_text="Items brought in: total, last_hour, last_day.")
+    suite = serializers.IntegerField(
+        source="suite_id", allow_null=True, help_text="The suite scoring new items (its latest version), or null."
+    )
+    judge_calls_per_hour = serializers.IntegerField(help_text="LLM-judge calls allowed per rolling hour.")
+    online = serializers.SerializerMethodField(
+        help_text="Online evaluation: suite name and version, judge calls used this hour, the latest runs."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    def get_online(self, source: Source) -> dict[str, Any]:
+        online = source_online(source=source)
+        return {
+            "suite_name": online.suite_name,
+            "suite_version": online.suite_version,
+            "judge_calls_used_last_hour": online.judge_calls_used,
+            "runs": SourceRunSerializer(online.runs, many=True).data,
+        }
 
     def get_volume(self, source: Source) -> dict[str, int]:
         volume = source_volume(source=source)
@@ -94,6 +132,8 @@ class SourceInputSerializer(serializers.Serializer):
     rules = serializers.ListField(child=serializers.DictField(), required=False)
     interval_seconds = serializers.IntegerField(required=False, default=300)
     enabled = serializers.BooleanField(required=False, default=True)
+    suite = serializers.IntegerField(required=False, allow_null=True, help_text="A suite id of the project.")
+    judge_calls_per_hour = serializers.IntegerField(required=False, default=100)
 
 
 class SourcePatchSerializer(serializers.Serializer):
@@ -103,6 +143,8 @@ class SourcePatchSerializer(serializers.Serializer):
     rules = serializers.ListField(child=serializers.DictField(), required=False)
     interval_seconds = serializers.IntegerField(required=False)
     enabled = serializers.BooleanField(required=False)
+    suite = serializers.IntegerField(required=False, allow_null=True, help_text="A suite id of the project, or null.")
+    judge_calls_per_hour = serializers.IntegerField(required=False)
     reset_watermark = serializers.BooleanField(required=False, help_text="Read from the start on the next pull.")
 
 

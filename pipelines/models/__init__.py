@@ -16,7 +16,7 @@ from pipelines.models.promotion import (
     RolloutStep,
 )
 from pipelines.models.pushes import DeliveryTarget, Push, TargetKind
-from pipelines.models.sources import Source, SourcedItem, SourceKind, SourcePull
+from pipelines.models.sources import Source, SourcedItem, SourceKind, SourcePull, SourceRun
 
 __all__ = [
     "Approval",
@@ -42,6 +42,7 @@ __all__ = [
     "Source",
     "SourceKind",
     "SourcePull",
+    "SourceRun",
     "SourcedItem",
     "TargetKind",
 ]

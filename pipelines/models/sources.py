@@ -19,6 +19,7 @@ from django.conf import settings as django_settings
 from django.db import models
 from django.utils import timezone
 
+from evaluations.models import Run, Suite
 from reviewapp.jobs import Job
 from reviewapp.models import Item, Project
 
@@ -39,6 +40,10 @@ class Source(models.Model):
     column_mapping = models.JSONField(default=dict, blank=True)  # table kinds: item field -> column
     rules = models.JSONField(default=list, blank=True)  # ordered sampling rules (pipelines.sources.sampling)
     interval_seconds = models.PositiveIntegerField(default=300)
+    # Online evaluation: each item the source newly takes is scored by the suite's latest version
+    # (pipelines.sources.online); its LLM judges within this many calls per rolling hour.
+    suite = models.ForeignKey(Suite, null=True, blank=True, on_delete=models.SET_NULL, related_name="sources")
+    judge_calls_per_hour = models.PositiveIntegerField(default=100)
     enabled = models.BooleanField(default=True)
     watermark = models.JSONField(default=dict, blank=True)  # per kind; {} = from the beginning
     last_pull_at = models.DateTimeField(null=True, blank=True)  # when the last pull was created
@@ -143,3 +148,28 @@ class SourcedItem(models.Model):
 
     def __str__(self) -> str:
         return f"item {self.item_id} from source {self.source_id} by {self.rule}"
+
+
+class SourceRun(models.Model):
+    """An evaluation run a pull's batch started over the items it newly took (online evaluation).
+
+    Started in the batch's own transaction, so a batch commits with its run or not at all; its
+    ``judge_calls`` are the LLM-judge calls it was allowed (the items within the source's hourly
+    budget times the suite's judges): the budget counts these rows, under a lock on the source.
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="runs")
+    pull = models.ForeignKey(SourcePull, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="source_run")
+    items = models.PositiveIntegerField(default=0)
+    judged_items = models.PositiveIntegerField(default=0)  # items the judges score
+    judges_skipped = models.PositiveIntegerField(default=0)  # items over the budget (code scorers only)
+    judge_calls = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["source", "created_at"], name="source_run_recent")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} of source {self.source_id}"

@@ -9,6 +9,11 @@ pull's counters and the watermark, on the pull and on the source. A worker kille
 the last committed batch; the sweeper sends the pull again and it goes on from there, so nothing
 is ingested twice. A batch is committed only while the worker still holds the pull's lease.
 
+The same transaction stores the end users' HUMAN feedback read with the taken traces
+(``feedback_from_trace_assessments``) and, when the source carries a suite, starts the evaluation
+run over the items it took for the first time (``pipelines.sources.online``; its chunks go to the
+workers on commit).
+
 Beat: :func:`sources_due` creates a pull for each enabled source whose interval has passed.
 """
 
@@ -27,7 +32,8 @@ from django.utils import timezone
 
 from pipelines.adapters.errors import PipelineError, TransientPipelineError
 from pipelines.models import Source, SourcedItem, SourceKind, SourcePull
-from pipelines.sources.feedback import feedback_thumbs_down_keys
+from pipelines.sources.feedback import feedback_from_trace_assessments, feedback_thumbs_down_keys
+from pipelines.sources.online import online_scoring_start
 from pipelines.sources.readers import Batch, SourceRow, reader_for
 from pipelines.sources.sampling import Rule, decide, rule_room, rules_validate
 from pipelines.sources.selectors import canary_versions
@@ -209,10 +215,12 @@ def _decide(
 
 def _ingest(
     pull: SourcePull, taken: list[tuple[SourceRow, str]], outcome: BatchOutcome, actor: Actor, now: datetime
-) -> None:
-    """Validate, compare with the stored items, ingest what is new or changed, record the rule."""
+) -> list[int]:
+    """Validate, compare with the stored items, ingest what is new or changed, record the rule.
+
+    Returns the ids of the items this source took for the first time (online evaluation scores them)."""
     if not taken:
-        return
+        return []
     items = [row.item for row, _ in taken]
     _, errors = items_validate(items)
     bad: set[int] = set()
@@ -224,7 +232,7 @@ def _ingest(
     valid = [pair for i, pair in enumerate(taken) if i not in bad]
     outcome.counts["taken"] += len(valid)
     if not valid:
-        return
+        return []
     existing = {
         values["external_id"]: values
         for values in Item.objects.filter(
@@ -249,6 +257,7 @@ def _ingest(
             project_id=pull.project_id, external_id__in=[row.item["external_id"] for row, _ in valid]
         ).values_list("external_id", "id")
     )
+    before = set(SourcedItem.objects.filter(item_id__in=ids.values()).values_list("item_id", flat=True))
     # The first source and rule that took an item keep it (an item read again is not taken again).
     SourcedItem.objects.bulk_create(
         [
@@ -260,6 +269,24 @@ def _ingest(
         ],
         ignore_conflicts=True,
     )
+    _feedback_import(pull, [row for row, _ in valid])
+    fresh = set(ids.values()) - before
+    # Of those, the ones this pull's rows hold (a concurrent pull of another source may have won one).
+    return list(SourcedItem.objects.filter(item_id__in=fresh, pull=pull).values_list("item_id", flat=True))
+
+
+def _feedback_import(pull: SourcePull, rows: list[SourceRow]) -> None:
+    """End users' HUMAN feedback on the traces taken, stored as feedback and joined to their items.
+
+    Only taken rows: a sampled-out trace never becomes an item, so its feedback would wait forever
+    (and the stored feedback would grow with all traffic, not with the sample). Idempotent by the
+    assessment id, so a batch read again stores nothing twice.
+    """
+    for row in rows:
+        if row.assessments and row.signals.trace_id:
+            feedback_from_trace_assessments(
+                project=pull.project, trace_id=row.signals.trace_id, assessments=row.assessments
+            )
 
 
 def _commit(
@@ -271,7 +298,10 @@ def _commit(
         held = SourcePull.objects.select_for_update().filter(job_held(SourcePull, pull.pk, owner)).first()
         if held is None:
             raise _LostClaim
-        _ingest(pull, taken, outcome, pull.created_by, now)
+        fresh = _ingest(pull, taken, outcome, pull.created_by, now)
+        started = online_scoring_start(pull=pull, item_ids=fresh, now=now)
+        if started.problem:
+            outcome.reasons.setdefault("online scoring", started.problem)
         reasons = dict(held.skipped_reasons)
         for key, reason in outcome.reasons.items():
             if len(reasons) >= REASONS_KEPT:

@@ -8,7 +8,9 @@ returned. It writes nothing: the pull commits the rows and the new watermark tog
   watermark is ``{"timestamp_ms": t, "ids": [...]}``: the start time of the last trace read and
   the ids read at that millisecond, so the next read starts at ``t`` and skips those ids (traces
   sharing a millisecond are neither lost nor read twice). A trace still in progress ends the batch
-  until it finishes (or is older than ``IN_PROGRESS_WAIT_SECONDS``, then it is skipped).
+  until it finishes (or is older than ``IN_PROGRESS_WAIT_SECONDS``, then it is skipped). The search
+  returns each trace's assessments with it (no call per trace): they feed the rules' signals and the
+  pull stores the HUMAN feedback among them for the rows it takes.
 - ``delta_table`` / ``uc_table``: ``pipelines.adapters.delta.delta_table_read`` (by table version)
   and ``pipelines.adapters.databricks.uc_table_read`` (SQL statements, by a watermark column), with
   the source's column mapping; their watermarks are stored as they give them (``as_dict``). The
@@ -31,7 +33,7 @@ from pipelines.adapters import mlflow_tracking
 from pipelines.adapters.errors import PermanentPipelineError
 from pipelines.models import Source, SourceKind
 from pipelines.sources.config import ColumnMapping, mapping_of, settings_of
-from pipelines.sources.sampling import Signals, is_thumbs_down, rules_need_assessments, rules_validate
+from pipelines.sources.sampling import Signals, is_thumbs_down
 from pipelines.sources.traces import trace_item, trace_skip_reason
 
 IN_PROGRESS_WAIT_SECONDS = 3600
@@ -43,6 +45,8 @@ class SourceRow:
     item: dict[str, Any]  # the Item ingest shape
     signals: Signals = field(default_factory=Signals)
     skip_reason: str = ""  # not an item (no response, still in progress, ...)
+    # MLflow traces: the trace's assessments, read with it (end users' feedback is stored from them).
+    assessments: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -87,8 +91,6 @@ def _trace_signals(trace: dict[str, Any], assessments: list[Any] | None) -> Sign
 
 def mlflow_traces_read(source: Source, watermark: dict[str, Any], limit: int) -> Batch:
     config = settings_of(source)
-    rules, _ = rules_validate(source.rules or [])
-    with_assessments = rules_need_assessments(rules)
     since_ms: int | None = watermark.get("timestamp_ms")
     if since_ms is None and config.since is not None:
         since_ms = int(config.since.timestamp() * 1000)
@@ -124,17 +126,15 @@ def mlflow_traces_read(source: Source, watermark: dict[str, Any], limit: int) ->
                 last_ms, last_ids = stamp, set()
             last_ids.add(trace_id)
             reason = trace_skip_reason(trace)
-            assessments = None
-            if with_assessments and not reason:
-                assessments = mlflow_tracking.trace_assessments_get(
-                    tracking_uri=django_settings.MLFLOW_TRACKING_URI, trace_id=trace_id
-                )
+            # The search returns each trace's assessments: no call per trace for the rules or feedback.
+            assessments = list(trace.get("assessments") or [])
             rows.append(
                 SourceRow(
                     key=trace_id,
                     item=trace_item(trace, experiment_id=page.experiment_id),
                     signals=_trace_signals(trace, assessments),
                     skip_reason=reason,
+                    assessments=assessments,
                 )
             )
         token = page.next_page_token

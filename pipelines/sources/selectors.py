@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from pipelines.models import Rollout, Source, SourcedItem, SourceKind, SourcePull
+from evaluations.models import Suite, SuiteVersion
+from evaluations.scorers.registry import scorer_get
+from pipelines.models import Rollout, Source, SourcedItem, SourceKind, SourcePull, SourceRun
 from reviewapp.models import ApiToken, Item, Project
 from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
@@ -88,3 +90,64 @@ def canary_versions(*, project_id: int) -> frozenset[tuple[str, str]]:
         status__in=[Rollout.Status.QUEUED, Rollout.Status.RUNNING],
     ).values_list("to_version__registered_model", "to_version__version")
     return frozenset((str(name), str(version)) for name, version in rows)
+
+
+BUDGET_WINDOW = timedelta(hours=1)
+
+
+def suite_latest_version(source: Source) -> SuiteVersion | None:
+    if source.suite_id is None:
+        return None
+    return SuiteVersion.objects.filter(suite_id=source.suite_id).order_by("-number").first()
+
+
+def judge_entries(version: SuiteVersion) -> int:
+    """How many of the version's entries are LLM judges (a scorer no longer registered is not one)."""
+    count = 0
+    for entry in version.scorers or []:
+        try:
+            count += scorer_get(entry["scorer"]).source_type == "LLM_JUDGE"
+        except KeyError:
+            continue
+    return count
+
+
+def judge_calls_used(*, source: Source, now: datetime | None = None) -> int:
+    """LLM-judge calls granted to this source's online runs in the last hour."""
+    now = now or timezone.now()
+    used = SourceRun.objects.filter(source_id=source.pk, created_at__gt=now - BUDGET_WINDOW).aggregate(
+        n=Sum("judge_calls")
+    )["n"]
+    return int(used or 0)
+
+
+@dataclass(frozen=True)
+class SourceOnline:
+    """Online evaluation of a source: its suite, its judge budget and what it used, its recent runs."""
+
+    suite_name: str
+    suite_version: int | None
+    judge_calls_per_hour: int
+    judge_calls_used: int  # granted in the last hour
+    runs: list[SourceRun]
+
+
+def source_online(*, source: Source, runs: int = 10, now: datetime | None = None) -> SourceOnline:
+    version = suite_latest_version(source)
+    return SourceOnline(
+        suite_name=source.suite.name if source.suite_id is not None and source.suite is not None else "",
+        suite_version=version.number if version is not None else None,
+        judge_calls_per_hour=source.judge_calls_per_hour,
+        judge_calls_used=judge_calls_used(source=source, now=now),
+        runs=list(source_run_list(source=source)[:runs]),
+    )
+
+
+def source_run_list(*, source: Source) -> QuerySet[SourceRun]:
+    """The evaluation runs the source's pulls started, newest first (with their live status)."""
+    return SourceRun.objects.filter(source=source).select_related("run").order_by("-id")
+
+
+def suite_choices(*, project: Project) -> list[tuple[int, str]]:
+    """The project's suites (id, name), for a source's online evaluation."""
+    return list(Suite.objects.filter(project=project).order_by("name").values_list("pk", "name"))

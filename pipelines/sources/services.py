@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from django.db import IntegrityError, transaction
 
+from evaluations.models import Suite
 from pipelines.models import Source, SourceKind
 from pipelines.sources.config import mapping_validate, settings_validate
 from pipelines.sources.sampling import rules_stored, rules_validate
@@ -22,7 +23,17 @@ if TYPE_CHECKING:
 MIN_INTERVAL_SECONDS = 10
 MAX_INTERVAL_SECONDS = 7 * 24 * 3600
 NAME_MAX = 100
-EDITABLE = ("name", "settings", "column_mapping", "rules", "interval_seconds", "enabled")
+MAX_JUDGE_CALLS_PER_HOUR = 1_000_000
+EDITABLE = (
+    "name",
+    "settings",
+    "column_mapping",
+    "rules",
+    "interval_seconds",
+    "enabled",
+    "suite",
+    "judge_calls_per_hour",
+)
 
 
 def _clean(project: Project, values: dict[str, Any], *, instance: Source | None) -> dict[str, Any]:
@@ -64,6 +75,25 @@ def _clean(project: Project, values: dict[str, Any], *, instance: Source | None)
             errors.append(field_error("enabled", "enabled is true or false."))
         else:
             out["enabled"] = values["enabled"]
+    if "suite" in values:
+        suite = values["suite"]
+        if suite in (None, ""):
+            out["suite"] = None
+        elif (
+            not isinstance(suite, int)
+            or isinstance(suite, bool)
+            or (found_suite := Suite.objects.filter(project=project, pk=suite).first()) is None
+        ):
+            errors.append(field_error("suite", "Name a suite of this project by its id, or null for none."))
+        else:
+            out["suite"] = found_suite
+    if "judge_calls_per_hour" in values:
+        budget = values["judge_calls_per_hour"]
+        if not isinstance(budget, int) or isinstance(budget, bool) or not (0 <= budget <= MAX_JUDGE_CALLS_PER_HOUR):
+            message = f"The judge budget is a whole number of calls per hour from 0 to {MAX_JUDGE_CALLS_PER_HOUR}."
+            errors.append(field_error("judge_calls_per_hour", message))
+        else:
+            out["judge_calls_per_hour"] = budget
     if kind in SourceKind.values:
         if "settings" in values or instance is None:
             parsed, found = settings_validate(kind, values.get("settings") or {})
@@ -99,7 +129,7 @@ def source_create(*, project: Project, values: dict[str, Any], actor: Actor) -> 
                 action="source.create",
                 target=source,
                 project=project,
-                data={"name": source.name, "kind": source.kind, "rules": source.rules},
+                data={"name": source.name, "kind": source.kind, "rules": source.rules, "suite": source.suite_id},
             )
     except IntegrityError:  # a concurrent create of the same name
         raise ValidationFailed([field_error("name", "This project already has a source of that name.")]) from None

@@ -19,9 +19,11 @@ from pipelines.sources.sampling import RULE_KINDS
 from pipelines.sources.selectors import (
     source_get_for_user,
     source_list,
+    source_online,
     source_pull_latest,
     source_rule_counts,
     source_volume,
+    suite_choices,
 )
 from pipelines.sources.services import source_create, source_delete, source_update
 from reviewapp.errors import ValidationFailed
@@ -116,6 +118,11 @@ def _values_from(post: QueryDict, kind: str) -> dict[str, Any]:
         "interval_seconds": _number(interval) if interval else 300,
         "enabled": post.get("enabled") == "on",
     }
+    if "suite" in post:  # the online evaluation fields (absent for a REST source's form)
+        suite = post.get("suite", "").strip()
+        values["suite"] = _number(suite) if suite else None
+        budget = post.get("judge_calls_per_hour", "").strip()
+        values["judge_calls_per_hour"] = _number(budget) if budget else 100
     if kind in (SourceKind.DELTA_TABLE, SourceKind.UC_TABLE):
         values["column_mapping"] = mapping
     return values
@@ -131,6 +138,8 @@ def _form_of(source: Source) -> dict[str, Any]:
         "settings": source.settings,
         "mapping": source.column_mapping,
         "rules": _rules_form(source.rules),
+        "suite": source.suite_id,
+        "judge_calls_per_hour": source.judge_calls_per_hour,
     }
 
 
@@ -144,6 +153,8 @@ def _blank_form() -> dict[str, Any]:
         "settings": {},
         "mapping": {},
         "rules": _rules_form([{"kind": "thumbs_down"}, {"kind": "error"}, {"kind": "percent", "percent": 5}]),
+        "suite": None,
+        "judge_calls_per_hour": 100,
     }
 
 
@@ -159,6 +170,8 @@ def _posted_form(post: QueryDict, source: Source | None) -> dict[str, Any]:
         "settings": {name: post.get(f"setting_{name}", "") for names in SETTING_FIELDS.values() for name in names},
         "mapping": {name: post.get(f"map_{name}", "") for name in MAPPED},
         "rules": _rules_form(values["rules"]),
+        "suite": values.get("suite"),
+        "judge_calls_per_hour": post.get("judge_calls_per_hour", ""),
     }
 
 
@@ -173,17 +186,24 @@ def _context(project: Any, **extra: Any) -> dict[str, Any]:
                 "pull": latest.get(source.pk),
                 "volume": source_volume(source=source),
                 "rules": source_rule_counts(source=source),
+                "online": source_online(source=source, runs=5) if source.suite_id is not None else None,
             }
         )
     pulls = list(
-        SourcePull.objects.filter(project=project).select_related("source", "created_by").order_by("-id")[:PULLS_SHOWN]
+        SourcePull.objects.filter(project=project)
+        .select_related("source", "created_by")
+        .prefetch_related("runs__run")
+        .order_by("-id")[:PULLS_SHOWN]
     )
     return {
         "project": project,
         "rows": rows,
         "pulls": pulls,
-        "active": any(p.is_active for p in pulls),
+        # Poll while a pull runs, or while a run a pull started is still scoring.
+        "active": any(p.is_active for p in pulls)
+        or any(sr.run.status in ("queued", "running") for p in pulls for sr in p.runs.all()),
         "kinds": SourceKind.choices,
+        "suites": suite_choices(project=project),
         "rule_kinds": list(RULE_KINDS),
         "mapped": MAPPED,
         "form": extra.pop("form", None) or _blank_form(),

@@ -141,6 +141,7 @@ def test_a_run_scores_every_item_with_every_scorer_and_closes(project, rag_quest
         "n_errors": 0,
         "n_judged": 1,
         "n_passed": 1,
+        "n_skipped": 0,
         "mean": 1.0,
         "pass_rate": 1.0,
         "error_rate": 0.0,

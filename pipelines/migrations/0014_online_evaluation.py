@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('evaluations', '0005_run_options_result_skipped'),
-        ('pipelines', '0012_sources'),
+        ('pipelines', '0013_monitoring'),
     ]
 
     operations = [

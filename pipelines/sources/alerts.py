@@ -28,6 +28,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from pipelines.models import AlertEvent, AlertRule, Environment, ModelVersion, Rollout
@@ -38,6 +39,7 @@ from pipelines.sources.monitoring import metric_get
 from pipelines.sources.production_compare import versions_compare, window_values
 from reviewapp.errors import ServiceError, ValidationFailed
 from reviewapp.models import Project
+from reviewapp.project_notices import Notice
 from reviewapp.services.audit import audit_record
 from reviewapp.typed_input import TypedInput, field_error, says, struct_errors
 from reviewapp.usertypes import Actor, signed_in
@@ -238,6 +240,22 @@ def alerts_firing_counts(*, project_ids: list[int]) -> dict[int, int]:
     ).values_list("project_id", flat=True):
         counts[pid] = counts.get(pid, 0) + 1
     return counts
+
+
+def alerts_notices(user: Any, projects: list[tuple[Project, str]]) -> dict[int, list[Notice]]:
+    """The project list's banner: firing rules, for the roles that may watch monitoring."""
+    watching = {p.pk: p for p, role in projects if role in ("curator", "engineer", "admin")}
+    counts = alerts_firing_counts(project_ids=list(watching))
+    return {
+        pid: [
+            Notice(
+                text=f"{n} monitoring alert{'s' if n != 1 else ''} firing",
+                url=reverse("monitoring", args=[watching[pid].slug]) + "#alerts",
+                level="danger",
+            )
+        ]
+        for pid, n in counts.items()
+    }
 
 
 # --- rules: typed input, create, update, delete --------------------------------------------------

@@ -7,6 +7,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from reviewapp.project_notices import project_notices
 from reviewapp.selectors.projects import project_list_for_user
 from reviewapp.views.http import AuthedHtmxRequest
 
@@ -14,4 +15,10 @@ from reviewapp.views.http import AuthedHtmxRequest
 @login_required
 @require_GET
 def project_list(request: AuthedHtmxRequest) -> HttpResponse:
-    return render(request, "reviewapp/project_list.html", {"rows": project_list_for_user(user=request.user)})
+    rows = project_list_for_user(user=request.user)
+    notices = project_notices(user=request.user, projects=[(row.project, str(row.role)) for row in rows])
+    return render(
+        request,
+        "reviewapp/project_list.html",
+        {"rows": [(row, notices.get(row.project.pk, [])) for row in rows]},
+    )

@@ -78,3 +78,32 @@ def test_token_scopes(project, engineer):
     assert ro.get(url(project)).status_code == 200
     assert ro.post(url(project), RULE, content_type="application/json").status_code == 403
     assert rw.post(url(project), RULE, content_type="application/json").status_code == 201
+
+
+def test_the_monitoring_page_lists_edits_and_deletes_rules_and_shows_the_banner(project, curator, engineer, reviewer):
+    form = {"name": "slow <b>", "metric": "latency_ms", "scope": "version", "model_version": "2",
+            "comparison": "above", "threshold": "500", "window_hours": "24", "min_n": "3", "enabled": "on"}  # fmt: skip
+    page = f"/projects/{project.slug}/monitoring/"
+    created = session(engineer).post(f"{page}alerts/", form)
+    assert created.status_code == 302, created.content
+    rule = AlertRule.objects.get()
+    assert rule.threshold == 500 and rule.min_n == 3 and rule.enabled and not rule.rollback
+    bad = session(engineer).post(f"{page}alerts/", {**form, "name": "b", "window_hours": "soon"}, follow=True)
+    assert "window_hours" in bad.content.decode() and AlertRule.objects.count() == 1
+    assert session(curator).post(f"{page}alerts/", {**form, "name": "c"}).status_code == 403
+    assert session(curator).post(f"{page}alerts/{rule.pk}/delete/").status_code == 403
+
+    html = session(curator).get(page).content.decode()
+    assert "data-alerts" in html and "slow &lt;b&gt;" in html and "data-alert-banner" not in html
+    assert "data-alert-new" not in html  # curators read rules, engineers change them
+    AlertRule.objects.filter(pk=rule.pk).update(state="firing")
+    html = session(curator).get(page).content.decode()
+    assert "data-alert-banner" in html and "Alert firing: slow &lt;b&gt;" in html
+    listed = session(curator).get("/").content.decode()
+    assert "1 monitoring alert firing" in listed and f"{page}#alerts" in listed
+    assert "monitoring alert" not in session(reviewer).get("/").content.decode()  # reviewers do not watch monitoring
+
+    edited = session(engineer).post(f"{page}alerts/{rule.pk}/", {**form, "threshold": "800"})
+    assert edited.status_code == 302 and AlertRule.objects.get().threshold == 800
+    assert session(engineer).post(f"{page}alerts/{rule.pk}/delete/").status_code == 302
+    assert not AlertRule.objects.exists()

@@ -166,7 +166,8 @@ def _rollback(rule: AlertRule, verdict: Verdict) -> tuple[Rollout | None, str]:
     try:
         with transaction.atomic():  # a refusal leaves the firing itself in place
             rollout = rollback_request(
-                actor=rule.created_by,  # type: ignore[arg-type] - None (a deleted user) is audited as the system
+                # None (the rule's author was deleted) is audited as the system.
+                actor=rule.created_by,  # type: ignore[arg-type]
                 request_id=promotion.request_id,
                 reason=reason,
             )

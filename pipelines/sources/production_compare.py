@@ -101,7 +101,7 @@ def versions_compare(
     b = window_values(project=project, metric=metric, version=baseline, since=since, until=until)
     shared = sorted(set(s.by_request) & set(b.by_request))
     z = item_stats.z_for(confidence)
-    base = {
+    base: dict[str, Any] = {
         "metric": metric,
         "n_subject": s.n,
         "n_baseline": b.n,

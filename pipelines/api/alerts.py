@@ -73,7 +73,12 @@ def _with_history(rule: AlertRule) -> dict[str, Any]:
 
 
 class AlertListApi(BaseApi):
-    @extend_schema(operation_id="alerts_list", tags=TAGS, summary="The project's alert rules and their state")
+    @extend_schema(
+        operation_id="alerts_list",
+        tags=TAGS,
+        summary="The project's alert rules and their state",
+        responses={200: inline_serializer("AlertRuleList", {"results": serializers.ListField(child=RuleSerializer)})},
+    )
     def get(self, request: ApiRequest, slug: str) -> Response:
         project = _project(request, slug, Capability.EXPORT)
         rules = AlertRule.objects.filter(project=project).select_related("environment").order_by("name")

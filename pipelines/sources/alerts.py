@@ -278,7 +278,9 @@ class AlertRuleInput(TypedInput):
     window_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 90), says("Give a window of 1 to 2160 hours.")] = 24
     threshold: Annotated[float, says("Give a number.")] | None = None
     delta: Annotated[float, msgspec.Meta(ge=0), says("Give a Δ of at least 0.")] | None = None
-    min_n: Annotated[int, msgspec.Meta(ge=2), says("Give a whole number of items, at least 2.")] = 30
+    min_n: Annotated[
+        int, msgspec.Meta(ge=2, le=1_000_000), says("Give a whole number of items from 2 to 1,000,000.")
+    ] = 30
     rollback: Annotated[bool, says("Give true or false.")] = False
     enabled: Annotated[bool, says("Give true or false.")] = True
 

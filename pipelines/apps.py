@@ -11,7 +11,11 @@ class PipelinesConfig(AppConfig):
 
     def ready(self) -> None:
         from pipelines import jobs  # noqa: F401 - registers pipelines' kinds of job
+        from pipelines.sources.alerts import alerts_notices
+        from reviewapp.project_notices import project_notice_provider_register
         from reviewapp.signals import items_ingested
+
+        project_notice_provider_register("pipelines.alerts", alerts_notices)
 
         post_migrate.connect(_repair_expectations, sender=self, dispatch_uid="pipelines.repair_expectations")
         items_ingested.connect(_join_feedback, dispatch_uid="pipelines.join_feedback")

@@ -92,7 +92,7 @@ MONITORING_REFRESH = job_kind_register(
         name="pipelines.monitoring_refresh",
         model=MonitoringRefresh,
         task="pipelines.monitoring_refresh",
-        lease_seconds=900,  # longer than the task may run (870 s)
+        lease_seconds=lambda: settings.MONITORING_REFRESH_LEASE_SECONDS,  # longer than the task may run (870 s)
         max_attempts=3,  # then failed until the next beat queues it again
         resend_after_seconds=lambda: max(120, settings.MONITORING_REFRESH_SECONDS * 2),
     )

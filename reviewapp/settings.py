@@ -367,6 +367,8 @@ PROJECT_SYNC_BATCH = envint("PROJECT_SYNC_BATCH", 200, minimum=1)
 MONITORING_REFRESH_SECONDS = envint("MONITORING_REFRESH_SECONDS", 60, minimum=5)
 # A refresh looks this far back past its watermark, for rows whose transaction committed late.
 MONITORING_REFRESH_OVERLAP_SECONDS = envint("MONITORING_REFRESH_OVERLAP_SECONDS", 120, minimum=0)
+# A refresh does not renew its lease: above the task's time limit (870 s); tests shorten it.
+MONITORING_REFRESH_LEASE_SECONDS = envint("MONITORING_REFRESH_LEASE_SECONDS", 900, minimum=2)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # otherwise a killed child's task is acked and lost
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

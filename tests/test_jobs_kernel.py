@@ -184,6 +184,8 @@ REAL_KILLS: dict[str, str] = {
     "::test_an_mlflow_dataset_export_killed_half_way_makes_one_dataset",
     "pipelines.source_pull": "tests/pipelines/test_sources_workers.py"
     "::test_a_pull_killed_mid_way_is_finished_by_another_worker_without_duplicates",
+    "pipelines.monitoring_refresh": "tests/pipelines/test_monitoring_workers.py"
+    "::test_a_refresh_killed_half_way_is_finished_by_another_worker_and_equals_a_full_recompute",
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.api import datasets, feedback, model_versions, monitoring, promotions, pushes, sources
+from pipelines.api import alerts, datasets, feedback, model_versions, monitoring, promotions, pushes, sources
 
 urlpatterns = (
     datasets.urlpatterns
@@ -12,4 +12,5 @@ urlpatterns = (
     + feedback.urlpatterns
     + sources.urlpatterns
     + monitoring.urlpatterns
+    + alerts.urlpatterns
 )

@@ -1,6 +1,7 @@
 """pipelines' models: curated datasets and their versions, deliveries, model versions and promotions,
 and end users' feedback."""
 
+from pipelines.models.alerts import AlertEvent, AlertRule
 from pipelines.models.assessments import AssessmentSync, MlflowDatasetExport
 from pipelines.models.datasets import Dataset, DatasetRow, DatasetVersion
 from pipelines.models.exports import ExportJob
@@ -19,6 +20,8 @@ from pipelines.models.pushes import DeliveryTarget, Push, TargetKind
 from pipelines.models.sources import Source, SourcedItem, SourceKind, SourcePull, SourceRun
 
 __all__ = [
+    "AlertEvent",
+    "AlertRule",
     "Approval",
     "AssessmentSync",
     "Dataset",

@@ -108,6 +108,7 @@ class PromotionGate(models.Model):
         MIN_ITEMS = "min_items", "Minimum reviewed items"
         MIN_PASS_RATE = "min_pass_rate", "Minimum human pass rate (lower bound)"
         NOT_WORSE = "not_worse_than_champion", "Not worse than the champion"
+        PRODUCTION_NOT_WORSE = "production_not_worse", "Not worse than the champion in production (canary)"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="promotion_gates")
     # Null: the gate applies to every environment of the project.

@@ -107,3 +107,18 @@ def webhook_deliver(*, url: str, payload: dict[str, Any], delivery_id: str = "")
 def _position(url: str) -> int:
     urls = list(settings.PROMOTION_WEBHOOK_URLS)
     return urls.index(url) + 1 if url in urls else 0
+
+
+ALERT_EVENTS = ("fired", "resolved")
+
+
+def alert_webhook_emit(*, event: str, payload: dict[str, Any]) -> None:
+    """Send an alert rule's ``alert.fired`` or ``alert.resolved`` to every configured URL once the
+    current transaction commits; signed and delivered as the promotion events are."""
+    if event not in ALERT_EVENTS:
+        raise ValueError(f"unknown alert event {event!r}")
+    if not settings.PROMOTION_WEBHOOK_URLS:
+        return
+    body = {"event": f"alert.{event}", "sent_at": int(time.time()), **payload}
+    for url in settings.PROMOTION_WEBHOOK_URLS:
+        task_send_on_commit("pipelines.webhook_deliver", url, body, uuid.uuid4().hex)

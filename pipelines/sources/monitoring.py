@@ -48,7 +48,7 @@ from pipelines.releases.evidence import primary_pass_question
 from reviewapp import item_stats
 from reviewapp.csv_safe import csv_cell
 from reviewapp.errors import ValidationFailed
-from reviewapp.jobs import job_claim, job_enqueue, job_fail, job_finish
+from reviewapp.jobs import job_claim, job_enqueue, job_fail, job_finish, task_send_on_commit
 from reviewapp.models import ApiToken, CuratedLabel, Item, Project, Question, Review
 from reviewapp.permissions import Capability
 from reviewapp.selectors.projects import project_get_for_user
@@ -606,6 +606,8 @@ def monitoring_refresh_execute(*, refresh_id: int) -> RefreshResult | None:
         last_seconds=result.seconds,
         error="",
     )
+    # The alert rules read the buckets' values just written (by name: services never import tasks).
+    task_send_on_commit("pipelines.alerts_evaluate", row.project_id)
     return result
 
 

@@ -29,3 +29,11 @@ def monitoring_refresh(refresh_id: int) -> None:
     from pipelines.sources.monitoring import monitoring_refresh_execute
 
     monitoring_refresh_execute(refresh_id=refresh_id)
+
+
+@shared_task(name="pipelines.alerts_evaluate", ignore_result=True, acks_late=True, soft_time_limit=240, time_limit=270)
+def alerts_evaluate(project_id: int) -> None:
+    """The project's alert rules, after its monitoring refresh (idempotent: a rule moves once, locked)."""
+    from pipelines.sources.alerts import alerts_evaluate as evaluate
+
+    evaluate(project_id=project_id)

@@ -13,14 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
+from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
-from django.shortcuts import render
-from django.urls import URLPattern, path
+from django.http import Http404, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString, mark_safe
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
+from pipelines.models import AlertEvent, AlertRule, Environment
+from pipelines.sources.alerts import alert_rule_create, alert_rule_delete, alert_rule_update
 from pipelines.sources.monitoring import (
     COUNT,
     DEFAULT_DAYS,
@@ -41,6 +45,9 @@ from pipelines.sources.monitoring import (
 )
 from reviewapp.charts import PALETTE
 from reviewapp.errors import FieldError, ValidationFailed
+from reviewapp.models import Project
+from reviewapp.permissions import Capability, role_allows
+from reviewapp.selectors.projects import project_get_for_user, role_for
 from reviewapp.views.http import AuthedHtmxRequest
 
 TABLE_ROWS = 30  # newest buckets shown as a table beside each chart; the CSV has them all
@@ -260,11 +267,99 @@ def monitoring_page(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
             "refresh": monitoring_refresh_status(project=project),
             "default_days": DEFAULT_DAYS,
             "table_rows": TABLE_ROWS,
+            **alerts_context(project=project, user=request.user),
         },
         status=400 if errors else 200,
     )
 
 
+# --- alert rules: the page's section (create, edit, delete; engineers and admins) -------------------
+
+INT_FIELDS = ("window_hours", "min_n")
+FLOAT_FIELDS = ("threshold", "delta")
+BOOL_FIELDS = ("rollback", "enabled")
+TEXT_FIELDS = ("name", "metric", "comparison", "scope", "model_version", "environment")
+
+
+def _rule_values(post: QueryDict) -> dict[str, Any]:
+    """The posted form as the rule's typed input: numbers as numbers (a bad one is kept as text, so its
+    field is named in the error), unchecked boxes false, empty optional fields left out."""
+    values: dict[str, Any] = {k: post.get(k, "").strip() for k in TEXT_FIELDS if post.get(k, "").strip()}
+    for key in (*INT_FIELDS, *FLOAT_FIELDS):
+        raw = post.get(key, "").strip()
+        if not raw:
+            continue
+        try:
+            values[key] = int(raw) if key in INT_FIELDS else float(raw)
+        except ValueError:
+            values[key] = raw
+    for key in BOOL_FIELDS:
+        values[key] = post.get(key) == "on"
+    return values
+
+
+def _rule_project(request: AuthedHtmxRequest, slug: str) -> Project:
+    return project_get_for_user(user=request.user, slug=slug, capability=Capability.PROMOTE)
+
+
+def _said(exc: ValidationFailed) -> str:
+    return "; ".join(f"{e['field'] or 'rule'}: {e['message']}" for e in exc.errors)
+
+
+@login_required
+@require_POST
+def alert_rule_save_view(request: AuthedHtmxRequest, slug: str, pk: int | None = None) -> HttpResponse:
+    project = _rule_project(request, slug)
+    values = _rule_values(request.POST)
+    try:
+        if pk is None:
+            rule = alert_rule_create(project=project, actor=request.user, values=values)
+        else:
+            found = AlertRule.objects.filter(project=project, pk=pk).first()
+            if found is None:
+                raise Http404("No such alert rule.")
+            rule = alert_rule_update(rule=found, actor=request.user, values=values)
+    except ValidationFailed as exc:
+        messages.error(request, f"The alert rule was not saved: {_said(exc)}")
+        return redirect(reverse("monitoring", args=[slug]) + "#alerts")
+    messages.success(request, f"Alert rule {rule.name} saved.")
+    return redirect(reverse("monitoring", args=[slug]) + "#alerts")
+
+
+@login_required
+@require_POST
+def alert_rule_delete_view(request: AuthedHtmxRequest, slug: str, pk: int) -> HttpResponse:
+    project = _rule_project(request, slug)
+    rule = AlertRule.objects.filter(project=project, pk=pk).first()
+    if rule is None:
+        raise Http404("No such alert rule.")
+    alert_rule_delete(rule=rule, actor=request.user)
+    messages.success(request, f"Alert rule {rule.name} deleted.")
+    return redirect(reverse("monitoring", args=[slug]) + "#alerts")
+
+
+def alerts_context(*, project: Project, user: Any) -> dict[str, Any]:
+    rules = list(AlertRule.objects.filter(project=project).select_related("environment").order_by("name"))
+    events = AlertEvent.objects.filter(rule__project=project).select_related("rule").order_by("-at", "-id")[:30]
+    return {
+        "alert_rules": rules,
+        "alerts_firing": [r for r in rules if r.enabled and r.state == AlertRule.State.FIRING],
+        "alert_events": list(events),
+        "alert_environments": list(Environment.objects.filter(project=project).order_by("name")),
+        "alerts_editable": role_allows(role_for(user=user, project=project), Capability.PROMOTE)
+        or bool(getattr(user, "is_superuser", False)),
+        "alert_comparisons": AlertRule.Comparison.choices,
+        "alert_scopes": AlertRule.Scope.choices,
+    }
+
+
 urlpatterns: list[URLPattern] = [
     path("projects/<slug:slug>/monitoring/", monitoring_page, name="monitoring"),
+    path("projects/<slug:slug>/monitoring/alerts/", alert_rule_save_view, name="monitoring-alert-create"),
+    path("projects/<slug:slug>/monitoring/alerts/<int:pk>/", alert_rule_save_view, name="monitoring-alert-edit"),
+    path(
+        "projects/<slug:slug>/monitoring/alerts/<int:pk>/delete/",
+        alert_rule_delete_view,
+        name="monitoring-alert-delete",
+    ),
 ]

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from evaluations.selectors import run_metrics
-from pipelines.models import Environment, ModelVersion, PromotionGate
+from pipelines.models import Environment, ModelVersion, PromotionGate, Rollout
 from pipelines.releases import evidence as ev
 from pipelines.releases.gates.params import (
     DEFAULT_MIN_SHARED_ITEMS,
@@ -24,6 +24,7 @@ from pipelines.releases.gates.params import (
     kind_normalise,
     percent_text,
 )
+from pipelines.sources.production_compare import versions_compare
 from reviewapp import item_stats
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Project
@@ -135,6 +136,8 @@ def _gate_line(
         _min_pass_rate(line, params, model_version, ctx)
     elif kind == Kind.NOT_WORSE:
         _not_worse(line, params, model_version, ctx)
+    elif kind == Kind.PRODUCTION_NOT_WORSE:
+        _production_not_worse(line, params, model_version, environment)
     return line
 
 
@@ -314,6 +317,55 @@ def _not_worse(line: GateLine, p: dict[str, Any], version: ModelVersion, ctx: _C
         f"{what}, {summary}: champion {paired.mean_a:.3f}, this version {paired.mean_b:.3f}; "
         f"difference {diff:+.3f}, {percent_text(p['confidence'])} paired interval {low:+.3f} to {high:+.3f}; "
         f"lower bound {'≥' if line.passed else '<'} −{p['margin']}."
+    )
+
+
+def _production_not_worse(
+    line: GateLine, p: dict[str, Any], version: ModelVersion, environment: Environment | None
+) -> None:
+    """The candidate's production figures during its canary against what served beside it (the champion),
+    over the same window, from the per-item monitoring values. Passes when the upper end of the
+    interval of "how much worse" is at most Δ; without enough items on either side it cannot be computed
+    and fails, saying n per side."""
+    rollouts = Rollout.objects.filter(to_version=version, kind=Rollout.Kind.ROLLOUT).exclude(
+        status=Rollout.Status.FAILED
+    )
+    if environment is not None:
+        rollouts = rollouts.filter(environment=environment)
+    canary = rollouts.select_related("from_version").order_by("-id").first()
+    line.figures = {"metric": p["metric"], "margin": p["margin"], "min_n": p["min_n"], "confidence": p["confidence"]}
+    if canary is None or canary.from_version is None:
+        line.figures["verdict"] = "cannot be computed"
+        line.detail = "Cannot be computed: this version has had no canary beside a champion yet."
+        return
+    since = canary.started_at or canary.created_at
+    until = canary.finished_at or timezone.now()
+    champion = canary.from_version.version
+    cmp = versions_compare(
+        project=version.project,
+        metric=p["metric"],
+        subject=version.version,
+        baseline=champion,
+        since=since,
+        until=until,
+        min_n=p["min_n"],
+        confidence=p["confidence"],
+    )
+    line.figures.update(cmp.as_dict())
+    line.figures.update(
+        {"champion_version": champion, "rollout_id": canary.pk, "since": since.isoformat(), "until": until.isoformat()}
+    )
+    if not cmp.computable or cmp.high is None or cmp.low is None or cmp.worse_by is None:
+        line.figures["verdict"] = "cannot be computed"
+        line.detail = f"Cannot be computed (n too small): {cmp.detail}."
+        return
+    line.passed = cmp.high <= p["margin"]
+    line.figures["verdict"] = "passed" if line.passed else "failed"
+    line.detail = (
+        f"{p['metric']} in production during the canary: champion v{champion} {cmp.mean_baseline:.4g} "
+        f"(n = {cmp.n_baseline}), this version {cmp.mean_subject:.4g} (n = {cmp.n_subject}); worse by "
+        f"{cmp.worse_by:+.4g}, {percent_text(p['confidence'])} interval {cmp.low:+.4g} to {cmp.high:+.4g} "
+        f"({cmp.method}); upper end {'≤' if line.passed else '>'} Δ = {p['margin']}."
     )
 
 

@@ -23,6 +23,8 @@ STATISTICS = ("mean", "pass_rate")
 OPS = (">=", "<=")
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_MIN_SHARED_ITEMS = 20
+# The monitoring metrics a production gate may compare (pipelines.sources.monitoring, besides score:<scorer>).
+PRODUCTION_METRICS = ("human_pass_rate", "thumbs_down_rate", "retrieval_precision", "latency_ms", "tokens")
 # Deprecated kind names still read (stored gates, API input) and mapped to the current kind.
 LEGACY_KINDS = {"min_reviews": Kind.MIN_ITEMS.value}
 
@@ -91,7 +93,21 @@ class NotWorseParams(_Params):
     ] = DEFAULT_MIN_SHARED_ITEMS
 
 
+class ProductionNotWorseParams(_Params):
+    unknown_message: ClassVar[str] = "Unknown parameter for a production_not_worse gate; use {allowed}."
+
+    metric: Annotated[
+        str,
+        msgspec.Meta(pattern=r"\S", max_length=120),
+        says("Give a monitoring metric, e.g. “thumbs_down_rate” or “score:correctness”."),
+    ]
+    margin: Annotated[NonNegative, says("Give Δ, at least 0 (how much worse is still acceptable).")] = 0
+    min_n: Annotated[int, msgspec.Meta(ge=2), says("Give a whole number of items per side, at least 2, e.g. 30.")] = 30
+    confidence: Confidence = DEFAULT_CONFIDENCE
+
+
 PARAMS: dict[str, type[_Params]] = {
+    Kind.PRODUCTION_NOT_WORSE: ProductionNotWorseParams,
     Kind.SUITE_METRIC: SuiteMetricParams,
     Kind.MIN_ITEMS: MinItemsParams,
     Kind.MIN_PASS_RATE: MinPassRateParams,
@@ -200,6 +216,16 @@ def gate_params_validate(*, project: Project, kind: Any, params: Any) -> dict[st
         out["margin"] = parsed.margin
         out["confidence"] = float(parsed.confidence)
         out["min_shared_items"] = parsed.min_shared_items
+    elif isinstance(parsed, ProductionNotWorseParams):
+        if parsed.metric in ("volume", "") or not (
+            parsed.metric in PRODUCTION_METRICS or parsed.metric.startswith("score:")
+        ):
+            message = f"Give one of {', '.join(PRODUCTION_METRICS)} or score:<scorer name>."
+            errors.append(field_error("params.metric", message))
+        out["metric"] = parsed.metric
+        out["margin"] = parsed.margin
+        out["min_n"] = parsed.min_n
+        out["confidence"] = float(parsed.confidence)
     if errors:
         raise ValidationFailed(errors, "The gate is not valid.")
     return out
@@ -329,5 +355,12 @@ def gate_title(gate: PromotionGate) -> str:
         return (
             f"Not worse than the champion on {what} (margin {margin}, {percent_text(confidence)} confidence, "
             f"paired on at least {shared} shared items)"
+        )
+    if gate.kind == Kind.PRODUCTION_NOT_WORSE:
+        confidence = float(p.get("confidence", DEFAULT_CONFIDENCE))
+        return (
+            f"Not worse than the champion in production on {p.get('metric')} during the canary "
+            f"(Δ {p.get('margin', 0)}, {percent_text(confidence)} confidence, "
+            f"at least {p.get('min_n', 30)} items per side)"
         )
     return str(gate.kind)

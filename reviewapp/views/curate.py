@@ -173,7 +173,7 @@ def _flags_with_errors(flags: Any, errors: dict[int, dict[str, str]] | None) -> 
     """The flags, each with the errors of its close form (shown under it)."""
     listed = list(flags)
     for flag in listed:
-        flag.form_errors = (errors or {}).get(flag.pk, {})  # type: ignore[attr-defined]  # for the template only
+        flag.form_errors = (errors or {}).get(flag.pk, {})  # for the template only
     return listed
 
 

@@ -267,3 +267,22 @@ def test_closing_a_flag_needs_a_comment_and_only_once(cora, project, reviewer):
     again = cora.post(target, {"status": "resolved", "comment": "late"})
     assert again.status_code == 422 and "already dismissed" in again.content.decode()
     assert AuditEvent.objects.filter(action__startswith="flag.").exclude(action="flag.dismiss").count() == 0
+
+
+# --- the REST twin -------------------------------------------------------------------------------
+
+
+def test_the_api_counts_pairs_on_a_dry_run_and_caps_them(client, project, curator):
+    from reviewapp.services.tokens import api_token_create
+
+    make_pairs(project, 3)
+    _, secret = api_token_create(user=curator, name="t", scopes=["ingest"])
+    headers = {"Authorization": f"Bearer {secret}"}
+    target = reverse("api-pairwise-tasks", args=[project.slug])
+    body = {"version_a": CHAMPION, "version_b": CANDIDATE, "limit": 2}
+    dry = client.post(target, {**body, "dry_run": True}, content_type="application/json", headers=headers)
+    assert dry.status_code == 200 and dry.json()["created"] == 2
+    assert not PairwiseTask.objects.exists()
+    made = client.post(target, body, content_type="application/json", headers=headers)
+    assert made.status_code == 201 and made.json()["created"] == 2
+    assert PairwiseTask.objects.count() == 2

@@ -286,3 +286,21 @@ def test_the_api_counts_pairs_on_a_dry_run_and_caps_them(client, project, curato
     made = client.post(target, body, content_type="application/json", headers=headers)
     assert made.status_code == 201 and made.json()["created"] == 2
     assert PairwiseTask.objects.count() == 2
+
+
+def test_the_flags_api_shows_how_a_flag_was_closed(cora, client, project, reviewer, curator):
+    from reviewapp.services.flags import flag_close
+    from reviewapp.services.tokens import api_token_create
+
+    make_items(project, 2)
+    first, second = Item.objects.filter(project=project).order_by("id")
+    closed, _ = flag_create(item=first, user=reviewer, kind="unsafe")
+    flag_create(item=second, user=reviewer, kind="bad_data")
+    flag_close(flag=closed, actor=curator, status="resolved", comment="fixed the source")
+    _, secret = api_token_create(user=curator, name="t", scopes=["curate"])
+    rows = client.get(
+        reverse("api-flags", args=[project.slug]), {"status": "resolved"}, headers={"Authorization": f"Bearer {secret}"}
+    ).json()["results"]
+    assert [(r["id"], r["status"], r["resolution"], r["resolved_by"]) for r in rows] == [
+        (closed.pk, "resolved", "fixed the source", "cora")
+    ]

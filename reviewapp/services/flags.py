@@ -36,7 +36,7 @@ class FlagIn(TypedInput):
 
 
 def flag_create(*, item: Item, user: User, kind: str, note: str = "") -> tuple[Flag, bool]:
-    """Flag ``item``; flagging it again with the same kind replaces the note. Returns (flag, created)."""
+    """Flag ``item``; flagging again with the same kind replaces the note and reopens it. Returns (flag, created)."""
     note = (note or "").strip()
     _, errors = struct_errors({"kind": kind, "note": note}, FlagIn)
     if kind == Flag.Kind.OTHER and not note:
@@ -45,7 +45,18 @@ def flag_create(*, item: Item, user: User, kind: str, note: str = "") -> tuple[F
         raise ValidationFailed(errors, "The flag is not valid.")
     with transaction.atomic():
         flag, created = Flag.objects.update_or_create(
-            item=item, created_by=user, kind=kind, defaults={"project_id": item.project_id, "note": note}
+            item=item,
+            created_by=user,
+            kind=kind,
+            # Flagging a closed flag again opens it again: the reviewer still sees the problem.
+            defaults={
+                "project_id": item.project_id,
+                "note": note,
+                "status": Flag.Status.OPEN,
+                "resolution": "",
+                "resolved_by": None,
+                "resolved_at": None,
+            },
         )
         audit_record(
             actor=user,

@@ -304,3 +304,16 @@ def test_the_flags_api_shows_how_a_flag_was_closed(cora, client, project, review
     assert [(r["id"], r["status"], r["resolution"], r["resolved_by"]) for r in rows] == [
         (closed.pk, "resolved", "fixed the source", "cora")
     ]
+
+
+def test_flagging_a_closed_flag_again_opens_it_again(project, reviewer, curator):
+    from reviewapp.services.flags import flag_close
+
+    make_items(project, 1)
+    item = Item.objects.get(project=project)
+    flag, _ = flag_create(item=item, user=reviewer, kind="unsafe")
+    flag_close(flag=flag, actor=curator, status="dismissed", comment="reads fine")
+    again, created = flag_create(item=item, user=reviewer, kind="unsafe", note="still rude")
+    assert not created and again.pk == flag.pk
+    again.refresh_from_db()
+    assert (again.status, again.resolution, again.resolved_by, again.note) == ("open", "", None, "still rude")

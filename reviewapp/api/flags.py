@@ -27,6 +27,10 @@ class FlagSerializer(serializers.Serializer):
     note = serializers.CharField()
     created_by = serializers.CharField(source="created_by.username")
     created_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=Flag.Status.choices, help_text="A curator resolves or dismisses it.")
+    resolution = serializers.CharField(help_text="The curator's comment when closing it.")
+    resolved_by = serializers.CharField(source="resolved_by.username", allow_null=True, default=None)
+    resolved_at = serializers.DateTimeField(allow_null=True)
 
 
 class FlagCreateApi(BaseApi):
@@ -65,6 +69,7 @@ class FlagListApi(BaseApi):
     class FilterSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=Flag.Kind.choices, required=False)
         item = serializers.IntegerField(required=False, help_text="An item id.")
+        status = serializers.ChoiceField(choices=Flag.Status.choices, required=False)
 
     @extend_schema(
         operation_id="flags_list",
@@ -78,7 +83,7 @@ class FlagListApi(BaseApi):
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.CURATE, token=request.auth)
         filters = FlagListApi.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        lookups = {"kind": "kind", "item": "item_id"}
+        lookups = {"kind": "kind", "item": "item_id", "status": "status"}
         flags = flag_list(project=project).filter(**{lookups[k]: v for k, v in filters.validated_data.items()})
         return paginated_response(
             queryset=flags, serializer_class=FlagSerializer, request=request, view=self, ordering="-id"

@@ -22,10 +22,12 @@ from reviewapp.selectors.projects import project_get_for_user
 from reviewapp.services.pairwise import (
     MAX_PREFERENCES_PER_TASK,
     MAX_REASON,
+    PairingFilter,
     pairwise_next,
     pairwise_slot_sides,
     pairwise_submit,
     pairwise_tasks_create,
+    pairwise_tasks_preview,
 )
 from reviewapp.services.pairwise_results import pairwise_results
 
@@ -41,6 +43,12 @@ class PairwiseTasksCreateApi(BaseApi):
         model_name = serializers.CharField(required=False, default="", allow_blank=True)
         created_after = serializers.DateTimeField(required=False, default=None, help_text="Items created from then.")
         created_before = serializers.DateTimeField(required=False, default=None, help_text="Items created before.")
+        limit = Int32Field(
+            required=False, default=None, allow_null=True, min_value=1, help_text="At most this many new pairs."
+        )
+        dry_run = serializers.BooleanField(
+            required=False, default=False, help_text="Only count the pairs it would create (200, nothing written)."
+        )
 
     class OutputSerializer(serializers.Serializer):
         created = serializers.IntegerField(help_text="New pairs.")
@@ -55,7 +63,8 @@ class PairwiseTasksCreateApi(BaseApi):
         description=(
             "Pairs each item of `version_a` with an item of `version_b` whose request is the same (whitespace "
             "normalised; chat requests compare their messages). Idempotent: running it again only pairs items "
-            "that are new. 201 when pairs were created, 200 when there was nothing new. Needs the `ingest` "
+            "that are new; `limit` caps the new pairs and `dry_run` only counts them. "
+            "201 when pairs were created, 200 when there was nothing new. Needs the `ingest` "
             "capability (token scope `ingest`)."
         ),
         request=InputSerializer,
@@ -65,7 +74,17 @@ class PairwiseTasksCreateApi(BaseApi):
         project = project_get_for_user(user=request.user, slug=slug, capability=Capability.INGEST, token=request.auth)
         serializer = PairwiseTasksCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = pairwise_tasks_create(project=project, actor=request.user, **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        if data.pop("dry_run"):
+            where = PairingFilter(
+                source=data.pop("source"),
+                model_name=data.pop("model_name"),
+                created_after=data.pop("created_after"),
+                created_before=data.pop("created_before"),
+            )
+            preview = pairwise_tasks_preview(project=project, where=where, **data)
+            return Response(PairwiseTasksCreateApi.OutputSerializer(preview).data)
+        result = pairwise_tasks_create(project=project, actor=request.user, **data)
         return Response(
             PairwiseTasksCreateApi.OutputSerializer(result).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,

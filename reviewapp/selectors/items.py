@@ -59,7 +59,15 @@ def flaggable_item_get_for_user(*, user: AnyUser, project: Project, pk: int) -> 
 
 
 def flag_list(*, project: Project) -> QuerySet[Flag]:
-    return Flag.objects.filter(project=project).select_related("item", "created_by").order_by("-id")
+    return Flag.objects.filter(project=project).select_related("item", "created_by", "resolved_by").order_by("-id")
+
+
+def flag_get(*, project: Project, pk: int) -> Flag:
+    """One flag of the project (the caller checked CURATE); 404 otherwise."""
+    flag = flag_list(project=project).filter(pk=pk).first()
+    if flag is None:
+        raise Http404("No such flag in this project.")
+    return flag
 
 
 def item_answers_for(*, project: Project, model_version: str, with_request_keys: bool = False) -> list[ItemAnswers]:

@@ -266,7 +266,12 @@ class SendBackResult:
 
 
 def item_send_back(
-    *, item: Item, actor: Actor, review_ids: Sequence[int] | None = None, reason: str = ""
+    *,
+    item: Item,
+    actor: Actor,
+    review_ids: Sequence[int] | None = None,
+    reason: str = "",
+    reason_required: bool = False,
 ) -> SendBackResult:
     """Send reviews of an item back for re-review (a curator action).
 
@@ -278,10 +283,13 @@ def item_send_back(
     "never the same reviewer twice on one item" true without exceptions. A slot the original
     reviewer was personally assigned becomes unassigned (their group assignment stays); to
     choose who re-reviews, assign the item afterwards (bulk assignment with ``ids``).
-    ``review_ids=None`` returns every current review of the item.
+    ``review_ids=None`` returns every current review of the item. ``reason_required``: the page
+    asks for a reason (the re-reviewer and the audit log read it); the API keeps it optional.
     """
     reason = (reason or "").strip()[:500]
     project_check_writable(item.project)
+    if reason_required and not reason:
+        raise ValidationFailed([field_error("reason", "Say why this item needs another review.")])
     with transaction.atomic():
         reviews = Review.objects.select_for_update(of=("self",)).filter(item=item, returned_at__isnull=True)
         if review_ids is not None:

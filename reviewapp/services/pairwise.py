@@ -96,6 +96,96 @@ def _pairing_errors(*, version_a: str, version_b: str, preferences_per_task: int
     return errors
 
 
+@dataclass(frozen=True)
+class PairingFilter:
+    """Which items pairing considers (all of the two versions' items when empty)."""
+
+    source: str = ""
+    model_name: str = ""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PairingPlan:
+    pairs: list[tuple[int, int]]
+    existing: int
+    unmatched_a: int
+    unmatched_b: int
+
+
+def _pairing_plan(
+    *, project: Project, version_a: str, version_b: str, where: PairingFilter, limit: int | None
+) -> PairingPlan:
+    """The pairs a pairing would create now (at most ``limit``, the oldest items first)."""
+    items = Item.objects.filter(project=project, model_version__in=[version_a, version_b])
+    if where.source:
+        items = items.filter(source=where.source)
+    if where.model_name:
+        items = items.filter(model_name=where.model_name)
+    if where.created_after is not None:
+        items = items.filter(created_at__gte=where.created_after)
+    if where.created_before is not None:
+        items = items.filter(created_at__lt=where.created_before)
+    existing = list(
+        PairwiseTask.objects.filter(project=project)
+        .filter(Q(version_a=version_a, version_b=version_b) | Q(version_a=version_b, version_b=version_a))
+        .values_list("item_a_id", "item_b_id")
+    )
+    paired = {pk for pair in existing for pk in pair}
+    pools: dict[str, dict[str, list[int]]] = {version_a: defaultdict(list), version_b: defaultdict(list)}
+    for pk, version, request in (
+        items.order_by("id").values_list("id", "model_version", "request").iterator(chunk_size=2000)
+    ):
+        if pk not in paired:
+            pools[version][request_key(request)].append(pk)
+    pairs: list[tuple[int, int]] = []
+    unmatched_a = unmatched_b = 0
+    for key in pools[version_a].keys() | pools[version_b].keys():
+        a_ids, b_ids = pools[version_a].get(key, []), pools[version_b].get(key, [])
+        n = min(len(a_ids), len(b_ids))
+        pairs.extend(zip(a_ids[:n], b_ids[:n], strict=True))
+        unmatched_a += len(a_ids) - n
+        unmatched_b += len(b_ids) - n
+    pairs.sort()  # the queue hands out pairs in creation order: keep it the order of the items
+    if limit is not None:
+        # Pairs left out by the limit are not "unmatched": a later run pairs them.
+        pairs = pairs[:limit]
+    return PairingPlan(pairs=pairs, existing=len(existing), unmatched_a=unmatched_a, unmatched_b=unmatched_b)
+
+
+def _checked(version_a: str, version_b: str, preferences_per_task: int, limit: int | None) -> tuple[str, str]:
+    version_a, version_b = version_a.strip(), version_b.strip()
+    errors = _pairing_errors(version_a=version_a, version_b=version_b, preferences_per_task=preferences_per_task)
+    if limit is not None and not 1 <= limit <= MAX_PAIRS_PER_RUN:
+        errors.append(field_error("limit", f"Between 1 and {MAX_PAIRS_PER_RUN}, or empty for every pair."))
+    if errors:
+        raise ValidationFailed(errors)
+    return version_a, version_b
+
+
+MAX_PAIRS_PER_RUN = 1_000_000
+
+
+def pairwise_tasks_preview(
+    *,
+    project: Project,
+    version_a: str,
+    version_b: str,
+    preferences_per_task: int = 1,
+    limit: int | None = None,
+    where: PairingFilter | None = None,
+) -> PairingResult:
+    """What ``pairwise_tasks_create`` would do now, without writing: ``created`` is the pairs it would make."""
+    version_a, version_b = _checked(version_a, version_b, preferences_per_task, limit)
+    plan = _pairing_plan(
+        project=project, version_a=version_a, version_b=version_b, where=where or PairingFilter(), limit=limit
+    )
+    return PairingResult(
+        created=len(plan.pairs), existing=plan.existing, unmatched_a=plan.unmatched_a, unmatched_b=plan.unmatched_b
+    )
+
+
 def pairwise_tasks_create(
     *,
     project: Project,
@@ -107,52 +197,25 @@ def pairwise_tasks_create(
     model_name: str = "",
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    limit: int | None = None,
 ) -> PairingResult:
     """Pair every item of ``version_a`` with an item of ``version_b`` that answers the same request.
 
-    The filters (``source``, ``model_name``, a creation-time range) narrow the items considered.
+    The filters (``source``, ``model_name``, a creation-time range) narrow the items considered;
+    ``limit`` caps the new pairs (the oldest items first; the rest are paired by a later run).
     When a request has several items of one version, they are paired in id order and the extras
     stay unmatched. Each new task gets ``preferences_per_task`` slots. Running it again creates
     only the pairs that are new (items ingested since), never a duplicate.
     """
     project_check_writable(project)
-    version_a, version_b = version_a.strip(), version_b.strip()
-    errors = _pairing_errors(version_a=version_a, version_b=version_b, preferences_per_task=preferences_per_task)
-    if errors:
-        raise ValidationFailed(errors)
-    items = Item.objects.filter(project=project, model_version__in=[version_a, version_b])
-    if source:
-        items = items.filter(source=source)
-    if model_name:
-        items = items.filter(model_name=model_name)
-    if created_after is not None:
-        items = items.filter(created_at__gte=created_after)
-    if created_before is not None:
-        items = items.filter(created_at__lt=created_before)
+    version_a, version_b = _checked(version_a, version_b, preferences_per_task, limit)
+    where = PairingFilter(
+        source=source, model_name=model_name, created_after=created_after, created_before=created_before
+    )
     with transaction.atomic():
         # One pairing at a time per project, so two concurrent runs cannot pair one item twice.
         Project.objects.select_for_update().filter(pk=project.pk).first()
-        existing = list(
-            PairwiseTask.objects.filter(project=project)
-            .filter(Q(version_a=version_a, version_b=version_b) | Q(version_a=version_b, version_b=version_a))
-            .values_list("item_a_id", "item_b_id")
-        )
-        paired = {pk for pair in existing for pk in pair}
-        pools: dict[str, dict[str, list[int]]] = {version_a: defaultdict(list), version_b: defaultdict(list)}
-        for pk, version, request in (
-            items.order_by("id").values_list("id", "model_version", "request").iterator(chunk_size=2000)
-        ):
-            if pk not in paired:
-                pools[version][request_key(request)].append(pk)
-        pairs: list[tuple[int, int]] = []
-        unmatched_a = unmatched_b = 0
-        for key in pools[version_a].keys() | pools[version_b].keys():
-            a_ids, b_ids = pools[version_a].get(key, []), pools[version_b].get(key, [])
-            n = min(len(a_ids), len(b_ids))
-            pairs.extend(zip(a_ids[:n], b_ids[:n], strict=True))
-            unmatched_a += len(a_ids) - n
-            unmatched_b += len(b_ids) - n
-        pairs.sort()  # the queue hands out pairs in creation order: keep it the order of the items
+        plan = _pairing_plan(project=project, version_a=version_a, version_b=version_b, where=where, limit=limit)
         tasks = PairwiseTask.objects.bulk_create(
             [
                 PairwiseTask(
@@ -164,7 +227,7 @@ def pairwise_tasks_create(
                     preferences_per_task=preferences_per_task,
                     created_by=signed_in(actor),
                 )
-                for a, b in pairs
+                for a, b in plan.pairs
             ],
             batch_size=1000,
         )
@@ -173,7 +236,7 @@ def pairwise_tasks_create(
             batch_size=2000,
         )
         result = PairingResult(
-            created=len(tasks), existing=len(existing), unmatched_a=unmatched_a, unmatched_b=unmatched_b
+            created=len(tasks), existing=plan.existing, unmatched_a=plan.unmatched_a, unmatched_b=plan.unmatched_b
         )
         if tasks:
             audit_record(
@@ -185,6 +248,13 @@ def pairwise_tasks_create(
                     "version_a": version_a,
                     "version_b": version_b,
                     "preferences_per_task": preferences_per_task,
+                    "filter": {
+                        "source": source,
+                        "model_name": model_name,
+                        "created_after": created_after.isoformat() if created_after else None,
+                        "created_before": created_before.isoformat() if created_before else None,
+                    },
+                    "limit": limit,
                     "created": result.created,
                     "first_task": tasks[0].pk,
                     "last_task": tasks[-1].pk,

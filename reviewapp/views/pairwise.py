@@ -62,6 +62,7 @@ def _shown(
         "progress": pairwise_progress(project=project, user=request.user),
         "has_tasks": slot is not None or pairwise_task_count(project=project) > 0,
         "can_see_results": role_allows(getattr(project, "user_role", None), Capability.EXPORT),
+        "can_create_pairs": role_allows(getattr(project, "user_role", None), Capability.CURATE),
     }
 
 
@@ -124,6 +125,9 @@ def pairwise_submit_view(request: AuthedHtmxRequest, slug: str, slot_id: int) ->
 def pairwise_results_view(request: AuthedHtmxRequest, slug: str) -> HttpResponse:
     """Win rates per pair of model versions, for members who may export (curators, engineers)."""
     project = project_get_for_user(user=request.user, slug=slug, capability=Capability.EXPORT)
-    return render(
-        request, "reviewapp/pairwise_results.html", {"project": project, "results": pairwise_results(project=project)}
-    )
+    context = {
+        "project": project,
+        "results": pairwise_results(project=project),
+        "can_create_pairs": role_allows(getattr(project, "user_role", None), Capability.CURATE),
+    }
+    return render(request, "reviewapp/pairwise_results.html", context)

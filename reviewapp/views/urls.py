@@ -9,6 +9,7 @@ from reviewapp.views import (
     adjudication,
     assignments,
     audit,
+    curate,
     dashboard,
     instance,
     invitations,
@@ -43,6 +44,20 @@ urlpatterns = [
     path("projects/<slug:slug>/dashboard/", dashboard.project_dashboard, name="project-dashboard"),
     path("projects/<slug:slug>/reviewers/", dashboard.reviewer_dashboard, name="reviewer-dashboard"),
     *queue_urls(pairwise.QUEUE, pairwise.pairwise_submit_view),
+    path("projects/<slug:slug>/pairwise/new/", curate.pairwise_create, name="pairwise-create"),
+    path("projects/<slug:slug>/pairwise/new/preview/", curate.pairwise_create_preview, name="pairwise-preview"),
+    path("projects/<slug:slug>/curate/", curate.curate_page, name="curate-page"),
+    path("projects/<slug:slug>/curate/items/<int:item_id>/", curate.curate_item, name="curate-item"),
+    path(
+        "projects/<slug:slug>/curate/items/<int:item_id>/send-back/", curate.curate_send_back, name="curate-send-back"
+    ),
+    path("projects/<slug:slug>/curate/items/<int:item_id>/gold/", curate.curate_gold_set, name="curate-gold-set"),
+    path(
+        "projects/<slug:slug>/curate/items/<int:item_id>/gold/delete/",
+        curate.curate_gold_delete,
+        name="curate-gold-delete",
+    ),
+    path("projects/<slug:slug>/curate/flags/<int:flag_id>/", curate.curate_flag_close, name="curate-flag-close"),
     path("projects/<slug:slug>/pairwise/results/", pairwise.pairwise_results_view, name="pairwise-results"),
     path("projects/<slug:slug>/adjudicate/", adjudication.adjudication_queue, name="adjudication-queue"),
     path("projects/<slug:slug>/adjudicate/<int:item_id>/", adjudication.adjudication_item, name="adjudication-item"),

@@ -16,6 +16,7 @@ from pipelines.datasets.versions import dataset_create, dataset_version_create
 from pipelines.models import Environment
 from pipelines.releases.promotion import promotion_request
 from reviewapp.models import Adjudication, Item, Review
+from reviewapp.services.flags import flag_create
 from reviewapp.services.ingest import items_ingest
 from reviewapp.services.tokens import api_token_create
 from tests.factories import PASSWORD, UserFactory, item_row, member
@@ -92,6 +93,8 @@ def test_no_page_violates_the_content_security_policy(browser: Browser, live_ser
     adjudicated = Adjudication.objects.filter(project=project).first()
     review = Review.objects.filter(reviewer=reviewer).first()
     api_token_create(user=reviewer, name="laptop", scopes=["review"])
+    # An open flag with an untrusted note, for the curation pages.
+    flag_create(item=review.item, user=reviewer, kind="unsafe", note="<script>alert(1)</script>")
     # Model versions, a local environment and a pending promotion.
     v1, v2 = versions(project, 1, 2)
     environment = Environment.objects.create(project=project, name="staging", alias="challenger", local_port=5999)
@@ -119,6 +122,9 @@ def test_no_page_violates_the_content_security_policy(browser: Browser, live_ser
             f"/projects/{slug}/datasets/",
             f"/datasets/{dataset.pk}/",
             f"/projects/{slug}/deliveries/",
+            f"/projects/{slug}/curate/",
+            f"/projects/{slug}/curate/items/{review.item_id}/",
+            f"/projects/{slug}/pairwise/new/",
         ],
     )
     # An evaluation run, scored inline as a worker would.

@@ -323,6 +323,8 @@ SPECTACULAR_SETTINGS = {
         "InvitationStatusEnum": "reviewapp.models.invitations.InvitationStatus",
         "RunStatusEnum": "evaluations.models.runs.Run.Status",
         "DeliveryTargetKindEnum": "pipelines.models.pushes.TargetKind",
+        "SourceKindEnum": "pipelines.models.sources.SourceKind",
+        "SourcePullStatusEnum": "pipelines.models.sources.SourcePull.Status",
     },
 }
 # The largest ingest body we accept (10,000 items of a few KB each).

@@ -98,7 +98,12 @@ class AlertListApi(BaseApi):
 
 
 class AlertDetailApi(BaseApi):
-    @extend_schema(operation_id="alerts_read", tags=TAGS, summary="One alert rule with its history")
+    @extend_schema(
+        operation_id="alerts_read",
+        tags=TAGS,
+        summary="One alert rule with its history",
+        responses={200: RuleSerializer},  # plus "history": its fired/resolved events, newest first
+    )
     def get(self, request: ApiRequest, slug: str, pk: int) -> Response:
         return Response(_with_history(_rule(_project(request, slug, Capability.EXPORT), pk)))
 

@@ -37,13 +37,13 @@ logger = logging.getLogger(__name__)
 
 TRAFFIC_EXPERIMENT = "support-assistant-traffic"
 SOURCE_NAME = "Live traffic (demo)"
-SOURCE_RULES = [{"kind": "thumbs_down"}, {"kind": "percent", "percent": 40}]
+SOURCE_RULES = [{"kind": "thumbs_down"}, {"kind": "percent", "percent": 50}]
 SOURCE_INTERVAL_SECONDS = 15
 FEEDBACK_NAME = "user_feedback"
 VARIANT_TAG = "reviewdesk.demo_variant"  # as pipelines.demo_models tags the registered versions
 RATED_SHARE = 0.6  # end users rate 60% of answers
 DOWN_SHARE = {"v1": 0.55, "v2": 0.15}  # of the rated answers, the share rated thumbs down, per variant
-FIXED_V2_PERCENT = 25  # no canary and nothing live: version 2 gets this share, version 1 the rest
+FIXED_V2_PERCENT = 50  # no canary and nothing live: version 2 gets this share, version 1 the rest
 BACKFILL_HOURS = 72
 BACKFILL_PER_HOUR = 2
 BACKFILL_CANARY_HOURS = 24  # the backfill's last day: version 2 under canary at FIXED_V2_PERCENT

@@ -102,7 +102,7 @@ def test_traffic_is_traced_rated_pulled_and_drawn_with_version_1_more_disliked(
         ).aggregate(n=Sum("n"), total=Sum("total"))
         assert sums["n"], version
         rates[version] = sums["total"] / sums["n"]
-    # Of at least PER_VERSION requests each (about 60% rated, every thumbs down and 40% of the rest sampled):
+    # Of at least PER_VERSION requests each (about 60% rated, every thumbs down and half the rest sampled):
     # version 1's end users dislike 55% of rated answers, version 2's 15%.
     assert rates["1"] > rates["2"], rates
 
@@ -118,7 +118,7 @@ def test_the_split_follows_production_and_the_backfill_logs_the_canary_once(sett
             tags={"reviewdesk.demo_variant": f"v{number}"},
             synced_at=now,
         )
-    assert [(s.version, s.percent) for s in demo_split(project=project)] == [("1", 75), ("2", 25)]
+    assert [(s.version, s.percent) for s in demo_split(project=project)] == [("1", 50), ("2", 50)]
     production = Environment.objects.create(project=project, name="production", alias="champion")
     production.current_version = ModelVersion.objects.get(project=project, version="2")
     production.save()

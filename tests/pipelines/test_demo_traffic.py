@@ -23,12 +23,22 @@ from pipelines.demo_traffic import (
     demo_traffic_source_ensure,
     demo_traffic_tick,
 )
-from pipelines.models import Environment, Feedback, Granularity, ModelVersion, MonitoringBucket, SourcedItem
+from pipelines.models import (
+    Environment,
+    Feedback,
+    Granularity,
+    ModelVersion,
+    MonitoringBucket,
+    PromotionRequest,
+    Rollout,
+    RolloutStep,
+    SourcedItem,
+)
 from pipelines.sources.monitoring import THUMBS_DOWN, monitoring_refresh
 from pipelines.sources.pulls import source_pull_execute, source_pull_request
 from reviewapp.demo.project import PROJECT_SLUG
 from reviewapp.models import Item
-from tests.factories import ProjectFactory
+from tests.factories import ProjectFactory, UserFactory
 from tests.pipelines.test_trace_ingest import mlflow_store  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -107,7 +117,9 @@ def test_traffic_is_traced_rated_pulled_and_drawn_with_version_1_more_disliked(
     assert rates["1"] > rates["2"], rates
 
 
-def test_the_split_follows_production_and_the_backfill_logs_the_canary_once(settings, mlflow_store) -> None:  # noqa: F811
+def test_the_split_follows_production_and_its_canary_and_the_backfill_logs_the_canary_once(
+    settings, mlflow_store
+) -> None:  # noqa: F811
     project = ProjectFactory(slug=PROJECT_SLUG)
     now = timezone.now()
     for number in ("1", "2"):
@@ -119,10 +131,40 @@ def test_the_split_follows_production_and_the_backfill_logs_the_canary_once(sett
             synced_at=now,
         )
     assert [(s.version, s.percent) for s in demo_split(project=project)] == [("1", 50), ("2", 50)]
+    v1, v2 = (ModelVersion.objects.get(project=project, version=n) for n in ("1", "2"))
     production = Environment.objects.create(project=project, name="production", alias="champion")
-    production.current_version = ModelVersion.objects.get(project=project, version="2")
+    production.current_version = v1
     production.save()
-    assert [(s.version, s.variant, s.percent) for s in demo_split(project=project)] == [("2", "v2", 100)]
+    assert [(s.version, s.variant, s.percent) for s in demo_split(project=project)] == [("1", "v1", 100)]
+
+    # Version 2's canary: traffic follows the last stage the rollout applied.
+    request = PromotionRequest.objects.create(
+        project=project, model_version=v2, environment=production, requested_by=UserFactory()
+    )
+    rollout = Rollout.objects.create(
+        request=request,
+        environment=production,
+        to_version=v2,
+        from_version=v1,
+        status=Rollout.Status.RUNNING,
+        stages=[10, 50, 100],
+    )
+    steps = {
+        stage: RolloutStep.objects.create(rollout=rollout, position=n, key=f"traffic_{stage}", title=f"{stage}%")
+        for n, stage in enumerate((10, 50, 100))
+    }
+    assert [(s.version, s.percent) for s in demo_split(project=project)] == [("1", 100)]  # no stage applied yet
+    RolloutStep.objects.filter(pk=steps[10].pk).update(status=RolloutStep.Status.DONE)
+    assert [(s.version, s.variant, s.percent) for s in demo_split(project=project)] == [
+        ("1", "v1", 90),
+        ("2", "v2", 10),
+    ]
+    RolloutStep.objects.filter(pk=steps[50].pk).update(status=RolloutStep.Status.DONE)
+    assert [(s.version, s.percent) for s in demo_split(project=project)] == [("1", 50), ("2", 50)]
+    Rollout.objects.filter(pk=rollout.pk).update(status=Rollout.Status.SUCCEEDED)
+    production.current_version = v2
+    production.save()
+    assert [(s.version, s.percent) for s in demo_split(project=project)] == [("2", 100)]
 
     assert demo_traffic_backfill(project=project, now=now, hours=30, per_hour=1) == 30
     assert demo_traffic_backfill(project=project, now=now, hours=30, per_hour=1) == 0  # once

@@ -118,8 +118,9 @@ def test_traffic_is_traced_rated_pulled_and_drawn_with_version_1_more_disliked(
 
 
 def test_the_split_follows_production_and_its_canary_and_the_backfill_logs_the_canary_once(
-    settings, mlflow_store
-) -> None:  # noqa: F811
+    settings,
+    mlflow_store,  # noqa: F811
+) -> None:
     project = ProjectFactory(slug=PROJECT_SLUG)
     now = timezone.now()
     for number in ("1", "2"):

@@ -36,9 +36,13 @@ class DemoPipelinesResult:
     dataset_version: int | None = None
     dataset_version_created: bool = False
     delivery_target: str = ""
+    traffic_source: str = ""
+    traffic_source_created: bool = False
+    traffic_backfilled: int = 0  # past requests logged now (0: the traffic experiment had them already)
+    traffic_items: int = 0  # items the first pull of the traffic source made
 
 
-def demo_pipelines_load() -> DemoPipelinesResult:
+def demo_pipelines_load(*, backfill_hours: int | None = None) -> DemoPipelinesResult:
     from pipelines.datasets.pushes import delivery_target_create
     from pipelines.datasets.versions import dataset_create, dataset_version_create
     from pipelines.models import Dataset, DatasetVersion, DeliveryTarget, PromotionGate, TargetKind
@@ -82,4 +86,19 @@ def demo_pipelines_load() -> DemoPipelinesResult:
     if target is None:
         target = delivery_target_create(project=project, kind=TargetKind.DELTA, feed_enabled=True, user=None)
     result.delivery_target = target.target
+
+    # The demo moves (pipelines.demo_traffic): the traffic source, days of past traffic, and a first
+    # pull of it, so the monitoring page has lines as soon as the beat's refresh runs.
+    from pipelines.demo_traffic import BACKFILL_HOURS, demo_traffic_backfill, demo_traffic_source_ensure
+    from pipelines.sources.pulls import source_pull_execute, source_pull_request
+
+    source, result.traffic_source_created = demo_traffic_source_ensure(project=project)
+    result.traffic_source = source.name
+    result.traffic_backfilled = demo_traffic_backfill(
+        project=project, hours=BACKFILL_HOURS if backfill_hours is None else backfill_hours
+    )
+    if result.traffic_backfilled:
+        pull = source_pull_request(source=source, actor=None, trigger="manual", enqueue=False)
+        done = source_pull_execute(pull_id=pull.pk)
+        result.traffic_items = done.created if done is not None else 0
     return result

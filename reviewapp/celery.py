@@ -48,6 +48,14 @@ if settings.MLFLOW_ASSESSMENT_SYNC_SECONDS:
         "task": "pipelines.assessments_sync",
         "schedule": float(settings.MLFLOW_ASSESSMENT_SYNC_SECONDS),
     }
+if settings.DEMO_TRAFFIC_SECONDS:
+    # Demo only (make demo sets DEMO_TRAFFIC_SECONDS): an end user's request to the demo model, as an
+    # MLflow trace with simulated feedback. A tick not run in time is dropped, not run late.
+    app.conf.beat_schedule["demo-traffic"] = {
+        "task": "pipelines.demo_traffic",
+        "schedule": float(settings.DEMO_TRAFFIC_SECONDS),
+        "options": {"expires": float(settings.DEMO_TRAFFIC_SECONDS)},
+    }
 
 
 def jobs_sweep_entries_install(**_kwargs: Any) -> None:

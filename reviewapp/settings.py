@@ -458,6 +458,9 @@ SOURCES_DUE_SECONDS = envint("SOURCES_DUE_SECONDS", 30, minimum=1)
 SOURCES_BATCH_SIZE = envint("SOURCES_BATCH_SIZE", 500, minimum=1)
 SOURCES_PULL_LEASE_SECONDS = envint("SOURCES_PULL_LEASE_SECONDS", 600, minimum=1)
 SOURCES_PULL_MAX_ATTEMPTS = envint("SOURCES_PULL_MAX_ATTEMPTS", 5, minimum=1)
+# Demo only: seconds between two simulated end-user requests to the demo model (pipelines.demo_traffic);
+# 0 (the default) schedules none. scripts/demo.py (make demo) sets it.
+DEMO_TRAFFIC_SECONDS = envint("DEMO_TRAFFIC_SECONDS", 0, minimum=0)
 # A pull stops taking new batches after this many seconds (below its task's 540 s soft limit); the
 # source is then due again at once and the next pull goes on from the watermark.
 SOURCES_PULL_MAX_SECONDS = envint("SOURCES_PULL_MAX_SECONDS", 420, minimum=1)

@@ -257,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
 
     env = dict(os.environ)
     env.setdefault("DEBUG", "true")
+    # The demo moves: an end user's request every 5 s (pipelines.demo_traffic), pulled by the demo's
+    # MLflow source every 15 s and drawn by a monitoring refresh every 15 s.
+    env.setdefault("DEMO_TRAFFIC_SECONDS", "5")
+    env.setdefault("SOURCES_DUE_SECONDS", "5")
+    env.setdefault("MONITORING_REFRESH_SECONDS", "15")
     env["PYTHONUNBUFFERED"] = "1"  # otherwise log lines arrive in bursts through the pipes
     var_dir = Path(env.get("REVIEWDESK_VAR_DIR") or BASE_DIR / "var").resolve()
     var_dir.mkdir(parents=True, exist_ok=True)

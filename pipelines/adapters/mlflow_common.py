@@ -98,6 +98,9 @@ def http_limits_environ(*, max_retries: int, timeout: int) -> dict[str, str]:
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries),
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout),
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        # Traces we log (the demo's traffic) are written before the call returns: feedback is logged
+        # on them at once, and the async queue's flush costs about a second per trace.
+        "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false",
     }
 
 

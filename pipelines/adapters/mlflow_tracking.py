@@ -536,3 +536,80 @@ def traces_search(
         return TracePage(experiment_id=experiment_id, traces=traces, next_page_token=token if traces else None)
     except Exception as exc:
         raise _translate(exc) from exc
+
+
+@dataclass(frozen=True)
+class LoggedTrace:
+    trace_id: str
+    experiment_id: str
+
+
+def trace_log(
+    *,
+    tracking_uri: str,
+    artifact_root: str | None,
+    experiment: str,
+    name: str,
+    inputs: dict[str, Any],
+    outputs: dict[str, Any],
+    retrieved: list[dict[str, str]],
+    tags: dict[str, str],
+    start_ms: int,
+    duration_ms: int,
+) -> LoggedTrace:
+    """Log one RAG answer as a trace (a CHAIN root, a RETRIEVER child) started at ``start_ms``.
+
+    The section comment above says how it reads back: ``tags`` carry ``model_name`` /
+    ``model_version``; ``retrieved`` (``{content, doc_uri}``) become MLflow ``Document`` outputs.
+    The start time is given so a backfill can log the past. Written before it returns when
+    MLFLOW_ENABLE_ASYNC_TRACE_LOGGING is false (set at process start: ``http_limits_environ``).
+    """
+    try:
+        import mlflow
+        from mlflow import MlflowClient
+        from mlflow.entities import SpanType
+
+        # The span exporter writes to the global tracking URI, not to the client's.
+        mlflow.set_tracking_uri(tracking_uri)
+        client = MlflowClient(tracking_uri=tracking_uri)
+        experiment_id = _experiment_id(client, experiment, tracking_uri=tracking_uri, artifact_root=artifact_root)
+        start_ns = int(start_ms) * 1_000_000
+        end_ns = start_ns + max(1, int(duration_ms)) * 1_000_000
+        root = client.start_trace(
+            name,
+            span_type=SpanType.CHAIN,
+            inputs=inputs,
+            tags=tags,
+            experiment_id=experiment_id,
+            start_time_ns=start_ns,
+        )
+        child = client.start_span(
+            "retrieve",
+            trace_id=root.trace_id,
+            parent_id=root.span_id,
+            span_type=SpanType.RETRIEVER,
+            inputs=inputs,
+            start_time_ns=start_ns + 1_000,
+        )
+        documents = [{"page_content": r["content"], "metadata": {"doc_uri": r["doc_uri"]}} for r in retrieved]
+        client.end_span(
+            root.trace_id, child.span_id, outputs=documents, end_time_ns=start_ns + (end_ns - start_ns) // 3
+        )
+        client.end_trace(root.trace_id, outputs=outputs, end_time_ns=end_ns)
+        return LoggedTrace(trace_id=str(root.trace_id), experiment_id=experiment_id)
+    except Exception as exc:
+        raise _translate(exc) from exc
+
+
+def experiment_has_traces(*, tracking_uri: str, experiment: str) -> bool:
+    """True when the experiment (a name) exists and holds at least one trace."""
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+        if found is None or found.lifecycle_stage == "deleted":
+            return False
+        return bool(client.search_traces(locations=[str(found.experiment_id)], max_results=1, include_spans=False))
+    except Exception as exc:
+        raise _translate(exc) from exc

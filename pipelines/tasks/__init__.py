@@ -1,3 +1,12 @@
 """Celery tasks of pipelines; Celery's autodiscovery imports this package, which imports each area."""
 
-from pipelines.tasks import assessments, datasets, model_versions, monitoring, promotions, pushes, sources  # noqa: F401
+from pipelines.tasks import (  # noqa: F401
+    assessments,
+    datasets,
+    demo,
+    model_versions,
+    monitoring,
+    promotions,
+    pushes,
+    sources,
+)

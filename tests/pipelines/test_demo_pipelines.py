@@ -10,7 +10,16 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from pipelines.demo import DATASET_NAME, DEMO_GATES
-from pipelines.models import Dataset, DeliveryTarget, Environment, ModelVersion, PromotionGate
+from pipelines.demo_traffic import SOURCE_NAME
+from pipelines.models import (
+    Dataset,
+    DeliveryTarget,
+    Environment,
+    ModelVersion,
+    PromotionGate,
+    Source,
+    SourcedItem,
+)
 from pipelines.releases.gates import gates_evaluate
 from reviewapp.models import CuratedLabel, Project
 
@@ -28,7 +37,7 @@ def test_demo_pipelines_load_everything_once_and_v2_passes_its_gates(tmp_path: P
         call_command("load_demo", stdout=StringIO())
         call_command("log_demo_models", stdout=StringIO())
         out = StringIO()
-        call_command("load_demo_pipelines", stdout=out)
+        call_command("load_demo_pipelines", "--backfill-hours=3", stdout=out)
         project = Project.objects.get(slug="support-assistant")
 
         assert project.mlflow_registered_model == "support-assistant"
@@ -44,6 +53,11 @@ def test_demo_pipelines_load_everything_once_and_v2_passes_its_gates(tmp_path: P
         target = DeliveryTarget.objects.get(project=project)
         assert target.feed_enabled and target.target.startswith(str(tmp_path / "delta"))
         assert "Dataset 'Curated answers' v1 (created)" in out.getvalue()
+        # The demo moves: its traffic source, 3 hours of past requests (2 an hour), pulled once.
+        source = Source.objects.get(project=project, name=SOURCE_NAME)
+        assert (source.kind, source.interval_seconds, source.last_status) == ("mlflow_traces", 15, "succeeded")
+        assert "(created): 6 past requests logged" in out.getvalue()
+        assert SourcedItem.objects.filter(source=source).count() == source.last_summary["created"]
 
         # The demo's story: v2 has the evidence to be promoted to production, v1 does not.
         production = Environment.objects.get(project=project, name="production")
@@ -65,6 +79,7 @@ def test_demo_pipelines_load_everything_once_and_v2_passes_its_gates(tmp_path: P
         again = StringIO()
         call_command("load_demo_pipelines", stdout=again)
         assert "(present)" in again.getvalue() and "gates added: 0" in again.getvalue()
+        assert "(present): 0 past requests logged" in again.getvalue()
         assert PromotionGate.objects.filter(project=project).count() == len(DEMO_GATES)
         assert dataset.versions.count() == 1
         assert DeliveryTarget.objects.filter(project=project).count() == 1

@@ -18,13 +18,21 @@ class Command(BaseCommand):
         "safe to run again."
     )
 
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--backfill-hours",
+            type=int,
+            default=None,
+            help="Hours of past simulated traffic to log on the first load (default 72; 0: none).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         if not (settings.DEBUG or getattr(settings, "TESTING", False)):
             raise CommandError("load_demo_pipelines is for the demo: run it with DEBUG=true.")
         from pipelines.demo import demo_pipelines_load
 
         try:
-            result = demo_pipelines_load()
+            result = demo_pipelines_load(backfill_hours=options["backfill_hours"])
         except LookupError as exc:
             raise CommandError(str(exc)) from None
         except PipelineError as exc:
@@ -35,3 +43,8 @@ class Command(BaseCommand):
         made = "created" if result.dataset_version_created else "present"
         self.stdout.write(f"Dataset 'Curated answers' v{result.dataset_version} ({made})")
         self.stdout.write(f"Delta feed: {result.delivery_target}")
+        made = "created" if result.traffic_source_created else "present"
+        self.stdout.write(
+            f"Traffic source '{result.traffic_source}' ({made}): {result.traffic_backfilled} past requests logged, "
+            f"{result.traffic_items} items pulled"
+        )

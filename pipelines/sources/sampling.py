@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -190,6 +191,18 @@ def rule_matches(rule: Rule, signals: Signals, *, canary: frozenset[tuple[str, s
     if isinstance(spec, PercentRule):
         return bool(signals.trace_id) and trace_sampled(signals.trace_id, spec.percent / 100)
     return False
+
+
+def traces_sampled(trace_ids: list[str | None], sample_rate: float) -> list[bool]:
+    """``trace_sampled`` over a column of ids at once (None or "": not sampled), for a table batch."""
+    sampled = []
+    for trace_id in trace_ids:
+        if not trace_id:
+            sampled.append(False)
+            continue
+        # trace_sampled's test, inlined: one call per row less on a million-row scan.
+        sampled.append(int.from_bytes(sha256(trace_id.encode()).digest()[:8], "big") / 2**64 < sample_rate)
+    return sampled
 
 
 def version_in_canary(model_name: str, model_version: str, canary: frozenset[tuple[str, str]]) -> bool:

@@ -300,15 +300,17 @@ def table_prefilter(rules: list[Rule], mapping: ColumnMapping) -> tuple[list[str
 
             tests.append((rule.kind, error_test))
         elif isinstance(spec, MatchRule) and spec.key in kept and spec.key != "timestamp":
-            columns.append(spec.key)
+            key, wanted = spec.key, spec.value
+            columns.append(key)
 
-            def match_test(cols: dict[str, list[Any]], n: int, c: str = spec.key, want: str = spec.value) -> list[bool]:
+            def match_test(cols: dict[str, list[Any]], n: int, c: str = key, want: str = wanted) -> list[bool]:
                 return [_text(json_value(v)) == want for v in cols[c]]
 
             tests.append((rule.kind, match_test))
         elif isinstance(spec, PercentRule):
+            share = spec.percent / 100
 
-            def percent_test(cols: dict[str, list[Any]], n: int, rate: float = spec.percent / 100) -> list[bool]:
+            def percent_test(cols: dict[str, list[Any]], n: int, rate: float = share) -> list[bool]:
                 ids = _signal_ids(cols, mapping, n)
                 # A row without an id is named by a hash of its content: built, and decided whole.
                 return [s or i is None for s, i in zip(traces_sampled(ids, rate), ids, strict=True)]

@@ -18,6 +18,7 @@ BENCHMARKS = [
     "export",
     "delta_push",
     "source_delta_scan",
+    "source_pulls",
     "promotion",
     "monitoring",
 ]

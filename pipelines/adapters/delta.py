@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -579,6 +579,9 @@ def throttle(seconds: float) -> Callable[[int], None] | None:
 #   external id / trace id); "skip" ignores the version's added rows too (Databricks'
 #   ``skipChangeCommits``).
 
+# (columns, predicate): which rows of a record batch to build, from those columns' values (see delta_table_read).
+RowFilter = tuple[Sequence[str], Callable[[dict[str, list[Any]]], list[bool]]]
+
 COMPACTION_OPERATIONS = frozenset({"OPTIMIZE"})
 REWRITE_POLICIES = ("error", "reread", "skip")
 
@@ -638,6 +641,7 @@ def delta_table_read(
     watermark: DeltaWatermark | None = None,
     batch_size: int = 1000,
     on_rewrite: str = "error",
+    keep: RowFilter | None = None,
 ) -> Iterator[TableBatch]:
     """Read the rows appended to the Delta table at ``uri`` since ``watermark``, ``batch_size`` at a time.
 
@@ -647,6 +651,11 @@ def delta_table_read(
     the table version current when the read began; the last batch ends on that version (a batch
     with no rows is yielded when only the watermark moves, e.g. past a compaction). Memory stays
     bounded by one Arrow record batch of ``batch_size`` rows and one batch of dicts.
+
+    ``keep``: (columns, predicate) to convert only some rows: the predicate gets those columns of a
+    record batch as Python lists (the values the rows would hold) and says, per row, whether to build
+    it. Rows it leaves out still count in ``scanned`` and in the watermark (a batch covers the same
+    table rows either way); building dicts is most of a scan's time, so a sampling source skips it.
 
     PermanentPipelineError: no table, a mapped column the table lacks, a rewritten version under
     ``on_rewrite="error"``, a version no longer in the log. TransientPipelineError: the store did not
@@ -670,8 +679,12 @@ def delta_table_read(
             "was the table dropped and re-created? Reset the source's watermark to read it again.",
             system=SYSTEM,
         )
+    if keep is not None:
+        missing = set(keep[0]) - {f.name for f in table.schema().fields}
+        if missing:
+            raise PermanentPipelineError(f"Delta table {uri} has no column {sorted(missing)[0]!r}", system=SYSTEM)
     reader = _DeltaUnits(uri=uri, options=options, latest=latest, table=table)
-    return _batches(reader, columns, start, batch_size=batch_size, on_rewrite=on_rewrite)
+    return _batches(reader, columns, start, batch_size=batch_size, on_rewrite=on_rewrite, keep=keep)
 
 
 class _DeltaUnits:
@@ -793,12 +806,22 @@ def _next_unit(units: _DeltaUnits, wm: DeltaWatermark, on_rewrite: str, since: i
 
 
 def _batches(
-    units: _DeltaUnits, columns: ColumnMapping, start: DeltaWatermark, *, batch_size: int, on_rewrite: str
+    units: _DeltaUnits,
+    columns: ColumnMapping,
+    start: DeltaWatermark,
+    *,
+    batch_size: int,
+    on_rewrite: str,
+    keep: RowFilter | None = None,
 ) -> Iterator[TableBatch]:
     names = columns.columns
+    if keep is not None:
+        names = list(dict.fromkeys([*names, *keep[0]]))
     since = start.version
     wm = start
-    buffer: list[dict[str, Any]] = []
+    # One entry per table row read; None for a row ``keep`` left out (so batch bounds and offsets
+    # count table rows whether or not they were built).
+    buffer: list[dict[str, Any] | None] = []
     while True:
         unit = _next_unit(units, wm, on_rewrite, since)
         if unit is None:
@@ -826,17 +849,35 @@ def _batches(
                     skip = 0
                 if not record_batch.num_rows:
                     continue
-                buffer.extend(columns.rows(_pydict(record_batch)))
+                buffer.extend(_rows(columns, record_batch, keep))
                 done += record_batch.num_rows
                 while len(buffer) >= batch_size:
                     out, buffer = buffer[:batch_size], buffer[batch_size:]
                     # Rows left in the buffer came from this record batch (the buffer held fewer than
                     # batch_size rows before it), so they are the last ones of this unit read so far.
                     after = DeltaWatermark(version=base.version, offset=done - len(buffer), snapshot=base.snapshot)
-                    yield TableBatch(rows=out, watermark=after, scanned=len(out))
+                    yield TableBatch(rows=_built(out), watermark=after, scanned=len(out))
         wm = DeltaWatermark(version=version)
     if buffer or wm != start:
-        yield TableBatch(rows=buffer, watermark=wm, scanned=len(buffer))
+        yield TableBatch(rows=_built(buffer), watermark=wm, scanned=len(buffer))
+
+
+def _rows(columns: ColumnMapping, batch: pa.RecordBatch, keep: RowFilter | None) -> Sequence[dict[str, Any] | None]:
+    """The batch's rows, in order; None for each row ``keep`` leaves out (not built)."""
+    if keep is None:
+        return columns.rows(_pydict(batch))
+    wanted, predicate = keep
+    mask = predicate(_pydict(batch.select(wanted)))
+    if all(mask):
+        return columns.rows(_pydict(batch))
+    if not any(mask):
+        return [None] * batch.num_rows
+    built = iter(columns.rows(_pydict(batch.select(columns.columns).filter(pa.array(mask, pa.bool_())))))
+    return [next(built) if k else None for k in mask]
+
+
+def _built(rows: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    return [row for row in rows if row is not None]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -59,7 +59,8 @@ def column_name_check(column: Any, *, system: str) -> None:
 class TableBatch:
     """One batch of a table read: the rows (item-shaped dicts), the watermark to store once they are
     ingested (resuming from it reads what follows them, nothing twice), and how many table rows the
-    batch covers (``scanned``: equal to ``len(rows)``; an empty batch only moves the watermark)."""
+    batch covers (``scanned``: ``len(rows)`` unless the reader was told to build only some rows; an
+    empty batch only moves the watermark)."""
 
     rows: list[dict[str, Any]]
     watermark: Any  # DeltaWatermark or UcWatermark
@@ -117,7 +118,7 @@ class ColumnMapping:
             if target in TEXT_FIELDS:
                 converted.append([v if type(v) is str else str(v) if type(v) is int else convert(v) for v in values])
             elif target in ("request", "response"):
-                converted.append([v if type(v) is str and v[:1] not in _JSONISH else convert(v) for v in values])
+                converted.append([v if type(v) is str and v[:1] not in JSONISH else convert(v) for v in values])
             elif target == "timestamp":
                 converted.append([v if type(v) is datetime and v.tzinfo is not None else convert(v) for v in values])
             else:
@@ -137,7 +138,7 @@ class ColumnMapping:
 
 
 # First characters of text that may hold JSON; "" (the slice of an empty string) goes to the converter.
-_JSONISH = frozenset({"", "{", "[", " ", "\t", "\r", "\n"})
+JSONISH = frozenset({"", "{", "[", " ", "\t", "\r", "\n"})
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 

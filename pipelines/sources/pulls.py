@@ -403,6 +403,9 @@ def _run(pull: SourcePull, owner: str, *, batch_limit: int | None) -> bool:
         if batch.scanned == 0 and batch.watermark == watermark:
             break  # nothing new
         taken, outcome = _decide(source, batch.rows, rules, canary, timezone.now())
+        # Rows the reader left unbuilt (a table read: no rule could take them) were scanned and sampled out.
+        outcome.counts["scanned"] = batch.scanned
+        outcome.counts["sampled_out"] += batch.scanned - len(batch.rows)
         _commit(pull, owner, batch, taken, outcome)
         watermark, scanned, batches = batch.watermark, scanned + batch.scanned, batches + 1
         if batch.done:

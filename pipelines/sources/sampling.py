@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -89,7 +90,6 @@ RULE_KINDS: dict[str, type[RuleIn]] = {
     "canary": CanaryRule,
     "percent": PercentRule,
 }
-ASSESSMENT_KINDS = frozenset({"thumbs_down", "score_below"})  # rules that read a row's assessments
 
 
 @dataclass(frozen=True)
@@ -148,10 +148,6 @@ def rules_stored(rules: list[Rule]) -> list[dict[str, Any]]:
     return out
 
 
-def rules_need_assessments(rules: list[Rule]) -> bool:
-    return any(rule.kind in ASSESSMENT_KINDS for rule in rules)
-
-
 # --- evaluating ----------------------------------------------------------------------------------
 
 
@@ -190,6 +186,18 @@ def rule_matches(rule: Rule, signals: Signals, *, canary: frozenset[tuple[str, s
     if isinstance(spec, PercentRule):
         return bool(signals.trace_id) and trace_sampled(signals.trace_id, spec.percent / 100)
     return False
+
+
+def traces_sampled(trace_ids: list[str | None], sample_rate: float) -> list[bool]:
+    """``trace_sampled`` over a column of ids at once (None or "": not sampled), for a table batch."""
+    sampled = []
+    for trace_id in trace_ids:
+        if not trace_id:
+            sampled.append(False)
+            continue
+        # trace_sampled's test, inlined: one call per row less on a million-row scan.
+        sampled.append(int.from_bytes(sha256(trace_id.encode()).digest()[:8], "big") / 2**64 < sample_rate)
+    return sampled
 
 
 def version_in_canary(model_name: str, model_version: str, canary: frozenset[tuple[str, str]]) -> bool:

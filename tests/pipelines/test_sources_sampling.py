@@ -11,7 +11,9 @@ from pipelines.sources.sampling import (
     rule_room,
     rules_stored,
     rules_validate,
+    traces_sampled,
 )
+from pipelines.sources.traces import trace_sampled
 
 
 def rules(*raw: dict) -> list:
@@ -111,3 +113,12 @@ def test_thumbs_down_values() -> None:
         assert is_thumbs_down(value), value
     for value in (True, "thumbs_up", 1, 5, None, {"rating": "positive"}):
         assert not is_thumbs_down(value), value
+
+
+def test_sampling_a_column_of_ids_decides_as_trace_sampled_on_each() -> None:
+    ids = [str(uuid.uuid4()) for _ in range(5000)] + [f"tr-{n:09d}" for n in range(5000)]
+    ids += ["x", "é✓", "0", "tr-" + "f" * 32, "a b"]
+    for rate in (0.0001, 0.01, 0.05, 0.3333, 0.5, 0.99, 1.0):
+        assert traces_sampled(ids, rate) == [trace_sampled(i, rate) for i in ids]
+    assert 400 < sum(traces_sampled(ids, 0.05)) < 600  # about 5% of 10,000: the test can tell a wrong hash
+    assert traces_sampled([None, ""], 1.0) == [False, False]  # no id: not sampled (as Signals with no trace id)

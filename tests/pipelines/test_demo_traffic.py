@@ -58,7 +58,7 @@ def test_feedback_is_a_function_of_the_trace_id_and_version_1_is_disliked_more()
         assert abs(rated.count(False) / len(rated) - DOWN_SHARE[variant]) < 0.04, variant
 
 
-def test_traffic_is_traced_rated_pulled_and_drawn_with_version_1_more_disliked(
+def test_traffic_is_traced_rated_pulled_and_drawn_per_item(
     settings,
     mlflow_store,  # noqa: F811
     django_capture_on_commit_callbacks,
@@ -105,16 +105,17 @@ def test_traffic_is_traced_rated_pulled_and_drawn_with_version_1_more_disliked(
     assert joined.count() == Feedback.objects.filter(project=project, trace_id__in=taken).count() > 0
 
     monitoring_refresh(project=project)
-    rates = {}
+    # Every trace's feedback was decided by its (random) id, so the figure is checked against what was
+    # decided for the traces the source took; the 55% / 15% shares themselves are checked over 4,000
+    # ids in the test above, where chance plays no part.
+    served = logged + [t for t in ticked if t is not None]
     for version in ("1", "2"):
+        rated = [t for t in served if t.version == version and t.trace_id in taken and t.feedback is not None]
         sums = MonitoringBucket.objects.filter(
             project=project, granularity=Granularity.DAY, metric=THUMBS_DOWN, model_version=version
         ).aggregate(n=Sum("n"), total=Sum("total"))
-        assert sums["n"], version
-        rates[version] = sums["total"] / sums["n"]
-    # Of at least PER_VERSION requests each (about 60% rated, every thumbs down and half the rest sampled):
-    # version 1's end users dislike 55% of rated answers, version 2's 15%.
-    assert rates["1"] > rates["2"], rates
+        assert sums["n"] == len(rated) > 0, version
+        assert sums["total"] == pytest.approx(sum(1 for t in rated if t.feedback is False)), version
 
 
 def test_the_split_follows_production_and_its_canary_and_the_backfill_logs_the_canary_once(

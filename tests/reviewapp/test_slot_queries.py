@@ -24,9 +24,9 @@ def test_the_review_pages_queries_are_pinned(client, project, reviewer, django_a
     make_items(project, 4)
     client.force_login(reviewer)
     page = reverse("review-page", args=[project.slug])
-    with django_assert_num_queries(15):  # a new lease
+    with django_assert_num_queries(17):  # a new lease (+ 2: the navigation's roles and project-creation check)
         client.get(page)
-    with django_assert_num_queries(11):  # the lease held, renewed
+    with django_assert_num_queries(13):  # the lease held, renewed
         client.get(page)
     lease = held(Assignment, reviewer)
     with django_assert_num_queries(32):  # save the review, lease and show the next item
@@ -61,9 +61,9 @@ def test_the_pairwise_pages_queries_are_pinned(client, project, reviewer, django
     pairwise_tasks_create(project=project, version_a=CHAMPION, version_b=CANDIDATE)
     client.force_login(reviewer)
     page = reverse("pairwise-page", args=[project.slug])
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(13):  # + 2: the navigation's roles and project-creation check
         client.get(page)
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(12):
         client.get(page)
     slot = held(PairwiseSlot, reviewer)
     with django_assert_num_queries(22):

@@ -99,9 +99,10 @@ def member_role_change(*, membership: Membership, data: object, actor: Actor) ->
     return membership
 
 
-def member_remove(*, membership: Membership, actor: Actor) -> None:
+def member_remove(*, membership: Membership, actor: Actor, reason: str = "") -> None:
     """Remove a member: out of the project's reviewer groups, their open slots assigned to nobody.
-    Their reviews stay (they are the project's data). The last admin cannot be removed."""
+    Their reviews stay (they are the project's data). The last admin cannot be removed.
+    ``reason`` goes into the audit entry (single sign-on names the claim that stopped granting it)."""
     project = membership.project
     user: User = membership.user
     with transaction.atomic():
@@ -118,6 +119,12 @@ def member_remove(*, membership: Membership, actor: Actor) -> None:
             action="member.remove",
             target=membership,
             project=project,
-            data={"user": user.pk, "username": user.username, "role": membership.role, "slots_unassigned": unassigned},
+            data={
+                "user": user.pk,
+                "username": user.username,
+                "role": membership.role,
+                "slots_unassigned": unassigned,
+                **({"reason": reason} if reason else {}),
+            },
         )
         membership.delete()

@@ -16,8 +16,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from reviewapp.models import Assignment, Membership, Project, ReviewerGroup, Role
+from reviewapp.models import Membership, Project, Role
 from reviewapp.services.audit import audit_record
+from reviewapp.services.members import member_remove
 from reviewapp.services.projects import membership_set
 from reviewapp.sso.config import ROLES, RoleMapEntry
 from reviewapp.sso.models import SsoIdentity, SsoRoleGrant
@@ -116,21 +117,6 @@ def _strongest(roles: list[str]) -> str:
     return max(roles, key=ROLES.index)
 
 
-def _membership_remove(*, membership: Membership, actor: User, reason: str) -> None:
-    project, user = membership.project, membership.user
-    for group in ReviewerGroup.objects.filter(project=project, members=user):
-        group.members.remove(user)
-    Assignment.objects.filter(project=project, assigned_to=user, submitted_at__isnull=True).update(assigned_to=None)
-    audit_record(
-        actor=actor,
-        action="membership.remove",
-        target=membership,
-        project=project,
-        data={"user": user.pk, "role": membership.role, "source": "sso", "reason": reason},
-    )
-    membership.delete()
-
-
 def _last_admin(membership: Membership) -> bool:
     # SSO never leaves a project without an admin (as the members page does not).
     return (
@@ -193,6 +179,6 @@ def sso_roles_apply(*, user: User, claims: Mapping[str, Any], claim: str, role_m
                 log.warning("SSO keeps %s on %s: they are its last admin", user, slug)
                 result.kept.append(slug)
                 continue
-            _membership_remove(membership=membership, actor=user, reason="the role claim no longer grants it")
+            member_remove(membership=membership, actor=user, reason="sso: the role claim no longer grants it")
             result.revoked.append(slug)
     return result
